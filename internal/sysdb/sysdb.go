@@ -1,0 +1,317 @@
+// Package sysdb reads the system databases a super-server consults while
+// reading its configuration: /etc/services, /etc/protocols, /etc/rpc,
+// /etc/networks, /etc/passwd and /etc/group.
+//
+// It is a leaf package (it imports nothing from gxinetd). Files are read
+// once per DB and cached, so a 10,000-service configuration does not read
+// /etc/services 10,000 times; a reload makes a new DB. Root lets tests and
+// the check mode point every lookup at a directory of their own.
+package sysdb
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+// User is one /etc/passwd entry.
+type User struct {
+	Name string
+	UID  int
+	GID  int
+	Home string
+}
+
+// Group is one /etc/group entry.
+type Group struct {
+	Name    string
+	GID     int
+	Members []string
+}
+
+// DB answers lookups from the files under Root ("" or "/" for the real
+// system). The zero value reads the real system. It is safe for
+// concurrent use.
+type DB struct {
+	Root string
+
+	once      sync.Once
+	services  map[string]int // "name/proto" -> port (names and aliases)
+	ports     map[string]string
+	protocols map[string]int // name or alias -> number
+	rpc       map[string]int
+	networks  map[string]string
+	users     map[string]*User
+	uids      map[int]*User
+	groups    map[string]*Group
+	gids      map[int]*Group
+}
+
+// System is the DB of the running system.
+var System = &DB{}
+
+func (db *DB) path(name string) string {
+	if db.Root == "" || db.Root == "/" {
+		return "/etc/" + name
+	}
+	return filepath.Join(db.Root, "etc", name)
+}
+
+func (db *DB) load() {
+	db.once.Do(func() {
+		db.services = map[string]int{}
+		db.ports = map[string]string{}
+		db.protocols = map[string]int{}
+		db.rpc = map[string]int{}
+		db.networks = map[string]string{}
+		db.users = map[string]*User{}
+		db.uids = map[int]*User{}
+		db.groups = map[string]*Group{}
+		db.gids = map[int]*Group{}
+
+		eachLine(db.path("services"), func(f []string) {
+			// name port/proto aliases...
+			if len(f) < 2 {
+				return
+			}
+			pp := strings.SplitN(f[1], "/", 2)
+			if len(pp) != 2 {
+				return
+			}
+			port, err := strconv.Atoi(pp[0])
+			if err != nil || port < 0 || port > 65535 {
+				return
+			}
+			proto := strings.ToLower(pp[1])
+			for i, n := range append([]string{f[0]}, f[2:]...) {
+				k := n + "/" + proto
+				if _, dup := db.services[k]; !dup {
+					db.services[k] = port
+				}
+				if i == 0 {
+					pk := pp[0] + "/" + proto
+					if _, dup := db.ports[pk]; !dup {
+						db.ports[pk] = n
+					}
+				}
+			}
+		})
+		if len(db.protocols) == 0 {
+			eachLine(db.path("protocols"), func(f []string) {
+				if len(f) < 2 {
+					return
+				}
+				n, err := strconv.Atoi(f[1])
+				if err != nil {
+					return
+				}
+				for _, name := range append([]string{f[0]}, f[2:]...) {
+					if _, dup := db.protocols[strings.ToLower(name)]; !dup {
+						db.protocols[strings.ToLower(name)] = n
+					}
+				}
+			})
+		}
+		// A machine without /etc/protocols (minimal containers) still
+		// knows tcp and udp: the kernel does, whatever the file says.
+		for name, n := range map[string]int{"ip": 0, "icmp": 1, "tcp": 6, "udp": 17, "ipv6": 41, "icmpv6": 58} {
+			if _, ok := db.protocols[name]; !ok {
+				db.protocols[name] = n
+			}
+		}
+		eachLine(db.path("rpc"), func(f []string) {
+			if len(f) < 2 {
+				return
+			}
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				return
+			}
+			for _, name := range append([]string{f[0]}, f[2:]...) {
+				db.rpc[name] = n
+			}
+		})
+		eachLine(db.path("networks"), func(f []string) {
+			if len(f) < 2 {
+				return
+			}
+			for _, name := range append([]string{f[0]}, f[2:]...) {
+				db.networks[name] = f[1]
+			}
+		})
+		eachColon(db.path("passwd"), func(f []string) {
+			if len(f) < 6 {
+				return
+			}
+			uid, err1 := strconv.Atoi(f[2])
+			gid, err2 := strconv.Atoi(f[3])
+			if err1 != nil || err2 != nil {
+				return
+			}
+			u := &User{Name: f[0], UID: uid, GID: gid, Home: f[5]}
+			if _, dup := db.users[u.Name]; !dup {
+				db.users[u.Name] = u
+			}
+			if _, dup := db.uids[uid]; !dup {
+				db.uids[uid] = u
+			}
+		})
+		eachColon(db.path("group"), func(f []string) {
+			if len(f) < 3 {
+				return
+			}
+			gid, err := strconv.Atoi(f[2])
+			if err != nil {
+				return
+			}
+			g := &Group{Name: f[0], GID: gid}
+			if len(f) > 3 && f[3] != "" {
+				g.Members = strings.Split(f[3], ",")
+			}
+			if _, dup := db.groups[g.Name]; !dup {
+				db.groups[g.Name] = g
+			}
+			if _, dup := db.gids[gid]; !dup {
+				db.gids[gid] = g
+			}
+		})
+	})
+}
+
+// eachLine calls fn with the blank-separated fields of every line of a
+// file in services(5) style, comments removed. A missing file is empty.
+func eachLine(path string, fn func([]string)) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	sc.Buffer(make([]byte, 0, 4096), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if i := strings.IndexByte(line, '#'); i >= 0 {
+			line = line[:i]
+		}
+		f := strings.Fields(line)
+		if len(f) > 0 {
+			fn(f)
+		}
+	}
+}
+
+// eachColon calls fn with the colon-separated fields of every line of a
+// passwd(5)-style file.
+func eachColon(path string, fn func([]string)) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimRight(line, "\r")
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		fn(strings.Split(line, ":"))
+	}
+}
+
+// ServicePort returns the port of name/proto from /etc/services.
+func (db *DB) ServicePort(name, proto string) (int, bool) {
+	db.load()
+	p, ok := db.services[name+"/"+strings.ToLower(proto)]
+	return p, ok
+}
+
+// ServiceName returns the official name of port/proto from /etc/services.
+func (db *DB) ServiceName(port int, proto string) (string, bool) {
+	db.load()
+	n, ok := db.ports[strconv.Itoa(port)+"/"+strings.ToLower(proto)]
+	return n, ok
+}
+
+// Protocol returns the number of a protocol name (case-insensitive).
+func (db *DB) Protocol(name string) (int, bool) {
+	db.load()
+	n, ok := db.protocols[strings.ToLower(name)]
+	return n, ok
+}
+
+// RPC returns the program number of an RPC service name from /etc/rpc.
+func (db *DB) RPC(name string) (int, bool) {
+	db.load()
+	n, ok := db.rpc[name]
+	return n, ok
+}
+
+// Network returns the network number text of an /etc/networks name.
+func (db *DB) Network(name string) (string, bool) {
+	db.load()
+	n, ok := db.networks[name]
+	return n, ok
+}
+
+// LookupUser finds a user by name.
+func (db *DB) LookupUser(name string) (*User, bool) {
+	db.load()
+	u, ok := db.users[name]
+	return u, ok
+}
+
+// LookupUID finds a user by uid.
+func (db *DB) LookupUID(uid int) (*User, bool) {
+	db.load()
+	u, ok := db.uids[uid]
+	return u, ok
+}
+
+// LookupGroup finds a group by name.
+func (db *DB) LookupGroup(name string) (*Group, bool) {
+	db.load()
+	g, ok := db.groups[name]
+	return g, ok
+}
+
+// LookupGID finds a group by gid.
+func (db *DB) LookupGID(gid int) (*Group, bool) {
+	db.load()
+	g, ok := db.gids[gid]
+	return g, ok
+}
+
+// GroupIDs returns the supplementary group ids of a user as initgroups(3)
+// computes them: the given primary gid plus every group that lists the
+// user as a member, without duplicates, primary first.
+func (db *DB) GroupIDs(user string, primary int) []int {
+	db.load()
+	out := []int{primary}
+	seen := map[int]bool{primary: true}
+	for _, g := range db.gids {
+		for _, m := range g.Members {
+			if m == user && !seen[g.GID] {
+				seen[g.GID] = true
+				out = append(out, g.GID)
+			}
+		}
+	}
+	// Deterministic order after the primary group.
+	rest := out[1:]
+	for i := 1; i < len(rest); i++ {
+		for j := i; j > 0 && rest[j] < rest[j-1]; j-- {
+			rest[j], rest[j-1] = rest[j-1], rest[j]
+		}
+	}
+	return out
+}
+
+// String describes the DB for messages.
+func (db *DB) String() string {
+	if db.Root == "" || db.Root == "/" {
+		return "system databases"
+	}
+	return fmt.Sprintf("system databases under %s", db.Root)
+}

@@ -1,0 +1,54 @@
+package sysdb
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestLookups(t *testing.T) {
+	db := &DB{Root: "testdata"}
+	if p, ok := db.ServicePort("echo", "udp"); !ok || p != 7 {
+		t.Errorf("echo/udp = %d, %v", p, ok)
+	}
+	if p, ok := db.ServicePort("ident", "tcp"); !ok || p != 113 {
+		t.Errorf("alias ident/tcp = %d, %v", p, ok)
+	}
+	if _, ok := db.ServicePort("ftp", "udp"); ok {
+		t.Errorf("ftp/udp should be unknown")
+	}
+	if n, ok := db.ServiceName(113, "tcp"); !ok || n != "auth" {
+		t.Errorf("113/tcp = %q", n)
+	}
+	if n, ok := db.Protocol("TCP"); !ok || n != 6 {
+		t.Errorf("TCP = %d", n)
+	}
+	if n, ok := db.RPC("rup"); !ok || n != 100001 {
+		t.Errorf("rup = %d", n)
+	}
+	if n, ok := db.Network("loopback"); !ok || n != "127" {
+		t.Errorf("loopback = %q", n)
+	}
+	u, ok := db.LookupUser("nobody")
+	if !ok || u.UID != 65534 || u.GID != 65534 {
+		t.Errorf("nobody = %+v", u)
+	}
+	if _, ok := db.LookupUser("mallory"); ok {
+		t.Errorf("mallory should be unknown")
+	}
+	if g, ok := db.LookupGID(50); !ok || g.Name != "staff" {
+		t.Errorf("gid 50 = %+v", g)
+	}
+	if got := db.GroupIDs("alice", 1000); !reflect.DeepEqual(got, []int{1000, 10, 50}) {
+		t.Errorf("GroupIDs(alice) = %v", got)
+	}
+}
+
+func TestMissingFilesStillKnowTCP(t *testing.T) {
+	db := &DB{Root: t.TempDir()}
+	if n, ok := db.Protocol("udp"); !ok || n != 17 {
+		t.Errorf("udp = %d, %v", n, ok)
+	}
+	if _, ok := db.ServicePort("echo", "tcp"); ok {
+		t.Errorf("empty root should know no services")
+	}
+}
