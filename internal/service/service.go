@@ -334,6 +334,20 @@ type Service struct {
 	RPCLow    int `json:"rpc_version_low,omitempty"`
 	RPCHigh   int `json:"rpc_version_high,omitempty"`
 
+	// IdleTimeout bounds how long a stream builtin or a redirect session
+	// may sit idle (idle_timeout, seconds; 0 = the daemon's default for
+	// builtins, no limit for redirect).
+	IdleTimeout int `json:"idle_timeout,omitempty"`
+	// MaxBytes caps the bytes one stream builtin connection may move
+	// (max_bytes; 0 = the daemon's default).
+	MaxBytes int64 `json:"max_bytes,omitempty"`
+	// ConnectTimeout bounds the redirect's outgoing connect
+	// (connect_timeout, seconds; 0 = the daemon's default).
+	ConnectTimeout int `json:"connect_timeout,omitempty"`
+	// IdentTimeout bounds RFC 1413 lookups for USERID (ident_timeout,
+	// seconds; 0 = the daemon's default).
+	IdentTimeout int `json:"ident_timeout,omitempty"`
+
 	// Builtin is the internal service's name (echo, daytime, ..., tcpmux,
 	// auth, sensor) for INTERNAL services, lower-case.
 	Builtin string `json:"builtin,omitempty"`
@@ -401,6 +415,9 @@ type Defaults struct {
 	Banner        string `json:"banner,omitempty"`
 	BannerSuccess string `json:"banner_success,omitempty"`
 	BannerFail    string `json:"banner_fail,omitempty"`
+
+	IdentTimeout int `json:"ident_timeout,omitempty"`
+	Backlog      int `json:"backlog,omitempty"`
 
 	// Metrics is the address of the optional Prometheus listener
 	// (`metrics = 127.0.0.1:9101`); MetricsOnlyFrom restricts its clients.
