@@ -1,0 +1,64 @@
+package parser
+
+import (
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// genConfig writes a configuration of n services in the shape distributions
+// ship: a defaults block and one block per service, each with the usual
+// attributes and an access list.
+func genConfig(n int) []byte {
+	var b strings.Builder
+	b.Grow(n * 220)
+	b.WriteString("defaults\n{\n\tlog_type = SYSLOG daemon info\n\tlog_on_success = HOST PID\n\tlog_on_failure = HOST\n\tinstances = 50\n}\n\n")
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "# service number %d\nservice svc%d\n{\n\ttype\t\t= UNLISTED\n\tsocket_type\t= stream\n\tprotocol\t= tcp\n\tport\t\t= %d\n\twait\t\t= no\n\tuser\t\t= nobody\n\tserver\t\t= /bin/cat\n\tserver_args\t= -u -n\n\tonly_from\t= 127.0.0.1 10.0.0.0/8\n\tbind\t\t= 127.0.%d.%d\n}\n\n",
+			i, i, 1024+i%60000, i/250%256, i%250+1)
+	}
+	return []byte(b.String())
+}
+
+func benchParse(b *testing.B, n int) {
+	data := genConfig(n)
+	opt := testOptions()
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	var cfg *service.Config
+	for i := 0; i < b.N; i++ {
+		cfg = Parse("bench.conf", data, opt)
+		if len(cfg.Services) != n || len(cfg.Accepted()) != n {
+			b.Fatalf("got %d services, %d accepted; diags:\n%v", len(cfg.Services), len(cfg.Accepted()), cfg.Diags)
+		}
+	}
+	b.StopTimer()
+	// What the daemon keeps: the heap held by one Config.
+	var before, after runtime.MemStats
+	cfg = nil
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	cfg = Parse("bench.conf", data, opt)
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "retained-MB")
+	runtime.KeepAlive(cfg)
+}
+
+func BenchmarkParse1k(b *testing.B)  { benchParse(b, 1000) }
+func BenchmarkParse10k(b *testing.B) { benchParse(b, 10000) }
+
+// BenchmarkGrammar10k measures the lexer and participle alone.
+func BenchmarkGrammar10k(b *testing.B) {
+	src := string(genConfig(10000))
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := parseAST("bench.conf", src); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

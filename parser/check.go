@@ -1,0 +1,414 @@
+package parser
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// checker collects the whole-entry messages of one service.
+type checker struct {
+	l *loader
+	e *entry
+	s *service.Service
+}
+
+func (c *checker) err(code, msg string) {
+	d := service.Diag{Pos: c.s.Src, Severity: service.SevError, Code: code, Service: c.s.ID, Msg: msg, IncludedFrom: c.e.incFrom}
+	c.l.cfg.Diags = append(c.l.cfg.Diags, d)
+	c.s.Reasons = append(c.s.Reasons, d)
+	c.s.Status = service.StatusRejected
+}
+
+func (c *checker) warn(code, attr, msg string) {
+	pos := c.s.Src
+	if o, ok := c.s.Origins[attr]; ok && o.Line > 0 {
+		pos = o
+		pos.Origin = ""
+	}
+	c.l.cfg.Diags = append(c.l.cfg.Diags, service.Diag{Pos: pos, Severity: service.SevWarning, Code: code, Service: c.s.ID, Attr: attr, Msg: msg, IncludedFrom: c.e.incFrom})
+}
+
+func (c *checker) implied(attr string) {
+	if c.s.Origins == nil {
+		c.s.Origins = map[string]service.Source{}
+	}
+	c.s.Origins[attr] = service.Source{Origin: "default"}
+}
+
+// complete fills what xinetd fills after all files are read (§2.5 step 2,
+// §4.1) and applies the whole-entry rules (§4.2), rejecting the service
+// with one message per broken rule.
+func (l *loader) complete(e *entry) {
+	s := e.svc
+	c := &checker{l: l, e: e, s: s}
+	FillFromDefaults(&l.cfg.Defaults, s)
+
+	internal := s.Type.Has(service.TypeInternal) || s.Flags.Has(service.FlagSensor)
+	redirect := s.Redirect != nil
+	mux := s.IsTCPMuxClient()
+	rpc := s.Type.Has(service.TypeRPC)
+	unlisted := s.Type.Has(service.TypeUnlisted)
+
+	// Address family: flags, then the bind address, then dual-stack.
+	v4, v6 := s.Flags.Has(service.FlagIPv4), s.Flags.Has(service.FlagIPv6)
+	if v4 && v6 {
+		c.warn(WarnFamily, "flags", fmt.Sprintf("Service %s will use IPv6 or fallback to IPv4: flags IPv4 and IPv6 together mean IPv6", s.Name))
+		v4 = false
+	}
+	if len(e.bindCands) > 0 {
+		s.Bind.Addr = pickBind(e.bindCands, v4, v6)
+	}
+	switch {
+	case v6:
+		s.Family = service.FamilyIPv6
+	case v4:
+		s.Family = service.FamilyIPv4
+	case s.Bind.Addr.IsValid():
+		if s.Bind.Addr.Is4() {
+			s.Family = service.FamilyIPv4
+		} else {
+			s.Family = service.FamilyIPv6
+		}
+	case s.Bind.Interface != "":
+		s.Family = s.Bind.IfaceFamily
+	default:
+		s.Family = service.FamilyDual
+	}
+	if a := s.Bind.Addr; a.IsValid() {
+		if v4 && !a.Is4() {
+			c.err(CodeEntry, fmt.Sprintf("Service %s has flags IPv4 but binds to the IPv6 address %s", s.Name, a))
+		}
+		if v6 && a.Is4() {
+			c.err(CodeEntry, fmt.Sprintf("Service %s has flags IPv6 but binds to the IPv4 address %s", s.Name, a))
+		}
+	}
+
+	// protocol <-> socket_type.
+	switch {
+	case s.Protocol == "" && s.SocketType == service.SockStream:
+		s.Protocol, s.ProtoNum = "tcp", l.protoNum("tcp")
+		c.implied("protocol")
+	case s.Protocol == "" && s.SocketType == service.SockDgram:
+		s.Protocol, s.ProtoNum = "udp", l.protoNum("udp")
+		c.implied("protocol")
+	case s.SocketType == service.SockUnset && s.Protocol == "tcp":
+		s.SocketType = service.SockStream
+		c.implied("socket_type")
+	case s.SocketType == service.SockUnset && s.Protocol == "udp":
+		s.SocketType = service.SockDgram
+		c.implied("socket_type")
+	}
+
+	// argv.
+	if !internal && !redirect && s.Server != "" {
+		if s.Flags.Has(service.FlagNameInArgs) {
+			if len(s.ServerArgs) == 0 {
+				c.err(CodeEntry, fmt.Sprintf("Service %s has NAMEINARGS flag set and no server_args", s.Name))
+			} else {
+				s.Argv = append([]string(nil), s.ServerArgs...)
+			}
+		} else {
+			s.Argv = append([]string{baseName(s.Server)}, s.ServerArgs...)
+		}
+	}
+
+	// User without group: a numeric user's gid is the same number
+	// (xinetd), a named user's is its passwd entry's.
+	if s.User != nil && s.Group == nil {
+		if allDigits(s.User.Name) {
+			s.Group = &service.Cred{ID: s.User.ID}
+		} else if u, ok := l.sys.LookupUser(s.User.Name); ok {
+			s.Group = &service.Cred{ID: u.GID}
+			if g, ok := l.sys.LookupGID(u.GID); ok {
+				s.Group.Name = g.Name
+			}
+		}
+		if s.Group != nil {
+			c.implied("group")
+		}
+	}
+
+	// Port from /etc/services.
+	if s.Port == 0 && !mux && !rpc && !unlisted && s.Protocol != "" {
+		if p, ok := l.sys.ServicePort(s.Name, s.Protocol); ok {
+			s.Port = p
+			c.implied("port")
+		} else {
+			c.err(CodePort, fmt.Sprintf("Port not specified and can't find service: %s with getservbyname", s.Name))
+		}
+	} else if s.Port != 0 && !mux && !rpc && !unlisted && s.Protocol != "" && setByEntry(s, "port") {
+		if p, ok := l.sys.ServicePort(s.Name, s.Protocol); !ok {
+			c.err(CodePort, fmt.Sprintf("service/protocol combination not in /etc/services: %s/%s (add type = UNLISTED for a service of your own)", s.Name, s.Protocol))
+		} else if p != s.Port {
+			c.err(CodePort, fmt.Sprintf("Service %s expects port %d, not %d", s.Name, p, s.Port))
+		}
+	}
+
+	// INTERCEPT has never worked in the packaged xinetd; keep xinetd's
+	// two rules for clearing it.
+	if s.Flags.Has(service.FlagIntercept) {
+		switch {
+		case internal:
+			s.Flags &^= service.FlagIntercept
+			c.warn(WarnIntercept, "flags", "Internal services cannot be intercepted: "+s.ID)
+		case !s.Wait:
+			s.Flags &^= service.FlagIntercept
+			c.warn(WarnIntercept, "flags", "Multi-threaded services cannot be intercepted: "+s.ID)
+		}
+	}
+
+	// Builtins.
+	switch {
+	case s.Flags.Has(service.FlagSensor):
+		s.Builtin = "sensor"
+	case s.Type.Has(service.TypeInternal):
+		if service.HasBuiltin(s.Name, s.SocketType) {
+			s.Builtin = strings.ToLower(s.Name)
+		} else if s.SocketType != service.SockUnset {
+			c.err(CodeBuiltin, fmt.Sprintf("No such internal service: %s/%s - DISABLING", s.Name, s.SocketType))
+		}
+	}
+
+	if mux {
+		if !unlisted {
+			c.err(CodeEntry, fmt.Sprintf("Service: %s (tcpmux) should have UNLISTED in type.", s.Name))
+		}
+		if s.Protocol != "" && s.Protocol != "tcp" {
+			c.err(CodeEntry, fmt.Sprintf("Service: %s (tcpmux) should have tcp in protocol.", s.Name))
+		}
+	}
+
+	if rpc && !unlisted {
+		if n, ok := l.sys.RPC(s.Name); ok {
+			s.RPCNumber = n
+		} else {
+			c.err(CodeEntry, "unknown RPC service: "+s.Name)
+		}
+	}
+	if !rpc && !unlisted && !mux && s.Protocol == "" && s.SocketType != service.SockUnset {
+		c.err(CodeEntry, fmt.Sprintf("A protocol or a socket_type must be specified for service: %s.", s.Name))
+	}
+
+	if redirect {
+		if s.SocketType != service.SockStream && s.SocketType != service.SockUnset || s.Protocol != "" && s.Protocol != "tcp" {
+			c.err(CodeEntry, "Only tcp sockets are supported for redirected service "+s.Name)
+		}
+		if s.Wait {
+			c.err(CodeEntry, fmt.Sprintf("Redirected service %s must not wait", s.Name))
+		}
+		if s.Flags.Has(service.FlagNameInArgs) {
+			c.err(CodeEntry, fmt.Sprintf("Redirected service %s should not have NAMEINARGS flag set", s.Name))
+		}
+	} else if s.LogOnSuccess.Has(service.LogSuccessTraffic) {
+		c.err(CodeEntry, fmt.Sprintf("Service %s should not have TRAFFIC flag set since its not redirected", s.Name))
+	}
+	if s.Flags.Has(service.FlagNameInArgs) && internal {
+		c.err(CodeEntry, fmt.Sprintf("Service %s is INTERNAL and has NAMEINARGS flag set", s.Name))
+	}
+	if s.SocketType == service.SockDgram && !s.Wait && setByEntry(s, "wait") {
+		c.err(CodeEntry, fmt.Sprintf("Service %s has socket_type dgram, but does not wait", s.Name))
+	}
+
+	// Required attributes, counting what the entry set plus what was
+	// inferred above.
+	missing := func(attr string) {
+		c.err(CodeMissingAttr, fmt.Sprintf("Service %s missing attribute %s - DISABLING", s.ID, attr))
+	}
+	if s.SocketType == service.SockUnset {
+		missing("socket_type")
+	}
+	if !setByEntry(s, "wait") {
+		missing("wait")
+	}
+	if !internal {
+		if s.User == nil {
+			missing("user")
+		}
+		if s.Server == "" && !redirect {
+			missing("server")
+		}
+	}
+	if unlisted && !rpc {
+		if s.Protocol == "" {
+			missing("protocol")
+		}
+		if !mux && s.Port == 0 {
+			missing("port")
+		}
+	}
+	if rpc {
+		if s.Protocol == "" {
+			missing("protocol")
+		}
+		if !setByEntry(s, "rpc_version") {
+			missing("rpc_version")
+		}
+		if unlisted && !setByEntry(s, "rpc_number") {
+			missing("rpc_number")
+		}
+	}
+
+	// The ident port must not look itself up.
+	if s.Port == 113 && s.Protocol == "tcp" {
+		if s.LogOnSuccess.Has(service.LogSuccessUserID) {
+			s.LogOnSuccess &^= service.LogSuccessUserID
+			c.warn(WarnUserID113, "log_on_success", s.ID+" service: clearing USERID option from log_on_success")
+		}
+		if s.LogOnFailure.Has(service.LogFailureUserID) {
+			s.LogOnFailure &^= service.LogFailureUserID
+			c.warn(WarnUserID113, "log_on_failure", s.ID+" service: clearing USERID option from log_on_failure")
+		}
+	}
+}
+
+func (l *loader) protoNum(name string) int {
+	n, _ := l.sys.Protocol(name)
+	return n
+}
+
+// pickBind chooses among a bind name's addresses as xinetd does once the
+// flags are known: IPv6 flag -> first IPv6, otherwise first IPv4.
+func pickBind(addrs []netip.Addr, v4, v6 bool) netip.Addr {
+	for _, a := range addrs {
+		if v6 && a.Is6() || !v6 && a.Is4() {
+			return a
+		}
+	}
+	return addrs[0]
+}
+
+// listenSpace describes the addresses a service's socket occupies.
+type listenSpace struct {
+	v4, v6 bool
+	addr   netip.Addr // invalid = every address of the families
+	iface  string
+}
+
+func spaceOf(s *service.Service) listenSpace {
+	var sp listenSpace
+	switch s.Family {
+	case service.FamilyIPv4:
+		sp.v4 = true
+	case service.FamilyIPv6:
+		sp.v6 = true
+		// Without V6ONLY an IPv6 wildcard socket also takes IPv4.
+		if !s.Bind.Addr.IsValid() && (s.V6Only == nil || !*s.V6Only) {
+			sp.v4 = true
+		}
+	default:
+		sp.v4, sp.v6 = true, true
+	}
+	sp.addr = s.Bind.Addr
+	sp.iface = s.Bind.Interface
+	return sp
+}
+
+func (a listenSpace) overlaps(b listenSpace) bool {
+	if !(a.v4 && b.v4 || a.v6 && b.v6) {
+		return false
+	}
+	aAny := !a.addr.IsValid() && a.iface == ""
+	bAny := !b.addr.IsValid() && b.iface == ""
+	switch {
+	case aAny || bAny:
+		return true
+	case a.addr.IsValid() && b.addr.IsValid():
+		return a.addr == b.addr
+	case a.iface != "" && b.iface != "":
+		return a.iface == b.iface
+	}
+	return false
+}
+
+type portKey struct {
+	port  int
+	proto int
+}
+
+type boundKey struct {
+	portKey
+	addr  netip.Addr
+	iface string
+}
+
+func (a listenSpace) wildcard() bool { return !a.addr.IsValid() && a.iface == "" }
+
+// checkDuplicates rejects a service whose socket would clash with an
+// earlier accepted one. Unlike xinetd (which only compares services that
+// have a bind address and otherwise lets bind(2) fail at start-up), two
+// services on the same port and protocol with overlapping addresses are a
+// clash: they cannot both listen. TCPMUX clients have no socket.
+func (l *loader) checkDuplicates() {
+	// Index by port and address so that a large configuration is checked
+	// in linear time: a wildcard listener is compared with everything on
+	// its port, a bound one only with wildcards and its own address.
+	wild := map[portKey][]*service.Service{}
+	bound := map[portKey][]*service.Service{}
+	exact := map[boundKey]*service.Service{}
+	byRPC := map[portKey][]*service.Service{}
+	ids := make(map[string]*service.Service, len(l.entries))
+	for _, e := range l.entries {
+		s := e.svc
+		if s.Status != "" || s.IsTCPMuxClient() {
+			continue
+		}
+		c := &checker{l: l, e: e, s: s}
+		var clash *service.Service
+		if s.Type.Has(service.TypeRPC) && s.Port == 0 {
+			k := portKey{s.RPCNumber, s.ProtoNum}
+			for _, t := range byRPC[k] {
+				if s.RPCLow <= t.RPCHigh && t.RPCLow <= s.RPCHigh {
+					clash = t
+					break
+				}
+			}
+			if clash == nil {
+				byRPC[k] = append(byRPC[k], s)
+			}
+		} else if s.Port != 0 {
+			k := portKey{s.Port, s.ProtoNum}
+			sp := spaceOf(s)
+			first := func(list []*service.Service) {
+				for _, t := range list {
+					if clash == nil && sp.overlaps(spaceOf(t)) {
+						clash = t
+					}
+				}
+			}
+			first(wild[k])
+			bk := boundKey{k, sp.addr, sp.iface}
+			if sp.wildcard() {
+				first(bound[k])
+			} else if t, ok := exact[bk]; ok && sp.overlaps(spaceOf(t)) {
+				clash = t
+			}
+			if clash == nil {
+				if sp.wildcard() {
+					wild[k] = append(wild[k], s)
+				} else {
+					bound[k] = append(bound[k], s)
+					if _, ok := exact[bk]; !ok {
+						exact[bk] = s
+					}
+				}
+			}
+		}
+		id := strings.ToLower(s.ID)
+		if clash != nil {
+			if strings.EqualFold(clash.ID, s.ID) {
+				c.err(CodeDuplicate, fmt.Sprintf("service: %s id: %s not unique or is a duplicate - DISABLING (same port as %s)", s.Name, s.ID, clash.Src))
+			} else {
+				c.err(CodeDuplicate, fmt.Sprintf("service: %s id: %s is unique but its identical to service: %s id: %s - DISABLING (same port and address, %s)", s.Name, s.ID, clash.Name, clash.ID, clash.Src))
+			}
+			continue
+		}
+		if t, ok := ids[id]; ok {
+			c.warn(WarnDuplicateID, "id", fmt.Sprintf("service %s has id %s, also used by service %s at %s; log records and the enabled/disabled lists cannot tell them apart", s.Name, s.ID, t.Name, t.Src))
+		} else {
+			ids[id] = s
+		}
+	}
+}

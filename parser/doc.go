@@ -1,0 +1,28 @@
+// Package parser reads xinetd.conf (xinetd 2.3.15's language plus
+// gxinetd's own attributes) into the plain-data model of
+// internal/service.
+//
+// It owns the whole path from bytes to a validated *service.Config:
+//
+//   - lexer.go: a hand-written lexer that hands participle one token per
+//     significant line (a run of attribute lines becomes one token);
+//   - grammar.go: the participle grammar over block structure, total so
+//     that no input stops the parse;
+//   - parser.go, include.go: files, include/includedir, cycles, ownership;
+//   - entry.go, attrs.go, addr.go: attribute lines, operators, values;
+//   - merge.go: the defaults block and the two moments at which it
+//     reaches a service (FillFromDefaults);
+//   - check.go: implied values and whole-entry rules, duplicate ports.
+//
+// Every problem becomes a service.Diag with a stable code and a
+// file:line:col position; one bad service never hides the others.
+//
+// Position in the dependency chain:
+//
+//	cmd -> internal/daemon -> parser -> internal/service
+//
+// parser may import internal/service and internal/sysdb. It must not import
+// access, logging, spawn, internal/builtins or internal/daemon, and no
+// participle type may leave the package (the model carries plain Sources).
+// The subdirectory parser/inetd (inetd.conf) is a separate package.
+package parser

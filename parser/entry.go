@@ -1,0 +1,451 @@
+package parser
+
+import (
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/alecthomas/participle/v2/lexer"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// entry is a service (or the defaults block) while its lines are read.
+type entry struct {
+	l          *loader
+	svc        *service.Service
+	isDefaults bool
+	file       string
+	incFrom    []service.Source
+	set        uint64 // attributes already given in this block, by attrSpec.bit
+	diags      service.Diags
+	rejecting  []bool // parallel to diags: did this one reject the entry
+	rejected   bool
+	stop       bool // disable = yes ends the entry
+
+	bindCands []netip.Addr // a bind host name's addresses, chosen once flags are known
+	argsLine  int          // line of server_args, for the NAMEINARGS order warning
+	flagsLine int          // line of a flags line with NAMEINARGS
+}
+
+// word is one blank-separated word of an attribute line and its column.
+type word struct {
+	text string
+	col  int
+}
+
+// attrLine is a split attribute line.
+type attrLine struct {
+	name   string // as written
+	key    string // lower-case
+	op     byte   // '=', '+' or '-'
+	line   int
+	col    int
+	values []word
+}
+
+func (a *attrLine) src(file string) service.Source { return srcOf(file, a.line, a.col) }
+
+// opText is the operator as written, for messages.
+func (a *attrLine) opText() string {
+	switch a.op {
+	case '+':
+		return "+="
+	case '-':
+		return "-="
+	}
+	return "="
+}
+
+// report records a diagnostic about the entry. A rejecting error marks the
+// service rejected (or, in defaults, the whole configuration unusable).
+func (e *entry) report(sev service.Severity, code, attr string, line, col int, reject bool, msg string) {
+	d := service.Diag{Pos: srcOf(e.file, line, col), Severity: sev, Code: code, Attr: attr, Msg: msg, IncludedFrom: e.incFrom}
+	if reject {
+		if e.isDefaults {
+			d.Fatal = true
+		} else {
+			e.rejected = true
+		}
+	}
+	e.diags = append(e.diags, d)
+	e.rejecting = append(e.rejecting, reject && !e.isDefaults)
+}
+
+// errAt rejects the entry because of one word of an attribute line.
+func (e *entry) errAt(a *attrLine, w int, code, msg string) {
+	col := a.col
+	if w >= 0 && w < len(a.values) {
+		col = a.values[w].col
+	}
+	e.report(service.SevError, code, a.key, a.line, col, true, msg)
+}
+
+// valueErr is errAt with E-ATTR-VALUE.
+func (e *entry) valueErr(a *attrLine, w int, msg string) { e.errAt(a, w, CodeAttrValue, msg) }
+
+func (e *entry) warnAt(a *attrLine, w int, code, msg string) {
+	col := a.col
+	if w >= 0 && w < len(a.values) {
+		col = a.values[w].col
+	}
+	e.report(service.SevWarning, code, a.key, a.line, col, false, msg)
+}
+
+// origin records that the entry itself set attr on line a.
+func (e *entry) origin(attr string, a *attrLine) {
+	if e.isDefaults {
+		e.l.defs.origins[attr] = a.src(e.file)
+		return
+	}
+	if e.svc.Origins == nil {
+		e.svc.Origins = make(map[string]service.Source, originsHint)
+	}
+	e.svc.Origins[attr] = a.src(e.file)
+}
+
+// block handles one `service` or `defaults` entry.
+func (l *loader) block(fs *fileState, b *astBlock) {
+	head := b.Head
+	file := head.Pos.Filename
+	words := strings.Fields(head.Value)
+	isDefaults := head.Type == tokDefaults
+	e := &entry{l: l, file: file, isDefaults: isDefaults, incFrom: l.chain()}
+	headSrc := srcOf(file, head.Pos.Line, head.Pos.Column)
+	open, body, closing := b.parts()
+	endLine := head.Pos.Line
+	switch {
+	case closing != nil:
+		endLine = closing.Pos.Line
+	case body != nil:
+		endLine = body.Pos.Line + strings.Count(body.Value, "\n")
+	case open != nil:
+		endLine = open.Pos.Line
+	}
+
+	if isDefaults {
+		if fs.defaultsSeen {
+			l.add(service.Diag{Pos: headSrc, Severity: service.SevError, Code: CodeDefaultsDup, Service: "defaults",
+				Msg: "only 1 defaults entry is allowed. This entry will be ignored"})
+			return
+		}
+		fs.defaultsSeen = true
+		e.svc = l.defs.svc
+		if l.defs.src.IsZero() {
+			l.defs.src = headSrc
+		}
+		if len(words) > 1 {
+			e.report(service.SevWarning, WarnTrailing, "", head.Pos.Line, head.Pos.Column, false,
+				"words after defaults are ignored: "+clip(strings.Join(words[1:], " ")))
+		}
+	} else {
+		s := &service.Service{Language: service.LangXinetd, Src: headSrc, EndLine: endLine}
+		e.svc = s
+		l.entries = append(l.entries, e)
+		if len(words) < 2 {
+			e.report(service.SevError, CodeSyntax, "", head.Pos.Line, head.Pos.Column, true, "service name missing")
+			l.closeEntry(e)
+			return
+		}
+		s.Name, s.ID = words[1], words[1]
+		if len(words) > 2 {
+			e.report(service.SevWarning, WarnTrailing, "", head.Pos.Line, head.Pos.Column, false,
+				"words after the service name are ignored: "+clip(strings.Join(words[2:], " ")))
+		}
+		l.defs.copyListsTo(s)
+	}
+
+	switch {
+	case open == nil:
+		e.report(service.SevError, CodeSyntax, "", head.Pos.Line, head.Pos.Column, true,
+			fmt.Sprintf("missing '{' (it must be on the line after %q)", clip(head.Value)))
+		l.closeEntry(e)
+		return
+	case open.Pos.Line == head.Pos.Line:
+		e.report(service.SevWarning, WarnBraceSameLine, "", open.Pos.Line, open.Pos.Column, false,
+			"'{' on the same line as the entry header; accepted (xinetd 2.3.15 refuses this entry)")
+	}
+	if body != nil {
+		e.lines(body)
+	}
+	if closing == nil {
+		e.report(service.SevError, CodeSyntax, "", endLine, 0, true,
+			"missing '}' (incomplete entry)")
+	}
+	if isDefaults {
+		l.defs.afterBlock(e, head.Pos.Line, len(l.entries))
+	}
+	l.closeEntry(e)
+}
+
+// parts returns a block's opening brace, attribute lines and closing
+// brace, whichever exist, unfolding the lexer's Body token.
+func (b *astBlock) parts() (open, body, closing *lexer.Token) {
+	switch {
+	case b.Folded != nil:
+		// The three pieces share one allocation.
+		var ts [3]lexer.Token
+		f := b.Folded
+		ts[0] = lexer.Token{Type: tokLBrace, Value: "{", Pos: f.Pos}
+		open = &ts[0]
+		first := strings.IndexByte(f.Value, '\n')
+		last := strings.LastIndexByte(f.Value, '\n')
+		cp := f.Pos
+		cp.Line += strings.Count(f.Value, "\n")
+		cp.Offset += len(f.Value) - 1
+		cp.Column = 0 // not needed for messages
+		ts[1] = lexer.Token{Type: tokRBrace, Value: "}", Pos: cp}
+		closing = &ts[1]
+		if first >= 0 && last > first {
+			bp := lexer.Position{Filename: f.Pos.Filename, Offset: f.Pos.Offset + first + 1, Line: f.Pos.Line + 1, Column: 1}
+			ts[2] = lexer.Token{Type: tokLine, Value: f.Value[first+1 : last], Pos: bp}
+			body = &ts[2]
+		}
+	case b.Open != nil:
+		open, body, closing = &b.Open.Brace, b.Open.Lines, b.Open.Close
+	case b.Bare != nil:
+		body, closing = &b.Bare.Lines, b.Bare.Close
+	}
+	return open, body, closing
+}
+
+// closeEntry moves an entry's diagnostics into the configuration, naming
+// the service by its final id.
+func (l *loader) closeEntry(e *entry) {
+	name := "defaults"
+	if !e.isDefaults {
+		name = e.svc.ID
+		if name == "" {
+			name = e.svc.Name
+		}
+	}
+	for i := range e.diags {
+		d := &e.diags[i]
+		d.Service = name
+		if len(d.IncludedFrom) == 0 {
+			d.IncludedFrom = nil
+		}
+		l.cfg.Diags = append(l.cfg.Diags, *d)
+		if e.rejecting[i] && !e.stop {
+			e.svc.Reasons = append(e.svc.Reasons, *d)
+		}
+	}
+	if e.isDefaults {
+		return
+	}
+	switch {
+	case e.stop:
+		e.svc.Status = service.StatusDisabled
+	case e.rejected:
+		e.svc.Status = service.StatusRejected
+	}
+}
+
+// lines splits the body token into attribute lines and handles each.
+func (e *entry) lines(body *lexer.Token) {
+	text := body.Value
+	line := body.Pos.Line
+	first := true
+	for len(text) > 0 && !e.stop {
+		var ln string
+		if i := strings.IndexByte(text, '\n'); i >= 0 {
+			ln, text = text[:i], text[i+1:]
+		} else {
+			ln, text = text, ""
+		}
+		col := 1
+		if first {
+			col = body.Pos.Column
+			first = false
+		}
+		if n := len(ln); n > 0 && ln[n-1] == '\r' {
+			ln = ln[:n-1]
+		}
+		i := 0
+		for i < len(ln) && isBlank(ln[i]) {
+			i++
+		}
+		if i < len(ln) && ln[i] != '#' {
+			e.line(ln[i:], line, col+i)
+		}
+		line++
+	}
+}
+
+// line handles one attribute line: split, operator, dispatch.
+func (e *entry) line(ln string, line, col int) {
+	if len(ln) > maxLineLen {
+		e.report(service.SevError, CodeLineTooLong, "", line, col, true,
+			fmt.Sprintf("line too long (%d bytes, the limit is %d)", len(ln), maxLineLen))
+		return
+	}
+	if strings.IndexByte(ln, 0) >= 0 {
+		e.report(service.SevError, CodeSyntax, "", line, col, true, "line contains a NUL byte")
+		return
+	}
+	ln = strings.TrimRight(ln, " \t")
+	n := 0
+	for n < len(ln) && isNameByte(ln[n]) {
+		n++
+	}
+	firstWord := ln
+	if j := strings.IndexAny(ln, " \t"); j >= 0 {
+		firstWord = ln[:j]
+	}
+	if n == 0 {
+		msg := fmt.Sprintf("expected an attribute name, found %q", clip(firstWord))
+		switch ln[0] {
+		case '}':
+			msg = "'}' must be alone on its line; text after it: " + clip(strings.TrimSpace(ln[1:]))
+		case '{':
+			msg = "'{' must be alone on its line"
+		}
+		e.report(service.SevError, CodeSyntax, "", line, col, true, msg)
+		return
+	}
+	// One attrLine per loader: handlers never keep it, and a fresh one per
+	// line would be 100,000 heap objects in a large configuration.
+	a := &e.l.attr
+	*a = attrLine{name: ln[:n], line: line, col: col}
+	a.key = lowerASCII(a.name)
+	rest := ln[n:]
+	spaced := false
+	k := 0
+	for k < len(rest) && isBlank(rest[k]) {
+		k++
+	}
+	spaced = k > 0
+	rest = rest[k:]
+	opCol := col + n + k
+	switch {
+	case rest == "":
+		e.report(service.SevError, CodeOperator, a.key, line, col, true, "Nothing after attribute: "+a.name)
+		return
+	case strings.HasPrefix(rest, "+="):
+		a.op, rest = '+', rest[2:]
+		opCol += 2
+	case strings.HasPrefix(rest, "-="):
+		a.op, rest = '-', rest[2:]
+		opCol += 2
+	case rest[0] == '=':
+		a.op, rest = '=', rest[1:]
+		opCol++
+	default:
+		name := a.name
+		if !spaced {
+			name = firstWord
+		}
+		e.report(service.SevError, CodeOperator, a.key, line, opCol, true, "Bad operator for attribute: "+clip(name))
+		return
+	}
+	// Split the values, keeping columns.
+	ws := e.l.words[:0]
+	p := 0
+	for p < len(rest) {
+		for p < len(rest) && isBlank(rest[p]) {
+			p++
+		}
+		if p == len(rest) {
+			break
+		}
+		q := p
+		for q < len(rest) && !isBlank(rest[q]) {
+			q++
+		}
+		ws = append(ws, word{text: rest[p:q], col: opCol + p})
+		p = q
+	}
+	e.l.words = ws
+	a.values = ws
+	if !spaced {
+		e.warnAt(a, -1, WarnNoSpace, fmt.Sprintf("Attribute %s needs a space before operator; accepted", a.name))
+	}
+	for i, w := range ws {
+		if w.text[0] == '#' {
+			e.warnAt(a, i, WarnHashValue, fmt.Sprintf("%q is a value, not a comment: comments must start the line", clip(w.text)))
+			break
+		}
+	}
+	e.dispatch(a)
+}
+
+func isNameByte(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9'
+}
+
+// lowerASCII lower-cases without allocating when nothing changes.
+func lowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c >= 'A' && c <= 'Z' {
+			return strings.ToLower(s)
+		}
+	}
+	return s
+}
+
+// dispatch applies the attribute table's rules (where allowed, operator,
+// already set, value count) and calls the attribute's handler.
+func (e *entry) dispatch(a *attrLine) {
+	spec := attrSpecs[a.key]
+	if spec == nil {
+		if obsoleteAttrs[a.key] {
+			e.warnAt(a, -1, WarnObsolete, fmt.Sprintf("attribute %s is not supported by xinetd 2.3.15 or gxinetd; ignored", a.name))
+			return
+		}
+		if e.isDefaults {
+			e.errAt(a, -1, CodeAttrUnknown, fmt.Sprintf("attribute: %s should not be in default section (unknown attribute)%s", a.name, didYouMean(a.name, defaultsAttrNames)))
+		} else {
+			e.errAt(a, -1, CodeAttrUnknown, fmt.Sprintf("bad service attribute: %s%s", a.name, didYouMean(a.name, serviceAttrNames)))
+		}
+		return
+	}
+	if e.isDefaults && !spec.inDefaults {
+		e.errAt(a, -1, CodeAttrDefaults, fmt.Sprintf("attribute: %s should not be in default section", a.name))
+		return
+	}
+	if !e.isDefaults && !spec.inService {
+		e.errAt(a, -1, CodeAttrDefaults, fmt.Sprintf("attribute %s is only allowed in the defaults section", a.name))
+		return
+	}
+	list := spec.kind == kindList || (e.isDefaults && spec.listInDefaults)
+	switch {
+	case e.isDefaults && spec.onceInDefaults:
+		// log_type is list-kind in xinetd's defaults table but its parser
+		// refuses a second value, in any file: fatal there, and here.
+		if e.l.defs.onceSeen[spec.name] {
+			e.errAt(a, -1, CodeAlreadySet, "Cannot set more than one "+spec.name+" attribute")
+			return
+		}
+		if a.op == '-' {
+			e.errAt(a, -1, CodeOperator, fmt.Sprintf("operator '%s' cannot be used for attribute '%s'", a.opText(), a.name))
+			return
+		}
+	case !list:
+		if e.set&spec.bit != 0 || e.isDefaults && e.l.defs.onceSeen[spec.name] {
+			// xinetd keeps the first value (also across the defaults
+			// blocks of different files); so do we, but say so loudly.
+			e.report(service.SevError, CodeAlreadySet, a.key, a.line, a.col, false,
+				fmt.Sprintf("attribute already set: %s; this line is ignored", a.name))
+			return
+		}
+		if a.op != '=' {
+			e.errAt(a, -1, CodeOperator, fmt.Sprintf("operator '%s' cannot be used for attribute '%s'", a.opText(), a.name))
+			return
+		}
+	}
+	switch {
+	case spec.n > 0 && len(a.values) != spec.n:
+		e.errAt(a, -1, CodeAttrCount, fmt.Sprintf("attribute %s expects %d values and %d values were specified", a.name, spec.n, len(a.values)))
+		return
+	case spec.atLeastOne && len(a.values) == 0:
+		e.errAt(a, -1, CodeAttrCount, fmt.Sprintf("attribute %s expects at least 1 value and none was given.", a.name))
+		return
+	}
+	e.set |= spec.bit
+	if e.isDefaults {
+		e.l.defs.onceSeen[spec.name] = true
+	}
+	if spec.handle(e, a) {
+		e.origin(spec.name, a)
+	}
+}

@@ -1,0 +1,299 @@
+package parser
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// defaultsState is the defaults as merged so far. Its attribute handlers
+// are the services' own, so the values live in a scratch Service; build
+// turns it into service.Defaults once every file is read.
+type defaultsState struct {
+	svc      *service.Service
+	origins  map[string]service.Source
+	onceSeen map[string]bool // fixed attributes set by any defaults block
+	src      service.Source
+
+	enabled, disabled       []string
+	enabledSet, disabledSet bool
+	metrics                 string
+	metricsOnlyFrom         service.AddrList
+}
+
+func newDefaultsState() *defaultsState {
+	return &defaultsState{
+		svc:      &service.Service{},
+		origins:  map[string]service.Source{},
+		onceSeen: map[string]bool{},
+	}
+}
+
+// originsHint sizes a service's Origins map for the usual number of
+// entries (its own attributes plus inherited and built-in ones), so that
+// the map is allocated once instead of growing.
+const originsHint = 24
+
+// parseTimeAttrs are copied from the defaults read so far into each
+// service when its block starts (xinetd §2.5 step 1). A service's own `=`
+// replaces the copy; `+=` and `-=` edit it.
+var parseTimeAttrs = []string{"log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "banner", "banner_success", "banner_fail"}
+
+// copyListsTo gives a new service its parse-time copy of the defaults.
+func (d *defaultsState) copyListsTo(s *service.Service) {
+	if len(d.origins) == 0 {
+		return
+	}
+	for _, attr := range parseTimeAttrs {
+		src, ok := d.origins[attr]
+		if !ok {
+			continue
+		}
+		switch attr {
+		case "log_on_success":
+			s.LogOnSuccess = d.svc.LogOnSuccess
+		case "log_on_failure":
+			s.LogOnFailure = d.svc.LogOnFailure
+		case "only_from":
+			s.OnlyFrom = copyAddrList(d.svc.OnlyFrom)
+		case "no_access":
+			s.NoAccess = copyAddrList(d.svc.NoAccess)
+		case "passenv":
+			s.PassEnv = append([]string{}, d.svc.PassEnv...)
+		case "banner":
+			s.Banner = d.svc.Banner
+		case "banner_success":
+			s.BannerSuccess = d.svc.BannerSuccess
+		case "banner_fail":
+			s.BannerFail = d.svc.BannerFail
+		}
+		if s.Origins == nil {
+			s.Origins = make(map[string]service.Source, originsHint)
+		}
+		src.Origin = "defaults"
+		s.Origins[attr] = src
+	}
+}
+
+func copyAddrList(l service.AddrList) service.AddrList {
+	out := service.AddrList{Set: l.Set}
+	if l.Entries != nil {
+		out.Entries = append(make([]service.AddrEntry, 0, len(l.Entries)), l.Entries...)
+	}
+	return out
+}
+
+// afterBlock warns when a defaults block sets parse-time attributes after
+// services that were already read: those services never see them, which
+// is xinetd's behaviour and almost never what the author meant.
+func (d *defaultsState) afterBlock(e *entry, headLine, nServices int) {
+	if nServices == 0 {
+		return
+	}
+	var late []string
+	for _, attr := range parseTimeAttrs {
+		if src, ok := d.origins[attr]; ok && src.File == e.file && src.Line > headLine {
+			late = append(late, attr)
+		}
+	}
+	if len(late) == 0 {
+		return
+	}
+	first := e.l.entries[0].svc
+	e.report(service.SevWarning, WarnDefaultsLate, "", headLine, 1, false,
+		fmt.Sprintf("this defaults block comes after %d service(s) (the first is %s at %s); they do not get its %s, which xinetd copies when a service is read",
+			nServices, first.Name, first.Src, strings.Join(late, ", ")))
+}
+
+// build produces the final Defaults, with xinetd's built-in values for
+// what no defaults block set.
+func (d *defaultsState) build() service.Defaults {
+	s := d.svc
+	out := service.Defaults{
+		Src:              d.src,
+		LogType:          s.LogType,
+		LogOnSuccess:     s.LogOnSuccess,
+		LogOnFailure:     s.LogOnFailure,
+		LogFormat:        s.LogFormat,
+		OnlyFrom:         s.OnlyFrom,
+		NoAccess:         s.NoAccess,
+		PassEnv:          s.PassEnv,
+		Enabled:          d.enabled,
+		Disabled:         d.disabled,
+		Instances:        service.Unlimited,
+		PerSource:        service.Unlimited,
+		PerSourcePrefix4: 32,
+		PerSourcePrefix6: 128,
+		CPS:              service.CPS{Rate: 50, Wait: 10},
+		MaxLoad:          s.MaxLoad,
+		Groups:           s.Groups,
+		Umask:            s.Umask,
+		V6Only:           s.V6Only,
+		Bind:             s.Bind,
+		Banner:           s.Banner,
+		BannerSuccess:    s.BannerSuccess,
+		BannerFail:       s.BannerFail,
+		IdentTimeout:     s.IdentTimeout,
+		Backlog:          s.Backlog,
+		Metrics:          d.metrics,
+		MetricsOnlyFrom:  d.metricsOnlyFrom,
+	}
+	if _, ok := d.origins["instances"]; ok {
+		out.Instances = s.Instances
+	}
+	if _, ok := d.origins["per_source"]; ok {
+		out.PerSource = s.PerSource
+	}
+	if _, ok := d.origins["per_source_prefix"]; ok {
+		out.PerSourcePrefix4, out.PerSourcePrefix6 = s.PerSourcePrefix4, s.PerSourcePrefix6
+	}
+	if _, ok := d.origins["cps"]; ok {
+		out.CPS = s.CPS
+	}
+	if len(d.origins) > 0 {
+		out.Origins = make(map[string]service.Source, len(d.origins))
+		for k, v := range d.origins {
+			out.Origins[k] = v
+		}
+	}
+	return out
+}
+
+// setByEntry reports whether a service's own lines (or its inetd.conf
+// line, or a command-line flag) gave attr a value, as opposed to the
+// defaults or a built-in default.
+func setByEntry(s *service.Service, attr string) bool {
+	o, ok := s.Origins[attr]
+	return ok && o.Origin != "default" && o.Origin != "defaults"
+}
+
+// FillFromDefaults applies xinetd's second defaults step (after all files
+// are read) to one service: every attribute below that the service did not
+// set itself (its Origins entry is missing, or says "default" or
+// "defaults") is taken from d, or from the built-in default when d does
+// not set it either. The daemon calls it for -inetd_compat entries, which
+// never get the parse-time list copies.
+//
+// Attributes: instances, per_source, per_source_prefix, cps, max_load,
+// groups, umask, bind (interface), v6only, log_type, log_on_success,
+// log_on_failure, log_format, ident_timeout, backlog. A FILE log_type
+// taken from defaults is marked Common (one shared writer).
+func FillFromDefaults(d *service.Defaults, s *service.Service) {
+	if s.Origins == nil {
+		s.Origins = make(map[string]service.Source, originsHint)
+	}
+	from := func(attr string) (service.Source, bool) {
+		if setByEntry(s, attr) {
+			return service.Source{}, false
+		}
+		src, ok := d.Origins[attr]
+		if ok {
+			src.Origin = "defaults"
+		} else {
+			src = service.Source{Origin: "default"}
+		}
+		return src, true
+	}
+	inDefaults := func(attr string) bool { _, ok := d.Origins[attr]; return ok }
+
+	if src, ok := from("instances"); ok {
+		s.Instances = service.Unlimited
+		if inDefaults("instances") {
+			s.Instances = d.Instances
+		}
+		s.Origins["instances"] = src
+	}
+	if src, ok := from("per_source"); ok {
+		s.PerSource = service.Unlimited
+		if inDefaults("per_source") {
+			s.PerSource = d.PerSource
+		}
+		s.Origins["per_source"] = src
+	}
+	if src, ok := from("per_source_prefix"); ok {
+		s.PerSourcePrefix4, s.PerSourcePrefix6 = 32, 128
+		if inDefaults("per_source_prefix") {
+			s.PerSourcePrefix4, s.PerSourcePrefix6 = d.PerSourcePrefix4, d.PerSourcePrefix6
+		}
+		s.Origins["per_source_prefix"] = src
+	}
+	if src, ok := from("cps"); ok {
+		s.CPS = service.CPS{Rate: 50, Wait: 10}
+		if inDefaults("cps") {
+			s.CPS = d.CPS
+		}
+		s.Origins["cps"] = src
+	}
+	// The rest have no built-in value worth recording: absent means off.
+	// (Plain code rather than a table of closures: this runs once per
+	// service and closures would allocate.)
+	take := func(attr string) bool {
+		if setByEntry(s, attr) || !inDefaults(attr) {
+			return false
+		}
+		src := d.Origins[attr]
+		src.Origin = "defaults"
+		s.Origins[attr] = src
+		return true
+	}
+	if take("max_load") {
+		s.MaxLoad = d.MaxLoad
+	}
+	if take("groups") {
+		s.Groups = d.Groups
+	}
+	if take("umask") {
+		s.Umask = cloneU32(d.Umask)
+	}
+	if take("bind") {
+		s.Bind = d.Bind
+	}
+	if take("v6only") {
+		s.V6Only = cloneBool(d.V6Only)
+	}
+	if take("log_type") {
+		s.LogType = d.LogType
+		s.LogType.Common = d.LogType.Kind == service.LogFile
+	}
+	if take("log_on_success") {
+		s.LogOnSuccess = d.LogOnSuccess
+	}
+	if take("log_on_failure") {
+		s.LogOnFailure = d.LogOnFailure
+	}
+	if take("log_format") {
+		s.LogFormat = d.LogFormat
+	}
+	if take("ident_timeout") {
+		s.IdentTimeout = d.IdentTimeout
+	}
+	if take("backlog") {
+		s.Backlog = d.Backlog
+	}
+	// A bind inherited by a dual-stack entry decides its family, as an
+	// explicit one does for xinetd services.
+	if s.Family == service.FamilyDual && s.Bind.Addr.IsValid() && !setByEntry(s, "bind") {
+		if s.Bind.Addr.Is4() {
+			s.Family = service.FamilyIPv4
+		} else {
+			s.Family = service.FamilyIPv6
+		}
+	}
+}
+
+func cloneU32(p *uint32) *uint32 {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+func cloneBool(p *bool) *bool {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
