@@ -1,0 +1,573 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/internal/sysdb"
+	"github.com/gxinetd/gxinetd/parser/inetd"
+)
+
+type converter struct {
+	file         string
+	dialect      string
+	allowFile    string
+	denyFile     string
+	daemonDir    string
+	keepDisabled bool
+	haveHosts    bool
+	rules        []hostsRule
+	sys          *sysdb.DB
+	stderr       io.Writer
+
+	lossy bool
+	lines []string
+	// dups maps the id of an entry that an earlier one shadows to the
+	// parser's message.
+	dups map[string]string
+	// quoted marks entries whose text is already in the output.
+	quoted map[int]bool
+}
+
+// attr is one `name = value` line with the comments printed above it.
+type attr struct {
+	name, value string
+	comments    []string
+}
+
+// block is one service (or the defaults) with the comments above it;
+// a block without a name is only comments (an entry that could not be
+// converted).
+type block struct {
+	pre   []string
+	name  string
+	id    string
+	attrs []attr
+}
+
+type output struct {
+	header  []string
+	blocks  []*block
+	trailer []string
+}
+
+// lossyWarnings are the parser warnings that mean something in the
+// input has no equivalent in the output.
+var lossyWarnings = map[string]bool{inetd.CodeIPsec: true, inetd.CodeInclude: true,
+	inetd.CodeLoginClass: true, inetd.CodeAcceptFilter: true}
+
+func (c *converter) report(format string, a ...any) {
+	fmt.Fprintf(c.stderr, "xconv: "+format+"\n", a...)
+}
+
+func (c *converter) lose(format string, a ...any) {
+	c.lossy = true
+	c.report(format, a...)
+}
+
+func (c *converter) opts() inetd.Options { return inetd.Options{Sys: c.sys, Dialect: c.dialect} }
+
+// convert reads inetd.conf text and lays out the xinetd.conf blocks.
+func (c *converter) convert(data []byte) (*output, bool) {
+	svcs, diags := inetd.Parse(c.file, data, c.opts())
+	c.dups = map[string]string{}
+	for _, d := range diags {
+		if d.Severity == service.SevNotice {
+			continue
+		}
+		if d.Code == inetd.CodeDuplicate {
+			c.dups[d.Service] = d.Msg
+		}
+		if d.Severity == service.SevError || lossyWarnings[d.Code] {
+			c.lossy = true
+		}
+		c.report("%s", d)
+	}
+	if diags.HasFatal() {
+		return nil, false
+	}
+	c.lines = strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	if n := len(c.lines); n > 0 && c.lines[n-1] == "" {
+		c.lines = c.lines[:n-1]
+	}
+	byLine := map[int][]*service.Service{}
+	used := map[string]bool{}
+	for _, s := range svcs {
+		byLine[s.Src.Line] = append(byLine[s.Src.Line], s)
+		used[strings.ToLower(s.ID)] = true
+	}
+	out := &output{header: c.header()}
+	var pending []string
+	emitted := false
+	attach := func(bs []*block) {
+		for len(pending) > 0 && pending[len(pending)-1] == "" {
+			pending = pending[:len(pending)-1]
+		}
+		if len(bs) > 0 {
+			bs[0].pre = append(pending, bs[0].pre...)
+		}
+		pending = nil
+		out.blocks = append(out.blocks, bs...)
+		emitted = true
+	}
+	for i := 0; i < len(c.lines); i++ {
+		n := i + 1
+		line := c.lines[i]
+		if group := byLine[n]; group != nil {
+			var bs []*block
+			for _, s := range group {
+				bs = append(bs, c.block(s, false))
+			}
+			attach(bs)
+			if end := group[0].EndLine; end > n {
+				i = end - 1
+			}
+			continue
+		}
+		t := strings.TrimLeft(line, " \t")
+		switch {
+		case t == "":
+			if !emitted && len(pending) > 0 {
+				out.header = append(out.header, "")
+				out.header = append(out.header, pending...)
+				pending = nil
+			} else if len(pending) > 0 && pending[len(pending)-1] != "" {
+				pending = append(pending, "")
+			}
+		case t[0] == '#':
+			if c.keepDisabled {
+				if bs := c.disabled(line, n, used); bs != nil {
+					attach(bs)
+					continue
+				}
+			}
+			pending = append(pending, t)
+		case strings.HasSuffix(t, ":") && !strings.ContainsAny(t, " \t"):
+			pending = append(pending, "# inetd.conf default address (now a bind attribute below): "+t)
+		default:
+			if len(t) > 200 {
+				t = t[:200] + "..."
+			}
+			pending = append(pending, "# xconv: line "+strconv.Itoa(n)+" not converted: "+printable(t))
+		}
+	}
+	for len(pending) > 0 && pending[len(pending)-1] == "" {
+		pending = pending[:len(pending)-1]
+	}
+	out.trailer = pending
+	if d := c.defaults(svcs); d != nil {
+		out.blocks = append([]*block{d}, out.blocks...)
+	}
+	return out, true
+}
+
+func printable(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r < 0x20 && r != '\t' || r == 0x7f || r == 0xfffd {
+			return '?'
+		}
+		return r
+	}, s)
+}
+
+func (c *converter) header() []string {
+	return []string{
+		fmt.Sprintf("# xinetd.conf converted from %s by xconv (gxinetd), reading it as the %s inetd.conf dialect.", c.file, c.dialect),
+		`# Lines starting with "# xconv:" say what could not be carried over exactly.`,
+	}
+}
+
+// defaults adds `groups = yes` when an external server runs: inetd
+// always gives servers their user's supplementary groups, xinetd only
+// when asked.
+func (c *converter) defaults(svcs []*service.Service) *block {
+	for _, s := range svcs {
+		if s.Status == service.StatusAccepted && !s.IsInternal() && s.Family != service.FamilyUnix {
+			return &block{name: "defaults", id: "defaults", attrs: []attr{{name: "groups", value: "yes",
+				comments: []string{"inetd starts every server with its user's supplementary groups"}}}}
+		}
+	}
+	return nil
+}
+
+// disabled converts a commented-out entry, or returns nil when the
+// comment is not one. Debian's update-inetd marks them `#<off>#`.
+func (c *converter) disabled(line string, n int, used map[string]bool) []*block {
+	var t string
+	switch {
+	case strings.HasPrefix(line, "#<off>#"):
+		t = line[len("#<off>#"):]
+	case strings.HasPrefix(line, "#@"), !strings.HasPrefix(line, "#"):
+		return nil
+	default:
+		t = line[1:]
+	}
+	t = strings.TrimLeft(t, " \t")
+	if t == "" || t[0] == '#' {
+		return nil
+	}
+	svcs, diags := inetd.Parse(c.file, []byte(t), c.opts())
+	if len(svcs) == 0 || diags.HasErrors() {
+		return nil
+	}
+	var bs []*block
+	for _, s := range svcs {
+		if s.Status != service.StatusAccepted {
+			return nil
+		}
+		s.Src.Line, s.EndLine = n, n
+		id := s.ID
+		for k := 2; used[strings.ToLower(id)]; k++ {
+			id = s.ID + "-disabled"
+			if k > 2 {
+				id += strconv.Itoa(k - 1)
+			}
+		}
+		used[strings.ToLower(id)] = true
+		s.ID = id
+		bs = append(bs, c.block(s, true))
+	}
+	return bs
+}
+
+// original returns the entry's lines as comments, once per entry: a
+// line with many addresses must not be copied once per address.
+func (c *converter) original(s *service.Service) []string {
+	if c.quoted[s.Src.Line] {
+		return nil
+	}
+	if c.quoted == nil {
+		c.quoted = map[int]bool{}
+	}
+	c.quoted[s.Src.Line] = true
+	var out []string
+	for n := s.Src.Line; n <= s.EndLine && n-1 < len(c.lines); n++ {
+		out = append(out, "# "+printable(strings.TrimLeft(c.lines[n-1], " \t")))
+	}
+	return out
+}
+
+// unconverted is the block for an entry that has no xinetd form.
+func (c *converter) unconverted(s *service.Service, why string, report bool) *block {
+	if report {
+		c.lose("%s: %s not converted: %s", s.Src, s.ID, why)
+	}
+	pre := []string{fmt.Sprintf("# xconv: line %d not converted: %s", s.Src.Line, why)}
+	return &block{pre: append(pre, c.original(s)...)}
+}
+
+// block converts one service.
+func (c *converter) block(s *service.Service, disabled bool) *block {
+	if s.Status != service.StatusAccepted {
+		var why []string
+		for _, r := range s.Reasons {
+			why = append(why, r.Msg)
+		}
+		return c.unconverted(s, strings.Join(why, "; "), false)
+	}
+	if s.Family == service.FamilyUnix {
+		return c.unconverted(s, "xinetd.conf has no unix-domain sockets", !disabled)
+	}
+	if msg, dup := c.dups[s.ID]; dup && !disabled {
+		// Reported already; the service could never have started.
+		c.lossy = true
+		return c.unconverted(s, msg, false)
+	}
+	if s.SocketType == service.SockRDM {
+		return c.unconverted(s, "xinetd.conf has no rdm sockets", !disabled)
+	}
+	b := &block{name: s.Name, id: s.ID}
+	add := func(name, value string, comments ...string) {
+		b.attrs = append(b.attrs, attr{name: name, value: value, comments: comments})
+	}
+	lost := func(comment string) {
+		if !disabled {
+			c.lose("%s: %s: %s", s.Src, s.ID, comment)
+		}
+		b.attrs = append(b.attrs, attr{comments: []string{"xconv: " + comment}})
+	}
+	if disabled {
+		add("disable", "yes", "commented out in inetd.conf")
+	}
+	if s.ID != s.Name {
+		add("id", s.ID)
+	}
+	if t := s.Type.Names(); len(t) > 0 {
+		add("type", strings.Join(t, " "))
+	}
+
+	server, argv := s.Server, s.Argv
+	daemon := ""
+	wrapped := !s.IsInternal() && path.Base(s.Server) == "tcpd" && len(s.Argv) > 0
+	if wrapped {
+		daemon = path.Base(argv[0])
+		if strings.HasPrefix(argv[0], "/") {
+			server = path.Clean(argv[0])
+			// tcpd passes the absolute argv[0] on; base name is what a
+			// person would write and what every such daemon expects.
+			argv = append([]string{path.Base(server)}, argv[1:]...)
+		} else {
+			server = path.Join(c.daemonDir, argv[0])
+		}
+	}
+	var flags []string
+	nameInArgs := !s.IsInternal() && len(argv) > 0 && argv[0] != path.Base(server)
+	if nameInArgs {
+		flags = append(flags, "NAMEINARGS")
+	}
+	switch {
+	case s.Family == service.FamilyIPv4:
+		flags = append(flags, "IPv4")
+	case s.Family == service.FamilyDual && !s.Bind.IsZero() && !s.Bind.Addr.IsValid():
+		// A host name: the family follows the address it resolves to.
+	case s.Family == service.FamilyIPv6, s.Family == service.FamilyDual:
+		flags = append(flags, "IPv6")
+	}
+	add("flags", strings.Join(flags, " "))
+	add("socket_type", s.SocketType.String())
+	add("protocol", s.Protocol)
+	if s.Type.Has(service.TypeUnlisted) && !s.Type.Has(service.TypeRPC) && !s.IsTCPMuxClient() {
+		add("port", strconv.Itoa(s.Port))
+	}
+	if !s.Bind.IsZero() {
+		add("bind", s.Bind.Text)
+	}
+	if s.V6Only != nil && *s.V6Only && s.Bind.IsZero() {
+		add("v6only", "yes")
+	}
+	if s.Type.Has(service.TypeRPC) {
+		if s.Type.Has(service.TypeUnlisted) {
+			add("rpc_number", strconv.Itoa(s.RPCNumber))
+		}
+		v := strconv.Itoa(s.RPCLow)
+		if s.RPCHigh != s.RPCLow {
+			v += "-" + strconv.Itoa(s.RPCHigh)
+		}
+		add("rpc_version", v)
+	}
+	if s.SocketType == service.SockDgram && !s.Wait && !s.IsInternal() {
+		lost("inetd.conf said dgram nowait (a busybox extension): xinetd.conf needs wait = yes, so one server runs at a time")
+		add("wait", "yes")
+	} else {
+		add("wait", map[bool]string{true: "yes", false: "no"}[s.Wait])
+	}
+	if s.User != nil {
+		add("user", s.User.Name)
+	}
+	if s.Group != nil && s.Origins["group"].Line > 0 {
+		add("group", s.Group.Name)
+	}
+	if !s.IsInternal() {
+		add("server", server)
+		args := argv
+		if !nameInArgs && len(args) > 0 {
+			args = args[1:]
+		}
+		if len(args) > 0 {
+			if bad := badArgs(args); bad != "" {
+				lost(fmt.Sprintf("argument %q cannot be written in xinetd.conf (no quoting): server_args splits it", bad))
+			}
+			add("server_args", strings.Join(args, " "))
+		}
+	} else if len(s.Argv) > 1 {
+		lost(fmt.Sprintf("options of the internal %s service not carried over: %s", s.Builtin, strings.Join(s.Argv[1:], " ")))
+	}
+	c.limits(s, add, lost)
+	if s.SndBuf > 0 || s.RcvBuf > 0 {
+		lost(fmt.Sprintf("socket buffer sizes (sndbuf %d, rcvbuf %d) have no xinetd.conf attribute", s.SndBuf, s.RcvBuf))
+	}
+	if s.LoginClass != "" {
+		lost(fmt.Sprintf("login class %q has no xinetd.conf attribute", s.LoginClass))
+	}
+	if wrapped {
+		c.wrap(s, daemon, add, lost, disabled)
+	}
+	// Drop empty attributes (flags with nothing to say).
+	kept := b.attrs[:0]
+	for _, a := range b.attrs {
+		if a.name != "" && a.value == "" {
+			if len(a.comments) == 0 {
+				continue
+			}
+			a.name = ""
+		}
+		kept = append(kept, a)
+	}
+	b.attrs = kept
+	return b
+}
+
+// badArgs returns an argument that xinetd.conf's blank-split
+// server_args cannot carry, or "".
+func badArgs(args []string) string {
+	for _, a := range args {
+		if a == "" || strings.ContainsAny(a, " \t") {
+			return a
+		}
+	}
+	return ""
+}
+
+// limits maps inetd's limits onto instances, per_source and cps.
+func (c *converter) limits(s *service.Service, add func(string, string, ...string), lost func(string)) {
+	if s.Instances >= 0 {
+		add("instances", s.Instances.String(), "inetd left connections over this limit waiting; xinetd refuses them")
+	}
+	if s.PerSource >= 0 {
+		add("per_source", s.PerSource.String())
+	}
+	if o := s.Origins["per_minute"]; o.Line > 0 || o.Origin == "flag" {
+		n := s.Inetd.PerMinute
+		if n == 0 {
+			add("cps", "0 0", "inetd: no limit on invocations per minute")
+		} else {
+			rate := (n + 59) / 60
+			add("cps", fmt.Sprintf("%d 600", rate),
+				fmt.Sprintf("inetd: at most %d invocations per minute, then 10 minutes off;", n),
+				"cps counts per second, so a burst inside one second trips it sooner")
+		}
+	}
+	if s.Inetd.PerIPPerMinute > 0 {
+		lost(fmt.Sprintf("limit of %d connections per client address per minute has no xinetd.conf attribute", s.Inetd.PerIPPerMinute))
+	}
+}
+
+// wrap turns tcpd's hosts.allow/hosts.deny rules for the daemon into
+// only_from/no_access, or keeps them in force through libwrap.
+func (c *converter) wrap(s *service.Service, daemon string, add func(string, string, ...string), lost func(string), disabled bool) {
+	if !c.haveHosts {
+		add("libwrap", daemon, "inetd ran this server through tcpd: hosts.allow and hosts.deny still apply")
+		return
+	}
+	acc := convertRules(c.rules, daemon)
+	if len(acc.problems) > 0 {
+		var cm []string
+		for _, p := range acc.problems {
+			cm = append(cm, "xconv: "+p)
+			if !disabled {
+				c.lose("%s: %s: tcp_wrappers rule not converted: %s", s.Src, s.ID, p)
+			}
+		}
+		cm = append(cm, "the hosts.allow/hosts.deny rules stay in force through libwrap")
+		add("libwrap", daemon, cm...)
+		return
+	}
+	var src []string
+	for _, r := range acc.rules {
+		src = append(src, fmt.Sprintf("%s: %s", r.where(), r.text))
+	}
+	if acc.onlySet {
+		if len(acc.onlyFrom) == 0 {
+			add("no_access", "0.0.0.0/0 ::/0", append([]string{"tcp_wrappers allows no client:"}, src...)...)
+			return
+		}
+		add("only_from", strings.Join(acc.onlyFrom, " "), append([]string{"from tcp_wrappers:"}, src...)...)
+		src = nil
+	}
+	if len(acc.noAccess) > 0 {
+		var cm []string
+		if src != nil {
+			cm = append([]string{"from tcp_wrappers:"}, src...)
+		}
+		add("no_access", strings.Join(acc.noAccess, " "), cm...)
+		src = nil
+	}
+	if src != nil {
+		add("", "", append([]string{"tcp_wrappers allows every client:"}, src...)...)
+	}
+}
+
+// single renders the whole output as one file.
+func (o *output) single() string {
+	var b strings.Builder
+	for _, h := range o.header {
+		b.WriteString(h)
+		b.WriteByte('\n')
+	}
+	for _, bl := range o.blocks {
+		b.WriteByte('\n')
+		bl.write(&b)
+	}
+	if len(o.trailer) > 0 {
+		b.WriteByte('\n')
+		for _, t := range o.trailer {
+			b.WriteString(t)
+			b.WriteByte('\n')
+		}
+	}
+	return b.String()
+}
+
+type dropIn struct{ name, text string }
+
+// files renders one file per block; comment-only blocks go to stderr's
+// report already and are left out. xinetd skips file names with dots.
+func (o *output) files() []dropIn {
+	var out []dropIn
+	seen := map[string]bool{}
+	for _, bl := range o.blocks {
+		if bl.name == "" {
+			continue
+		}
+		name := fileName(bl.id)
+		base := name
+		for k := 2; seen[name]; k++ {
+			name = base + "-" + strconv.Itoa(k)
+		}
+		seen[name] = true
+		var b strings.Builder
+		b.WriteString(o.header[0])
+		b.WriteString("\n\n")
+		bl.write(&b)
+		out = append(out, dropIn{name: name, text: b.String()})
+	}
+	return out
+}
+
+func fileName(id string) string {
+	f := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' {
+			return r
+		}
+		return '_'
+	}, id)
+	if f == "" || f[0] == '_' {
+		f = "svc" + f
+	}
+	return f
+}
+
+// write prints the block with its `=` signs aligned.
+func (bl *block) write(b *strings.Builder) {
+	for _, p := range bl.pre {
+		b.WriteString(p)
+		b.WriteByte('\n')
+	}
+	if bl.name == "" {
+		return
+	}
+	if bl.name == "defaults" {
+		b.WriteString("defaults\n{\n")
+	} else {
+		b.WriteString("service " + bl.name + "\n{\n")
+	}
+	w := 0
+	for _, a := range bl.attrs {
+		if len(a.name) > w {
+			w = len(a.name)
+		}
+	}
+	for _, a := range bl.attrs {
+		for _, cm := range a.comments {
+			b.WriteString("\t# " + cm + "\n")
+		}
+		if a.name != "" {
+			fmt.Fprintf(b, "\t%-*s = %s\n", w, a.name, a.value)
+		}
+	}
+	b.WriteString("}\n")
+}
