@@ -1,0 +1,443 @@
+package spawn
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// backend is a TCP server on a loopback address running handle for
+// every connection.
+type backend struct {
+	ln   net.Listener
+	port int
+	wg   sync.WaitGroup
+}
+
+func newBackend(t testing.TB, addr string, handle func(c *net.TCPConn)) *backend {
+	t.Helper()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &backend{ln: ln, port: ln.Addr().(*net.TCPAddr).Port}
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			b.wg.Add(1)
+			go func() {
+				defer b.wg.Done()
+				defer c.Close()
+				c.SetDeadline(time.Now().Add(60 * time.Second))
+				handle(c.(*net.TCPConn))
+			}()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); b.wg.Wait() })
+	return b
+}
+
+// echoHandler copies everything back and half-closes at EOF.
+func echoHandler(c *net.TCPConn) {
+	io.Copy(c, c)
+	c.CloseWrite()
+}
+
+type proxyResult struct {
+	in, out int64
+	err     error
+}
+
+// proxied returns a client connection whose far end is being proxied to
+// host:port with o, and a channel with Proxy's result.
+func proxied(t testing.TB, ctx context.Context, host string, port int, o ProxyOptions) (*net.TCPConn, <-chan proxyResult) {
+	t.Helper()
+	front, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer front.Close()
+	res := make(chan proxyResult, 1)
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := front.Accept()
+		if err != nil {
+			res <- proxyResult{err: err}
+			close(accepted)
+			return
+		}
+		accepted <- c
+		in, out, err := Proxy(ctx, c, host, port, o)
+		res <- proxyResult{in, out, err}
+	}()
+	c, err := net.Dial("tcp", front.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-accepted
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn), res
+}
+
+func waitResult(t testing.TB, res <-chan proxyResult) proxyResult {
+	t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(30 * time.Second):
+		t.Fatal("Proxy did not return")
+	}
+	return proxyResult{}
+}
+
+// TestProxyClientHalfClose is the case xinetd gets wrong: the client
+// sends its request, shuts down its sending side, and must still get
+// the whole answer.
+func TestProxyClientHalfClose(t *testing.T) {
+	be := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) {
+		got, _ := io.ReadAll(c)
+		// Answer only after the client's EOF, slowly, in pieces.
+		for i := range 3 {
+			fmt.Fprintf(c, "part %d of answer to %q\n", i, got)
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{})
+	io.WriteString(c, "abc")
+	c.CloseWrite()
+	got, err := io.ReadAll(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "part 0 of answer to \"abc\"\npart 1 of answer to \"abc\"\npart 2 of answer to \"abc\"\n"
+	if string(got) != want {
+		t.Errorf("got %q, want %q", got, want)
+	}
+	r := waitResult(t, res)
+	if r.err != nil || r.in != 3 || r.out != int64(len(want)) {
+		t.Errorf("Proxy = in %d out %d err %v; want in 3 out %d", r.in, r.out, r.err, len(want))
+	}
+}
+
+// TestProxyUpstreamHalfClose: the upstream says all it has and
+// half-closes; the client keeps sending, and everything still arrives.
+func TestProxyUpstreamHalfClose(t *testing.T) {
+	received := make(chan string, 1)
+	be := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) {
+		io.WriteString(c, "greeting\n")
+		c.CloseWrite()
+		got, _ := io.ReadAll(c)
+		received <- string(got)
+	})
+	c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{})
+	got, err := io.ReadAll(c) // EOF from the upstream's half-close
+	if err != nil || string(got) != "greeting\n" {
+		t.Fatalf("got %q %v", got, err)
+	}
+	for i := range 5 {
+		fmt.Fprintf(c, "line %d after EOF\n", i)
+	}
+	c.CloseWrite()
+	var want strings.Builder
+	for i := range 5 {
+		fmt.Fprintf(&want, "line %d after EOF\n", i)
+	}
+	select {
+	case s := <-received:
+		if s != want.String() {
+			t.Errorf("upstream got %q", s)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("upstream got nothing")
+	}
+	r := waitResult(t, res)
+	if r.err != nil || r.in != int64(want.Len()) || r.out != 9 {
+		t.Errorf("Proxy = %+v", r)
+	}
+}
+
+func TestProxy64MiB(t *testing.T) {
+	be := newBackend(t, "127.0.0.1:0", echoHandler)
+	c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{NoDelay: true, KeepAlive: true})
+	const size = 64 << 20
+	rng := rand.New(rand.NewPCG(1, 2))
+	sent := sha256.New()
+	werr := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 256<<10)
+		for n := 0; n < size; n += len(buf) {
+			for i := range buf {
+				buf[i] = byte(rng.Uint32())
+			}
+			sent.Write(buf)
+			if _, err := c.Write(buf); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- c.CloseWrite()
+	}()
+	got := sha256.New()
+	n, err := io.Copy(got, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+	if n != size || !bytes.Equal(got.Sum(nil), sent.Sum(nil)) {
+		t.Errorf("received %d bytes, hash %x; sent %d, hash %x", n, got.Sum(nil), size, sent.Sum(nil))
+	}
+	r := waitResult(t, res)
+	if r.err != nil || r.in != size || r.out != size {
+		t.Errorf("Proxy = %+v", r)
+	}
+}
+
+// fullListener is a listener on 127.0.0.1 whose accept queue is full:
+// the kernel drops further SYNs, so a connect to it hangs.
+func fullListener(t testing.TB) int {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := sa.(*unix.SockaddrInet4).Port
+	// Fill the queue until a connect times out.
+	for i := range 8 {
+		c, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), 300*time.Millisecond)
+		if err != nil {
+			return port
+		}
+		t.Cleanup(func() { c.Close() })
+		if i == 7 {
+			t.Skip("could not fill the accept queue of a loopback listener")
+		}
+	}
+	return port
+}
+
+func TestProxyConnectTimeout(t *testing.T) {
+	port := fullListener(t)
+	_, res := proxied(t, context.Background(), "127.0.0.1", port, ProxyOptions{ConnectTimeout: 300 * time.Millisecond})
+	r := waitResult(t, res)
+	want := "spawn: redirect: connect 127.0.0.1:" + strconv.Itoa(port) + ": i/o timeout"
+	if r.err == nil || r.err.Error() != want {
+		t.Errorf("err %v, want %q", r.err, want)
+	}
+}
+
+func TestProxyConnectRefused(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	c, res := proxied(t, context.Background(), "127.0.0.1", port, ProxyOptions{})
+	r := waitResult(t, res)
+	want := "spawn: redirect: connect 127.0.0.1:" + strconv.Itoa(port) + ": connect: connection refused"
+	if r.err == nil || r.err.Error() != want || !errors.Is(r.err, syscall.ECONNREFUSED) {
+		t.Errorf("err %v, want %q", r.err, want)
+	}
+	// The client is closed, as xinetd's child would close it.
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); n != 0 || err == nil {
+		t.Errorf("client read %d %v after failed connect", n, err)
+	}
+}
+
+func TestProxyIdleTimeout(t *testing.T) {
+	be := newBackend(t, "127.0.0.1:0", echoHandler)
+	t.Run("idle", func(t *testing.T) {
+		c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{IdleTimeout: 200 * time.Millisecond})
+		r := waitResult(t, res)
+		if !errors.Is(r.err, ErrIdleTimeout) {
+			t.Errorf("err %v, want idle timeout", r.err)
+		}
+		if _, err := c.Read(make([]byte, 1)); err == nil {
+			t.Error("client still open")
+		}
+	})
+	t.Run("trickle", func(t *testing.T) {
+		// One byte every 50 ms for well over the idle timeout: the
+		// session is busy and must survive. The bytes are spliced, so
+		// this checks the TCP_INFO reading.
+		c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{IdleTimeout: 300 * time.Millisecond})
+		buf := make([]byte, 1)
+		for i := range 20 {
+			if _, err := c.Write([]byte{byte('a' + i)}); err != nil {
+				t.Fatalf("write %d: %v", i, err)
+			}
+			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != byte('a'+i) {
+				t.Fatalf("echo %d: %q %v", i, buf, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		c.CloseWrite()
+		io.Copy(io.Discard, c)
+		r := waitResult(t, res)
+		if r.err != nil || r.in != 20 || r.out != 20 {
+			t.Errorf("Proxy = %+v", r)
+		}
+	})
+	t.Run("not-tcp", func(t *testing.T) {
+		// A client that is not a *net.TCPConn takes the user-space path.
+		a, b := net.Pipe()
+		defer a.Close()
+		res := make(chan proxyResult, 1)
+		go func() {
+			in, out, err := Proxy(context.Background(), b, "127.0.0.1", be.port, ProxyOptions{IdleTimeout: 300 * time.Millisecond})
+			res <- proxyResult{in, out, err}
+		}()
+		a.SetDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 5)
+		for i := range 10 {
+			if _, err := a.Write([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "hello" {
+				t.Fatalf("echo %d: %q %v", i, buf, err)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		r := waitResult(t, res)
+		if !errors.Is(r.err, ErrIdleTimeout) || r.in != 50 || r.out != 50 {
+			t.Errorf("Proxy = %+v", r)
+		}
+	})
+}
+
+func TestProxySource(t *testing.T) {
+	seen := make(chan string, 2)
+	be := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) {
+		seen <- c.RemoteAddr().(*net.TCPAddr).IP.String()
+	})
+	for _, tc := range []struct {
+		src  netip.Addr
+		want string
+	}{
+		{netip.MustParseAddr("127.0.0.2"), "127.0.0.2"},
+		{netip.Addr{}, "127.0.0.1"},
+	} {
+		c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{Source: tc.src})
+		c.CloseWrite()
+		io.Copy(io.Discard, c)
+		if r := waitResult(t, res); r.err != nil {
+			t.Fatal(r.err)
+		}
+		if got := <-seen; got != tc.want {
+			t.Errorf("source %v: backend saw %s, want %s", tc.src, got, tc.want)
+		}
+	}
+	// A source of the wrong family leaves nothing to connect to.
+	_, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{Source: netip.MustParseAddr("::1")})
+	if r := waitResult(t, res); r.err == nil || !strings.Contains(r.err.Error(), "same family as source ::1") {
+		t.Errorf("err %v", r.err)
+	}
+}
+
+func TestProxyReresolves(t *testing.T) {
+	one := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) { io.WriteString(c, "one") })
+	newBackend(t, "127.0.0.3:"+strconv.Itoa(one.port), func(c *net.TCPConn) { io.WriteString(c, "three") })
+	var calls atomic.Int32
+	lookup := func(ctx context.Context, host string) ([]netip.Addr, error) {
+		if host != "backend.test" {
+			return nil, fmt.Errorf("unexpected lookup of %q", host)
+		}
+		if calls.Add(1) == 1 {
+			return []netip.Addr{netip.MustParseAddr("127.0.0.1")}, nil
+		}
+		return []netip.Addr{netip.MustParseAddr("127.0.0.3")}, nil
+	}
+	for _, want := range []string{"one", "three", "three"} {
+		c, res := proxied(t, context.Background(), "backend.test", one.port, ProxyOptions{LookupHost: lookup})
+		c.CloseWrite()
+		got, _ := io.ReadAll(c)
+		if string(got) != want {
+			t.Errorf("got %q, want %q", got, want)
+		}
+		if r := waitResult(t, res); r.err != nil {
+			t.Fatal(r.err)
+		}
+	}
+	if n := calls.Load(); n != 3 {
+		t.Errorf("%d lookups for 3 connections", n)
+	}
+	failing := func(ctx context.Context, host string) ([]netip.Addr, error) {
+		return nil, errors.New("no such host")
+	}
+	_, res := proxied(t, context.Background(), "gone.test", 7, ProxyOptions{LookupHost: failing})
+	if r := waitResult(t, res); r.err == nil || r.err.Error() != "spawn: redirect: connect gone.test:7: no such host" {
+		t.Errorf("err %v", r.err)
+	}
+}
+
+func TestProxyContextCancel(t *testing.T) {
+	be := newBackend(t, "127.0.0.1:0", echoHandler)
+	ctx, cancel := context.WithCancel(context.Background())
+	c, res := proxied(t, ctx, "127.0.0.1", be.port, ProxyOptions{})
+	io.WriteString(c, "ping")
+	buf := make([]byte, 4)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	r := waitResult(t, res)
+	if !errors.Is(r.err, context.Canceled) || r.in != 4 || r.out != 4 {
+		t.Errorf("Proxy = %+v", r)
+	}
+}
+
+func BenchmarkProxyThroughput(b *testing.B) {
+	be := newBackend(b, "127.0.0.1:0", func(c *net.TCPConn) { io.Copy(io.Discard, c) })
+	chunk := make([]byte, 1<<20)
+	const perOp = 16 << 20
+	b.SetBytes(perOp)
+	for b.Loop() {
+		c, res := proxied(b, context.Background(), "127.0.0.1", be.port, ProxyOptions{})
+		for n := 0; n < perOp; n += len(chunk) {
+			if _, err := c.Write(chunk); err != nil {
+				b.Fatal(err)
+			}
+		}
+		c.CloseWrite()
+		io.Copy(io.Discard, c)
+		if r := waitResult(b, res); r.err != nil || r.in != perOp {
+			b.Fatalf("%+v", r)
+		}
+		c.Close()
+	}
+}

@@ -1,0 +1,344 @@
+package spawn
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/internal/sysdb"
+)
+
+// Conn describes the request a server is started for. Remote is
+// meaningless unless RemoteKnown: a wait=yes stream server gets the
+// listening socket and nobody has accepted the client yet.
+type Conn struct {
+	Remote, Local netip.AddrPort
+	RemoteKnown   bool
+}
+
+// Spec is everything Start needs to run one server. The zero value of
+// every optional field means "leave as the daemon has it", except Umask,
+// whose "leave" value is -1 because 0 is a real umask.
+type Spec struct {
+	Path string
+	Argv []string
+	Env  []string
+
+	Cred    *Cred    // nil: keep the daemon's credentials and groups
+	Umask   int      // -1: inherit the daemon's
+	Nice    *int     // added to the daemon's niceness, as nice(2) does
+	Rlimits []Rlimit // each applied with soft = hard = Value
+	Dir     string   // working directory; "" means "/"
+}
+
+// Cred is the identity a server runs with. Groups nil or empty means no
+// supplementary groups at all, never "keep the daemon's".
+type Cred struct {
+	UID, GID uint32
+	Groups   []uint32
+}
+
+// Rlimit is one resource limit. Resource is a unix.RLIMIT_* constant and
+// Value may be unix.RLIM_INFINITY.
+type Rlimit struct {
+	Resource int
+	Value    uint64
+}
+
+// rlimitNames names the limits gxinetd sets, for messages and tests.
+var rlimitNames = map[int]string{
+	unix.RLIMIT_AS:     "as",
+	unix.RLIMIT_CPU:    "cpu",
+	unix.RLIMIT_DATA:   "data",
+	unix.RLIMIT_RSS:    "rss",
+	unix.RLIMIT_STACK:  "stack",
+	unix.RLIMIT_NOFILE: "files",
+}
+
+func rlimitName(r int) string {
+	if n, ok := rlimitNames[r]; ok {
+		return n
+	}
+	return "resource " + strconv.Itoa(r)
+}
+
+// hostEnv is what BuildSpec needs to know about the daemon process; tests
+// replace it to see how a non-root daemon behaves.
+type hostEnv struct {
+	euid       int
+	nofileHard uint64
+	umask      int // the daemon's umask, -1 when it cannot be read
+}
+
+func currentHost() hostEnv {
+	h := hostEnv{euid: syscall.Geteuid(), nofileHard: unix.RLIM_INFINITY, umask: -1}
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
+		h.nofileHard = lim.Max
+	}
+	if st, err := readProcStatus(); err == nil {
+		h.umask = st.umask
+	}
+	return h
+}
+
+// BuildSpec turns an exec'd service and one request into a Spec, the way
+// xinetd's child prepares itself (xinetd.md §8): argv as the parser built
+// it, the environment of §8.5 plus the connection variables, credentials
+// (only when the daemon is root), umask, nice and rlimits. startEnv is the
+// daemon's environment as it was at start-up; db resolves the user's
+// primary group and, with groups = yes, its supplementary groups (nil
+// means the real system).
+func BuildSpec(svc *service.Service, c Conn, startEnv []string, db *sysdb.DB) (Spec, error) {
+	return buildSpec(svc, c, startEnv, db, currentHost())
+}
+
+func buildSpec(svc *service.Service, c Conn, startEnv []string, db *sysdb.DB, h hostEnv) (Spec, error) {
+	if db == nil {
+		db = sysdb.System
+	}
+	if svc.Server == "" {
+		return Spec{}, fmt.Errorf("spawn: service %s: no server to execute", svc.ID)
+	}
+	spec := Spec{Path: svc.Server, Umask: -1, Dir: "/"}
+	spec.Argv = append([]string(nil), svc.Argv...)
+	if len(spec.Argv) == 0 {
+		// xinetd would exec with an empty argv here (NAMEINARGS placed
+		// after server_args); giving the program its own name is what
+		// every server expects.
+		spec.Argv = []string{filepath.Base(svc.Server)}
+	}
+	spec.Env = BuildEnv(svc, c, startEnv)
+
+	cred, err := buildCred(svc, db, h.euid)
+	if err != nil {
+		return Spec{}, err
+	}
+	spec.Cred = cred
+
+	switch {
+	case svc.Umask != nil:
+		spec.Umask = int(*svc.Umask & 0o777)
+	case h.umask >= 0 && h.umask|0o022 != h.umask:
+		// xinetd runs with start-up umask | 022 and its children inherit
+		// that; gxinetd never changes its own umask, so the child gets
+		// the same value here.
+		spec.Umask = h.umask | 0o022
+	}
+	if svc.Nice != nil && *svc.Nice != 0 {
+		n := *svc.Nice
+		spec.Nice = &n
+	}
+	spec.Rlimits = buildRlimits(svc.Rlim, h.nofileHard)
+	return spec, nil
+}
+
+// buildRlimits lists the rlimit_* attributes in xinetd's order. A limit
+// written as 0 counts as not set. RLIMIT_NOFILE is always forced, to the
+// daemon's own hard limit when rlimit_files is absent, as xinetd does.
+func buildRlimits(r service.Rlimits, nofileHard uint64) []Rlimit {
+	value := func(l service.Rlimit) (uint64, bool) {
+		switch {
+		case !l.Set:
+			return 0, false
+		case l.Infinity:
+			return unix.RLIM_INFINITY, true
+		case l.Value == 0:
+			return 0, false
+		}
+		return l.Value, true
+	}
+	var out []Rlimit
+	if v, ok := value(r.Files); ok {
+		out = append(out, Rlimit{unix.RLIMIT_NOFILE, v})
+	} else {
+		out = append(out, Rlimit{unix.RLIMIT_NOFILE, nofileHard})
+	}
+	for _, l := range []struct {
+		res int
+		lim service.Rlimit
+	}{
+		{unix.RLIMIT_AS, r.AS},
+		{unix.RLIMIT_CPU, r.CPU},
+		{unix.RLIMIT_DATA, r.Data},
+		{unix.RLIMIT_RSS, r.RSS},
+		{unix.RLIMIT_STACK, r.Stack},
+	} {
+		if v, ok := value(l.lim); ok {
+			out = append(out, Rlimit{l.res, v})
+		}
+	}
+	return out
+}
+
+// errNoUser is the getpwuid failure of groups = yes for a uid that has no
+// passwd entry.
+var errNoUser = errors.New("no such user")
+
+// buildCred follows xinetd's set_credentials (xinetd.md §8 step 3, §8.2).
+func buildCred(svc *service.Service, db *sysdb.DB, euid int) (*Cred, error) {
+	if svc.User == nil && svc.Group == nil {
+		return nil, nil
+	}
+	if euid != 0 {
+		// A non-root xinetd skips setgid and setgroups but still calls
+		// setuid, which only works for its own uid.
+		if svc.User != nil && svc.User.ID != euid {
+			return nil, &StartError{Step: "setuid", Arg: strconv.Itoa(svc.User.ID), Err: syscall.EPERM}
+		}
+		return nil, nil
+	}
+	c := &Cred{UID: uint32(euid), GID: uint32(syscall.Getegid())}
+	if svc.User != nil {
+		c.UID = uint32(svc.User.ID)
+		c.GID = uint32(primaryGID(svc.User, db))
+	}
+	if svc.Group != nil {
+		c.GID = uint32(svc.Group.ID)
+	}
+	if svc.Groups && svc.User != nil {
+		// initgroups(pw_name, pw_gid): the passwd entry of the uid,
+		// whatever `group` says.
+		u, ok := db.LookupUID(svc.User.ID)
+		if !ok {
+			return nil, &StartError{Step: "getpwuid", Arg: strconv.Itoa(svc.User.ID), Err: errNoUser}
+		}
+		for _, g := range db.GroupIDs(u.Name, u.GID) {
+			c.Groups = append(c.Groups, uint32(g))
+		}
+	}
+	return c, nil
+}
+
+// primaryGID is the gid xinetd uses when only `user` is given: the same
+// number for a numeric user, the passwd primary group for a name.
+func primaryGID(u *service.Cred, db *sysdb.DB) int {
+	if u.Name == "" || isDigits(u.Name) {
+		return u.ID
+	}
+	if pw, ok := db.LookupUser(u.Name); ok {
+		return pw.GID
+	}
+	if pw, ok := db.LookupUID(u.ID); ok {
+		return pw.GID
+	}
+	return u.ID
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// BuildEnv is the server environment of xinetd.md §8.5 followed by the
+// connection variables. The parser has already merged the defaults'
+// passenv into svc.PassEnv: nil passes the whole start-up environment, an
+// empty list passes nothing. `env` strings replace variables of the same
+// name. The connection variables come last and replace anything of the
+// same name, so a server can trust them.
+func BuildEnv(svc *service.Service, c Conn, startEnv []string) []string {
+	env := make([]string, 0, len(startEnv)+len(svc.Env)+12)
+	if svc.PassEnv == nil {
+		env = append(env, startEnv...)
+	} else {
+		for _, kv := range startEnv {
+			name := envName(kv)
+			for _, p := range svc.PassEnv {
+				if p == name {
+					env = append(env, kv)
+					break
+				}
+			}
+		}
+	}
+	for _, kv := range svc.Env {
+		env = setEnv(env, kv)
+	}
+	for _, kv := range connEnv(svc, c) {
+		env = append(unsetEnv(env, envName(kv)), kv)
+	}
+	return env
+}
+
+// connEnv lists the variables describing the connection. REMOTE_HOST is
+// xinetd's (the address exactly as the socket reports it, v4-mapped for
+// IPv4 clients of a dual-stack listener); the UCSPI TCP* set uses plain
+// IPv4 text as tcpserver does.
+func connEnv(svc *service.Service, c Conn) []string {
+	if svc.Family == service.FamilyUnix {
+		return nil
+	}
+	remote := "<no address>"
+	if c.RemoteKnown && c.Remote.IsValid() {
+		remote = c.Remote.Addr().String()
+	}
+	out := []string{"REMOTE_HOST=" + remote}
+	known := c.RemoteKnown && c.Remote.IsValid()
+	if known {
+		out = append(out, "REMOTE_PORT="+strconv.Itoa(int(c.Remote.Port())))
+	}
+	if c.Local.IsValid() {
+		out = append(out, "LOCAL_HOST="+c.Local.Addr().String(), "LOCAL_PORT="+strconv.Itoa(int(c.Local.Port())))
+	}
+	if strings.HasPrefix(svc.Network(), "tcp") {
+		out = append(out, "PROTO=TCP")
+		if known {
+			out = append(out, "TCPREMOTEIP="+c.Remote.Addr().Unmap().String(),
+				"TCPREMOTEPORT="+strconv.Itoa(int(c.Remote.Port())))
+		}
+		if c.Local.IsValid() {
+			out = append(out, "TCPLOCALIP="+c.Local.Addr().Unmap().String(),
+				"TCPLOCALPORT="+strconv.Itoa(int(c.Local.Port())))
+		}
+	}
+	return out
+}
+
+func envName(kv string) string {
+	if i := strings.IndexByte(kv, '='); i >= 0 {
+		return kv[:i]
+	}
+	return kv
+}
+
+// setEnv replaces the first variable named like kv in place and drops
+// later duplicates, or appends kv.
+func setEnv(env []string, kv string) []string {
+	name := envName(kv)
+	out := env[:0]
+	done := false
+	for _, e := range env {
+		if envName(e) == name {
+			if done {
+				continue
+			}
+			e, done = kv, true
+		}
+		out = append(out, e)
+	}
+	if !done {
+		out = append(out, kv)
+	}
+	return out
+}
+
+func unsetEnv(env []string, name string) []string {
+	out := env[:0]
+	for _, e := range env {
+		if envName(e) != name {
+			out = append(out, e)
+		}
+	}
+	return out
+}
