@@ -1,0 +1,638 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/access"
+	"github.com/gxinetd/gxinetd/internal/builtins"
+	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/internal/sysdb"
+	"github.com/gxinetd/gxinetd/logging"
+)
+
+// Daemon is one running gxinetd.
+type Daemon struct {
+	o        *Options
+	log      *logging.Daemon
+	rec      *logging.Manager
+	eng      *access.Engine
+	db       *sysdb.DB
+	startEnv []string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	benv     *builtins.Env
+
+	mu        sync.Mutex
+	cfg       *service.Config
+	runs      []*svcRun          // accepted services in configuration order
+	byID      map[string]*svcRun // lower-case id
+	activated map[sockKey]*sock  // systemd-passed sockets not yet claimed
+	children  map[int]*child
+	counters  map[string]*counters // lower-case id; survives reloads
+	udpPorts  atomic.Pointer[map[uint16]bool]
+	tcpmux    atomic.Pointer[map[string]*service.Service]
+	stopping  atomic.Bool
+	fdLow     atomic.Bool // descriptors ran out; logged once per episode
+	metrics   *metricsServer
+	wg        sync.WaitGroup // serving goroutines
+}
+
+// counters are the per-service figures of the state dump and metrics
+// that the access engine does not keep.
+type counters struct {
+	served, execFail, bytesIn, bytesOut atomic.Uint64
+}
+
+func (d *Daemon) countersFor(id string) *counters {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.countersLocked(id)
+}
+
+func (d *Daemon) countersLocked(id string) *counters {
+	k := strings.ToLower(id)
+	c := d.counters[k]
+	if c == nil {
+		c = &counters{}
+		d.counters[k] = c
+	}
+	return c
+}
+
+// Run starts the daemon with the given options and serves until SIGTERM,
+// SIGQUIT (or SIGINT in debug mode). It returns the process exit status.
+func Run(o *Options) int {
+	if o.ConfigFile == "" && o.InetdFile == "" {
+		o.ConfigFile = DefaultConfigFile
+	}
+	if o.Grace == 0 {
+		o.Grace = 5 * time.Second
+	}
+	if !o.DontFork && !o.Debug && !o.Foreground {
+		return daemonize(o)
+	}
+	dl, err := newDaemonLog(o)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gxinetd: msg_init failed: %v\n", err)
+		return 1
+	}
+	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
+		children: map[int]*child{}, counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	status := d.run()
+	d.log.Close()
+	return status
+}
+
+func newDaemonLog(o *Options) (*logging.Daemon, error) {
+	ident := o.LogIdent
+	if ident == "" {
+		ident = "gxinetd"
+	}
+	do := logging.DaemonOptions{Ident: ident, Stderr: os.Stderr, SyslogPath: o.SyslogPath, Debug: o.Debug}
+	switch {
+	case o.Debug && o.FileLog == "" && o.Syslog == "":
+		do.Mode = "debug"
+	case o.FileLog != "":
+		do.Mode = "file"
+		do.Path = o.FileLog
+	default:
+		do.Mode = "syslog"
+		do.Facility = o.Syslog
+		if do.Facility == "" {
+			do.Facility = "daemon"
+		}
+	}
+	return logging.NewDaemon(do)
+}
+
+func (d *Daemon) run() int {
+	o := d.o
+	raiseNoFile()
+	syscall.Umask(syscall.Umask(0) | 0o022)
+	d.startEnv = activationEnvStripped(os.Environ())
+	d.adoptActivatedSockets()
+
+	// Signals become events in this one loop. SIGPIPE is deliberately not
+	// ignored: ignored signals survive exec into every server.
+	sigs := make(chan os.Signal, 16)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
+		syscall.SIGABRT, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
+	if o.PidFile != "" {
+		if err := writePidFile(o.PidFile); err != nil {
+			d.log.Logf(logging.LevelCrit, "main", "%v", err)
+			return 1
+		}
+	}
+	cfg := Load(o)
+	d.logDiags(cfg)
+	if !cfg.Usable() {
+		if cfg.Diags.HasFatal() && defaultsFatal(cfg) {
+			d.log.Logf(logging.LevelCrit, "main", "A fatal error was encountered while parsing the default section. gxinetd will exit.")
+		} else {
+			d.log.Logf(logging.LevelCrit, "main", "couldn't get configuration. Exiting...")
+		}
+		d.removePidFile()
+		return 1
+	}
+	if o.Debug {
+		var b strings.Builder
+		logging.WriteConfigDump(&b, cfg)
+		fmt.Fprint(os.Stderr, b.String())
+	}
+
+	d.rec = logging.NewManager(logging.Options{Ident: identOr(o.LogIdent), SyslogPath: o.SyslogPath, Daemon: d.log})
+	defer d.rec.Close()
+	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
+		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess})
+	d.benv = d.builtinEnv()
+
+	d.mu.Lock()
+	d.applyConfigLocked(cfg, true)
+	n := d.availableLocked()
+	d.mu.Unlock()
+	if n == 0 && !o.StayAlive && !o.DontFork {
+		d.log.Logf(logging.LevelCrit, "main", "no services. Exiting...")
+		d.removePidFile()
+		return 1
+	}
+	d.startMetrics(cfg)
+	d.log.Logf(logging.LevelNotice, "main", "%s started with libwrap loadavg options compiled in.", Version)
+	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
+	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
+	signalReady(o.ReadyFD)
+
+	go d.followInterfaces()
+	var cc <-chan time.Time
+	if o.CC > 0 {
+		t := time.NewTicker(time.Duration(o.CC) * time.Second)
+		defer t.Stop()
+		cc = t.C
+	}
+	for {
+		select {
+		case sig := <-sigs:
+			switch sig {
+			case syscall.SIGHUP, syscall.SIGUSR2:
+				d.reload()
+			case syscall.SIGUSR1:
+				d.dump()
+			case syscall.SIGABRT:
+				d.consistencyCheck(true)
+			case syscall.SIGTERM:
+				d.shutdown(true)
+				return 0
+			case syscall.SIGQUIT:
+				d.shutdown(false)
+				return 0
+			case syscall.SIGINT:
+				if o.Debug {
+					d.shutdown(true)
+					return 1
+				}
+				d.log.Logf(logging.LevelInfo, "main", "ignoring SIGINT outside debug mode")
+			}
+		case <-cc:
+			d.consistencyCheck(o.Debug)
+		}
+	}
+}
+
+func identOr(s string) string {
+	if s == "" {
+		return "gxinetd"
+	}
+	return s
+}
+
+func plural(n int, w string) string {
+	if n == 1 {
+		return w
+	}
+	return w + "s"
+}
+
+func defaultsFatal(cfg *service.Config) bool {
+	for _, dg := range cfg.Diags {
+		if dg.Fatal && dg.Service == "defaults" {
+			return true
+		}
+	}
+	return false
+}
+
+// logDiags writes every configuration message to the daemon log, in the
+// words and levels xinetd uses for its parser messages.
+func (d *Daemon) logDiags(cfg *service.Config) {
+	for _, dg := range cfg.Diags {
+		lvl := logging.LevelError
+		switch dg.Severity {
+		case service.SevWarning:
+			lvl = logging.LevelWarning
+		case service.SevNotice:
+			lvl = logging.LevelNotice
+		}
+		d.log.Logf(lvl, "parse", "%s", dg.String())
+	}
+}
+
+func (d *Daemon) notifyFromAccess(level, msg string) {
+	lvl := logging.LevelInfo
+	switch strings.ToLower(level) {
+	case "crit", "critical":
+		lvl = logging.LevelCrit
+	case "error", "err":
+		lvl = logging.LevelError
+	case "warning", "warn":
+		lvl = logging.LevelWarning
+	case "notice":
+		lvl = logging.LevelNotice
+	case "debug":
+		lvl = logging.LevelDebug
+	}
+	d.log.Logf(lvl, "access", "%s", msg)
+}
+
+// raiseNoFile lifts the soft descriptor limit to the hard one: a
+// super-server's connections are its descriptors.
+func raiseNoFile() {
+	// syscall (not x/sys) so that the runtime also stops restoring the
+	// old soft limit in children: servers get soft = hard, as in xinetd,
+	// without needing the exec helper for it.
+	var rl syscall.Rlimit
+	if syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl) == nil && rl.Cur < rl.Max {
+		rl.Cur = rl.Max
+		syscall.Setrlimit(syscall.RLIMIT_NOFILE, &rl)
+	}
+}
+
+func (d *Daemon) availableLocked() int {
+	n := 0
+	for _, r := range d.runs {
+		if r.svc.Load().IsTCPMuxClient() || len(r.socks) > 0 || r.pending {
+			n++
+		}
+	}
+	return n
+}
+
+// applyConfigLocked makes cfg the running configuration: sockets whose
+// address is unchanged are kept, others opened or closed, servers of
+// removed services terminated. It returns what changed.
+func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept, dropped []string) {
+	accepted := cfg.Accepted()
+	if err := d.rec.Configure(&cfg.Defaults, accepted); err != nil {
+		// As xinetd: a service whose log cannot be created does not start.
+		var ce logging.ConfigureError
+		if errors.As(err, &ce) {
+			var ok []*service.Service
+			for _, se := range ce {
+				d.log.Logf(logging.LevelError, "log", "creation of %s log failed: %v", se.ID, se.Err)
+			}
+			for _, s := range accepted {
+				if ce.Failed(s.ID) {
+					d.log.Logf(logging.LevelError, "log", "Service %s failed to start and is deactivated.", s.ID)
+					continue
+				}
+				ok = append(ok, s)
+			}
+			accepted = ok
+		} else {
+			d.log.Logf(logging.LevelError, "log", "%v", err)
+		}
+	}
+	d.eng.Configure(accepted)
+
+	// Socket pool: every open socket of the old configuration, by key.
+	pool := map[sockKey]*sock{}
+	oldRuns := map[string]*svcRun{}
+	for _, r := range d.runs {
+		oldRuns[strings.ToLower(r.svc.Load().ID)] = r
+		for k, sr := range r.socks {
+			sr.halt()
+			pool[k] = sr.s
+		}
+		r.socks = map[sockKey]*sockRun{}
+	}
+
+	mux := map[string]*service.Service{}
+	udp := map[uint16]bool{}
+	var runs []*svcRun
+	byID := map[string]*svcRun{}
+	for _, s := range accepted {
+		id := strings.ToLower(s.ID)
+		if _, dup := byID[id]; dup {
+			// Same id on another port (xinetd allows it): give the run a
+			// distinct key so both are served and dumped.
+			id = id + "/" + s.Protocol + "/" + fmt.Sprint(s.Port)
+		}
+		if s.IsTCPMuxClient() {
+			mux[strings.ToLower(s.Name)] = s
+		}
+		if s.IsInternal() && s.SocketType == service.SockDgram {
+			udp[uint16(s.Port)] = true
+		}
+		r := oldRuns[id]
+		if r != nil && !r.removed {
+			delete(oldRuns, id)
+			old := r.svc.Load()
+			r.svc.Store(s)
+			if !first {
+				if sameListen(old, s) {
+					d.log.Logf(logging.LevelNotice, "reconfig", "readjusting service %s", s.ID)
+				} else {
+					// The socket changes: its servers go, as in xinetd.
+					d.terminateServersLocked(r, "socket changed")
+					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated (its listening address changed)", old.ID)
+				}
+				kept = append(kept, s.ID)
+			}
+		} else {
+			r = &svcRun{d: d, socks: map[sockKey]*sockRun{}, cnt: d.countersLocked(s.ID)}
+			r.svc.Store(s)
+			if !first {
+				added = append(added, s.ID)
+			}
+		}
+		runs = append(runs, r)
+		byID[id] = r
+	}
+	d.tcpmux.Store(&mux)
+	d.udpPorts.Store(&udp)
+	for _, r := range oldRuns {
+		r.removed = true
+		if r.retry != nil {
+			r.retry.Stop()
+		}
+		dropped = append(dropped, r.svc.Load().ID)
+		d.terminateServersLocked(r, "removed")
+		d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated", r.svc.Load().ID)
+	}
+	d.runs = runs
+	d.byID = byID
+	d.cfg = cfg
+
+	// Open (or take over) the sockets of the new configuration.
+	for _, r := range runs {
+		s := r.svc.Load()
+		if s.IsTCPMuxClient() {
+			continue
+		}
+		r.pending = false
+		d.openRunLocked(r, pool)
+	}
+	for k, sk := range pool {
+		if !sk.activated {
+			sk.Close()
+		} else {
+			d.activated[k] = sk
+		}
+	}
+	return
+}
+
+// sameListen reports whether two versions of a service want the same
+// sockets, so the one open can be kept.
+func sameListen(a, b *service.Service) bool {
+	return a.Port == b.Port && a.SocketType == b.SocketType && a.Protocol == b.Protocol &&
+		a.Family == b.Family && a.Bind.Text == b.Bind.Text && a.UnixPath == b.UnixPath &&
+		((a.V6Only == nil) == (b.V6Only == nil)) && (a.V6Only == nil || *a.V6Only == *b.V6Only)
+}
+
+// wantedKeys lists the sockets a service needs now: one per address for
+// an interface bind (possibly none yet), one otherwise.
+func (d *Daemon) wantedKeys(s *service.Service) []sockKey {
+	if s.Bind.Interface != "" {
+		var keys []sockKey
+		for _, a := range interfaceAddrs(s.Bind.Interface, s.Bind.IfaceFamily) {
+			keys = append(keys, keyFor(s, a))
+		}
+		return keys
+	}
+	addr := s.Bind.Addr
+	if !addr.IsValid() && d.o.BindAddr != "" && s.Language == service.LangInetd {
+		if a, err := netip.ParseAddr(d.o.BindAddr); err == nil {
+			addr = a
+		}
+	}
+	return []sockKey{keyFor(s, addr)}
+}
+
+// openRunLocked opens every socket the service wants that is not open yet,
+// taking them from the pool of the previous configuration or from
+// systemd's when the address matches.
+func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
+	s := r.svc.Load()
+	keys := d.wantedKeys(s)
+	if len(keys) == 0 {
+		if !r.waitingIface {
+			d.log.Logf(logging.LevelWarning, "activate", "service %s: interface %s has no usable address yet; will listen when it gets one", s.ID, s.Bind.Interface)
+		}
+		r.waitingIface = true
+		r.pending = true
+		return
+	}
+	r.waitingIface = false
+	for _, k := range keys {
+		if _, ok := r.socks[k]; ok {
+			continue
+		}
+		sk := pool[k]
+		if sk != nil {
+			delete(pool, k)
+		} else if sk = d.takeActivated(k); sk == nil {
+			var err error
+			sk, err = openSock(s, k, backlogFor(s, d.o))
+			if err != nil && k.family == unix.AF_INET6 && !k.addr.IsValid() && errors.Is(err, unix.EAFNOSUPPORT) {
+				d.log.Logf(logging.LevelNotice, "activate", "IPv6 socket creation failed for service %s, trying IPv4", s.ID)
+				k.family, k.v6only = unix.AF_INET, -1
+				sk, err = openSock(s, k, backlogFor(s, d.o))
+			}
+			if err != nil {
+				d.bindFailedLocked(r, k, err)
+				continue
+			}
+		}
+		d.startSockLocked(r, k, sk)
+	}
+}
+
+func backlogFor(s *service.Service, o *Options) int {
+	if s.Backlog > 0 {
+		return s.Backlog
+	}
+	if o.Backlog > 0 {
+		return o.Backlog
+	}
+	return DefaultBacklog
+}
+
+// bindFailedLocked reports a socket that could not be opened. The service
+// is not served on that address, the others are. An address that does
+// not exist yet (a bind to an address that DHCP or PPP will bring) is
+// retried instead of dropped for good, as xinetd does.
+func (d *Daemon) bindFailedLocked(r *svcRun, k sockKey, err error) {
+	s := r.svc.Load()
+	d.log.Logf(logging.LevelError, "activate", "bind failed (%s). service = %s", logging.Errno(unwrapErrno(err)), s.ID)
+	if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE) {
+		r.pending = true
+		if r.retry == nil {
+			d.log.Logf(logging.LevelNotice, "activate", "service %s: %s is not available yet; retrying every %s", s.ID, k, bindRetry)
+			r.retry = time.AfterFunc(bindRetry, func() { d.retryBind(r) })
+		}
+		return
+	}
+	d.log.Logf(logging.LevelError, "activate", "Service %s failed to start and is deactivated.", s.ID)
+}
+
+const bindRetry = 5 * time.Second
+
+func (d *Daemon) retryBind(r *svcRun) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	r.retry = nil
+	if r.removed || d.stopping.Load() {
+		return
+	}
+	before := len(r.socks)
+	d.openRunLocked(r, nil)
+	if len(r.socks) > before {
+		d.log.Logf(logging.LevelNotice, "activate", "service %s: now listening on %s", r.svc.Load().ID, r.listenText())
+		r.pending = false
+	}
+}
+
+func unwrapErrno(err error) error {
+	var en unix.Errno
+	if errors.As(err, &en) {
+		return en
+	}
+	return err
+}
+
+// takeActivated finds a systemd-passed socket for k: the same address, or,
+// for a service that listens on every address, any socket of its type on
+// its port (systemd's ListenStream=PORT may be IPv4 or dual-stack).
+func (d *Daemon) takeActivated(k sockKey) *sock {
+	for ak, sk := range d.activated {
+		if ak.sotype == k.sotype && ak.family == k.family && ak.addr == k.addr && ak.port == k.port && ak.path == k.path {
+			delete(d.activated, ak)
+			return sk
+		}
+	}
+	if k.addr.IsValid() || k.family == unix.AF_UNIX {
+		return nil
+	}
+	for ak, sk := range d.activated {
+		if ak.sotype == k.sotype && ak.port == k.port && ak.family != unix.AF_UNIX {
+			delete(d.activated, ak)
+			return sk
+		}
+	}
+	return nil
+}
+
+// startSockLocked attaches a socket to the service under the key the
+// service asked for (a systemd socket may be bound more narrowly) and
+// starts serving it.
+func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
+	sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
+	r.socks[k] = sr
+	r.state.Store("Active")
+	d.wg.Add(1)
+	go func() {
+		defer d.wg.Done()
+		defer close(sr.done)
+		r.serve(sr)
+	}()
+}
+
+// reload is SIGHUP: read and validate the whole new configuration first;
+// if anything in it is wrong, keep serving the old one entirely.
+func (d *Daemon) reload() {
+	d.log.Logf(logging.LevelNotice, "reconfig", "Starting reconfiguration")
+	sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
+	defer sdNotify("READY=1")
+	cfg := Load(d.o)
+	if cfg.Diags.HasErrors() || !cfg.Usable() {
+		d.logDiags(cfg)
+		d.log.Logf(logging.LevelWarning, "reconfig", "reconfiguration failed: %d errors in the new configuration; still serving the old one", len(cfg.Diags.Errors()))
+		return
+	}
+	d.logDiags(cfg)
+	d.log.Logf(logging.LevelNotice, "reconfig", "Swapping defaults")
+	d.rec.Reopen()
+	d.mu.Lock()
+	oldN := len(d.runs)
+	added, kept, dropped := d.applyConfigLocked(cfg, false)
+	n := d.availableLocked()
+	d.mu.Unlock()
+	d.restartMetrics(cfg)
+	d.log.Logf(logging.LevelNotice, "reconfig", "Reconfigured: new=%d old=%d dropped=%d (services)", len(added), oldN-len(dropped), len(dropped))
+	sort.Strings(added)
+	sort.Strings(dropped)
+	d.log.Logf(logging.LevelNotice, "reconfig", "services added: [%s] kept: %d dropped: [%s]", strings.Join(added, " "), len(kept), strings.Join(dropped, " "))
+	if n == 0 && !d.o.StayAlive && !d.o.DontFork {
+		d.log.Logf(logging.LevelCrit, "reconfig", "No available services. Exiting")
+		d.shutdown(true)
+		d.log.Close()
+		os.Exit(1)
+	}
+}
+
+// shutdown ends serving. With terminate (SIGTERM) running builtin and
+// redirect sessions are cancelled and, with -killservers, external servers
+// get SIGTERM then SIGKILL; SIGQUIT leaves every server alone.
+func (d *Daemon) shutdown(terminate bool) {
+	d.stopping.Store(true)
+	sdNotify("STOPPING=1")
+	d.mu.Lock()
+	for _, r := range d.runs {
+		if r.retry != nil {
+			r.retry.Stop()
+		}
+		for _, sr := range r.socks {
+			sr.halt()
+			sr.s.Close()
+		}
+		r.socks = map[sockKey]*sockRun{}
+	}
+	var victims []*child
+	if terminate && d.o.KillServers {
+		for _, c := range d.children {
+			victims = append(victims, c)
+		}
+	}
+	d.mu.Unlock()
+	d.stopMetrics()
+	if terminate {
+		d.cancel()
+		d.terminate(victims)
+	}
+	d.removePidFile()
+	d.log.Logf(logging.LevelWarning, "main", "Exiting...")
+	if d.rec != nil {
+		d.rec.Flush(2 * time.Second)
+	}
+}
+
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano() / 1000
+}

@@ -1,0 +1,29 @@
+// Package daemon is gxinetd's core: it loads the configuration (both
+// languages), opens and keeps the listening sockets, runs every request
+// through the access engine, hands it to a builtin, the redirect proxy or
+// a spawned server, tracks and reaps the children, and reacts to signals
+// (reload, dump, consistency check, shutdown).
+//
+// Dependencies point one way:
+//
+//	cmd/gxinetd -> internal/daemon -> {parser, parser/inetd, access, logging, spawn, internal/builtins} -> internal/service
+//
+// Nothing below imports this package. The daemon owns all sockets and all
+// processes; the packages it calls are given plain values (a
+// *service.Service, a net.Conn, an *os.File) and return plain results, so
+// each can be tested alone.
+//
+// Request path (stream, wait=no):
+//
+//	accept -> banner -> access.Decide (every check, before any process)
+//	       -> refused: FAIL record, banner_fail, close
+//	       -> allowed: banner_success, [ident], START
+//	          -> builtin goroutine | redirect proxy | spawn.Start(exec)
+//	          -> EXIT/TRAFFIC records when it ends, lease released
+//
+// wait=yes services hand the listening (stream) or datagram socket to one
+// server at a time and resume watching it when that server exits; a
+// refusal consumes exactly the one pending connection or datagram, so a
+// refused wait service is never suspended forever and datagrams queued
+// behind it are left for the next server.
+package daemon

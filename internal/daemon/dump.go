@@ -1,0 +1,245 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/logging"
+)
+
+// DefaultDumpFile is where SIGUSR1 appends the state dump, as xinetd.
+const DefaultDumpFile = "/var/run/xinetd.dump"
+
+func (d *Daemon) dumpPath() string {
+	if d.o.DumpFile != "" {
+		return d.o.DumpFile
+	}
+	return DefaultDumpFile
+}
+
+// snapshot gathers the plain data the dump, the consistency check and
+// the metrics are written from.
+func (d *Daemon) snapshot() *logging.DumpState {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	st := &logging.DumpState{Version: Version, Now: time.Now(), ConfigFile: d.cfg.Main, Config: d.cfg,
+		ProcessLimit: d.o.Limit}
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
+		st.MaxDescriptors = int(rl.Cur)
+	}
+	running := map[*svcRun]int{}
+	for _, c := range d.children {
+		running[c.run]++
+	}
+	for _, r := range d.runs {
+		s := r.svc.Load()
+		ds := logging.DumpService{ID: s.ID, Running: running[r], FD: -1}
+		state, _ := r.state.Load().(string)
+		switch {
+		case s.IsTCPMuxClient():
+			ds.State = "Not started"
+		case r.suspended || (len(r.socks) == 0 && !r.pending):
+			ds.State = "Disabled"
+		case state != "":
+			ds.State = state
+		default:
+			ds.State = "Active"
+		}
+		for _, sr := range r.socks {
+			ds.FD = sr.s.fd()
+			st.SocketFDs = append(st.SocketFDs, ds.FD)
+		}
+		if ds.State == "Active" || ds.State == "Suspended" {
+			st.ActiveServices++
+		}
+		st.Services = append(st.Services, ds)
+	}
+	st.AvailableServices = len(d.runs)
+	sort.Ints(st.SocketFDs)
+	for _, c := range d.children {
+		if c.silent {
+			continue
+		}
+		sv := logging.DumpServer{ID: c.svc.ID, PID: c.pid, Start: c.start, FD: c.fd}
+		if c.known {
+			sv.Remote = c.remote
+		}
+		st.Servers = append(st.Servers, sv)
+	}
+	sort.Slice(st.Servers, func(i, j int) bool { return st.Servers[i].PID < st.Servers[j].PID })
+	st.RunningServers = len(st.Servers)
+	st.DescriptorsFree = st.MaxDescriptors - openFDs()
+
+	snap := d.eng.Snapshot()
+	for _, r := range d.runs {
+		s := r.svc.Load()
+		sc := logging.ServiceCounters{ID: s.ID, Served: r.cnt.served.Load(), ExecFailures: r.cnt.execFail.Load(),
+			BytesIn: r.cnt.bytesIn.Load(), BytesOut: r.cnt.bytesOut.Load(), Running: running[r],
+			Refused: map[string]uint64{}}
+		if ss, ok := snap.Services[strings.ToLower(s.ID)]; ok {
+			for reason, n := range ss.Refused {
+				sc.Refused[reason.Code()] += n
+			}
+		}
+		st.Counters = append(st.Counters, sc)
+	}
+	for _, e := range snap.Deny {
+		st.DenyList = append(st.DenyList, logging.DenyEntry{Addr: e.Addr.String(), Expires: e.Expires})
+	}
+	st.LogDrops = d.rec.Stats().Drops()
+	return st
+}
+
+func openFDs() int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		return 0
+	}
+	return len(ents)
+}
+
+// dump is SIGUSR1: append the state dump to the dump file.
+func (d *Daemon) dump() {
+	path := d.dumpPath()
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	if err != nil {
+		d.log.Logf(logging.LevelError, "dump", "failed to open %s: %s", path, logging.Errno(err))
+		return
+	}
+	logging.WriteStateDump(f, d.snapshot())
+	f.Close()
+	d.log.Logf(logging.LevelInfo, "dump", "generated state dump in file %s", path)
+}
+
+// consistencyCheck is SIGABRT and -cc: compare what the daemon believes
+// with what is true, and report every difference.
+func (d *Daemon) consistencyCheck(report bool) {
+	var problems []string
+	d.mu.Lock()
+	running := map[*svcRun]int{}
+	for pid, c := range d.children {
+		running[c.run]++
+		if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
+			problems = append(problems, fmt.Sprintf("service %s: server %d is tracked but does not exist", c.svc.ID, pid))
+		}
+	}
+	for _, r := range d.runs {
+		s := r.svc.Load()
+		if s.IsTCPMuxClient() {
+			continue
+		}
+		state, _ := r.state.Load().(string)
+		if s.Wait && !s.IsInternal() {
+			if running[r] > 0 && state == "Active" {
+				problems = append(problems, fmt.Sprintf("Active single-threaded service %s: server running, descriptor set", s.ID))
+			}
+			if running[r] == 0 && state == "Suspended" && !d.stopping.Load() {
+				problems = append(problems, fmt.Sprintf("service %s: suspended with no server running", s.ID))
+			}
+		}
+		if len(r.socks) == 0 && !r.pending && !r.suspended {
+			problems = append(problems, fmt.Sprintf("service %s not started", s.ID))
+		}
+		for k, sr := range r.socks {
+			if fd := sr.s.fd(); fd >= 0 {
+				if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+					problems = append(problems, fmt.Sprintf("file descriptor of service %s has been closed (%s)", s.ID, k))
+				}
+			}
+		}
+	}
+	snap := d.eng.Snapshot()
+	for _, r := range d.runs {
+		s := r.svc.Load()
+		if s.IsInternal() || s.IsRedirect() {
+			continue
+		}
+		if ss, ok := snap.Services[strings.ToLower(s.ID)]; ok && ss.Running != running[r] && !d.stopping.Load() {
+			problems = append(problems, fmt.Sprintf("service %s: actual running servers = %d, known running servers = %d", s.ID, running[r], ss.Running))
+		}
+	}
+	d.mu.Unlock()
+	for _, p := range problems {
+		d.log.Logf(logging.LevelError, "check", "%s", p)
+	}
+	if len(problems) > 0 {
+		d.log.Logf(logging.LevelWarning, "check", "Consistency check detected %d errors", len(problems))
+	} else if report {
+		d.log.Logf(logging.LevelInfo, "check", "Consistency check passed")
+	}
+}
+
+// metricsServer serves the counters in Prometheus' text format on the
+// address of `metrics` in defaults, to the clients metrics_only_from allows.
+type metricsServer struct {
+	addr string
+	srv  *http.Server
+	ln   net.Listener
+}
+
+func (d *Daemon) startMetrics(cfg *service.Config) {
+	addr := cfg.Defaults.Metrics
+	if addr == "" {
+		return
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		d.log.Logf(logging.LevelError, "metrics", "metrics listener %s: %v", addr, err)
+		return
+	}
+	allow := cfg.Defaults.MetricsOnlyFrom
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ap := addrPortOf(ln.Addr())
+		if ta, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
+			ap = ta.AddrPort()
+		}
+		if !addrListAllows(allow, ap.Addr().Unmap()) {
+			http.Error(w, "forbidden", http.StatusForbidden)
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
+		logging.WriteMetrics(w, d.snapshot())
+	})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	d.metrics = &metricsServer{addr: addr, srv: srv, ln: ln}
+	go srv.Serve(ln)
+}
+
+// addrListAllows applies a metrics_only_from list: numeric entries only
+// (names would need lookups on the metrics path); no list allows all.
+func addrListAllows(l service.AddrList, a netip.Addr) bool {
+	if !l.Set {
+		return true
+	}
+	for _, e := range l.Entries {
+		if (e.Kind == service.AddrNumeric || e.Kind == service.AddrNet) && e.Prefix.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+func (d *Daemon) stopMetrics() {
+	if d.metrics != nil {
+		d.metrics.srv.Close()
+		d.metrics = nil
+	}
+}
+
+func (d *Daemon) restartMetrics(cfg *service.Config) {
+	if d.metrics != nil && d.metrics.addr == cfg.Defaults.Metrics {
+		return
+	}
+	d.stopMetrics()
+	d.startMetrics(cfg)
+}

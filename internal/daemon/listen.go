@@ -1,0 +1,335 @@
+package daemon
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// DefaultBacklog is the listen(2) backlog when neither the service nor the
+// command line says otherwise; the kernel caps it at somaxconn.
+const DefaultBacklog = 1024
+
+// sockKey identifies a listening socket independently of the service that
+// uses it, so that a reload can hand an unchanged socket to the new
+// configuration without closing it.
+type sockKey struct {
+	sotype int // unix.SOCK_STREAM, SOCK_DGRAM, ...
+	family int // unix.AF_INET, AF_INET6, AF_UNIX
+	addr   netip.Addr
+	port   int
+	v6only int // -1 when not applicable
+	path   string
+}
+
+func (k sockKey) String() string {
+	if k.family == unix.AF_UNIX {
+		return "unix:" + k.path
+	}
+	proto := "tcp"
+	if k.sotype == unix.SOCK_DGRAM {
+		proto = "udp"
+	}
+	a := "*"
+	if k.addr.IsValid() {
+		a = k.addr.String()
+	} else if k.family == unix.AF_INET6 {
+		a = "[::]"
+	}
+	if k.addr.Is6() {
+		a = "[" + a + "]"
+	}
+	return proto + "/" + a + ":" + strconv.Itoa(k.port)
+}
+
+func sotypeOf(s *service.Service) int {
+	switch s.SocketType {
+	case service.SockDgram:
+		return unix.SOCK_DGRAM
+	case service.SockRaw:
+		return unix.SOCK_RAW
+	case service.SockSeqPacket:
+		return unix.SOCK_SEQPACKET
+	case service.SockRDM:
+		return unix.SOCK_RDM
+	}
+	return unix.SOCK_STREAM
+}
+
+// keyFor computes the socket a service wants when bound to addr (zero
+// addr = every address).
+func keyFor(s *service.Service, addr netip.Addr) sockKey {
+	k := sockKey{sotype: sotypeOf(s), port: s.Port, v6only: -1}
+	if s.Family == service.FamilyUnix {
+		k.family = unix.AF_UNIX
+		k.path = s.UnixPath
+		return k
+	}
+	switch {
+	case addr.Is4():
+		k.family = unix.AF_INET
+		k.addr = addr
+	case addr.IsValid():
+		k.family = unix.AF_INET6
+		k.addr = addr
+	case s.Family == service.FamilyIPv4:
+		k.family = unix.AF_INET
+	default:
+		k.family = unix.AF_INET6
+	}
+	if k.family == unix.AF_INET6 {
+		// gxinetd follows the v6only value; xinetd sets V6ONLY whenever
+		// the line exists, even for "v6only = no".
+		k.v6only = 0
+		if s.V6Only != nil && *s.V6Only {
+			k.v6only = 1
+		}
+	}
+	return k
+}
+
+// sock is one open listening (stream) or bound (datagram) socket.
+type sock struct {
+	key  sockKey
+	ln   net.Listener   // stream
+	pc   net.PacketConn // datagram
+	file *os.File       // the descriptor itself, for handing to wait=yes servers
+	// activated marks a socket that systemd passed in: it is never closed
+	// on reload (systemd owns its lifetime).
+	activated bool
+}
+
+func (s *sock) Close() error {
+	var errs []error
+	if s.ln != nil {
+		errs = append(errs, s.ln.Close())
+	}
+	if s.pc != nil {
+		errs = append(errs, s.pc.Close())
+	}
+	if s.file != nil {
+		errs = append(errs, s.file.Close())
+	}
+	if s.key.family == unix.AF_UNIX && s.key.path != "" && !s.activated {
+		os.Remove(s.key.path)
+	}
+	return errors.Join(errs...)
+}
+
+func (s *sock) fd() int {
+	if s.file == nil {
+		return -1
+	}
+	return int(s.file.Fd())
+}
+
+// openSock creates, configures, binds and (for stream) listens a socket
+// with raw system calls, because net.Listen can set neither the backlog
+// nor V6ONLY=0 on a specific address, nor SO_RCVBUF before bind.
+func openSock(s *service.Service, k sockKey, backlog int) (*sock, error) {
+	fd, err := unix.Socket(k.family, k.sotype|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, protoFor(s, k))
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			unix.Close(fd)
+		}
+	}()
+	if k.family != unix.AF_UNIX {
+		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
+			return nil, fmt.Errorf("setsockopt SO_REUSEADDR: %w", err)
+		}
+	}
+	if k.family == unix.AF_INET6 && k.v6only >= 0 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, k.v6only); err != nil {
+			return nil, fmt.Errorf("setsockopt IPV6_V6ONLY: %w", err)
+		}
+	}
+	if k.sotype == unix.SOCK_STREAM && k.family != unix.AF_UNIX {
+		if s.Flags.Has(service.FlagNoDelay) {
+			unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+		}
+		if s.Flags.Has(service.FlagKeepAlive) {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+		}
+	}
+	if s.SndBuf > 0 {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, s.SndBuf)
+	}
+	if s.RcvBuf > 0 {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, s.RcvBuf)
+	}
+	var sa unix.Sockaddr
+	switch k.family {
+	case unix.AF_INET:
+		a := &unix.SockaddrInet4{Port: k.port}
+		if k.addr.IsValid() {
+			a.Addr = k.addr.As4()
+		}
+		sa = a
+	case unix.AF_INET6:
+		a := &unix.SockaddrInet6{Port: k.port}
+		if k.addr.IsValid() {
+			a.Addr = k.addr.As16()
+			if z := k.addr.Zone(); z != "" {
+				if ifi, err := net.InterfaceByName(z); err == nil {
+					a.ZoneId = uint32(ifi.Index)
+				}
+			}
+		}
+		sa = a
+	case unix.AF_UNIX:
+		os.Remove(k.path)
+		sa = &unix.SockaddrUnix{Name: k.path}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		return nil, fmt.Errorf("bind %s: %w", k, err)
+	}
+	if k.family == unix.AF_UNIX {
+		if s.UnixMode != 0 {
+			os.Chmod(k.path, os.FileMode(s.UnixMode))
+		}
+		if s.UnixOwner != nil || s.UnixGroup != nil {
+			uid, gid := -1, -1
+			if s.UnixOwner != nil {
+				uid = s.UnixOwner.ID
+			}
+			if s.UnixGroup != nil {
+				gid = s.UnixGroup.ID
+			}
+			os.Lchown(k.path, uid, gid)
+		}
+	}
+	if k.sotype == unix.SOCK_STREAM || k.sotype == unix.SOCK_SEQPACKET {
+		if backlog <= 0 {
+			backlog = DefaultBacklog
+		}
+		if err := unix.Listen(fd, backlog); err != nil {
+			return nil, fmt.Errorf("listen %s: %w", k, err)
+		}
+	}
+	ok = true
+	return wrapSock(fd, k)
+}
+
+func protoFor(s *service.Service, k sockKey) int {
+	if k.family == unix.AF_UNIX {
+		return 0
+	}
+	if k.sotype == unix.SOCK_RAW {
+		return s.ProtoNum
+	}
+	return 0
+}
+
+// wrapSock turns a bound descriptor into a net.Listener or PacketConn plus
+// the *os.File the wait=yes servers receive. The net package gets its
+// own duplicate, so closing one never pulls the other's descriptor away.
+func wrapSock(fd int, k sockKey) (*sock, error) {
+	f := os.NewFile(uintptr(fd), k.String())
+	s := &sock{key: k, file: f}
+	var err error
+	switch k.sotype {
+	case unix.SOCK_STREAM:
+		s.ln, err = net.FileListener(f)
+	case unix.SOCK_DGRAM:
+		s.pc, err = net.FilePacketConn(f)
+	default:
+		// raw / seqpacket / rdm: only handed to external wait servers;
+		// readiness is polled on the file itself.
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("wrapping %s: %w", k, err)
+	}
+	return s, nil
+}
+
+// sockKeyOfFD reads back what a systemd-passed descriptor is bound to.
+func sockKeyOfFD(fd int) (sockKey, error) {
+	k := sockKey{v6only: -1}
+	t, err := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE)
+	if err != nil {
+		return k, err
+	}
+	k.sotype = t
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return k, err
+	}
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		k.family = unix.AF_INET
+		k.port = a.Port
+		if ad := netip.AddrFrom4(a.Addr); !ad.IsUnspecified() {
+			k.addr = ad
+		}
+	case *unix.SockaddrInet6:
+		k.family = unix.AF_INET6
+		k.port = a.Port
+		if ad := netip.AddrFrom16(a.Addr); !ad.IsUnspecified() {
+			k.addr = ad
+		}
+		if v, err := unix.GetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil {
+			k.v6only = v
+		}
+	case *unix.SockaddrUnix:
+		k.family = unix.AF_UNIX
+		k.path = a.Name
+	default:
+		return k, fmt.Errorf("unsupported socket address %T", sa)
+	}
+	return k, nil
+}
+
+// waitReadable blocks until fd has something to read (a pending
+// connection or datagram) or done is closed. It uses the runtime poller,
+// so it costs no thread while waiting.
+func waitReadable(rc syscall.RawConn, done <-chan struct{}) error {
+	var perr error
+	err := rc.Read(func(fd uintptr) bool {
+		select {
+		case <-done:
+			perr = net.ErrClosed
+			return true
+		default:
+		}
+		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(pfd, 0)
+		if err != nil && err != unix.EINTR {
+			perr = err
+			return true
+		}
+		return n > 0
+	})
+	if err != nil {
+		return err
+	}
+	return perr
+}
+
+// setBlocking switches the socket's shared open file description between
+// blocking (what a wait=yes server expects) and non-blocking (what the
+// runtime poller needs once the server is gone).
+func setBlocking(f *os.File, blocking bool) error {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) { serr = unix.SetNonblock(int(fd), !blocking) })
+	if err != nil {
+		return err
+	}
+	return serr
+}

@@ -1,0 +1,215 @@
+package daemon
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/logging"
+)
+
+// envDetached marks the re-executed, detached daemon process.
+const envDetached = "GXINETD_DETACHED_READY_FD"
+
+// daemonize is the default start: Go cannot fork without exec, so the
+// daemon re-executes itself detached (new session, stdio on /dev/null)
+// and waits until the child says it is serving, or failed, before
+// returning its own status. Scripts that run `gxinetd` and then connect
+// therefore never race the start-up.
+func daemonize(o *Options) int {
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gxinetd: cannot find own executable: %v\n", err)
+		return 1
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gxinetd: pipe: %v\n", err)
+		return 1
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gxinetd: %v\n", err)
+		return 1
+	}
+	env := append(os.Environ(), envDetached+"=3")
+	p, err := os.StartProcess(exe, os.Args, &os.ProcAttr{
+		Dir:   "/",
+		Env:   env,
+		Files: []*os.File{null, null, null, pw},
+		Sys:   &syscall.SysProcAttr{Setsid: true},
+	})
+	pw.Close()
+	null.Close()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "gxinetd: fork: %v. Exiting...\n", err)
+		return 1
+	}
+	// The child writes "ok" when serving; EOF without it means it died.
+	pr.SetReadDeadline(time.Now().Add(60 * time.Second))
+	b, _ := io.ReadAll(pr)
+	pr.Close()
+	if bytes.HasPrefix(b, []byte("ok")) {
+		p.Release()
+		return 0
+	}
+	st, _ := p.Wait()
+	if st != nil && st.ExitCode() > 0 {
+		return st.ExitCode()
+	}
+	return 1
+}
+
+// DetachedReadyFD reports the ready pipe handed to a detached child.
+func DetachedReadyFD() int {
+	v := os.Getenv(envDetached)
+	if v == "" {
+		return 0
+	}
+	os.Unsetenv(envDetached)
+	n, _ := strconv.Atoi(v)
+	return n
+}
+
+func signalReady(fd int) {
+	if fd <= 0 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	f.Write([]byte("ok"))
+	f.Close()
+}
+
+// writePidFile writes PID atomically (a temporary file renamed into
+// place), refusing when the file names another live gxinetd.
+func writePidFile(path string) error {
+	if b, err := os.ReadFile(path); err == nil {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() && isGxinetd(pid) {
+			return fmt.Errorf("pidfile %s names a running gxinetd (pid %d); not starting a second one", path, pid)
+		}
+	}
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, ".gxinetd-pid-*")
+	if err != nil {
+		return fmt.Errorf("writing pidfile %s: %w", path, err)
+	}
+	fmt.Fprintf(tmp, "%d\n", os.Getpid())
+	tmp.Chmod(0o644)
+	if err := tmp.Close(); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing pidfile %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("writing pidfile %s: %w", path, err)
+	}
+	return nil
+}
+
+// isGxinetd reports whether pid is a live process running a gxinetd binary.
+func isGxinetd(pid int) bool {
+	if err := unix.Kill(pid, 0); err != nil && !errors.Is(err, unix.EPERM) {
+		return false
+	}
+	exe, err := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+	if err != nil {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		return err == nil && strings.Contains(string(comm), "gxinetd")
+	}
+	return strings.Contains(filepath.Base(strings.TrimSuffix(exe, " (deleted)")), "gxinetd")
+}
+
+func (d *Daemon) removePidFile() {
+	if d.o.PidFile == "" {
+		return
+	}
+	if b, err := os.ReadFile(d.o.PidFile); err == nil && strings.TrimSpace(string(b)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(d.o.PidFile)
+	}
+}
+
+// ReadPidFile returns the pid a pidfile names.
+func ReadPidFile(path string) (int, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0, err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 0 {
+		return 0, fmt.Errorf("pidfile %s: no pid in it", path)
+	}
+	return pid, nil
+}
+
+// sdNotify sends a state change to systemd when NOTIFY_SOCKET is set
+// (Type=notify); without systemd it does nothing.
+func sdNotify(state string) {
+	path := os.Getenv("NOTIFY_SOCKET")
+	if path == "" {
+		return
+	}
+	if strings.HasPrefix(path, "@") {
+		path = "\x00" + path[1:]
+	}
+	c, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	c.SetWriteDeadline(time.Now().Add(time.Second))
+	c.Write([]byte(state))
+}
+
+// adoptActivatedSockets takes the listening sockets systemd passed in
+// (LISTEN_PID, LISTEN_FDS) into the pool that services draw from, so a
+// service whose address matches uses it instead of binding.
+func (d *Daemon) adoptActivatedSockets() {
+	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
+	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	os.Unsetenv("LISTEN_PID")
+	os.Unsetenv("LISTEN_FDS")
+	os.Unsetenv("LISTEN_FDNAMES")
+	if pid != os.Getpid() || n <= 0 {
+		return
+	}
+	for fd := 3; fd < 3+n; fd++ {
+		unix.CloseOnExec(fd)
+		k, err := sockKeyOfFD(fd)
+		if err != nil {
+			d.log.Logf(logging.LevelWarning, "activate", "ignoring passed descriptor %d: %v", fd, err)
+			continue
+		}
+		unix.SetNonblock(fd, true)
+		sk, err := wrapSock(fd, k)
+		if err != nil {
+			continue
+		}
+		sk.activated = true
+		d.activated[k] = sk
+	}
+}
+
+// activationEnvStripped removes systemd's activation variables from the
+// environment servers inherit.
+func activationEnvStripped(env []string) []string {
+	out := env[:0:0]
+	for _, e := range env {
+		if strings.HasPrefix(e, "LISTEN_PID=") || strings.HasPrefix(e, "LISTEN_FDS=") ||
+			strings.HasPrefix(e, "LISTEN_FDNAMES=") || strings.HasPrefix(e, "NOTIFY_SOCKET=") ||
+			strings.HasPrefix(e, envDetached+"=") {
+			continue
+		}
+		out = append(out, e)
+	}
+	return out
+}

@@ -1,0 +1,641 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/access"
+	"github.com/gxinetd/gxinetd/internal/builtins"
+	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/spawn"
+)
+
+// svcRun is the running state of one accepted service. The service value
+// itself is swapped atomically on reload; sockets and flags are guarded by
+// Daemon.mu.
+type svcRun struct {
+	d            *Daemon
+	svc          atomic.Pointer[service.Service]
+	socks        map[sockKey]*sockRun
+	state        atomic.Value // "Active", "Suspended", "Disabled"
+	cnt          *counters
+	removed      bool
+	pending      bool // wants a socket it could not open yet
+	waitingIface bool
+	retry        *time.Timer
+	suspended    bool // cps/looping trip: sockets closed until the timer fires
+}
+
+func (r *svcRun) listenText() string {
+	var parts []string
+	for k := range r.socks {
+		parts = append(parts, k.String())
+	}
+	return strings.Join(parts, " ")
+}
+
+// sockRun is one socket of a service and the goroutine serving it.
+type sockRun struct {
+	s    *sock
+	stop chan struct{}
+	done chan struct{}
+	once sync.Once
+}
+
+// halt stops the serving goroutine without closing the socket, so a
+// reload can hand the socket to the new configuration: a deadline in the
+// past wakes a blocked Accept or read, which then sees stop.
+func (sr *sockRun) halt() {
+	sr.once.Do(func() { close(sr.stop) })
+	past := time.Unix(1, 0)
+	if sr.s.ln != nil {
+		if dl, ok := sr.s.ln.(interface{ SetDeadline(time.Time) error }); ok {
+			dl.SetDeadline(past)
+		}
+	}
+	if sr.s.pc != nil {
+		sr.s.pc.SetReadDeadline(past)
+	}
+	if sr.s.file != nil {
+		sr.s.file.SetReadDeadline(past)
+	}
+	<-sr.done
+	if sr.s.ln != nil {
+		if dl, ok := sr.s.ln.(interface{ SetDeadline(time.Time) error }); ok {
+			dl.SetDeadline(time.Time{})
+		}
+	}
+	if sr.s.pc != nil {
+		sr.s.pc.SetReadDeadline(time.Time{})
+	}
+	if sr.s.file != nil {
+		sr.s.file.SetReadDeadline(time.Time{})
+	}
+}
+
+func (sr *sockRun) stopped() bool {
+	select {
+	case <-sr.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+func (r *svcRun) serve(sr *sockRun) {
+	s := r.svc.Load()
+	switch {
+	case sr.s.ln != nil && (!s.Wait || s.IsInternal()):
+		// Internal wait=yes stream services accept themselves in xinetd;
+		// in-process that is the same as accepting here.
+		r.acceptLoop(sr)
+	case sr.s.ln != nil:
+		r.streamWaitLoop(sr)
+	case sr.s.pc != nil && s.IsInternal():
+		r.dgramBuiltinLoop(sr)
+	default:
+		r.dgramWaitLoop(sr)
+	}
+}
+
+func (r *svcRun) acceptLoop(sr *sockRun) {
+	d := r.d
+	delay := time.Duration(0)
+	for {
+		c, err := sr.s.ln.Accept()
+		if err != nil {
+			if sr.stopped() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
+				// Out of descriptors: back off (never spin), say so once
+				// per episode, and recover when descriptors free up.
+				if d.fdLow.CompareAndSwap(false, true) {
+					d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
+				}
+				delay = backoff(delay)
+				select {
+				case <-time.After(delay):
+				case <-sr.stop:
+					return
+				}
+				continue
+			}
+			d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
+			delay = backoff(delay)
+			time.Sleep(delay)
+			continue
+		}
+		if delay != 0 {
+			delay = 0
+			if d.fdLow.CompareAndSwap(true, false) {
+				d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
+			}
+		}
+		go r.handleStream(c)
+	}
+}
+
+func backoff(d time.Duration) time.Duration {
+	if d == 0 {
+		return 5 * time.Millisecond
+	}
+	d *= 2
+	if d > time.Second {
+		d = time.Second
+	}
+	return d
+}
+
+func addrPortOf(a net.Addr) netip.AddrPort {
+	switch v := a.(type) {
+	case *net.TCPAddr:
+		return v.AddrPort()
+	case *net.UDPAddr:
+		return v.AddrPort()
+	}
+	return netip.AddrPort{}
+}
+
+// handleStream serves one accepted connection of a stream service.
+func (r *svcRun) handleStream(c net.Conn) {
+	d := r.d
+	svc := r.svc.Load()
+	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
+	if tc, ok := c.(*net.TCPConn); ok {
+		if svc.Flags.Has(service.FlagKeepAlive) {
+			tc.SetKeepAlive(true)
+		}
+		if !svc.Flags.Has(service.FlagNoDelay) && !svc.IsInternal() {
+			// Go turns NODELAY on by default; servers get what xinetd
+			// gives them unless NODELAY was asked for.
+			tc.SetNoDelay(false)
+		}
+	}
+	d.sendBanner(c, svc, svc.Banner)
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	if !dec.Allow {
+		d.refused(r, svc, c, remote, local, dec)
+		c.Close()
+		return
+	}
+	d.serveAllowed(r, svc, c, remote, local, dec)
+}
+
+// serveAllowed carries out an allowed stream request: tcp_wrappers
+// actions, banner_success, ident, then the builtin, proxy or server.
+func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
+	lease := dec.Lease
+	if w := dec.Wrap; w != nil {
+		d.wrapBanner(c, svc, w)
+		if w.Spawn != "" {
+			d.runWrapCommand(svc, w.Spawn, remote, local, nil)
+		}
+		if w.Twist != "" {
+			// twist replaces the server with the command, on the connection.
+			d.runWrapCommand(svc, w.Twist, remote, local, c)
+			releaseLease(lease)
+			return
+		}
+	}
+	d.sendBanner(c, svc, svc.BannerSuccess)
+	if svc.LogOnSuccess.Has(service.LogSuccessUserID) && !svc.Wait && svc.SocketType == service.SockStream {
+		user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
+		if err == nil {
+			d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+		} else if svc.Flags.Has(service.FlagIDOnly) {
+			d.record(logging.Record{Event: logging.EventNoID, Service: svc, Remote: remote, Local: local,
+				Reason: identReason(err), ReasonCode: "noid"})
+			c.Close()
+			releaseLease(lease)
+			return
+		}
+	}
+	d.dispatch(r, svc, c, remote, local, lease)
+}
+
+func identTimeout(svc *service.Service) time.Duration {
+	if svc.IdentTimeout > 0 {
+		return time.Duration(svc.IdentTimeout) * time.Second
+	}
+	return 5 * time.Second
+}
+
+func identReason(err error) string {
+	var ie *logging.IdentError
+	if errors.As(err, &ie) {
+		return ie.Reason
+	}
+	return "system error"
+}
+
+func releaseLease(l *access.Lease) {
+	if l != nil {
+		l.Release()
+	}
+}
+
+// forkingBuiltins are the stream builtins xinetd runs in a forked child;
+// their sessions get EXIT records (with pid=0 here, since gxinetd serves
+// them in-process).
+var forkingBuiltins = map[string]bool{"echo": true, "discard": true, "chargen": true, "tcpmux": true}
+
+// dispatch runs an allowed stream request.
+func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease) {
+	start := time.Now()
+	switch {
+	case svc.IsInternal():
+		fn, ok := builtins.Stream(svc.Builtin)
+		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		r.cnt.served.Add(1)
+		if ok {
+			if err := fn(d.ctx, c, svc, d.benv); err != nil && !isBenign(err) {
+				d.log.Logf(logging.LevelDebug, "builtin", "service %s: %v", svc.ID, err)
+			}
+		}
+		c.Close()
+		releaseLease(lease)
+		if forkingBuiltins[svc.Builtin] {
+			d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
+		}
+	case svc.IsRedirect():
+		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		r.cnt.served.Add(1)
+		in, out, err := spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, spawn.ProxyOptions{
+			ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
+			KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
+		c.Close()
+		releaseLease(lease)
+		if err != nil && !isBenign(err) {
+			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
+		}
+		r.cnt.bytesIn.Add(uint64(in))
+		r.cnt.bytesOut.Add(uint64(out))
+		if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
+			d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
+		}
+		d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
+	default:
+		f, err := connFile(c)
+		c.Close()
+		if err != nil {
+			d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+			releaseLease(lease)
+			return
+		}
+		d.spawnServer(r, svc, f, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, lease, nil, 0)
+		f.Close()
+	}
+}
+
+func secs(n int) time.Duration { return time.Duration(n) * time.Second }
+
+func isBenign(err error) bool {
+	return err == nil || errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, context.Canceled) ||
+		errors.Is(err, unix.EPIPE) || errors.Is(err, unix.ECONNRESET) || errors.Is(err, os.ErrDeadlineExceeded)
+}
+
+func connFile(c net.Conn) (*os.File, error) {
+	type filer interface{ File() (*os.File, error) }
+	if fc, ok := c.(filer); ok {
+		return fc.File()
+	}
+	return nil, errors.New("connection has no descriptor to hand to a server")
+}
+
+// refused handles a refusal: FAIL record, banner_fail, the failure-path
+// ident lookup, and closing the listener for a cps or looping trip.
+func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
+	if !dec.Quiet {
+		d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
+			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code()})
+	}
+	if c != nil {
+		d.sendBanner(c, svc, svc.BannerFail)
+		if dec.Wrap != nil {
+			d.wrapBanner(c, svc, dec.Wrap)
+			if dec.Wrap.Spawn != "" {
+				d.runWrapCommand(svc, dec.Wrap.Spawn, remote, local, nil)
+			}
+		}
+	}
+	if svc.LogOnFailure.Has(service.LogFailureUserID) && remote.IsValid() && svc.SocketType == service.SockStream {
+		// The lookup must not hold the refused connection's goroutine
+		// hostage: it runs on its own, bounded by the ident timeout.
+		go func() {
+			user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
+			if err == nil {
+				d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+			} else if reason := identReason(err); reason != "no server" {
+				d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
+			}
+		}()
+	}
+	if dec.SuspendFor > 0 {
+		d.suspend(r, svc, dec)
+	}
+}
+
+// suspend closes a service's sockets for a while after a cps or looping
+// trip, then reopens them. Running servers are untouched and stay counted.
+func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if r.suspended || r.removed || d.stopping.Load() {
+		return
+	}
+	r.suspended = true
+	for k, sr := range r.socks {
+		go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
+		delete(r.socks, k)
+	}
+	r.state.Store("Disabled")
+	wait := dec.SuspendFor
+	if dec.Reason == access.ReasonLooping {
+		d.log.Logf(logging.LevelError, "access", "%s/%s server failing (looping), service terminated for %d minutes",
+			svc.Name, svc.Protocol, int(wait/time.Minute))
+	} else {
+		d.log.Logf(logging.LevelError, "access", "Deactivating service %s due to excessive incoming connections.  Restarting in %d seconds.",
+			svc.Name, int(wait/time.Second))
+	}
+	time.AfterFunc(wait, func() {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		r.suspended = false
+		if r.removed || d.stopping.Load() {
+			return
+		}
+		before := len(r.socks)
+		d.openRunLocked(r, nil)
+		if len(r.socks) > before {
+			d.log.Logf(logging.LevelError, "access", "Activating service %s", r.svc.Load().Name)
+		} else {
+			d.log.Logf(logging.LevelError, "access", "Error activating service %s", r.svc.Load().Name)
+		}
+	})
+}
+
+// sendBanner copies a banner file to the client, bounded in size and time.
+func (d *Daemon) sendBanner(c net.Conn, svc *service.Service, path string) {
+	if path == "" || c == nil {
+		return
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		d.log.Logf(logging.LevelError, "banner", "service = %s, open of banner %s failed", svc.ID, path)
+		return
+	}
+	defer f.Close()
+	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	io.Copy(c, io.LimitReader(f, 1<<20))
+	c.SetWriteDeadline(time.Time{})
+}
+
+func (d *Daemon) record(rec logging.Record) {
+	if rec.Time.IsZero() {
+		rec.Time = time.Now()
+	}
+	d.rec.Log(rec)
+}
+
+// streamWaitLoop serves a wait=yes stream service: the listening socket
+// itself goes to one server at a time, which accepts for itself.
+func (r *svcRun) streamWaitLoop(sr *sockRun) {
+	d := r.d
+	rc, err := sr.s.file.SyscallConn()
+	if err != nil {
+		d.log.Logf(logging.LevelError, "serve", "service %s: %v", r.svc.Load().ID, err)
+		return
+	}
+	local := sockLocal(sr.s)
+	for {
+		if err := waitReadable(rc, sr.stop); err != nil || sr.stopped() {
+			return
+		}
+		svc := r.svc.Load()
+		dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Local: local, Now: time.Now()})
+		if !dec.Allow {
+			// Consume the one pending connection so the refusal cannot
+			// leave the service suspended or spinning (xinetd's defect).
+			c, err := sr.s.ln.Accept()
+			var remote netip.AddrPort
+			if err == nil {
+				remote = addrPortOf(c.RemoteAddr())
+			}
+			d.refused(r, svc, c, remote, local, dec)
+			if c != nil {
+				c.Close()
+			}
+			if dec.SuspendFor > 0 {
+				return
+			}
+			continue
+		}
+		r.state.Store("Suspended")
+		setBlocking(sr.s.file, true)
+		ch := d.spawnServer(r, svc, sr.s.file, spawn.Conn{Local: local}, dec.Lease, nil, 0)
+		if ch != nil {
+			select {
+			case <-ch.done:
+			case <-sr.stop:
+			}
+		} else if c, err := sr.s.ln.Accept(); err == nil {
+			// The server could not start: drop the connection that woke
+			// us, or we would try again at once, forever.
+			c.Close()
+		}
+		setBlocking(sr.s.file, false)
+		r.state.Store("Active")
+	}
+}
+
+func sockLocal(s *sock) netip.AddrPort {
+	if s.ln != nil {
+		return addrPortOf(s.ln.Addr())
+	}
+	if s.pc != nil {
+		return addrPortOf(s.pc.LocalAddr())
+	}
+	return netip.AddrPort{}
+}
+
+// dgramWaitLoop serves an external datagram service (wait=yes): the
+// socket goes to one server at a time, with the datagram that woke us
+// still queued. Datagrams that arrive meanwhile stay queued for the next
+// server; xinetd drains them.
+func (r *svcRun) dgramWaitLoop(sr *sockRun) {
+	d := r.d
+	rc, err := sr.s.file.SyscallConn()
+	if err != nil {
+		d.log.Logf(logging.LevelError, "serve", "service %s: %v", r.svc.Load().ID, err)
+		return
+	}
+	local := sockLocal(sr.s)
+	var peekBuf [1]byte
+	for {
+		if err := waitReadable(rc, sr.stop); err != nil || sr.stopped() {
+			return
+		}
+		var from netip.AddrPort
+		rc.Control(func(fd uintptr) {
+			_, sa, err := unix.Recvfrom(int(fd), peekBuf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			if err == nil {
+				from = sockaddrToAddrPort(sa)
+			}
+		})
+		svc := r.svc.Load()
+		dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: from, Local: local, Now: time.Now()})
+		if !dec.Allow {
+			dropDatagram(rc)
+			d.refused(r, svc, nil, from, local, dec)
+			if dec.SuspendFor > 0 {
+				return
+			}
+			continue
+		}
+		r.state.Store("Suspended")
+		setBlocking(sr.s.file, true)
+		ch := d.spawnServer(r, svc, sr.s.file, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
+		if ch != nil {
+			select {
+			case <-ch.done:
+			case <-sr.stop:
+			}
+		} else {
+			// As OpenBSD inetd: a server that cannot start must not leave
+			// its datagram behind to wake us again at once.
+			dropDatagram(rc)
+		}
+		setBlocking(sr.s.file, false)
+		r.state.Store("Active")
+	}
+}
+
+func dropDatagram(rc interface{ Control(func(uintptr)) error }) {
+	var b [1]byte
+	rc.Control(func(fd uintptr) { unix.Recvfrom(int(fd), b[:], unix.MSG_DONTWAIT) })
+}
+
+func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
+	case *unix.SockaddrInet6:
+		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+	}
+	return netip.AddrPort{}
+}
+
+// dgramBuiltinLoop answers datagram builtins in-process: one goroutine per
+// socket, no allocation per datagram on the allow path.
+func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
+	d := r.d
+	uc, ok := sr.s.pc.(*net.UDPConn)
+	if !ok {
+		return
+	}
+	local := sockLocal(sr.s)
+	buf := make([]byte, 65536)
+	reply := make([]byte, 0, 65536)
+	for {
+		n, from, err := uc.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if sr.stopped() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				continue
+			}
+			continue
+		}
+		svc := r.svc.Load()
+		if ok, _ := builtins.Guard(from, d.benv); !ok {
+			continue // Guard says why in the log, once per source per interval
+		}
+		dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: from, Local: local, Now: time.Now()})
+		if !dec.Allow {
+			d.refused(r, svc, nil, from, local, dec)
+			if dec.SuspendFor > 0 {
+				return
+			}
+			continue
+		}
+		r.cnt.served.Add(1)
+		if svc.LogType.Kind != service.LogNone && svc.LogOnSuccess != 0 {
+			d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: from, Local: local})
+		}
+		if fn, ok := builtins.Dgram(svc.Builtin); ok {
+			if out := fn(buf[:n], from, svc, d.benv, reply[:0]); out != nil {
+				uc.WriteToUDPAddrPort(out, from)
+			}
+		}
+		releaseLease(dec.Lease)
+	}
+}
+
+// builtinEnv is what the builtins may ask of the daemon.
+func (d *Daemon) builtinEnv() *builtins.Env {
+	return &builtins.Env{
+		Limits: builtins.Limits{IdleTimeout: 5 * time.Minute, MaxBytes: 1 << 30},
+		TCPMux: func(name string) (*service.Service, bool) {
+			m := d.tcpmux.Load()
+			if m == nil {
+				return nil, false
+			}
+			s, ok := (*m)[strings.ToLower(name)]
+			return s, ok
+		},
+		TCPMuxNames: func() []string {
+			m := d.tcpmux.Load()
+			var out []string
+			if m != nil {
+				for _, s := range *m {
+					out = append(out, s.Name)
+				}
+			}
+			sort.Strings(out)
+			return out
+		},
+		Serve: d.serveMux,
+		OwnPorts: func(p uint16) bool {
+			m := d.udpPorts.Load()
+			return m != nil && (*m)[p]
+		},
+		Logf: func(format string, args ...any) { d.log.Logf(logging.LevelWarning, "builtin", format, args...) },
+	}
+}
+
+// serveMux runs a service selected through tcpmux on the connection: the
+// selected service's own access checks, logging and server, as if its
+// client had connected to it directly.
+func (d *Daemon) serveMux(ctx context.Context, svc *service.Service, c net.Conn) error {
+	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
+	r := &svcRun{d: d, cnt: d.countersFor(svc.ID)}
+	r.svc.Store(svc)
+	dec := d.eng.Decide(ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	if !dec.Allow {
+		dec.SuspendFor = 0
+		d.refused(r, svc, c, remote, local, dec)
+		c.Close()
+		return nil
+	}
+	d.serveAllowed(r, svc, c, remote, local, dec)
+	return nil
+}
