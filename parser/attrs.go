@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"path"
+	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -475,7 +476,7 @@ func hLogType(e *entry, a *attrLine) bool {
 			return false
 		}
 		lt.Kind = service.LogFile
-		lt.Path = a.values[1].text
+		lt.Path = e.filePath(a.values[1].text)
 		if len(a.values) >= 3 {
 			soft, ok := sizeValue(a.values[2].text)
 			if !ok {
@@ -878,12 +879,26 @@ func preferV4(addrs []netip.Addr) netip.Addr {
 	return addrs[0]
 }
 
-func hBanner(e *entry, a *attrLine) bool { e.svc.Banner = a.values[0].text; return true }
+// filePath resolves a relative banner or log file path against the
+// directory of the file that names it, as include paths are. xinetd
+// resolves it against its working directory, which is "/" after the first
+// reload, so a relative path that worked at start silently breaks later.
+func (e *entry) filePath(p string) string {
+	if p == "" || filepath.IsAbs(p) {
+		return p
+	}
+	return filepath.Join(dirOf(e.file), p)
+}
+
+func hBanner(e *entry, a *attrLine) bool { e.svc.Banner = e.filePath(a.values[0].text); return true }
 func hBannerSuccess(e *entry, a *attrLine) bool {
-	e.svc.BannerSuccess = a.values[0].text
+	e.svc.BannerSuccess = e.filePath(a.values[0].text)
 	return true
 }
-func hBannerFail(e *entry, a *attrLine) bool { e.svc.BannerFail = a.values[0].text; return true }
+func hBannerFail(e *entry, a *attrLine) bool {
+	e.svc.BannerFail = e.filePath(a.values[0].text)
+	return true
+}
 
 func hDisable(e *entry, a *attrLine) bool {
 	v, ok := yesNo(a.values[0].text)

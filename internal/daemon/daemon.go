@@ -344,6 +344,10 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 		if s.IsTCPMuxClient() {
 			mux[strings.ToLower(s.Name)] = s
 		}
+		if euid := os.Geteuid(); euid != 0 && s.User != nil && s.User.ID != euid && !s.IsInternal() && !s.IsRedirect() {
+			d.log.Logf(logging.LevelWarning, "activate", "service %s: not running as root, so user %s is ineffective: its servers run as uid %d",
+				s.ID, s.User.Name, euid)
+		}
 		if s.IsInternal() && s.SocketType == service.SockDgram {
 			udp[uint16(s.Port)] = true
 		}
