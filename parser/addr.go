@@ -143,13 +143,18 @@ func isDigitsDots(s string) bool {
 // inetAton parses the numeric IPv4 forms inet_aton(3) accepts with
 // decimal and octal parts: a, a.b, a.b.c, a.b.c.d.
 func inetAton(s string) (netip.Addr, bool) {
-	parts := strings.Split(s, ".")
-	if len(parts) > 4 {
-		return netip.Addr{}, false
-	}
-	vals := make([]uint64, len(parts))
-	for i, p := range parts {
-		if p == "" || !allDigits(p) {
+	// Split by hand into a fixed array: this runs for every address of
+	// every only_from line.
+	var buf [4]uint64
+	n := 0
+	for more := true; more; n++ {
+		p := s
+		if i := strings.IndexByte(s, '.'); i >= 0 {
+			p, s = s[:i], s[i+1:]
+		} else {
+			more = false
+		}
+		if n == len(buf) || p == "" || !allDigits(p) {
 			return netip.Addr{}, false
 		}
 		base := 10
@@ -160,8 +165,9 @@ func inetAton(s string) (netip.Addr, bool) {
 		if err != nil {
 			return netip.Addr{}, false
 		}
-		vals[i] = v
+		buf[n] = v
 	}
+	vals := buf[:n]
 	var v uint64
 	last := len(vals) - 1
 	for i := 0; i < last; i++ {

@@ -1,8 +1,10 @@
 package parser
 
 import (
+	"cmp"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/gxinetd/gxinetd/internal/service"
@@ -11,7 +13,7 @@ import (
 // checker collects the whole-entry messages of one service.
 type checker struct {
 	l *loader
-	e *entry
+	e *readEntry
 	s *service.Service
 }
 
@@ -41,7 +43,7 @@ func (c *checker) implied(attr string) {
 // complete fills what xinetd fills after all files are read (§2.5 step 2,
 // §4.1) and applies the whole-entry rules (§4.2), rejecting the service
 // with one message per broken rule.
-func (l *loader) complete(e *entry) {
+func (l *loader) complete(e *readEntry) {
 	s := e.svc
 	c := &checker{l: l, e: e, s: s}
 	FillFromDefaults(&l.cfg.Defaults, s)
@@ -342,62 +344,117 @@ func (a listenSpace) wildcard() bool { return !a.addr.IsValid() && a.iface == ""
 // services on the same port and protocol with overlapping addresses are a
 // clash: they cannot both listen. TCPMUX clients have no socket.
 func (l *loader) checkDuplicates() {
-	// Index by port and address so that a large configuration is checked
-	// in linear time: a wildcard listener is compared with everything on
-	// its port, a bound one only with wildcards and its own address.
-	wild := map[portKey][]*service.Service{}
-	bound := map[portKey][]*service.Service{}
-	exact := map[boundKey]*service.Service{}
-	byRPC := map[portKey][]*service.Service{}
-	ids := make(map[string]*service.Service, len(l.entries))
+	// Group the candidates by port (or RPC program) and protocol by
+	// sorting, then check each group in read order. This is linear apart
+	// from the sort, and unlike a map per port it costs little memory on a
+	// 10,000-service file, where nearly every group has one member. Within
+	// a group a wildcard listener is compared with everything, a bound one
+	// only with wildcards and its own address.
+	type cand struct {
+		key portKey
+		rpc bool
+		i   int // index in l.entries
+	}
+	n := 0
 	for _, e := range l.entries {
+		if e.svc.Status == "" && !e.svc.IsTCPMuxClient() {
+			n++
+		}
+	}
+	cands := make([]cand, 0, n)
+	for i, e := range l.entries {
+		s := e.svc
+		switch {
+		case s.Status != "" || s.IsTCPMuxClient():
+		case s.Type.Has(service.TypeRPC) && s.Port == 0:
+			cands = append(cands, cand{portKey{s.RPCNumber, s.ProtoNum}, true, i})
+		case s.Port != 0:
+			cands = append(cands, cand{portKey{s.Port, s.ProtoNum}, false, i})
+		}
+	}
+	sameGroup := func(a, b cand) bool { return a.rpc == b.rpc && a.key == b.key }
+	slices.SortFunc(cands, func(a, b cand) int {
+		switch {
+		case a.rpc != b.rpc:
+			if a.rpc {
+				return 1
+			}
+			return -1
+		case a.key.port != b.key.port:
+			return cmp.Compare(a.key.port, b.key.port)
+		case a.key.proto != b.key.proto:
+			return cmp.Compare(a.key.proto, b.key.proto)
+		}
+		return cmp.Compare(a.i, b.i)
+	})
+	clashes := make(map[int]*service.Service) // by index in l.entries
+	var wild, bound, rpcs []*service.Service
+	exact := map[boundKey]*service.Service{}
+	for g := 0; g < len(cands); {
+		h := g + 1
+		for h < len(cands) && sameGroup(cands[g], cands[h]) {
+			h++
+		}
+		group := cands[g:h]
+		g = h
+		if len(group) == 1 {
+			continue // nothing to clash with
+		}
+		wild, bound, rpcs = wild[:0], bound[:0], rpcs[:0]
+		clear(exact)
+		for _, cd := range group {
+			s := l.entries[cd.i].svc
+			var clash *service.Service
+			if cd.rpc {
+				for _, t := range rpcs {
+					if s.RPCLow <= t.RPCHigh && t.RPCLow <= s.RPCHigh {
+						clash = t
+						break
+					}
+				}
+				if clash == nil {
+					rpcs = append(rpcs, s)
+				}
+			} else {
+				sp := spaceOf(s)
+				first := func(list []*service.Service) {
+					for _, t := range list {
+						if clash == nil && sp.overlaps(spaceOf(t)) {
+							clash = t
+						}
+					}
+				}
+				first(wild)
+				bk := boundKey{cd.key, sp.addr, sp.iface}
+				if sp.wildcard() {
+					first(bound)
+				} else if t, ok := exact[bk]; ok && sp.overlaps(spaceOf(t)) {
+					clash = t
+				}
+				if clash == nil {
+					if sp.wildcard() {
+						wild = append(wild, s)
+					} else {
+						bound = append(bound, s)
+						if _, ok := exact[bk]; !ok {
+							exact[bk] = s
+						}
+					}
+				}
+			}
+			if clash != nil {
+				clashes[cd.i] = clash
+			}
+		}
+	}
+	ids := make(map[string]*service.Service, n)
+	for i, e := range l.entries {
 		s := e.svc
 		if s.Status != "" || s.IsTCPMuxClient() {
 			continue
 		}
 		c := &checker{l: l, e: e, s: s}
-		var clash *service.Service
-		if s.Type.Has(service.TypeRPC) && s.Port == 0 {
-			k := portKey{s.RPCNumber, s.ProtoNum}
-			for _, t := range byRPC[k] {
-				if s.RPCLow <= t.RPCHigh && t.RPCLow <= s.RPCHigh {
-					clash = t
-					break
-				}
-			}
-			if clash == nil {
-				byRPC[k] = append(byRPC[k], s)
-			}
-		} else if s.Port != 0 {
-			k := portKey{s.Port, s.ProtoNum}
-			sp := spaceOf(s)
-			first := func(list []*service.Service) {
-				for _, t := range list {
-					if clash == nil && sp.overlaps(spaceOf(t)) {
-						clash = t
-					}
-				}
-			}
-			first(wild[k])
-			bk := boundKey{k, sp.addr, sp.iface}
-			if sp.wildcard() {
-				first(bound[k])
-			} else if t, ok := exact[bk]; ok && sp.overlaps(spaceOf(t)) {
-				clash = t
-			}
-			if clash == nil {
-				if sp.wildcard() {
-					wild[k] = append(wild[k], s)
-				} else {
-					bound[k] = append(bound[k], s)
-					if _, ok := exact[bk]; !ok {
-						exact[bk] = s
-					}
-				}
-			}
-		}
-		id := strings.ToLower(s.ID)
-		if clash != nil {
+		if clash := clashes[i]; clash != nil {
 			if strings.EqualFold(clash.ID, s.ID) {
 				c.err(CodeDuplicate, fmt.Sprintf("service: %s id: %s not unique or is a duplicate - DISABLING (same port as %s)", s.Name, s.ID, clash.Src))
 			} else {
@@ -405,6 +462,7 @@ func (l *loader) checkDuplicates() {
 			}
 			continue
 		}
+		id := strings.ToLower(s.ID)
 		if t, ok := ids[id]; ok {
 			c.warn(WarnDuplicateID, "id", fmt.Sprintf("service %s has id %s, also used by service %s at %s; log records and the enabled/disabled lists cannot tell them apart", s.Name, s.ID, t.Name, t.Src))
 		} else {

@@ -4,10 +4,15 @@
 //
 // It owns the whole path from bytes to a validated *service.Config:
 //
-//   - lexer.go: a hand-written lexer that hands participle one token per
-//     significant line (a run of attribute lines becomes one token);
+//   - lexer.go: a hand-written lexer that makes one token per
+//     significant line (a run of attribute lines becomes one token, a
+//     well-formed `{ ... }` one Body token);
 //   - grammar.go: the participle grammar over block structure, total so
-//     that no input stops the parse;
+//     that no input stops the parse, and walkAST, which builds the
+//     grammar's nodes for regular entries directly and runs participle
+//     only over the irregular stretches of a file (the result is the
+//     same; a 10,000-service file then allocates about 44 MB in all
+//     instead of 82 MB);
 //   - parser.go, include.go: files, include/includedir, cycles, ownership;
 //   - entry.go, attrs.go, addr.go: attribute lines, operators, values;
 //   - merge.go: the defaults block and the two moments at which it

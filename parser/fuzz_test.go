@@ -10,7 +10,8 @@ import (
 
 // FuzzParseXinetd checks invariants on arbitrary input: no panic, every
 // diagnostic about the input points inside it, and the Config survives a
-// JSON round trip unchanged. Includes are refused (depth 1) so that the
+// JSON round trip unchanged; and parseAST's fast path builds the same
+// tree as participle over the whole file. Includes are refused (depth 1) so that the
 // fuzzer cannot wander the file system.
 func FuzzParseXinetd(f *testing.F) {
 	// Seeds are the golden inputs cut into single entries: the fuzzer
@@ -46,6 +47,7 @@ func FuzzParseXinetd(f *testing.F) {
 			return
 		}
 		const name = "fuzz.conf"
+		checkFastPath(t, text)
 		cfg := Parse(name, []byte(text), opt)
 		lines := strings.Split(text, "\n")
 		for _, d := range cfg.Diags {

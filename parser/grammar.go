@@ -69,14 +69,123 @@ func buildParser() *participle.Parser[astFile] {
 // whose words are split and validated outside the grammar.
 func Grammar() string { return xinetdParser.String() + "\n" }
 
-// parseAST runs participle over one file's text. It also returns the
-// lexer, whose counters (CRLF lines) the validation pass reports on.
-func parseAST(name, src string) (*astFile, *lineLexer, error) {
+// walkAST calls visit with each top-level item of one file's text, in
+// read order, and returns the lexer, whose counters (CRLF lines) the
+// validation pass reports on. The pointers in an item are valid only
+// during the call: the fast path reuses them.
+//
+// Most of a real file is regular: a `service NAME` or `defaults` header
+// followed by a folded Body, and include lines. For those the lexer's
+// tokens already are the grammar's nodes (astBlock{Head, Folded},
+// astInclude), so they are built directly; participle parses the rest.
+// This is exact, not a heuristic: every top-level item starts at a
+// Service, Defaults, Include or IncludeDir token and no production takes
+// one of those after its first token, so the token stream splits at them
+// into independent segments, and parsing a run of irregular segments on
+// its own gives the same items as parsing the whole file.
+// TestFastPathMatchesGrammar and the fuzz target check that claim. On a
+// 10,000-service file participle's per-token bookkeeping was the largest
+// allocator; now it only runs where the input has mistakes, and no tree
+// of the whole file is ever held.
+func walkAST(name, src string, visit func(item)) (*lineLexer, error) {
 	lx := newLineLexer(name, src)
-	pl, err := lexer.Upgrade(lx)
-	if err != nil {
-		return nil, lx, err
+	var (
+		odd      []lexer.Token // a run of irregular segments, for participle
+		cur      []lexer.Token // the segment being read while it may be regular
+		buf      [3]lexer.Token
+		rb       regularBlock // reused for every regular block
+		inc      lexer.Token  // and every regular include
+		firstErr error
+	)
+	cur = buf[:0]
+	irregular := false
+	flush := func(next lexer.Position) {
+		if len(odd) == 0 {
+			return
+		}
+		f, err := parseTokens(append(odd, lexer.EOFToken(next)))
+		if err != nil && firstErr == nil {
+			firstErr = err
+		}
+		odd = odd[:0]
+		if f != nil {
+			for _, it := range mergeItems(f) {
+				visit(it)
+			}
+		}
 	}
-	f, err := xinetdParser.ParseFromLexer(pl)
-	return f, lx, err
+	endSegment := func() {
+		switch {
+		case irregular, len(cur) == 0:
+		case len(cur) == 1 && (cur[0].Type == tokInclude || cur[0].Type == tokIncludeDir):
+			flush(cur[0].Pos)
+			inc = cur[0]
+			visit(item{off: inc.Pos.Offset, include: &inc})
+		case len(cur) == 2 && (cur[0].Type == tokService || cur[0].Type == tokDefaults) && cur[1].Type == tokBody:
+			flush(cur[0].Pos)
+			rb.body = cur[1]
+			rb.block = astBlock{Head: cur[0], Folded: &rb.body}
+			visit(item{off: cur[0].Pos.Offset, block: &rb.block})
+		default:
+			odd = append(odd, cur...)
+		}
+		cur = cur[:0]
+		irregular = false
+	}
+	for {
+		t, err := lx.Next()
+		if err != nil {
+			return lx, err
+		}
+		if t.EOF() {
+			endSegment()
+			flush(t.Pos)
+			return lx, firstErr
+		}
+		switch t.Type {
+		case tokService, tokDefaults, tokInclude, tokIncludeDir:
+			endSegment()
+		}
+		switch {
+		case irregular:
+			odd = append(odd, t)
+		case len(cur) == 2:
+			// Three tokens: no regular item is that long.
+			odd = append(append(odd, cur...), t)
+			cur = cur[:0]
+			irregular = true
+		default:
+			cur = append(cur, t)
+		}
+	}
+}
+
+// regularBlock is a fast-path block and the Body token it points to.
+type regularBlock struct {
+	block astBlock
+	body  lexer.Token
+}
+
+// parseTokens runs participle over tokens from the line lexer, which must
+// end with its EOF token.
+func parseTokens(toks []lexer.Token) (*astFile, error) {
+	pl, err := lexer.Upgrade(&tokenList{toks: toks})
+	if err != nil {
+		return nil, err
+	}
+	return xinetdParser.ParseFromLexer(pl)
+}
+
+// tokenList replays tokens already lexed.
+type tokenList struct {
+	toks []lexer.Token
+	i    int
+}
+
+func (t *tokenList) Next() (lexer.Token, error) {
+	if t.i >= len(t.toks) {
+		return t.toks[len(t.toks)-1], nil // the EOF token, again
+	}
+	t.i++
+	return t.toks[t.i-1], nil
 }

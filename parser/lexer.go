@@ -9,11 +9,10 @@ import (
 
 // The lexer works a line at a time: xinetd.conf has no quoting and no line
 // continuation, so a line's role (entry header, brace, attribute, junk) can
-// be decided from its first word. Handing participle one token per line
-// instead of one per word makes the reflection-driven parser cheap enough
-// for configurations with tens of thousands of services; the words inside
-// an attribute line are split later by the validation pass, which keeps
-// their columns.
+// be decided from its first word. One token per line instead of one per
+// word keeps the token stream short (and lets walkAST recognise a regular
+// entry as two tokens); the words inside an attribute line are split
+// later by the validation pass, which keeps their columns.
 
 // Token types. participle reserves -1 for EOF.
 const (
@@ -79,7 +78,10 @@ type lineLexer struct {
 	src  string
 	off  int
 	line int
-	la   []lexer.Token // tokens read ahead and put back, next first
+	// la holds tokens read ahead and put back, the next one last. At most
+	// three are ever held, so laBuf keeps them off the heap.
+	la    []lexer.Token
+	laBuf [4]lexer.Token
 
 	// Facts the validation pass reports once per file.
 	crlfLines int
@@ -87,7 +89,9 @@ type lineLexer struct {
 }
 
 func newLineLexer(name, src string) *lineLexer {
-	return &lineLexer{name: name, src: src}
+	l := &lineLexer{name: name, src: src}
+	l.la = l.laBuf[:0]
+	return l
 }
 
 func isBlank(c byte) bool { return c == ' ' || c == '\t' }
@@ -118,17 +122,13 @@ func (l *lineLexer) Next() (lexer.Token, error) {
 	return t, nil
 }
 
-func (l *lineLexer) unread(t lexer.Token) {
-	l.la = append(l.la, lexer.Token{})
-	copy(l.la[1:], l.la)
-	l.la[0] = t
-}
+func (l *lineLexer) unread(t lexer.Token) { l.la = append(l.la, t) }
 
 // raw returns the next token of one significant line.
 func (l *lineLexer) raw() lexer.Token {
-	if len(l.la) > 0 {
-		t := l.la[0]
-		l.la = l.la[1:]
+	if n := len(l.la); n > 0 {
+		t := l.la[n-1]
+		l.la = l.la[:n-1]
 		return t
 	}
 	t, brace, ok := l.scan()

@@ -67,7 +67,7 @@ func Load(path string, opt Options) *service.Config {
 func Parse(name string, data []byte, opt Options) *service.Config {
 	l := newLoader(name, opt)
 	l.cfg.Files = append(l.cfg.Files, name)
-	l.parseFile(name, nil, data, nil)
+	l.parseFile(name, nil, string(data), nil)
 	return l.finish()
 }
 
@@ -94,7 +94,8 @@ type loader struct {
 	cfg      *service.Config
 	stack    []frame
 	defs     *defaultsState
-	entries  []*entry
+	entries  []*readEntry
+	scratch  entry // the block being read
 
 	hosts   map[string]hostAnswer
 	servers map[string]serverCheck
@@ -159,7 +160,7 @@ func (l *loader) fileDiag(sev service.Severity, code string, pos service.Source,
 
 // readFile opens, checks and reads one configuration file. main marks the
 // top-level file, whose failure is fatal.
-func (l *loader) readFile(path string, at *service.Source, main bool) ([]byte, os.FileInfo, bool) {
+func (l *loader) readFile(path string, at *service.Source, main bool) (string, os.FileInfo, bool) {
 	pos := service.Source{File: path}
 	code := CodeInclude
 	if at != nil {
@@ -168,9 +169,9 @@ func (l *loader) readFile(path string, at *service.Source, main bool) ([]byte, o
 	if main {
 		code = CodeFile
 	}
-	fail := func(c, msg string) ([]byte, os.FileInfo, bool) {
+	fail := func(c, msg string) (string, os.FileInfo, bool) {
 		l.add(service.Diag{Pos: pos, Severity: service.SevError, Code: c, Msg: msg, Fatal: main})
-		return nil, nil, false
+		return "", nil, false
 	}
 	f, err := os.Open(path)
 	if err != nil {
@@ -202,10 +203,14 @@ func (l *loader) readFile(path string, at *service.Source, main bool) ([]byte, o
 	if fi.Size() > maxFileSize {
 		return fail(code, fmt.Sprintf("%s is too large (%d bytes, the limit is %d MiB)", path, fi.Size(), maxFileSize>>20))
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
+	// Read straight into a string: the tokens and most values are
+	// substrings of it, and a []byte would have to be copied once more.
+	var b strings.Builder
+	b.Grow(int(fi.Size()) + 1)
+	if _, err := io.Copy(&b, io.LimitReader(f, maxFileSize+1)); err != nil {
 		return fail(code, fmt.Sprintf("reading %s: %s", path, errText(err)))
 	}
+	data := b.String()
 	if len(data) > maxFileSize {
 		return fail(code, fmt.Sprintf("%s is too large (the limit is %d MiB)", path, maxFileSize>>20))
 	}
@@ -237,7 +242,7 @@ func unsafeOwnership(fi os.FileInfo, path string) string {
 }
 
 // parseFile parses one file's text and processes its entries in order.
-func (l *loader) parseFile(path string, fi os.FileInfo, data []byte, at *service.Source) {
+func (l *loader) parseFile(path string, fi os.FileInfo, src string, at *service.Source) {
 	fr := frame{path: path, fi: fi}
 	if at != nil {
 		fr.at = *at
@@ -245,23 +250,10 @@ func (l *loader) parseFile(path string, fi os.FileInfo, data []byte, at *service
 	l.stack = append(l.stack, fr)
 	defer func() { l.stack = l.stack[:len(l.stack)-1] }()
 
-	ast, lx, err := parseAST(path, string(data))
-	if err != nil {
-		// The grammar is total, so this only happens on a bug; still
-		// report it rather than lose the file silently.
-		l.fileDiag(service.SevError, CodeSyntax, service.Source{File: path}, "internal parser error: "+err.Error())
-		if ast == nil {
-			return
-		}
-	}
-	if lx.crlfLines > 0 {
-		l.fileDiag(service.SevWarning, WarnCRLF, srcOf(path, lx.firstCRLF, 0),
-			fmt.Sprintf("%d line(s) end in CR LF; the CR is ignored (xinetd would make it part of the last word)", lx.crlfLines))
-	}
 	fs := &fileState{path: path}
-	items := mergeItems(ast)
 	strayRun := false
-	for _, it := range items {
+	mark := len(l.cfg.Diags)
+	lx, err := walkAST(path, src, func(it item) {
 		switch {
 		case it.block != nil:
 			strayRun = false
@@ -273,6 +265,23 @@ func (l *loader) parseFile(path string, fi os.FileInfo, data []byte, at *service
 			l.stray(it.stray, strayRun)
 			strayRun = true
 		}
+	})
+	// The file-wide messages are known only at the end of the walk; they
+	// go before the file's entries, where a reader looks first.
+	var head service.Diags
+	if err != nil {
+		// The grammar is total, so this only happens on a bug; still
+		// report it rather than lose the file silently.
+		head = append(head, service.Diag{Pos: service.Source{File: path}, Severity: service.SevError, Code: CodeSyntax,
+			Msg: "internal parser error: " + err.Error(), IncludedFrom: l.chain()})
+	}
+	if lx.crlfLines > 0 {
+		head = append(head, service.Diag{Pos: srcOf(path, lx.firstCRLF, 0), Severity: service.SevWarning, Code: WarnCRLF,
+			Msg:          fmt.Sprintf("%d line(s) end in CR LF; the CR is ignored (xinetd would make it part of the last word)", lx.crlfLines),
+			IncludedFrom: l.chain()})
+	}
+	if len(head) > 0 {
+		l.cfg.Diags = append(l.cfg.Diags[:mark], append(head, l.cfg.Diags[mark:]...)...)
 	}
 }
 
@@ -354,6 +363,7 @@ func (l *loader) finish() *service.Config {
 		}
 	}
 	l.checkDuplicates()
+	l.cfg.Services = make([]*service.Service, 0, len(l.entries))
 	for _, e := range l.entries {
 		s := e.svc
 		if s.Status == "" {

@@ -417,6 +417,9 @@ func (p *parser) limits(s *service.Service, v *vals) {
 	case p.opt.PerMinute > 0:
 		s.Inetd.PerMinute = p.opt.PerMinute
 		s.Origins["per_minute"] = flag
+	case p.opt.PerMinute < 0:
+		s.Inetd.PerMinute = 0
+		s.Origins["per_minute"] = flag
 	default:
 		s.Inetd.PerMinute = p.d.defaultRate
 		s.Origins["per_minute"] = service.Source{Origin: "default"}

@@ -28,8 +28,8 @@ type Options struct {
 	PerIPPerMinute int
 	// PerMinute is -R: invocations per service per minute. 0 means the
 	// dialect's own default (256 for FreeBSD, OpenBSD and Linux, 40 for
-	// NetBSD); there is no way to ask for "no limit" other than writing
-	// a large number, as with the inetds themselves.
+	// NetBSD); a negative value means no limit, which FreeBSD spells
+	// -R 0.
 	PerMinute int
 	// MaxChildPerIP is -s: simultaneous children per client address
 	// (0 = unlimited).
