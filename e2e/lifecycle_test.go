@@ -128,7 +128,7 @@ service sleeper
 	m := d.waitSvcLog(`START: sleeper pid=(\d+)`, 5*time.Second)
 	render(t, dir, baseDefaults+daytimeConf("dt", "{{P1}}"), ports)
 	d.signal(syscall.SIGHUP)
-	d.waitLog(`Reconfigured: new=\d+ old=\d+ dropped=1`, 10*time.Second)
+	d.waitLog(`Reconfigured: new=1 old=0 dropped=2`, 10*time.Second)
 	// The removed service's server ends with its real status (SIGTERM).
 	d.waitSvcLog(`EXIT: sleeper signal=15 pid=`+m[1], 10*time.Second)
 	if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {

@@ -37,16 +37,43 @@ const usage = `Usage: gxinetd [-d] [-f config_file] [-filelog filename] [-syslog
 // bsdCombined matches FreeBSD-style clustered switches such as -wW or -dl.
 var bsdCombined = regexp.MustCompile(`^-[dlwW]{2,}$`)
 
-func splitClustered(args []string) []string {
+// bsdValue matches what FreeBSD's getopt also accepts: switches followed
+// by one option that takes a value, the value attached or not (-R0,
+// -wWC60, -a127.0.0.1, -p/var/run/inetd.pid, -wWC).
+var bsdValue = regexp.MustCompile(`^-([dlwW]*)([RacCps])(.*)$`)
+
+// splitClustered rewrites FreeBSD inetd's getopt forms into separate
+// flags. A word that names one of our own flags (-cc, -stayalive,
+// -pidfile, -dontfork ...) is never split: the long names win.
+func splitClustered(args []string, known func(string) bool) []string {
 	var out []string
-	for _, a := range args {
-		if bsdCombined.MatchString(a) {
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		name := strings.TrimLeft(a, "-")
+		if j := strings.IndexByte(name, '='); j >= 0 {
+			name = name[:j]
+		}
+		switch {
+		case known != nil && known(name):
+			out = append(out, a)
+		case bsdCombined.MatchString(a):
 			for _, c := range a[1:] {
 				out = append(out, "-"+string(c))
 			}
-			continue
+		case bsdValue.MatchString(a):
+			m := bsdValue.FindStringSubmatch(a)
+			for _, c := range m[1] {
+				out = append(out, "-"+string(c))
+			}
+			out = append(out, "-"+m[2])
+			if m[3] != "" {
+				out = append(out, m[3])
+			}
+		default:
+			out = append(out, a)
 		}
-		out = append(out, a)
 	}
 	return out
 }
@@ -97,11 +124,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&o.WrapInternal, "W", false, "FreeBSD inetd: tcp_wrappers for internal services")
 	fs.IntVar(&o.MaxChild, "c", 0, "FreeBSD inetd: default max children per service")
 	fs.IntVar(&o.PerIPPerMinute, "C", 0, "FreeBSD inetd: default connections per IP per minute")
-	fs.IntVar(&o.PerMinute, "R", 0, "FreeBSD inetd: default invocations per minute (256)")
+	fs.IntVar(&o.PerMinute, "R", 0, "FreeBSD inetd: default invocations per minute (256; 0 = no limit)")
 	fs.IntVar(&o.MaxChildPerIP, "s", 0, "FreeBSD inetd: default max children per IP")
 	fs.StringVar(&o.BindAddr, "a", "", "FreeBSD inetd: bind inetd.conf services to this address")
 
-	if err := fs.Parse(splitClustered(args)); err != nil {
+	known := func(name string) bool { return fs.Lookup(name) != nil }
+	if err := fs.Parse(splitClustered(args, known)); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprint(stdout, usage)
 			return 0
@@ -132,6 +160,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 1
 		}
 	}
+	// FreeBSD's -R 0 lifts the rate limit; an absent -R keeps the
+	// dialect's default, so the two must not look alike.
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "R" && o.PerMinute == 0 {
+			o.PerMinute = -1
+		}
+	})
 	switch o.Dialect {
 	case "", "freebsd", "openbsd", "netbsd", "linux":
 	default:

@@ -5,15 +5,50 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
 
 func TestSplitClusteredBSDSwitches(t *testing.T) {
-	got := splitClustered([]string{"-wW", "-C", "60", "-dl", "-dontfork", "-f", "x"})
-	want := []string{"-w", "-W", "-C", "60", "-d", "-l", "-dontfork", "-f", "x"}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("got %v, want %v", got, want)
+	known := map[string]bool{"cc": true, "stayalive": true, "pidfile": true, "dontfork": true, "d": true,
+		"syslog": true, "f": true, "C": true, "R": true, "p": true}
+	cases := []struct{ in, want []string }{
+		{[]string{"-wW", "-C", "60", "-dl", "-dontfork", "-f", "x"}, []string{"-w", "-W", "-C", "60", "-d", "-l", "-dontfork", "-f", "x"}},
+		{[]string{"-R0", "-c5", "-s2"}, []string{"-R", "0", "-c", "5", "-s", "2"}},
+		{[]string{"-wWC60"}, []string{"-w", "-W", "-C", "60"}},
+		{[]string{"-wWC", "60"}, []string{"-w", "-W", "-C", "60"}},
+		{[]string{"-a127.0.0.1", "-p/run/inetd.pid"}, []string{"-a", "127.0.0.1", "-p", "/run/inetd.pid"}},
+		// Our own long flags are never split.
+		{[]string{"-cc", "5", "-stayalive", "-pidfile", "p", "-syslog", "daemon", "--pidfile=q"}, []string{"-cc", "5", "-stayalive", "-pidfile", "p", "-syslog", "daemon", "--pidfile=q"}},
+		{[]string{"--", "-R0"}, []string{"--", "-R0"}},
+	}
+	for _, c := range cases {
+		if got := splitClustered(c.in, func(n string) bool { return known[n] }); !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
+	}
+}
+
+func TestRateZeroMeansNoLimit(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "inetd.conf")
+	os.WriteFile(conf, []byte("10999\tstream\ttcp\tnowait\troot\t/bin/echo\techo x\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, `"per_minute": 256`},
+		{[]string{"-R", "0"}, `"origin": "flag"`},
+		{[]string{"-R7"}, `"per_minute": 7`},
+	} {
+		var out, errb bytes.Buffer
+		run(append([]string{"-t", "-json", "-dialect", "freebsd", "-inetd", conf}, c.args...), &out, &errb)
+		if !strings.Contains(out.String(), c.want) {
+			t.Errorf("%v: want %s in\n%s%s", c.args, c.want, out.String(), errb.String())
+		}
+		if len(c.args) > 0 && c.args[0] == "-R" && regexp.MustCompile(`"per_minute": \d`).MatchString(out.String()) {
+			t.Errorf("-R 0 still sets a per-minute limit:\n%s", out.String())
+		}
 	}
 }
 

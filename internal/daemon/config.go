@@ -84,9 +84,18 @@ func loadInetd(o *Options, db *sysdb.DB, path string) *service.Config {
 	cfg.Defaults.PerSourcePrefix4, cfg.Defaults.PerSourcePrefix6 = 32, 128
 	for _, s := range svcs {
 		// FreeBSD inetd: -w wraps external services, -W internal ones;
-		// without them tcp_wrappers is not consulted at all.
+		// without them tcp_wrappers is not consulted at all. The parser
+		// marks every line unwrapped, so the switch must clear the mark.
+		// As in FreeBSD, a stream service that accepts its own
+		// connections (wait) is never wrapped: inetd never sees them.
 		internal := s.IsInternal()
-		if (internal && !o.WrapInternal) || (!internal && !o.WrapExternal) {
+		wrap := (internal && o.WrapInternal) || (!internal && o.WrapExternal)
+		if s.SocketType == service.SockStream && s.Wait {
+			wrap = false
+		}
+		if wrap {
+			s.Flags &^= service.FlagNoLibwrap
+		} else {
 			s.Flags |= service.FlagNoLibwrap
 		}
 		if o.LogConnections {

@@ -36,6 +36,7 @@ type Options struct {
 	Backlog     int // listen backlog default
 
 	// FreeBSD inetd limits (-c -C -R -s -a) and switches (-l -w -W).
+	// PerMinute < 0 is FreeBSD's -R 0: no rate limit at all.
 	MaxChild       int
 	PerIPPerMinute int
 	PerMinute      int

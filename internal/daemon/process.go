@@ -43,8 +43,10 @@ func daemonize(o *Options) int {
 		return 1
 	}
 	env := append(os.Environ(), envDetached+"=3")
+	// The child starts in our directory so that relative paths on the
+	// command line mean what the user meant; it moves to / itself once
+	// it has made them absolute (detachedChdir).
 	p, err := os.StartProcess(exe, os.Args, &os.ProcAttr{
-		Dir:   "/",
 		Env:   env,
 		Files: []*os.File{null, null, null, pw},
 		Sys:   &syscall.SysProcAttr{Setsid: true},
@@ -57,17 +59,60 @@ func daemonize(o *Options) int {
 	}
 	// The child writes "ok" when serving; EOF without it means it died.
 	pr.SetReadDeadline(time.Now().Add(60 * time.Second))
-	b, _ := io.ReadAll(pr)
+	b, rerr := io.ReadAll(pr)
 	pr.Close()
 	if bytes.HasPrefix(b, []byte("ok")) {
 		p.Release()
 		return 0
 	}
+	if errors.Is(rerr, os.ErrDeadlineExceeded) && p.Signal(syscall.Signal(0)) == nil {
+		// Still starting (a huge configuration, slow name service):
+		// waiting for its exit would hang the caller for as long as it
+		// serves. Like xinetd's parent, leave it running.
+		fmt.Fprintf(os.Stderr, "gxinetd: daemon (pid %d) has not reported ready within 60s; leaving it starting\n", p.Pid)
+		p.Release()
+		return 0
+	}
 	st, _ := p.Wait()
+	// The daemon's own messages went to its log (its stderr is
+	// /dev/null): say where to look.
+	fmt.Fprintf(os.Stderr, "gxinetd: the daemon did not start (%v); its messages are in %s\n", st, logWhere(o))
 	if st != nil && st.ExitCode() > 0 {
 		return st.ExitCode()
 	}
 	return 1
+}
+
+func logWhere(o *Options) string {
+	switch {
+	case o.FileLog != "":
+		return o.FileLog
+	case o.Syslog != "":
+		return "syslog (facility " + o.Syslog + ")"
+	}
+	return "syslog (facility daemon)"
+}
+
+// detachedChdir makes every path option absolute, then moves the
+// detached daemon to / so that it holds no directory busy. xinetd moves
+// after the first load, and its relative -f then names a different file
+// on every reload; resolving first keeps the same files for good.
+func detachedChdir(o *Options) error {
+	for _, p := range []*string{&o.ConfigFile, &o.InetdFile, &o.InetdCompatFile, &o.PidFile, &o.FileLog,
+		&o.SyslogPath, &o.DumpFile, &o.HostsAllow, &o.HostsDeny, &o.SysRoot} {
+		if *p == "" || filepath.IsAbs(*p) {
+			continue
+		}
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return fmt.Errorf("daemon: resolving %s: %w", *p, err)
+		}
+		*p = abs
+	}
+	if err := os.Chdir("/"); err != nil {
+		return fmt.Errorf("daemon: chdir /: %w", err)
+	}
+	return nil
 }
 
 // DetachedReadyFD reports the ready pipe handed to a detached child.
