@@ -129,6 +129,18 @@ func checkCred(c *Cred) error {
 	return nil
 }
 
+// startSigBlk is the signal mask the process started with, which is the
+// mask Go's fork gives every child. Package initialisation runs on the
+// main thread before the runtime starts others, so the main thread's
+// mask then is the inherited one.
+var startSigBlk = func() uint64 {
+	st, err := readProcStatus()
+	if err != nil {
+		return ^uint64(0) // unknown: let the helper clear it
+	}
+	return st.sigBlk
+}()
+
 // needsHelper reports whether the plain fork+exec of os.StartProcess
 // would leave the server with something other than spec asks for.
 func needsHelper(spec *Spec) bool {
@@ -144,8 +156,11 @@ func needsHelper(spec *Spec) bool {
 	}
 	// Go's fork resets the handlers it installed but keeps ignored
 	// signals ignored and gives the child the mask the daemon started
-	// with; only the helper can clear those.
-	if st.sigIgn != 0 || st.sigBlk != 0 {
+	// with; only the helper can clear those. The mask is the one seen at
+	// start-up: the main thread's mask now says nothing (the runtime
+	// blocks signals on threads around forks and while parking them), and
+	// reading it made almost every start take the slow helper path.
+	if st.sigIgn != 0 || startSigBlk != 0 {
 		return true
 	}
 	if spec.Umask >= 0 && spec.Umask != st.umask {
@@ -316,10 +331,29 @@ type procStatus struct {
 	sigBlk, sigIgn uint64
 }
 
+// readProcStatus reads /proc/self/status with plain system calls: going
+// through os.File would start the runtime's poller (an epoll and an
+// eventfd descriptor) in every program that merely imports this package.
 func readProcStatus() (procStatus, error) {
-	b, err := os.ReadFile("/proc/self/status")
+	fd, err := unix.Open("/proc/self/status", unix.O_RDONLY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return procStatus{umask: -1}, fmt.Errorf("spawn: %w", err)
+		return procStatus{umask: -1}, fmt.Errorf("spawn: /proc/self/status: %w", err)
+	}
+	defer unix.Close(fd)
+	var b []byte
+	buf := make([]byte, 4096)
+	for {
+		n, err := unix.Read(fd, buf)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return procStatus{umask: -1}, fmt.Errorf("spawn: /proc/self/status: %w", err)
+		}
+		if n <= 0 {
+			break
+		}
+		b = append(b, buf[:n]...)
 	}
 	return parseProcStatus(b)
 }

@@ -20,7 +20,7 @@ import (
 // Defaults used when the corresponding Limits or Env field is zero.
 const (
 	DefaultIdleTimeout = 5 * time.Minute
-	DefaultMaxBytes    = 1 << 30
+	DefaultMaxBytes    = 64 << 30
 	DefaultReadTimeout = 10 * time.Second
 	DefaultLogInterval = time.Minute
 	DefaultProcNet     = "/proc/net"
@@ -61,7 +61,7 @@ type Limits struct {
 	// read and write.
 	IdleTimeout time.Duration
 	// MaxBytes is what one connection may move in its main direction:
-	// bytes echoed, discarded or generated (default 1 GiB).
+	// bytes echoed, discarded or generated (default 64 GiB: about a minute of loopback chargen, so benchmarks and real clients are not cut short while an endless session still ends).
 	MaxBytes int64
 	// ReadTimeout bounds reading a whole request line: the tcpmux service
 	// name and the auth query (default 10 s; auth's -t option overrides
