@@ -83,7 +83,7 @@ func currentHost() hostEnv {
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
 		h.nofileHard = lim.Max
 	}
-	if st, err := readProcStatus(); err == nil {
+	if st, err := cachedProcStatus(); err == nil {
 		h.umask = st.umask
 	}
 	return h

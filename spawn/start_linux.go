@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -141,6 +142,30 @@ var startSigBlk = func() uint64 {
 	return st.sigBlk
 }()
 
+// procCache holds the process-wide state (ignored signals, umask) that
+// decides how servers start. Generating /proc/self/status is expensive:
+// reading it twice per start cost a quarter of the daemon's CPU under a
+// spawn load. The state only changes when the daemon changes it, which it
+// does once, at start-up.
+var procCache atomic.Pointer[procStatus]
+
+func cachedProcStatus() (procStatus, error) {
+	if p := procCache.Load(); p != nil {
+		return *p, nil
+	}
+	st, err := readProcStatus()
+	if err != nil {
+		return st, err
+	}
+	procCache.Store(&st)
+	return st, nil
+}
+
+// Refresh forgets the cached signal dispositions and umask, so the next
+// Start reads them again. Call it after changing either (the daemon does
+// once it has set up its signal handling and umask).
+func Refresh() { procCache.Store(nil) }
+
 // needsHelper reports whether the plain fork+exec of os.StartProcess
 // would leave the server with something other than spec asks for.
 func needsHelper(spec *Spec) bool {
@@ -150,7 +175,7 @@ func needsHelper(spec *Spec) bool {
 	if spec.Nice != nil && *spec.Nice != 0 {
 		return true
 	}
-	st, err := readProcStatus()
+	st, err := cachedProcStatus()
 	if err != nil {
 		return true
 	}

@@ -232,6 +232,8 @@ func TestStartSignals(t *testing.T) {
 		// SIGHUP and SIGTSTP are signals the Go runtime of the helper
 		// leaves ignored; SIGUSR2 one it takes over.
 		signal.Ignore(syscall.SIGHUP, syscall.SIGTSTP, syscall.SIGUSR2)
+		Refresh()
+		defer Refresh()
 		defer signal.Reset(syscall.SIGHUP, syscall.SIGTSTP, syscall.SIGUSR2)
 		if st, err := readProcStatus(); err != nil || st.sigIgn == 0 {
 			t.Fatalf("signals not ignored in the test process: %+v %v", st, err)
