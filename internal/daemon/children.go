@@ -85,7 +85,14 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, c 
 			})
 			return nil
 		}
-		d.log.Logf(logging.LevelError, "spawn", "execv( %s ) failed: %v", spec.Path, err)
+		var se *spawn.StartError
+		if errors.As(err, &se) && se.Step != "exec" {
+			// A step before execve (setuid, an rlimit, ...) failed: name it.
+			d.log.Logf(logging.LevelError, "spawn", "service %s: %s( %s ) failed: %s", svc.ID, se.Step, se.Arg, logging.Errno(se.Err))
+		} else {
+			// xinetd's words: the path and strerror (errno = N).
+			d.log.Logf(logging.LevelError, "spawn", "execv( %s ) failed: %s", spec.Path, logging.Errno(unwrapErrno(err)))
+		}
 		r.cnt.execFail.Add(1)
 		releaseLease(lease)
 		return nil
@@ -188,15 +195,26 @@ func (d *Daemon) terminate(victims []*child) {
 
 // runWrapCommand carries out a tcp_wrappers spawn (conn == nil: in the
 // background, stdio on /dev/null) or twist (the command replaces the
-// server, on the connection), through /bin/sh as tcp_wrappers does.
-func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local netip.AddrPort, conn net.Conn) {
-	sp, err := spawn.BuildSpec(svc, spawn.Conn{Remote: remote, Local: local, RemoteKnown: remote.IsValid()}, d.startEnv, d.db)
+// server, on the connection), through /bin/sh as tcp_wrappers does. A
+// twist that replaces an allowed request's server takes over its lease,
+// so it counts as that server until it exits; the lease is released on
+// every path.
+func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local netip.AddrPort, conn net.Conn, lease *access.Lease) {
+	started := false
+	defer func() {
+		if !started {
+			releaseLease(lease)
+		}
+	}()
+	// The spec is built for /bin/sh itself: internal and redirected
+	// services have no server of their own to build it from.
+	sc := *svc
+	sc.Server, sc.Argv = "/bin/sh", []string{"sh", "-c", cmd}
+	sp, err := spawn.BuildSpec(&sc, spawn.Conn{Remote: remote, Local: local, RemoteKnown: remote.IsValid()}, d.startEnv, d.db)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: %v", svc.ID, err)
 		return
 	}
-	sp.Path = "/bin/sh"
-	sp.Argv = []string{"sh", "-c", cmd}
 	var stdio *os.File
 	if conn != nil {
 		stdio, err = connFile(conn)
@@ -214,8 +232,9 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: running %q: %v", svc.ID, cmd, err)
 		return
 	}
+	started = true
 	ch := &child{pid: proc.Pid, svc: svc, start: time.Now(), proc: proc, done: make(chan struct{}), silent: conn == nil,
-		remote: remote, known: remote.IsValid(), run: &svcRun{}}
+		remote: remote, known: remote.IsValid(), run: &svcRun{}, lease: lease}
 	d.mu.Lock()
 	d.children[ch.pid] = ch
 	d.mu.Unlock()
@@ -238,6 +257,6 @@ func (d *Daemon) wrapBanner(c net.Conn, svc *service.Service, w *access.WrapActi
 		b = b[:1<<20]
 	}
 	c.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	c.Write([]byte(w.Expand(string(b))))
+	c.Write([]byte(w.Banner(string(b))))
 	c.SetWriteDeadline(time.Time{})
 }

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/internal/sysdb"
 	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/spawn"
 )
 
 // Daemon is one running gxinetd.
@@ -54,6 +56,13 @@ type Daemon struct {
 // that the access engine does not keep.
 type counters struct {
 	served, execFail, bytesIn, bytesOut atomic.Uint64
+	// inflight counts requests admitted (holding a lease) whose server is
+	// not started yet: banners, ident lookups. The consistency check
+	// needs it to tell them from leaked leases.
+	inflight atomic.Int64
+	// noid counts IDONLY requests refused for want of an ident answer:
+	// the engine admitted them, the daemon refused them (reason noid).
+	noid atomic.Uint64
 }
 
 func (d *Daemon) countersFor(id string) *counters {
@@ -83,6 +92,12 @@ func Run(o *Options) int {
 	}
 	if !o.DontFork && !o.Debug && !o.Foreground {
 		return daemonize(o)
+	}
+	if o.Foreground && o.ReadyFD > 0 {
+		if err := detachedChdir(o); err != nil {
+			fmt.Fprintf(os.Stderr, "gxinetd: %v\n", err)
+			return 1
+		}
 	}
 	dl, err := newDaemonLog(o)
 	if err != nil {
@@ -132,6 +147,8 @@ func (d *Daemon) run() int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
 		syscall.SIGABRT, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// Dispositions and umask are final now: let the spawner read them once.
+	spawn.Refresh()
 
 	if o.PidFile != "" {
 		if err := writePidFile(o.PidFile); err != nil {
@@ -172,6 +189,9 @@ func (d *Daemon) run() int {
 		return 1
 	}
 	d.startMetrics(cfg)
+	// The parse of a large configuration leaves megabytes of garbage;
+	// hand it back now rather than whenever the scavenger gets to it.
+	debug.FreeOSMemory()
 	d.log.Logf(logging.LevelNotice, "main", "%s started with libwrap loadavg options compiled in.", Version)
 	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
 	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
@@ -357,14 +377,25 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 			old := r.svc.Load()
 			r.svc.Store(s)
 			if !first {
-				if sameListen(old, s) {
-					d.log.Logf(logging.LevelNotice, "reconfig", "readjusting service %s", s.ID)
-				} else {
+				if !sameListen(old, s) {
 					// The socket changes: its servers go, as in xinetd.
 					d.terminateServersLocked(r, "socket changed")
-					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated (its listening address changed)", old.ID)
 				}
-				kept = append(kept, s.ID)
+				switch {
+				case differentService(old, s):
+					// xinetd sees another service under the same id: the
+					// old one is dropped and the new one added, and the
+					// summary line counts it so.
+					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated", old.ID)
+					dropped = append(dropped, old.ID)
+					added = append(added, s.ID)
+				case !sameListen(old, s):
+					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated (its listening address changed)", old.ID)
+					kept = append(kept, s.ID)
+				default:
+					d.log.Logf(logging.LevelNotice, "reconfig", "readjusting service %s", s.ID)
+					kept = append(kept, s.ID)
+				}
 			}
 		} else {
 			r = &svcRun{d: d, socks: map[sockKey]*sockRun{}, cnt: d.countersLocked(s.ID)}
@@ -408,6 +439,22 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 		}
 	}
 	return
+}
+
+// differentService is xinetd's test for a reloaded entry that is not the
+// same service although its id is: the RPC, INTERNAL or UNLISTED type
+// differs, or wait, the protocol, the socket type, or the port (the RPC
+// program for RPC services).
+func differentService(a, b *service.Service) bool {
+	const kinds = service.TypeRPC | service.TypeInternal | service.TypeUnlisted
+	if a.Type&kinds != b.Type&kinds || a.Wait != b.Wait || a.ProtoNum != b.ProtoNum ||
+		!strings.EqualFold(a.Protocol, b.Protocol) {
+		return true
+	}
+	if a.Type&service.TypeRPC != 0 {
+		return a.RPCNumber != b.RPCNumber
+	}
+	return a.SocketType != b.SocketType || a.Port != b.Port
 }
 
 // sameListen reports whether two versions of a service want the same
@@ -579,15 +626,20 @@ func (d *Daemon) reload() {
 		return
 	}
 	d.logDiags(cfg)
+	if d.o.Debug {
+		// xinetd -d dumps the configuration after every load.
+		var b strings.Builder
+		logging.WriteConfigDump(&b, cfg)
+		fmt.Fprint(os.Stderr, b.String())
+	}
 	d.log.Logf(logging.LevelNotice, "reconfig", "Swapping defaults")
 	d.rec.Reopen()
 	d.mu.Lock()
-	oldN := len(d.runs)
 	added, kept, dropped := d.applyConfigLocked(cfg, false)
 	n := d.availableLocked()
 	d.mu.Unlock()
 	d.restartMetrics(cfg)
-	d.log.Logf(logging.LevelNotice, "reconfig", "Reconfigured: new=%d old=%d dropped=%d (services)", len(added), oldN-len(dropped), len(dropped))
+	d.log.Logf(logging.LevelNotice, "reconfig", "Reconfigured: new=%d old=%d dropped=%d (services)", len(added), len(kept), len(dropped))
 	sort.Strings(added)
 	sort.Strings(dropped)
 	d.log.Logf(logging.LevelNotice, "reconfig", "services added: [%s] kept: %d dropped: [%s]", strings.Join(added, " "), len(kept), strings.Join(dropped, " "))

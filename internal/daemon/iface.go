@@ -1,10 +1,14 @@
 package daemon
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"regexp"
 	"sort"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	sockaddr "github.com/hashicorp/go-sockaddr"
 
@@ -43,18 +47,72 @@ var ifaceAddrs = func(name string) ([]netip.Addr, error) {
 	return out, nil
 }
 
+// unusableV6 lists the IPv6 addresses the kernel does not let anyone
+// bind yet: duplicate address detection is still running (tentative and
+// not optimistic) or has failed. A new address is tentative for a second
+// or two; listing it would only produce a bind error. Replaceable in
+// tests.
+var unusableV6 = func() map[netip.Addr]bool {
+	b, err := syscall.NetlinkRIB(syscall.RTM_GETADDR, syscall.AF_INET6)
+	if err != nil {
+		return nil
+	}
+	msgs, err := syscall.ParseNetlinkMessage(b)
+	if err != nil {
+		return nil
+	}
+	out := map[netip.Addr]bool{}
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Header.Type != syscall.RTM_NEWADDR || len(m.Data) < syscall.SizeofIfAddrmsg {
+			continue
+		}
+		flags := uint32(m.Data[2]) // struct ifaddrmsg: family, prefixlen, flags, ...
+		attrs, err := syscall.ParseNetlinkRouteAttr(m)
+		if err != nil {
+			continue
+		}
+		var addr netip.Addr
+		for _, a := range attrs {
+			switch a.Attr.Type {
+			case unix.IFA_FLAGS: // the full 32-bit flags, when the kernel sends them
+				if len(a.Value) >= 4 {
+					flags = binary.NativeEndian.Uint32(a.Value)
+				}
+			case unix.IFA_ADDRESS, unix.IFA_LOCAL:
+				if ad, ok := netip.AddrFromSlice(a.Value); ok {
+					addr = ad
+				}
+			}
+		}
+		tentative := flags&unix.IFA_F_TENTATIVE != 0 && flags&unix.IFA_F_OPTIMISTIC == 0
+		if addr.IsValid() && (tentative || flags&unix.IFA_F_DADFAILED != 0) {
+			out[addr] = true
+		}
+	}
+	return out
+}
+
 // interfaceAddrs lists the addresses of an interface in the wanted family,
-// in a stable order.
+// in a stable order, leaving out IPv6 addresses that cannot be bound yet.
 func interfaceAddrs(name string, fam service.Family) []netip.Addr {
 	all, err := ifaceAddrs(name)
 	if err != nil {
 		return nil
+	}
+	var unusable map[netip.Addr]bool
+	for _, a := range all {
+		if a.Is6() {
+			unusable = unusableV6()
+			break
+		}
 	}
 	var out []netip.Addr
 	for _, a := range all {
 		switch {
 		case fam == service.FamilyIPv4 && !a.Is4():
 		case fam == service.FamilyIPv6 && !a.Is6():
+		case unusable[a.WithZone("")]:
 		default:
 			out = append(out, a)
 		}
@@ -73,6 +131,14 @@ var ifacePoll = 2 * time.Second
 func (d *Daemon) followInterfaces() {
 	t := time.NewTicker(ifacePoll)
 	defer t.Stop()
+	// failing remembers, per service, the addresses whose socket could
+	// not be opened at the last attempt (a port another program holds
+	// there, say). They are not tried again on every tick, which would
+	// log the same bind error every two seconds: the bind retry timer
+	// keeps trying those that may come free (address in use or not yet
+	// available), and a change of the interface's addresses makes the
+	// poller try everything once more.
+	failing := map[*svcRun]map[sockKey]bool{}
 	for {
 		select {
 		case <-d.ctx.Done():
@@ -83,6 +149,11 @@ func (d *Daemon) followInterfaces() {
 			return
 		}
 		d.mu.Lock()
+		for r := range failing {
+			if r.removed {
+				delete(failing, r)
+			}
+		}
 		for _, r := range d.runs {
 			s := r.svc.Load()
 			if s.Bind.Interface == "" || r.removed || r.suspended {
@@ -101,18 +172,33 @@ func (d *Daemon) followInterfaces() {
 					d.log.Logf(logging.LevelNotice, "iface", "service %s: address %s left interface %s; stopped listening there", s.ID, k, s.Bind.Interface)
 				}
 			}
-			missing := false
+			fresh := false
 			for k := range want {
-				if _, ok := r.socks[k]; !ok {
-					missing = true
+				if _, ok := r.socks[k]; !ok && !failing[r][k] {
+					fresh = true
 				}
 			}
-			if missing {
+			if fresh {
 				before := len(r.socks)
 				d.openRunLocked(r, nil)
 				if len(r.socks) > before {
 					changed = true
 					d.log.Logf(logging.LevelNotice, "iface", "service %s: interface %s now has %s; listening on %s", s.ID, s.Bind.Interface, addrList(want), r.listenText())
+				}
+				failed := map[sockKey]bool{}
+				for k := range want {
+					if _, ok := r.socks[k]; !ok {
+						failed[k] = true
+					}
+				}
+				failing[r] = failed
+			} else if f := failing[r]; f != nil {
+				// Forget addresses that left the interface or got their
+				// socket through the bind retry meanwhile.
+				for k := range f {
+					if _, open := r.socks[k]; open || !want[k] {
+						delete(f, k)
+					}
 				}
 			}
 			if changed && len(r.socks) == 0 {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
@@ -105,6 +106,11 @@ type sock struct {
 	// activated marks a socket that systemd passed in: it is never closed
 	// on reload (systemd owns its lifetime).
 	activated bool
+	// holder is the wait=yes server that has this socket on its stdio, or
+	// nil. It outlives the serving goroutine when a reload halts that
+	// goroutine, so the next one waits for the server instead of starting
+	// a second one on the same socket.
+	holder *child
 }
 
 func (s *sock) Close() error {
@@ -332,4 +338,109 @@ func setBlocking(f *os.File, blocking bool) error {
 		return err
 	}
 	return serr
+}
+
+// enableDstInfo asks the kernel to report the destination address of each
+// datagram (IP_PKTINFO, IPV6_RECVPKTINFO) on a datagram socket bound to
+// every address, so an answer can leave from the address the client sent
+// to: from any other address, a connected client socket (and most
+// firewalls) drops it. A socket bound to one address needs nothing.
+func enableDstInfo(s *sock) bool {
+	if s.pc == nil || s.key.addr.IsValid() {
+		return false
+	}
+	sc, ok := s.pc.(syscall.Conn)
+	if !ok {
+		return false
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	var serr error
+	err = rc.Control(func(fd uintptr) {
+		switch s.key.family {
+		case unix.AF_INET:
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		case unix.AF_INET6:
+			serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1)
+		default:
+			serr = unix.EAFNOSUPPORT
+		}
+	})
+	return err == nil && serr == nil
+}
+
+// cmsgHdrLen is the size of a control message's length field: a size_t.
+const cmsgHdrLen = unix.SizeofCmsghdr - 8
+
+// replySourceControl turns the control messages received with a datagram
+// into the one that makes the answer leave from the address the datagram
+// was sent to, appended to dst (which it returns; unchanged when the
+// destination is unknown or not a unicast address). It does not allocate
+// when dst has room (64 bytes are enough).
+func replySourceControl(dst, oob []byte) []byte {
+	ne := binary.NativeEndian
+	for len(oob) >= unix.SizeofCmsghdr {
+		var l int
+		if cmsgHdrLen == 8 {
+			l = int(ne.Uint64(oob))
+		} else {
+			l = int(ne.Uint32(oob))
+		}
+		if l < unix.SizeofCmsghdr || l > len(oob) {
+			return dst
+		}
+		level := int32(ne.Uint32(oob[cmsgHdrLen:]))
+		typ := int32(ne.Uint32(oob[cmsgHdrLen+4:]))
+		data := oob[unix.CmsgLen(0):l]
+		switch {
+		case level == unix.IPPROTO_IP && typ == unix.IP_PKTINFO && len(data) >= unix.SizeofInet4Pktinfo:
+			// struct in_pktinfo: ifindex, spec_dst (the local address the
+			// kernel matched), addr (the header's destination).
+			local := netip.AddrFrom4([4]byte(data[4:8]))
+			if !local.IsValid() || local.IsUnspecified() || local.IsMulticast() {
+				return dst
+			}
+			var info [unix.SizeofInet4Pktinfo]byte
+			copy(info[4:8], data[4:8])
+			return appendCmsg(dst, unix.IPPROTO_IP, unix.IP_PKTINFO, info[:])
+		case level == unix.IPPROTO_IPV6 && typ == unix.IPV6_PKTINFO && len(data) >= unix.SizeofInet6Pktinfo:
+			// struct in6_pktinfo: addr (v4-mapped for an IPv4 datagram on
+			// a dual-stack socket, which Linux accepts back), ifindex.
+			a := netip.AddrFrom16([16]byte(data[0:16]))
+			if a.IsUnspecified() || a.IsMulticast() || (a.Is4In6() && a.Unmap().IsMulticast()) {
+				return dst
+			}
+			var info [unix.SizeofInet6Pktinfo]byte
+			copy(info[0:16], data[0:16])
+			if a.IsLinkLocalUnicast() {
+				// A link-local source means nothing without its link.
+				copy(info[16:20], data[16:20])
+			}
+			return appendCmsg(dst, unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, info[:])
+		}
+		next := unix.CmsgSpace(l - unix.CmsgLen(0))
+		if next >= len(oob) {
+			return dst
+		}
+		oob = oob[next:]
+	}
+	return dst
+}
+
+func appendCmsg(dst []byte, level, typ int32, data []byte) []byte {
+	ne := binary.NativeEndian
+	start := len(dst)
+	dst = append(dst, make([]byte, unix.CmsgSpace(len(data)))...)
+	h := dst[start:]
+	if cmsgHdrLen == 8 {
+		ne.PutUint64(h, uint64(unix.CmsgLen(len(data))))
+	} else {
+		ne.PutUint32(h, uint32(unix.CmsgLen(len(data))))
+	}
+	ne.PutUint32(h[cmsgHdrLen:], uint32(level))
+	ne.PutUint32(h[cmsgHdrLen+4:], uint32(typ))
+	copy(h[unix.CmsgLen(0):], data)
+	return dst
 }

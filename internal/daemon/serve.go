@@ -43,6 +43,7 @@ func (r *svcRun) listenText() string {
 	for k := range r.socks {
 		parts = append(parts, k.String())
 	}
+	sort.Strings(parts) // stable log lines
 	return strings.Join(parts, " ")
 }
 
@@ -202,32 +203,55 @@ func (r *svcRun) handleStream(c net.Conn) {
 // actions, banner_success, ident, then the builtin, proxy or server.
 func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
 	lease := dec.Lease
+	r.cnt.inflight.Add(1)
+	defer r.cnt.inflight.Add(-1)
 	if w := dec.Wrap; w != nil {
 		d.wrapBanner(c, svc, w)
 		if w.Spawn != "" {
-			d.runWrapCommand(svc, w.Spawn, remote, local, nil)
+			d.runWrapCommand(svc, w.Spawn, remote, local, nil, nil)
 		}
 		if w.Twist != "" {
-			// twist replaces the server with the command, on the connection.
-			d.runWrapCommand(svc, w.Twist, remote, local, c)
-			releaseLease(lease)
+			// twist replaces the server with the command, on the
+			// connection; it runs counted as the service's server.
+			d.runWrapCommand(svc, w.Twist, remote, local, c, lease)
 			return
 		}
 	}
 	d.sendBanner(c, svc, svc.BannerSuccess)
 	if svc.LogOnSuccess.Has(service.LogSuccessUserID) && !svc.Wait && svc.SocketType == service.SockStream {
-		user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
+		user, err := d.ident(svc, local, remote)
 		if err == nil {
 			d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
 		} else if svc.Flags.Has(service.FlagIDOnly) {
+			// The record's reason code comes from the ident failure
+			// (no_server, timeout, ...), as the structured formats document.
 			d.record(logging.Record{Event: logging.EventNoID, Service: svc, Remote: remote, Local: local,
-				Reason: identReason(err), ReasonCode: "noid"})
+				Reason: identReason(err)})
+			r.cnt.noid.Add(1)
 			c.Close()
 			releaseLease(lease)
 			return
 		}
 	}
 	d.dispatch(r, svc, c, remote, local, lease)
+}
+
+// ident runs the RFC 1413 lookup for a connection and reports a
+// malformed answer in the daemon log, as xinetd does.
+func (d *Daemon) ident(svc *service.Service, local, remote netip.AddrPort) (string, error) {
+	user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
+	var ie *logging.IdentError
+	if errors.As(err, &ie) && ie.Reason == "bad response" {
+		// The answer comes from the network: no control characters in our log.
+		line := strings.Map(func(r rune) rune {
+			if r < 0x20 || r == 0x7f {
+				return '?'
+			}
+			return r
+		}, ie.Line)
+		d.log.Logf(logging.LevelError, "ident", "Bad line received from identity server at %s: %s", remote.Addr(), line)
+	}
+	return user, err
 }
 
 func identTimeout(svc *service.Service) time.Duration {
@@ -331,7 +355,12 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 		if dec.Wrap != nil {
 			d.wrapBanner(c, svc, dec.Wrap)
 			if dec.Wrap.Spawn != "" {
-				d.runWrapCommand(svc, dec.Wrap.Spawn, remote, local, nil)
+				d.runWrapCommand(svc, dec.Wrap.Spawn, remote, local, nil, nil)
+			}
+			if dec.Wrap.Twist != "" {
+				// A hosts.deny twist answers the refused client itself
+				// (the classic "send a message and close").
+				d.runWrapCommand(svc, dec.Wrap.Twist, remote, local, c, nil)
 			}
 		}
 	}
@@ -339,7 +368,7 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 		// The lookup must not hold the refused connection's goroutine
 		// hostage: it runs on its own, bounded by the ident timeout.
 		go func() {
-			user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
+			user, err := d.ident(svc, local, remote)
 			if err == nil {
 				d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
 			} else if reason := identReason(err); reason != "no server" {
@@ -425,6 +454,9 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 	}
 	local := sockLocal(sr.s)
 	for {
+		if !r.waitHolder(sr) {
+			return
+		}
 		if err := waitReadable(rc, sr.stop); err != nil || sr.stopped() {
 			return
 		}
@@ -451,18 +483,40 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 		setBlocking(sr.s.file, true)
 		ch := d.spawnServer(r, svc, sr.s.file, spawn.Conn{Local: local}, dec.Lease, nil, 0)
 		if ch != nil {
-			select {
-			case <-ch.done:
-			case <-sr.stop:
-			}
-		} else if c, err := sr.s.ln.Accept(); err == nil {
+			sr.s.holder = ch
+			continue // waitHolder waits for it
+		}
+		setBlocking(sr.s.file, false)
+		if c, err := sr.s.ln.Accept(); err == nil {
 			// The server could not start: drop the connection that woke
 			// us, or we would try again at once, forever.
 			c.Close()
 		}
-		setBlocking(sr.s.file, false)
 		r.state.Store("Active")
 	}
+}
+
+// waitHolder waits until the wait=yes server holding the socket (if any)
+// exits, then takes the socket back: non-blocking again, for the poller.
+// A reload that halts this goroutine meanwhile leaves the socket as the
+// server has it (blocking) and the server recorded as its holder, so the
+// goroutine of the new configuration waits for the same server. It
+// reports false when the goroutine must stop.
+func (r *svcRun) waitHolder(sr *sockRun) bool {
+	ch := sr.s.holder
+	if ch == nil {
+		return !sr.stopped()
+	}
+	r.state.Store("Suspended")
+	select {
+	case <-ch.done:
+	case <-sr.stop:
+		return false
+	}
+	sr.s.holder = nil
+	setBlocking(sr.s.file, false)
+	r.state.Store("Active")
+	return !sr.stopped()
 }
 
 func sockLocal(s *sock) netip.AddrPort {
@@ -489,6 +543,9 @@ func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 	local := sockLocal(sr.s)
 	var peekBuf [1]byte
 	for {
+		if !r.waitHolder(sr) {
+			return
+		}
 		if err := waitReadable(rc, sr.stop); err != nil || sr.stopped() {
 			return
 		}
@@ -513,16 +570,13 @@ func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 		setBlocking(sr.s.file, true)
 		ch := d.spawnServer(r, svc, sr.s.file, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
 		if ch != nil {
-			select {
-			case <-ch.done:
-			case <-sr.stop:
-			}
-		} else {
-			// As OpenBSD inetd: a server that cannot start must not leave
-			// its datagram behind to wake us again at once.
-			dropDatagram(rc)
+			sr.s.holder = ch
+			continue // waitHolder waits for it
 		}
+		// As OpenBSD inetd: a server that cannot start must not leave
+		// its datagram behind to wake us again at once.
 		setBlocking(sr.s.file, false)
+		dropDatagram(rc)
 		r.state.Store("Active")
 	}
 }
@@ -553,8 +607,14 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 	local := sockLocal(sr.s)
 	buf := make([]byte, 65536)
 	reply := make([]byte, 0, 65536)
+	// With several local addresses, the answer must leave from the one the
+	// client sent to (see enableDstInfo).
+	var oob, ctl []byte
+	if enableDstInfo(sr.s) {
+		oob, ctl = make([]byte, 256), make([]byte, 0, 64)
+	}
 	for {
-		n, from, err := uc.ReadFromUDPAddrPort(buf)
+		n, oobn, _, from, err := uc.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if sr.stopped() || errors.Is(err, net.ErrClosed) {
 				return
@@ -583,7 +643,7 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 		}
 		if fn, ok := builtins.Dgram(svc.Builtin); ok {
 			if out := fn(buf[:n], from, svc, d.benv, reply[:0]); out != nil {
-				uc.WriteToUDPAddrPort(out, from)
+				uc.WriteMsgUDPAddrPort(out, replySourceControl(ctl[:0], oob[:oobn]), from)
 			}
 		}
 		releaseLease(dec.Lease)
@@ -593,7 +653,7 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 // builtinEnv is what the builtins may ask of the daemon.
 func (d *Daemon) builtinEnv() *builtins.Env {
 	return &builtins.Env{
-		Limits: builtins.Limits{IdleTimeout: 5 * time.Minute, MaxBytes: 1 << 30},
+		Limits: builtins.Limits{IdleTimeout: builtins.DefaultIdleTimeout, MaxBytes: builtins.DefaultMaxBytes},
 		TCPMux: func(name string) (*service.Service, bool) {
 			m := d.tcpmux.Load()
 			if m == nil {
