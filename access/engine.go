@@ -3,6 +3,7 @@ package access
 import (
 	"context"
 	"net/netip"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -110,6 +111,31 @@ type Engine struct {
 	capMu   sync.Mutex
 	capLast map[string]time.Time
 	capHits map[string]uint64
+
+	// wrapSeen is what the tcp_wrappers tables were read from (guarded
+	// by mu); wrapNext is when, in request time, to look at the files
+	// again. libwrap reads them for every request, and tools such as
+	// DenyHosts append to hosts.deny expecting the next connection to
+	// obey, so an edit must not wait for a reload.
+	wrapSeen [2]fileStamp
+	wrapNext atomic.Int64
+}
+
+// wrapCheckInterval is how often, at most, Decide looks at the
+// tcp_wrappers files for changes.
+const wrapCheckInterval = time.Second
+
+// fileStamp identifies one version of a file; the zero value is "missing".
+type fileStamp struct {
+	mod, size int64
+	fi        os.FileInfo
+}
+
+func (a fileStamp) same(b fileStamp) bool {
+	if a.fi == nil || b.fi == nil {
+		return a.fi == nil && b.fi == nil
+	}
+	return a.mod == b.mod && a.size == b.size && os.SameFile(a.fi, b.fi)
 }
 
 type config struct {
@@ -203,6 +229,9 @@ func (e *Engine) Configure(svcs []*service.Service) {
 	defer e.mu.Unlock()
 	var policy *tcpwrap.Policy
 	if !e.g.NoLibwrap {
+		// Stamp first: a write that races the read is seen next time.
+		e.wrapSeen = [2]fileStamp{stampOf(e.g.HostsAllow), stampOf(e.g.HostsDeny)}
+		e.wrapNext.Store(time.Now().Add(wrapCheckInterval).UnixNano())
 		policy = &tcpwrap.Policy{Allow: e.loadTable(e.g.HostsAllow), Deny: e.loadTable(e.g.HostsDeny)}
 	}
 	old := e.cfg.Load()
@@ -224,6 +253,44 @@ func (e *Engine) Configure(svcs []*service.Service) {
 		nc.byPtr[s] = st
 	}
 	e.cfg.Store(nc)
+}
+
+// maybeRereadWrap re-reads hosts.allow and hosts.deny when either file
+// changed since it was read, at most once per wrapCheckInterval of
+// request time (a clock that jumps back also triggers a look), and
+// recompiles every service's rules. Requests decided meanwhile use the
+// tables they started with.
+func (e *Engine) maybeRereadWrap(now time.Time) {
+	t := now.UnixNano()
+	next := e.wrapNext.Load()
+	if t < next && t >= next-2*int64(wrapCheckInterval) {
+		return
+	}
+	if !e.wrapNext.CompareAndSwap(next, t+int64(wrapCheckInterval)) {
+		return // another request is looking
+	}
+	seen := [2]fileStamp{stampOf(e.g.HostsAllow), stampOf(e.g.HostsDeny)}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if seen[0].same(e.wrapSeen[0]) && seen[1].same(e.wrapSeen[1]) {
+		return
+	}
+	e.wrapSeen = seen
+	policy := &tcpwrap.Policy{Allow: e.loadTable(e.g.HostsAllow), Deny: e.loadTable(e.g.HostsDeny)}
+	old := e.cfg.Load()
+	for _, st := range old.byID {
+		st.comp.Store(e.compile(st.comp.Load().svc, policy))
+	}
+	e.cfg.Store(&config{byPtr: old.byPtr, byID: old.byID, policy: policy})
+	e.notify("notice", "tcp_wrappers tables changed: re-read "+e.g.HostsAllow+" and "+e.g.HostsDeny)
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{mod: fi.ModTime().UnixNano(), size: fi.Size(), fi: fi}
 }
 
 func (e *Engine) loadTable(p string) *tcpwrap.Rules {
@@ -316,12 +383,15 @@ func (e *Engine) state(s *service.Service) (*svcState, *compiled) {
 // the address checks and tcp_wrappers. It may block on a name lookup for
 // at most the lookup timeout.
 func (e *Engine) Decide(ctx context.Context, r Request) Decision {
-	st, c := e.state(r.Service)
-	s := c.svc
 	now := r.Now
 	if now.IsZero() {
 		now = time.Now()
 	}
+	if !e.g.NoLibwrap {
+		e.maybeRereadWrap(now)
+	}
+	st, c := e.state(r.Service)
+	s := c.svc
 	known := r.Peer.IsValid()
 	peer := r.Peer.Addr().Unmap().WithZone("")
 

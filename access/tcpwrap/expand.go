@@ -30,6 +30,22 @@ type Action struct {
 // must do for the contents of a banners file.
 func (a *Action) Expand(s string) string { return expand(s, &a.env) }
 
+// Banner turns the contents of a banners file into what the client is
+// sent, as tcp_wrappers does: every complete line ends in CRLF (a line
+// that already has one keeps just one) and is %-expanded.
+func (a *Action) Banner(text string) string {
+	var b strings.Builder
+	for text != "" {
+		line, rest, nl := strings.Cut(text, "\n")
+		if nl {
+			line = strings.TrimSuffix(line, "\r") + "\r\n"
+		}
+		b.WriteString(expand(line, &a.env))
+		text = rest
+	}
+	return b.String()
+}
+
 // env holds the connection facts the %-expansions draw on.
 type env struct {
 	daemon     string

@@ -174,6 +174,22 @@ func TestExpandIsShellSafe(t *testing.T) {
 	}
 }
 
+func TestBannerCRLFAndExpansion(t *testing.T) {
+	a := &Action{env: env{daemon: "in.d", client: "192.0.2.1"}}
+	for _, tc := range []struct{ in, want string }{
+		{"", ""},
+		{"hello %a\n", "hello 192.0.2.1\r\n"},
+		{"one\ntwo %d\n", "one\r\ntwo in.d\r\n"},
+		{"dos\r\nline\r\n", "dos\r\nline\r\n"},
+		{"no end %a", "no end 192.0.2.1"},
+		{"\n\n", "\r\n\r\n"},
+	} {
+		if got := a.Banner(tc.in); got != tc.want {
+			t.Errorf("Banner(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
 func TestSelect(t *testing.T) {
 	rs, _ := Parse("t", []byte("a: ALL\nb: ALL\nALL: 10.\nc*: ALL\nb@127.0.0.1: ALL\n"))
 	sel := rs.Select("b")

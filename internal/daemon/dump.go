@@ -8,10 +8,12 @@ import (
 	"os"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gxinetd/gxinetd/access"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
 )
@@ -41,6 +43,7 @@ func (d *Daemon) snapshot() *logging.DumpState {
 	for _, c := range d.children {
 		running[c.run]++
 	}
+	byID := d.leasedServersLocked()
 	for _, r := range d.runs {
 		s := r.svc.Load()
 		ds := logging.DumpService{ID: s.ID, Running: running[r], FD: -1}
@@ -84,12 +87,15 @@ func (d *Daemon) snapshot() *logging.DumpState {
 	for _, r := range d.runs {
 		s := r.svc.Load()
 		sc := logging.ServiceCounters{ID: s.ID, Served: r.cnt.served.Load(), ExecFailures: r.cnt.execFail.Load(),
-			BytesIn: r.cnt.bytesIn.Load(), BytesOut: r.cnt.bytesOut.Load(), Running: running[r],
+			BytesIn: r.cnt.bytesIn.Load(), BytesOut: r.cnt.bytesOut.Load(), Running: byID[strings.ToLower(s.ID)],
 			Refused: map[string]uint64{}}
 		if ss, ok := snap.Services[strings.ToLower(s.ID)]; ok {
 			for reason, n := range ss.Refused {
 				sc.Refused[reason.Code()] += n
 			}
+		}
+		if n := r.cnt.noid.Load(); n > 0 {
+			sc.Refused[access.ReasonNoID.Code()] += n
 		}
 		st.Counters = append(st.Counters, sc)
 	}
@@ -158,17 +164,19 @@ func (d *Daemon) consistencyCheck(report bool) {
 			}
 		}
 	}
-	snap := d.eng.Snapshot()
-	for _, r := range d.runs {
-		s := r.svc.Load()
-		if s.IsInternal() || s.IsRedirect() {
-			continue
-		}
-		if ss, ok := snap.Services[strings.ToLower(s.ID)]; ok && ss.Running != running[r] && !d.stopping.Load() {
-			problems = append(problems, fmt.Sprintf("service %s: actual running servers = %d, known running servers = %d", s.ID, running[r], ss.Running))
+	d.mu.Unlock()
+	if diff := d.leaseMismatches(); len(diff) > 0 {
+		// A request passes from "admitted" to "server started" (and a
+		// server from "exited" to "released") without one lock over both
+		// counts: only a difference that is still there a moment later is real.
+		time.Sleep(consistencyRecheck)
+		again := d.leaseMismatches()
+		for _, id := range sortedIDs(diff) {
+			if m, ok := again[id]; ok {
+				problems = append(problems, fmt.Sprintf("service %s: actual running servers = %d, known running servers = %d", m.id, m.actual, m.known))
+			}
 		}
 	}
-	d.mu.Unlock()
 	for _, p := range problems {
 		d.log.Logf(logging.LevelError, "check", "%s", p)
 	}
@@ -179,12 +187,79 @@ func (d *Daemon) consistencyCheck(report bool) {
 	}
 }
 
+// consistencyRecheck is how long the check waits before it believes a
+// difference between the engine's running counts and the servers.
+const consistencyRecheck = 100 * time.Millisecond
+
+// leasedServersLocked counts, per lower-case service id, the servers that
+// hold an access lease. Services are keyed by id, not by run: a server
+// chosen through tcpmux runs under a run of its own, and the engine keeps
+// one count per id. Called with d.mu held.
+func (d *Daemon) leasedServersLocked() map[string]int {
+	n := map[string]int{}
+	for _, c := range d.children {
+		if c.lease != nil && c.svc != nil {
+			n[strings.ToLower(c.svc.ID)]++
+		}
+	}
+	return n
+}
+
+type leaseMismatch struct {
+	id            string
+	actual, known int
+}
+
+// leaseMismatches compares, for every external service, the engine's
+// running count with what the daemon can account for: servers holding a
+// lease plus requests admitted whose server has not started yet (banners,
+// ident lookups). Builtins and redirects hold leases without a process
+// and are not compared.
+func (d *Daemon) leaseMismatches() map[string]leaseMismatch {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := map[string]leaseMismatch{}
+	if d.stopping.Load() {
+		return out
+	}
+	held := d.leasedServersLocked()
+	snap := d.eng.Snapshot()
+	for _, r := range d.runs {
+		s := r.svc.Load()
+		if s.IsInternal() || s.IsRedirect() {
+			continue
+		}
+		id := strings.ToLower(s.ID)
+		ss, ok := snap.Services[id]
+		if !ok {
+			continue
+		}
+		actual := held[id] + int(r.cnt.inflight.Load())
+		if ss.Running != actual {
+			out[id] = leaseMismatch{id: s.ID, actual: actual, known: ss.Running}
+		}
+	}
+	return out
+}
+
+func sortedIDs(m map[string]leaseMismatch) []string {
+	ids := make([]string, 0, len(m))
+	for id := range m {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 // metricsServer serves the counters in Prometheus' text format on the
 // address of `metrics` in defaults, to the clients metrics_only_from allows.
 type metricsServer struct {
 	addr string
 	srv  *http.Server
 	ln   net.Listener
+	// allow is metrics_only_from; a reload replaces it under the same
+	// listener.
+	allow atomic.Pointer[service.AddrList]
 }
 
 func (d *Daemon) startMetrics(cfg *service.Config) {
@@ -197,32 +272,40 @@ func (d *Daemon) startMetrics(cfg *service.Config) {
 		d.log.Logf(logging.LevelError, "metrics", "metrics listener %s: %v", addr, err)
 		return
 	}
+	m := &metricsServer{addr: addr, ln: ln}
 	allow := cfg.Defaults.MetricsOnlyFrom
+	m.allow.Store(&allow)
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ap := addrPortOf(ln.Addr())
 		if ta, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
 			ap = ta.AddrPort()
 		}
-		if !addrListAllows(allow, ap.Addr().Unmap()) {
+		if !addrListAllows(*m.allow.Load(), ap.Addr().Unmap()) {
 			http.Error(w, "forbidden", http.StatusForbidden)
 			return
 		}
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		logging.WriteMetrics(w, d.snapshot())
 	})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
-	d.metrics = &metricsServer{addr: addr, srv: srv, ln: ln}
-	go srv.Serve(ln)
+	m.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	d.metrics = m
+	go m.srv.Serve(ln)
 }
 
 // addrListAllows applies a metrics_only_from list: numeric entries only
-// (names would need lookups on the metrics path); no list allows all.
+// (names would need lookups on the metrics path); no list allows all. An
+// IPv4 client also matches IPv6 entries in its v4-mapped form, as in
+// only_from.
 func addrListAllows(l service.AddrList, a netip.Addr) bool {
 	if !l.Set {
 		return true
 	}
+	mapped := netip.AddrFrom16(a.As16())
 	for _, e := range l.Entries {
-		if (e.Kind == service.AddrNumeric || e.Kind == service.AddrNet) && e.Prefix.Contains(a) {
+		if e.Kind != service.AddrNumeric && e.Kind != service.AddrNet {
+			continue
+		}
+		if e.Prefix.Contains(a) || (a.Is4() && e.Prefix.Contains(mapped)) {
 			return true
 		}
 	}
@@ -238,6 +321,8 @@ func (d *Daemon) stopMetrics() {
 
 func (d *Daemon) restartMetrics(cfg *service.Config) {
 	if d.metrics != nil && d.metrics.addr == cfg.Defaults.Metrics {
+		allow := cfg.Defaults.MetricsOnlyFrom
+		d.metrics.allow.Store(&allow)
 		return
 	}
 	d.stopMetrics()
