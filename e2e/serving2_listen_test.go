@@ -96,6 +96,11 @@ func TestPortInUseDisablesOnlyThatService(t *testing.T) {
 	if strings.Contains(d.daemonLog(), "service = free") {
 		t.Fatalf("the free service was reported:\n%s", d.daemonLog())
 	}
+	// Retries while the port stays taken are quiet: one message, not one per retry.
+	time.Sleep(6 * time.Second)
+	if n := strings.Count(d.daemonLog(), "service = taken"); n != 1 {
+		t.Errorf("bind failure logged %d times across retries, want once:\n%s", n, d.daemonLog())
+	}
 	squatter.Close()
 	d.waitLog(`service taken: now listening on tcp/127\.0\.0\.1:`, 12*time.Second)
 	if !reachable(t, fmt.Sprintf("127.0.0.1:%d", ports[1])) {

@@ -539,11 +539,18 @@ func backlogFor(s *service.Service, o *Options) int {
 // retried instead of dropped for good, as xinetd does.
 func (d *Daemon) bindFailedLocked(r *svcRun, k sockKey, err error) {
 	s := r.svc.Load()
-	d.log.Logf(logging.LevelError, "activate", "bind failed (%s). service = %s", logging.Errno(unwrapErrno(err)), s.ID)
-	if errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE) {
+	retryable := errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.EADDRINUSE)
+	// A retry that fails again says nothing: the first failure was
+	// logged, and success will be.
+	if !(retryable && r.retrying) {
+		d.log.Logf(logging.LevelError, "activate", "bind failed (%s). service = %s", logging.Errno(unwrapErrno(err)), s.ID)
+	}
+	if retryable {
 		r.pending = true
 		if r.retry == nil {
-			d.log.Logf(logging.LevelNotice, "activate", "service %s: %s is not available yet; retrying every %s", s.ID, k, bindRetry)
+			if !r.retrying {
+				d.log.Logf(logging.LevelNotice, "activate", "service %s: %s is not available yet; retrying every %s", s.ID, k, bindRetry)
+			}
 			r.retry = time.AfterFunc(bindRetry, func() { d.retryBind(r) })
 		}
 		return
@@ -561,7 +568,9 @@ func (d *Daemon) retryBind(r *svcRun) {
 		return
 	}
 	before := len(r.socks)
+	r.retrying = true
 	d.openRunLocked(r, nil)
+	r.retrying = false
 	if len(r.socks) > before {
 		d.log.Logf(logging.LevelNotice, "activate", "service %s: now listening on %s", r.svc.Load().ID, r.listenText())
 		r.pending = false

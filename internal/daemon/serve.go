@@ -35,6 +35,7 @@ type svcRun struct {
 	pending      bool // wants a socket it could not open yet
 	waitingIface bool
 	retry        *time.Timer
+	retrying     bool // inside retryBind: repeated failures stay quiet
 	suspended    bool // cps/looping trip: sockets closed until the timer fires
 }
 
