@@ -99,6 +99,8 @@ func (sr *sockRun) stopped() bool {
 func (r *svcRun) serve(sr *sockRun) {
 	s := r.svc.Load()
 	switch {
+	case sr.s.ln != nil && sr.s.file != nil && rawAcceptable(s):
+		r.rawAcceptLoop(sr)
 	case sr.s.ln != nil && (!s.Wait || s.IsInternal()):
 		// Internal wait=yes stream services accept themselves in xinetd;
 		// in-process that is the same as accepting here.

@@ -8,6 +8,8 @@
 //	                    datagram, wait MS milliseconds, answer PREFIX+data
 //	                    to its sender, exit
 //	args                write argv, one per line, then exit
+//	sockopts            fd 0 is a connection: write its SO_KEEPALIVE,
+//	                    TCP_NODELAY and O_NONBLOCK state, then exit
 //
 // It is built by the tests (it lives under testdata so `go test ./...`
 // leaves it alone).
@@ -57,9 +59,21 @@ func main() {
 		}
 	case "args":
 		fmt.Print(strings.Join(os.Args, "\n") + "\n")
+	case "sockopts":
+		ka, _ := syscall.GetsockoptInt(0, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+		nd, _ := syscall.GetsockoptInt(0, syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+		fl, _, _ := syscall.Syscall(syscall.SYS_FCNTL, 0, syscall.F_GETFL, 0)
+		fmt.Printf("keepalive=%d nodelay=%d nonblock=%d\n", ka, nd, btoi(fl&syscall.O_NONBLOCK != 0))
 	default:
 		fail()
 	}
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func sockaddrText(sa syscall.Sockaddr) string {

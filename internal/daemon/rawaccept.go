@@ -1,0 +1,175 @@
+package daemon
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/access"
+	"github.com/gxinetd/gxinetd/internal/builtins"
+	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/spawn"
+)
+
+// The raw accept path serves the two kinds of stream service whose
+// connections the daemon never reads: external servers (the descriptor
+// goes straight to the child) and the write-and-close builtins daytime
+// and time. Go's Accept registers every connection with the poller, asks
+// the kernel for both addresses and turns TCP keepalive on, and handing
+// the connection to a child then costs a dup and two more closes: about
+// ten system calls that xinetd and inetd do not make. Here accept4 gives
+// a blocking descriptor and the peer's address in one call.
+//
+// Everything unusual (banners, tcp_wrappers actions, ident, refusals)
+// still goes through the net.Conn path, so there is one implementation of
+// each behaviour; the fast path only skips work it can prove unneeded.
+
+// rawAcceptable reports whether a service's connections can take the raw path.
+func rawAcceptable(s *service.Service) bool {
+	if s.Wait || s.SocketType != service.SockStream || s.IsRedirect() || s.Family == service.FamilyUnix {
+		return false
+	}
+	if s.IsInternal() {
+		return s.Builtin == "daytime" || s.Builtin == "time"
+	}
+	return true
+}
+
+// needsConn reports whether an allowed request needs the full net.Conn
+// path: something must be written or read before the server runs.
+func needsConn(s *service.Service, dec *access.Decision) bool {
+	return s.Banner != "" || s.BannerSuccess != "" || dec.Wrap != nil ||
+		(s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.Wait)
+}
+
+func (r *svcRun) rawAcceptLoop(sr *sockRun) {
+	d := r.d
+	rc, err := sr.s.file.SyscallConn()
+	if err != nil {
+		r.acceptLoop(sr)
+		return
+	}
+	local := sockLocal(sr.s)
+	fixedLocal := sr.s.key.addr.IsValid() // a bound listener's local address is known
+	delay := time.Duration(0)
+	for {
+		var nfd int
+		var sa unix.Sockaddr
+		var aerr error
+		err := rc.Read(func(fd uintptr) bool {
+			nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
+			return !errors.Is(aerr, unix.EAGAIN)
+		})
+		if err == nil {
+			err = aerr
+		}
+		if err != nil {
+			if sr.stopped() || errors.Is(err, os.ErrClosed) {
+				return
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
+				continue
+			}
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
+				if d.fdLow.CompareAndSwap(false, true) {
+					d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
+				}
+				delay = backoff(delay)
+				select {
+				case <-time.After(delay):
+				case <-sr.stop:
+					return
+				}
+				continue
+			}
+			d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
+			delay = backoff(delay)
+			time.Sleep(delay)
+			continue
+		}
+		if delay != 0 {
+			delay = 0
+			if d.fdLow.CompareAndSwap(true, false) {
+				d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
+			}
+		}
+		l := local
+		if !fixedLocal {
+			if lsa, err := unix.Getsockname(nfd); err == nil {
+				l = sockaddrToAddrPort(lsa)
+			}
+		}
+		go r.handleRaw(nfd, sockaddrToAddrPort(sa), l)
+	}
+}
+
+// fdConn turns a raw accepted descriptor into a net.Conn for the full path.
+func fdConn(fd int) (net.Conn, error) {
+	f := os.NewFile(uintptr(fd), "conn")
+	defer f.Close()
+	return net.FileConn(f)
+}
+
+func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
+	d := r.d
+	svc := r.svc.Load()
+	if s := svc; s.Flags.Has(service.FlagKeepAlive) {
+		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	if svc.Flags.Has(service.FlagNoDelay) {
+		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	if svc.Banner != "" {
+		// banner goes out before any check: the full path does that.
+		if c, err := fdConn(fd); err == nil {
+			r.handleStream(c)
+		}
+		return
+	}
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	if !dec.Allow || needsConn(svc, &dec) {
+		c, err := fdConn(fd)
+		if err != nil {
+			releaseLease(dec.Lease)
+			return
+		}
+		if !dec.Allow {
+			d.refused(r, svc, c, remote, local, dec)
+			c.Close()
+			return
+		}
+		d.serveAllowed(r, svc, c, remote, local, dec)
+		return
+	}
+	if svc.IsInternal() {
+		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		r.cnt.served.Add(1)
+		var buf [64]byte
+		var out []byte
+		now := time.Now()
+		if d.benv.Now != nil {
+			now = d.benv.Now()
+		}
+		if svc.Builtin == "daytime" {
+			out = builtins.AppendDaytime(buf[:0], now)
+		} else {
+			out = builtins.AppendTime(buf[:0], now)
+		}
+		// A fresh connection's send buffer holds these few bytes: the
+		// write cannot block.
+		unix.Write(fd, out)
+		unix.Close(fd)
+		releaseLease(dec.Lease)
+		return
+	}
+	r.cnt.inflight.Add(1)
+	f := os.NewFile(uintptr(fd), "conn")
+	d.spawnServer(r, svc, f, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, dec.Lease, nil, 0)
+	r.cnt.inflight.Add(-1)
+	f.Close()
+}
