@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -100,9 +101,14 @@ func keyFor(s *service.Service, addr netip.Addr) sockKey {
 // sock is one open listening (stream) or bound (datagram) socket.
 type sock struct {
 	key  sockKey
-	ln   net.Listener   // stream
 	pc   net.PacketConn // datagram
-	file *os.File       // the descriptor itself, for handing to wait=yes servers
+	file *os.File       // the descriptor itself: raw accepts, readiness, wait=yes servers
+	// ln is the net package's view of a stream socket, made on first use:
+	// services served by the raw accept path never need it, and it costs a
+	// descriptor and a poller registration per socket (1,000 services, 1,000
+	// descriptors).
+	lnMu sync.Mutex
+	ln   net.Listener
 	// activated marks a socket that systemd passed in: it is never closed
 	// on reload (systemd owns its lifetime).
 	activated bool
@@ -113,10 +119,34 @@ type sock struct {
 	holder *child
 }
 
+// stream reports whether the socket is a listening stream socket.
+func (s *sock) stream() bool { return s.key.sotype == unix.SOCK_STREAM }
+
+// listener returns the socket as a net.Listener, creating it on first use.
+func (s *sock) listener() (net.Listener, error) {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	if s.ln == nil {
+		ln, err := net.FileListener(s.file)
+		if err != nil {
+			return nil, fmt.Errorf("wrapping %s: %w", s.key, err)
+		}
+		s.ln = ln
+	}
+	return s.ln, nil
+}
+
+// existingListener returns the net.Listener if one was made.
+func (s *sock) existingListener() net.Listener {
+	s.lnMu.Lock()
+	defer s.lnMu.Unlock()
+	return s.ln
+}
+
 func (s *sock) Close() error {
 	var errs []error
-	if s.ln != nil {
-		errs = append(errs, s.ln.Close())
+	if ln := s.existingListener(); ln != nil {
+		errs = append(errs, ln.Close())
 	}
 	if s.pc != nil {
 		errs = append(errs, s.pc.Close())
@@ -238,16 +268,17 @@ func protoFor(s *service.Service, k sockKey) int {
 	return 0
 }
 
-// wrapSock turns a bound descriptor into a net.Listener or PacketConn plus
-// the *os.File the wait=yes servers receive. The net package gets its
-// own duplicate, so closing one never pulls the other's descriptor away.
+// wrapSock turns a bound descriptor into the *os.File the daemon polls and
+// wait=yes servers receive, plus a PacketConn for datagram sockets. The
+// net package gets its own duplicate, so closing one never pulls the
+// other's descriptor away.
 func wrapSock(fd int, k sockKey) (*sock, error) {
 	f := os.NewFile(uintptr(fd), k.String())
 	s := &sock{key: k, file: f}
 	var err error
 	switch k.sotype {
 	case unix.SOCK_STREAM:
-		s.ln, err = net.FileListener(f)
+		// net.Listener made on first use (listener()).
 	case unix.SOCK_DGRAM:
 		s.pc, err = net.FilePacketConn(f)
 	default:

@@ -54,8 +54,13 @@ func (r *svcRun) rawAcceptLoop(sr *sockRun) {
 		r.acceptLoop(sr)
 		return
 	}
-	local := sockLocal(sr.s)
-	fixedLocal := sr.s.key.addr.IsValid() // a bound listener's local address is known
+	// A bound listener's local address is its key; a wildcard one's is
+	// read per connection below.
+	fixedLocal := sr.s.key.addr.IsValid()
+	var local netip.AddrPort
+	if fixedLocal {
+		local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))
+	}
 	delay := time.Duration(0)
 	for {
 		var nfd int

@@ -62,8 +62,9 @@ type sockRun struct {
 func (sr *sockRun) halt() {
 	sr.once.Do(func() { close(sr.stop) })
 	past := time.Unix(1, 0)
-	if sr.s.ln != nil {
-		if dl, ok := sr.s.ln.(interface{ SetDeadline(time.Time) error }); ok {
+	ln := sr.s.existingListener()
+	if ln != nil {
+		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(past)
 		}
 	}
@@ -74,8 +75,8 @@ func (sr *sockRun) halt() {
 		sr.s.file.SetReadDeadline(past)
 	}
 	<-sr.done
-	if sr.s.ln != nil {
-		if dl, ok := sr.s.ln.(interface{ SetDeadline(time.Time) error }); ok {
+	if ln != nil {
+		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(time.Time{})
 		}
 	}
@@ -99,13 +100,13 @@ func (sr *sockRun) stopped() bool {
 func (r *svcRun) serve(sr *sockRun) {
 	s := r.svc.Load()
 	switch {
-	case sr.s.ln != nil && sr.s.file != nil && rawAcceptable(s):
+	case sr.s.stream() && sr.s.file != nil && rawAcceptable(s):
 		r.rawAcceptLoop(sr)
-	case sr.s.ln != nil && (!s.Wait || s.IsInternal()):
+	case sr.s.stream() && (!s.Wait || s.IsInternal()):
 		// Internal wait=yes stream services accept themselves in xinetd;
 		// in-process that is the same as accepting here.
 		r.acceptLoop(sr)
-	case sr.s.ln != nil:
+	case sr.s.stream():
 		r.streamWaitLoop(sr)
 	case sr.s.pc != nil && s.IsInternal():
 		r.dgramBuiltinLoop(sr)
@@ -116,9 +117,14 @@ func (r *svcRun) serve(sr *sockRun) {
 
 func (r *svcRun) acceptLoop(sr *sockRun) {
 	d := r.d
+	ln, err := sr.s.listener()
+	if err != nil {
+		d.log.Logf(logging.LevelError, "serve", "service %s: %v", r.svc.Load().ID, err)
+		return
+	}
 	delay := time.Duration(0)
 	for {
-		c, err := sr.s.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			if sr.stopped() || errors.Is(err, net.ErrClosed) {
 				return
@@ -468,7 +474,7 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 		if !dec.Allow {
 			// Consume the one pending connection so the refusal cannot
 			// leave the service suspended or spinning (xinetd's defect).
-			c, err := sr.s.ln.Accept()
+			c, err := acceptOne(sr.s)
 			var remote netip.AddrPort
 			if err == nil {
 				remote = addrPortOf(c.RemoteAddr())
@@ -490,7 +496,7 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 			continue // waitHolder waits for it
 		}
 		setBlocking(sr.s.file, false)
-		if c, err := sr.s.ln.Accept(); err == nil {
+		if c, err := acceptOne(sr.s); err == nil {
 			// The server could not start: drop the connection that woke
 			// us, or we would try again at once, forever.
 			c.Close()
@@ -522,9 +528,26 @@ func (r *svcRun) waitHolder(sr *sockRun) bool {
 	return !sr.stopped()
 }
 
+// acceptOne takes one pending connection off a wait=yes listener.
+func acceptOne(s *sock) (net.Conn, error) {
+	ln, err := s.listener()
+	if err != nil {
+		return nil, err
+	}
+	return ln.Accept()
+}
+
 func sockLocal(s *sock) netip.AddrPort {
-	if s.ln != nil {
-		return addrPortOf(s.ln.Addr())
+	if s.stream() && s.file != nil {
+		var ap netip.AddrPort
+		if rc, err := s.file.SyscallConn(); err == nil {
+			rc.Control(func(fd uintptr) {
+				if sa, err := unix.Getsockname(int(fd)); err == nil {
+					ap = sockaddrToAddrPort(sa)
+				}
+			})
+		}
+		return ap
 	}
 	if s.pc != nil {
 		return addrPortOf(s.pc.LocalAddr())
