@@ -18,19 +18,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-func daytimeConf(id, port string) string {
-	return `
-service daytime
-{
-	id          = ` + id + `
-	type        = INTERNAL UNLISTED
-	socket_type = stream
-	protocol    = tcp
-	port        = ` + port + `
-	wait        = no
-}
-`
-}
+// daytimeConf is an in-process daytime service with the given id and port.
+func daytimeConf(id, port string) string { return daytimeSvc(id, port, "") }
 
 // TestReloadUnderLoadDropsNothing: SIGHUP while clients hammer services
 // whose sockets do not change: not one connection refused or reset.

@@ -2,6 +2,7 @@ package tcpwrap
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -317,29 +318,7 @@ func (r *Rule) Where() string {
 	if r == nil {
 		return ""
 	}
-	return r.File + ":" + itoa(r.Line)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
+	return r.File + ":" + strconv.Itoa(r.Line)
 }
 
 // NeedsNames reports whether any rule can need the client's host name, so

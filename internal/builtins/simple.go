@@ -17,35 +17,17 @@ import (
 const streamChunk = 32 << 10
 
 func echoStream(ctx context.Context, conn net.Conn, svc *service.Service, env *Env) error {
-	s := newSession("echo", ctx, conn, svc, env)
-	defer s.close()
-	buf := make([]byte, streamChunk)
-	for {
-		n, err := s.budget(len(buf))
-		if err != nil {
-			return err
-		}
-		if err := s.arm(); err != nil {
-			return s.end(err)
-		}
-		n, rerr := conn.Read(buf[:n])
-		if n > 0 {
-			s.moved += int64(n)
-			if err := s.arm(); err != nil {
-				return s.end(err)
-			}
-			if _, err := conn.Write(buf[:n]); err != nil {
-				return s.end(err)
-			}
-		}
-		if rerr != nil {
-			return s.end(rerr)
-		}
-	}
+	return readLoop("echo", ctx, conn, svc, env, true)
 }
 
 func discardStream(ctx context.Context, conn net.Conn, svc *service.Service, env *Env) error {
-	s := newSession("discard", ctx, conn, svc, env)
+	return readLoop("discard", ctx, conn, svc, env, false)
+}
+
+// readLoop reads until EOF, the byte budget or the idle timeout, writing
+// what it read back when echo is set (echo) or dropping it (discard).
+func readLoop(name string, ctx context.Context, conn net.Conn, svc *service.Service, env *Env, echo bool) error {
+	s := newSession(name, ctx, conn, svc, env)
 	defer s.close()
 	buf := make([]byte, streamChunk)
 	for {
@@ -58,6 +40,14 @@ func discardStream(ctx context.Context, conn net.Conn, svc *service.Service, env
 		}
 		n, rerr := conn.Read(buf[:n])
 		s.moved += int64(n)
+		if n > 0 && echo {
+			if err := s.arm(); err != nil {
+				return s.end(err)
+			}
+			if _, err := conn.Write(buf[:n]); err != nil {
+				return s.end(err)
+			}
+		}
 		if rerr != nil {
 			return s.end(rerr)
 		}

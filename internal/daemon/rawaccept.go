@@ -61,7 +61,7 @@ func (r *svcRun) rawAcceptLoop(sr *sockRun) {
 	if fixedLocal {
 		local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))
 	}
-	delay := time.Duration(0)
+	var bo acceptBackoff
 	for {
 		var nfd int
 		var sa unix.Sockaddr
@@ -80,29 +80,12 @@ func (r *svcRun) rawAcceptLoop(sr *sockRun) {
 			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
 				continue
 			}
-			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-				if d.fdLow.CompareAndSwap(false, true) {
-					d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
-				}
-				delay = backoff(delay)
-				select {
-				case <-time.After(delay):
-				case <-sr.stop:
-					return
-				}
-				continue
+			if !bo.failed(r, sr, err) {
+				return
 			}
-			d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
-			delay = backoff(delay)
-			time.Sleep(delay)
 			continue
 		}
-		if delay != 0 {
-			delay = 0
-			if d.fdLow.CompareAndSwap(true, false) {
-				d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
-			}
-		}
+		bo.ok(d)
 		l := local
 		if !fixedLocal {
 			if lsa, err := unix.Getsockname(nfd); err == nil {

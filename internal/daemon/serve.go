@@ -122,7 +122,7 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		d.log.Logf(logging.LevelError, "serve", "service %s: %v", r.svc.Load().ID, err)
 		return
 	}
-	delay := time.Duration(0)
+	var bo acceptBackoff
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -133,32 +133,48 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 			if errors.As(err, &ne) && ne.Timeout() {
 				continue
 			}
-			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-				// Out of descriptors: back off (never spin), say so once
-				// per episode, and recover when descriptors free up.
-				if d.fdLow.CompareAndSwap(false, true) {
-					d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
-				}
-				delay = backoff(delay)
-				select {
-				case <-time.After(delay):
-				case <-sr.stop:
-					return
-				}
-				continue
+			if !bo.failed(r, sr, err) {
+				return
 			}
-			d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
-			delay = backoff(delay)
-			time.Sleep(delay)
 			continue
 		}
-		if delay != 0 {
-			delay = 0
-			if d.fdLow.CompareAndSwap(true, false) {
-				d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
-			}
-		}
+		bo.ok(d)
 		go r.handleStream(c)
+	}
+}
+
+// acceptBackoff is what both accept loops do when accept fails: out of
+// descriptors, back off (never spin), say so once per episode, and
+// recover by themselves when descriptors free up.
+type acceptBackoff struct{ delay time.Duration }
+
+// failed handles an accept error; it returns false when the loop must end.
+func (b *acceptBackoff) failed(r *svcRun, sr *sockRun, err error) bool {
+	d := r.d
+	b.delay = backoff(b.delay)
+	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
+		if d.fdLow.CompareAndSwap(false, true) {
+			d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
+		}
+	} else {
+		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
+	}
+	select {
+	case <-time.After(b.delay):
+		return true
+	case <-sr.stop:
+		return false
+	}
+}
+
+// ok notes a successful accept, ending an out-of-descriptors episode.
+func (b *acceptBackoff) ok(d *Daemon) {
+	if b.delay == 0 {
+		return
+	}
+	b.delay = 0
+	if d.fdLow.CompareAndSwap(true, false) {
+		d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
 	}
 }
 

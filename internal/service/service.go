@@ -2,6 +2,7 @@ package service
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 )
 
@@ -19,7 +20,7 @@ func (l Limit) String() string {
 	if l < 0 {
 		return "UNLIMITED"
 	}
-	return itoa(int(l))
+	return strconv.Itoa(int(l))
 }
 
 // AddrKind is the form of one only_from / no_access entry.
@@ -103,31 +104,9 @@ func hhmm(m int) string { return pad2(m/60) + ":" + pad2(m%60) }
 
 func pad2(n int) string {
 	if n < 10 {
-		return "0" + itoa(n)
+		return "0" + strconv.Itoa(n)
 	}
-	return itoa(n)
-}
-
-func itoa(n int) string {
-	if n == 0 {
-		return "0"
-	}
-	neg := n < 0
-	if neg {
-		n = -n
-	}
-	var b [20]byte
-	i := len(b)
-	for n > 0 {
-		i--
-		b[i] = byte('0' + n%10)
-		n /= 10
-	}
-	if neg {
-		i--
-		b[i] = '-'
-	}
-	return string(b[i:])
+	return strconv.Itoa(n)
 }
 
 // LogType is the log_type attribute.
