@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,6 +16,11 @@ import (
 // enough that chargen is not syscall-bound, small enough to keep per
 // connection memory modest.
 const streamChunk = 32 << 10
+
+// chunkPool recycles the read buffers of echo and discard: a fresh 32 KiB
+// per connection was most of what the daemon allocated under a
+// connection-rate load.
+var chunkPool = sync.Pool{New: func() any { b := make([]byte, streamChunk); return &b }}
 
 func echoStream(ctx context.Context, conn net.Conn, svc *service.Service, env *Env) error {
 	return readLoop("echo", ctx, conn, svc, env, true)
@@ -29,7 +35,9 @@ func discardStream(ctx context.Context, conn net.Conn, svc *service.Service, env
 func readLoop(name string, ctx context.Context, conn net.Conn, svc *service.Service, env *Env, echo bool) error {
 	s := newSession(name, ctx, conn, svc, env)
 	defer s.close()
-	buf := make([]byte, streamChunk)
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
 	for {
 		n, err := s.budget(len(buf))
 		if err != nil {

@@ -39,10 +39,6 @@ func (p *parser) entry(e *rawEntry) {
 		return
 	}
 	first := e.toks[0]
-	if len(e.toks) == 1 && !e.kv && strings.HasSuffix(first.text, ":") && len(e.errs) == 0 {
-		p.defaultAddress(first)
-		return
-	}
 	l := &line{p: p, name: first.text}
 	p.diags = append(p.diags, e.errs...)
 	l.errs = append(l.errs, e.errs...)

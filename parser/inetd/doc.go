@@ -13,12 +13,31 @@
 // an N-DIALECT notice naming the reading that was used, so that the check
 // mode can show it.
 //
+// The file is read in three steps, in the same style as package parser:
+//
+//   - lex.go: a hand-written lexer (a participle lexer.Definition) that
+//     classifies each physical line (comment, #@ IPsec line, .include,
+//     blank, indented comment, oversized, binary, addr: line, entry line,
+//     continuation line) and splits entry lines into words, keeping each
+//     word's line and column; it tracks NetBSD's key=value notation,
+//     which runs to a word ending in ';';
+//   - grammar.go: the participle grammar over those tokens (Grammar
+//     returns it as EBNF, docs/grammar-inetd.ebnf): which lines form an
+//     entry, which word is which field, whether an addr: line is a
+//     default address or starts an entry. It is total, so one bad line
+//     never stops the file. walk builds the nodes of regular lines
+//     directly and runs participle only over the irregular stretches,
+//     with the same result;
+//   - fields.go, build.go: what each field means in each dialect, the
+//     whole-entry checks, and the services (one per listen address).
+//
 // A bad line rejects that line only; every problem is reported as a
 // service.Diag with file:line:col and a stable code (listed in
 // docs/inetd.md). Nothing here panics on hostile input.
 //
 // Dependencies: internal/service (the model), internal/sysdb (services,
-// protocols, rpc, passwd and group lookups) and the standard library. It
+// protocols, rpc, passwd and group lookups), participle/v2 and the
+// standard library; no participle type leaves the package. It
 // must not import package parser (xinetd.conf), access, logging, spawn,
 // builtins or the daemon: the daemon combines both parsers' output.
 package inetd
