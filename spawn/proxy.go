@@ -121,6 +121,21 @@ func Proxy(ctx context.Context, client net.Conn, host string, port int, o ProxyO
 			}
 		}
 	}
+	if idle == nil {
+		// Without an idle timer nothing needs watching: copy one direction
+		// here and let cancellation close both sides. Two goroutines fewer
+		// per connection is most of what a short session costs.
+		stop := context.AfterFunc(ctx, func() { abort(ctx.Err()) })
+		wg.Add(2)
+		go pipe(upstream, c2u, &in)
+		pipe(client, u2c, &out)
+		wg.Wait()
+		stop()
+		if err := firstErr(); err != nil {
+			return in, out, fmt.Errorf("spawn: redirect: %w", err)
+		}
+		return in, out, nil
+	}
 	wg.Add(2)
 	go pipe(upstream, c2u, &in)
 	go pipe(client, u2c, &out)
