@@ -314,10 +314,40 @@ func (d *Daemon) availableLocked() int {
 	return n
 }
 
+// trimOrigins drops, from the services the daemon keeps, the origins of
+// values that came from defaults: the daemon only asks whether a value
+// was written in the entry (for xinetd's dump lines), and the full maps
+// were a fifth of the memory of a 1,000-service configuration. The check
+// mode's JSON is made before this and keeps them all.
+func trimOrigins(cfg *service.Config) {
+	for _, s := range cfg.Services {
+		n := 0
+		for _, src := range s.Origins {
+			if writtenInEntry(src) {
+				n++
+			}
+		}
+		if n == len(s.Origins) {
+			continue
+		}
+		kept := make(map[string]service.Source, n)
+		for k, src := range s.Origins {
+			if writtenInEntry(src) {
+				kept[k] = src
+			}
+		}
+		s.Origins = kept
+	}
+}
+
+// writtenInEntry is logging's test for "set by the entry itself".
+func writtenInEntry(src service.Source) bool { return src.Origin != "default" && src.Origin != "defaults" }
+
 // applyConfigLocked makes cfg the running configuration: sockets whose
 // address is unchanged are kept, others opened or closed, servers of
 // removed services terminated. It returns what changed.
 func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept, dropped []string) {
+	trimOrigins(cfg)
 	accepted := cfg.Accepted()
 	if err := d.rec.Configure(&cfg.Defaults, accepted); err != nil {
 		// As xinetd: a service whose log cannot be created does not start.
