@@ -118,19 +118,20 @@ func Grammar() string { return inetdParser.String() + "\n" }
 // continuation lines being one), in file order. The nodes are valid only
 // during the call: the fast path reuses them.
 //
-// Most lines are regular: a comment, a blank line, or an entry written
-// on one line. For those the lexer's tokens already are the grammar's
-// nodes, so they are built directly; participle parses the rest. This is
+// Most lines are regular: comments, blank lines, entries (continuation
+// lines included). For those the lexer's tokens already are the
+// grammar's nodes, so they are built directly; participle parses the
+// rest (key=value entries, continuation lines with no entry). This is
 // exact, not a heuristic: every line starts with an anchor token
 // (Comment, IPsec, Include, Blank, IndentedComment, Oversized, Binary,
 // AddrDefault, Addr, or a Service that does not follow an Addr), no
 // production takes an anchor after its first token, and no production
-// decides anything by looking past the next anchor. So the token stream
-// splits at anchors into independent segments, and parsing a run of
-// irregular segments on its own gives the same nodes as parsing the whole
-// file. TestFastPathMatchesGrammar and FuzzGrammar check that claim.
-// Without the fast path participle made reading a 1,000-entry file
-// about five times slower, with eight times the allocations.
+// looks past the next anchor to decide. So the token stream splits at
+// anchors into independent segments, and parsing a run of irregular
+// segments on its own gives the same nodes as parsing the whole file.
+// TestFastPathMatchesGrammar and FuzzGrammar check that claim. Without
+// the fast path, reading a file of 1,000 one-line entries took about
+// five times as long, with eight times the allocations.
 func walk(lx *lineLexer, visit func(*astLine)) error {
 	var (
 		odd      []lexer.Token // a run of irregular segments, for participle
@@ -234,33 +235,47 @@ func (f *fastNodes) build(seg []lexer.Token) *astLine {
 			return &f.line
 		}
 	}
-	// An entry on one line: [Addr] Service Field...
+	// An entry: [Addr] Service, or an addr: line with continuation
+	// lines, then words, each maybe after the Continuation that starts
+	// its line.
 	e := &f.entry
 	*e = astEntry{}
-	i := 0
-	if seg[i].Type == tokAddr {
-		e.Addr = &seg[i]
-		i++
-	}
-	if i >= len(seg) || seg[i].Type != tokService {
+	i := 1
+	switch {
+	case t.Type == tokAddr && len(seg) > 1 && seg[1].Type == tokService:
+		e.Addr, e.Service = t, &seg[1]
+		i = 2
+	case t.Type == tokService:
+		e.Service = t
+	case t.Type == tokAddrDefault && len(seg) > 1 && seg[1].Type == tokContinuation:
+		e.AddrDefault = t
+	default:
 		return nil
 	}
-	e.Service = &seg[i]
-	i++
-	for _, w := range seg[i:] {
-		if w.Type != tokField {
+	for k := i; k < len(seg); k++ {
+		switch seg[k].Type {
+		case tokField:
+		case tokContinuation:
+			if k+1 == len(seg) || seg[k+1].Type != tokField {
+				return nil
+			}
+		default:
 			return nil
 		}
 	}
 	f.args, f.argp = f.args[:0], f.argp[:0]
-	for k, w := range seg[i:] {
-		if k < len(f.words) {
-			f.words[k] = astWord{Tok: w}
+	n := 0
+	for _, w := range seg[i:] {
+		if w.Type != tokField {
 			continue
 		}
-		f.args = append(f.args, astArg{Tok: w})
+		if n < len(f.words) {
+			f.words[n] = astWord{Tok: w}
+		} else {
+			f.args = append(f.args, astArg{Tok: w})
+		}
+		n++
 	}
-	n := len(seg) - i
 	if n > 0 {
 		e.SocketType = (*astSocketType)(&f.words[0])
 	}
