@@ -26,8 +26,8 @@
 //     entry, which word is which field, whether an addr: line is a
 //     default address or starts an entry. It is total, so one bad line
 //     never stops the file. walk builds the nodes of regular lines
-//     directly and runs participle only over the irregular stretches,
-//     with the same result;
+//     (entries included) directly and runs participle only over the
+//     irregular stretches, with the same result;
 //   - fields.go, build.go: what each field means in each dialect, the
 //     whole-entry checks, and the services (one per listen address).
 //
