@@ -341,7 +341,9 @@ func trimOrigins(cfg *service.Config) {
 }
 
 // writtenInEntry is logging's test for "set by the entry itself".
-func writtenInEntry(src service.Source) bool { return src.Origin != "default" && src.Origin != "defaults" }
+func writtenInEntry(src service.Source) bool {
+	return src.Origin != "default" && src.Origin != "defaults"
+}
 
 // applyConfigLocked makes cfg the running configuration: sockets whose
 // address is unchanged are kept, others opened or closed, servers of
