@@ -162,8 +162,119 @@ func TestBuiltinsTCPAndUDP(t *testing.T) {
 			}
 		}
 	})
+	// Every builtin through socat and nc, TCP and UDP, IPv4 and IPv6.
+	t.Run("socat-nc-matrix", func(t *testing.T) { builtinClientMatrix(t, ports) })
 	// In-process builtins log pid=0, as xinetd's.
 	d.waitSvcLog(`START: daytime-stream pid=0 from=`, 5*time.Second)
+}
+
+// builtinClientMatrix drives echo, discard, daytime, time and chargen
+// (ports[0..4]) with the real socat and nc over tcp4, tcp6, udp4 and udp6.
+func builtinClientMatrix(t *testing.T, ports []int) {
+	needCmd(t, "nc", "socat")
+	names := []string{"echo", "discard", "daytime", "time", "chargen"}
+	check := map[string]func(out []byte, udp bool) bool{
+		"echo":    func(out []byte, _ bool) bool { return string(out) == "ping" },
+		"discard": func(out []byte, _ bool) bool { return len(out) == 0 },
+		"daytime": func(out []byte, _ bool) bool { return dayTimeRE.Match(out) },
+		"time": func(out []byte, _ bool) bool {
+			if len(out) != 4 {
+				return false
+			}
+			d := int64(binary.BigEndian.Uint32(out)) - 2208988800 - time.Now().Unix()
+			return d > -5 && d < 5
+		},
+		"chargen": func(out []byte, udp bool) bool {
+			if udp {
+				return len(out) == 1024 && bytes.HasSuffix(out, []byte("\r\n"))
+			}
+			return len(out) == 740 && bytes.Count(out, []byte("\r\n")) == 10
+		},
+	}
+	type client struct {
+		name string
+		argv func(fam, host string, port int, udp bool, builtin string) []string
+	}
+	clients := []client{
+		{"socat", func(fam, host string, port int, udp bool, builtin string) []string {
+			proto := "TCP" + fam
+			if udp {
+				proto = "UDP" + fam
+			}
+			addr := fmt.Sprintf("%s:%s:%d", proto, host, port)
+			if builtin == "chargen" && !udp {
+				return []string{"socat", "-T2", "-u", addr + ",readbytes=740", "STDOUT"}
+			}
+			return []string{"socat", "-T1", "-", addr}
+		}},
+		{"nc", func(fam, host string, port int, udp bool, builtin string) []string {
+			h := strings.Trim(host, "[]")
+			args := []string{"nc", "-" + fam, "-w", "1"}
+			if udp {
+				args = append(args, "-u")
+			} else if builtin != "chargen" {
+				args = append(args, "-N")
+			}
+			return append(args, h, strconv.Itoa(port))
+		}},
+	}
+	for _, c := range clients {
+		for _, fam := range []string{"4", "6"} {
+			host := "127.0.0.1"
+			if fam == "6" {
+				host = "[::1]"
+			}
+			for _, udp := range []bool{false, true} {
+				for i, name := range names {
+					argv := c.argv(fam, host, ports[i], udp, name)
+					cmd := exec.Command(argv[0], argv[1:]...)
+					cmd.Stdin = strings.NewReader("ping")
+					if !udp && name != "echo" && name != "discard" {
+						// daytime, time and chargen write and close: data sent
+						// to them can make the kernel reset the connection
+						// before the client has read the answer.
+						cmd.Stdin = strings.NewReader("")
+					}
+					if name == "chargen" && !udp && c.name == "nc" {
+						// nc has no byte limit: read a bounded prefix ourselves.
+						cmd.Stdin = nil
+					}
+					var out []byte
+					var err error
+					if name == "chargen" && !udp && c.name == "nc" {
+						out, err = readPrefix(cmd, 740)
+					} else {
+						out, err = cmd.Output()
+					}
+					if !check[name](out, udp) {
+						t.Errorf("%s %s over %s: %q (%v)", c.name, name, map[bool]string{false: "tcp" + fam, true: "udp" + fam}[udp], out, err)
+					}
+				}
+			}
+		}
+	}
+}
+
+// readPrefix runs cmd and returns the first n bytes of its output, then
+// stops it (it is ours, by PID).
+func readPrefix(cmd *exec.Cmd, n int) ([]byte, error) {
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	buf := make([]byte, n)
+	done := make(chan error, 1)
+	go func() { _, err := io.ReadFull(pipe, buf); done <- err }()
+	select {
+	case err := <-done:
+		return buf, err
+	case <-time.After(5 * time.Second):
+		return nil, fmt.Errorf("no %d bytes within 5s", n)
+	}
 }
 
 var dayTimeRE = mustRE(`^\d\d (JAN|FEB|MAR|APR|MAY|JUN|JUL|AUG|SEP|OCT|NOV|DEC) \d{4} \d\d:\d\d:\d\d \S+\r\n$`)
