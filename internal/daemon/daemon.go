@@ -49,6 +49,7 @@ type Daemon struct {
 	stopping  atomic.Bool
 	fdLow     atomic.Bool // descriptors ran out; logged once per episode
 	metrics   *metricsServer
+	acc       acceptor       // raw-path listeners, one epoll set
 	wg        sync.WaitGroup // serving goroutines
 }
 
@@ -107,6 +108,7 @@ func Run(o *Options) int {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
 		children: map[int]*child{}, counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.acc.d = d
 	status := d.run()
 	d.log.Close()
 	return status
@@ -649,6 +651,13 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
 	r.socks[k] = sr
 	r.state.Store("Active")
+	if sk.stream() && sk.file != nil && rawAcceptable(r.svc.Load()) {
+		if err := d.acc.add(r, sr); err == nil {
+			sr.acc = &d.acc
+			return
+		}
+		// No epoll set: serve it with its own goroutine (Go's accept).
+	}
 	d.wg.Add(1)
 	go func() {
 		defer d.wg.Done()

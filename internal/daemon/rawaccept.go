@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -45,55 +44,6 @@ func rawAcceptable(s *service.Service) bool {
 func needsConn(s *service.Service, dec *access.Decision) bool {
 	return s.Banner != "" || s.BannerSuccess != "" || dec.Wrap != nil ||
 		(s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.Wait)
-}
-
-func (r *svcRun) rawAcceptLoop(sr *sockRun) {
-	d := r.d
-	rc, err := sr.s.file.SyscallConn()
-	if err != nil {
-		r.acceptLoop(sr)
-		return
-	}
-	// A bound listener's local address is its key; a wildcard one's is
-	// read per connection below.
-	fixedLocal := sr.s.key.addr.IsValid()
-	var local netip.AddrPort
-	if fixedLocal {
-		local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))
-	}
-	var bo acceptBackoff
-	for {
-		var nfd int
-		var sa unix.Sockaddr
-		var aerr error
-		err := rc.Read(func(fd uintptr) bool {
-			nfd, sa, aerr = unix.Accept4(int(fd), unix.SOCK_CLOEXEC)
-			return !errors.Is(aerr, unix.EAGAIN)
-		})
-		if err == nil {
-			err = aerr
-		}
-		if err != nil {
-			if sr.stopped() || errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, unix.EINTR) || errors.Is(err, unix.ECONNABORTED) {
-				continue
-			}
-			if !bo.failed(r, sr, err) {
-				return
-			}
-			continue
-		}
-		bo.ok(d)
-		l := local
-		if !fixedLocal {
-			if lsa, err := unix.Getsockname(nfd); err == nil {
-				l = sockaddrToAddrPort(lsa)
-			}
-		}
-		go r.handleRaw(nfd, sockaddrToAddrPort(sa), l)
-	}
 }
 
 // fdConn turns a raw accepted descriptor into a net.Conn for the full path.

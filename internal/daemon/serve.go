@@ -54,12 +54,23 @@ type sockRun struct {
 	stop chan struct{}
 	done chan struct{}
 	once sync.Once
+	// acc is set when the daemon's acceptor watches this socket instead of
+	// a goroutine of its own.
+	acc *acceptor
 }
 
 // halt stops the serving goroutine without closing the socket, so a
 // reload can hand the socket to the new configuration: a deadline in the
 // past wakes a blocked Accept or read, which then sees stop.
 func (sr *sockRun) halt() {
+	if sr.acc != nil {
+		sr.once.Do(func() {
+			close(sr.stop)
+			sr.acc.remove(sr)
+			close(sr.done)
+		})
+		return
+	}
 	sr.once.Do(func() { close(sr.stop) })
 	past := time.Unix(1, 0)
 	ln := sr.s.existingListener()
@@ -100,8 +111,6 @@ func (sr *sockRun) stopped() bool {
 func (r *svcRun) serve(sr *sockRun) {
 	s := r.svc.Load()
 	switch {
-	case sr.s.stream() && sr.s.file != nil && rawAcceptable(s):
-		r.rawAcceptLoop(sr)
 	case sr.s.stream() && (!s.Wait || s.IsInternal()):
 		// Internal wait=yes stream services accept themselves in xinetd;
 		// in-process that is the same as accepting here.

@@ -1,0 +1,160 @@
+package daemon
+
+import (
+	"errors"
+	"net/netip"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/logging"
+)
+
+// acceptor watches every raw-path listening socket (rawAcceptable) with
+// one epoll set and one goroutine, as xinetd watches its sockets with one
+// poll(): a goroutine per listener cost 2.5 KB of stack each and most of
+// the start-up time of a 1,000-service configuration. Connections are
+// still served one goroutine each.
+type acceptor struct {
+	d    *Daemon
+	once sync.Once
+	epfd int
+	err  error
+
+	mu    sync.Mutex
+	socks map[int32]*acceptEntry
+}
+
+// acceptEntry is one registered listener.
+type acceptEntry struct {
+	r          *svcRun
+	sr         *sockRun
+	fd         int
+	local      netip.AddrPort
+	fixedLocal bool
+	bo         acceptBackoff
+}
+
+// maxAcceptBurst bounds how many connections one listener takes per
+// wake-up, so a flooded service cannot starve the others.
+const maxAcceptBurst = 64
+
+func (a *acceptor) init() error {
+	a.once.Do(func() {
+		a.socks = map[int32]*acceptEntry{}
+		a.epfd, a.err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		if a.err == nil {
+			go a.loop()
+		}
+	})
+	return a.err
+}
+
+// add starts watching sr's socket for r.
+func (a *acceptor) add(r *svcRun, sr *sockRun) error {
+	if err := a.init(); err != nil {
+		return err
+	}
+	e := &acceptEntry{r: r, sr: sr, fd: sr.s.fd(), fixedLocal: sr.s.key.addr.IsValid()}
+	if e.fixedLocal {
+		e.local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))
+	}
+	a.mu.Lock()
+	a.socks[int32(e.fd)] = e
+	a.mu.Unlock()
+	return a.watch(e)
+}
+
+func (a *acceptor) watch(e *acceptEntry) error {
+	return unix.EpollCtl(a.epfd, unix.EPOLL_CTL_ADD, e.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(e.fd)})
+}
+
+// remove stops watching sr's socket. Connections already taken are served.
+func (a *acceptor) remove(sr *sockRun) {
+	fd := sr.s.fd()
+	a.mu.Lock()
+	if e := a.socks[int32(fd)]; e != nil && e.sr == sr {
+		delete(a.socks, int32(fd))
+	}
+	a.mu.Unlock()
+	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+func (a *acceptor) current(fd int32) *acceptEntry {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.socks[fd]
+}
+
+func (a *acceptor) loop() {
+	events := make([]unix.EpollEvent, 128)
+	for {
+		n, err := unix.EpollWait(a.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			a.d.log.Logf(logging.LevelError, "accept", "epoll_wait: %v; retrying", err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		for i := 0; i < n; i++ {
+			if e := a.current(events[i].Fd); e != nil {
+				a.drain(e)
+			}
+		}
+	}
+}
+
+// drain accepts what is pending on one listener, up to a burst.
+func (a *acceptor) drain(e *acceptEntry) {
+	d := a.d
+	for i := 0; i < maxAcceptBurst; i++ {
+		if a.current(int32(e.fd)) != e {
+			return // halted meanwhile
+		}
+		nfd, sa, err := unix.Accept4(e.fd, unix.SOCK_CLOEXEC)
+		if err != nil {
+			switch {
+			case errors.Is(err, unix.EAGAIN):
+				return
+			case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
+				continue
+			}
+			a.pause(e, err)
+			return
+		}
+		e.bo.ok(d)
+		local := e.local
+		if !e.fixedLocal {
+			if lsa, err := unix.Getsockname(nfd); err == nil {
+				local = sockaddrToAddrPort(lsa)
+			}
+		}
+		go e.r.handleRaw(nfd, sockaddrToAddrPort(sa), local)
+	}
+}
+
+// pause takes a listener out of the epoll set after an accept error (out
+// of descriptors, typically) and puts it back after a back-off: a
+// level-triggered set would otherwise report it ready, and fail, in a
+// tight loop.
+func (a *acceptor) pause(e *acceptEntry, err error) {
+	d := a.d
+	r := e.r
+	e.bo.delay = backoff(e.bo.delay)
+	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
+		if d.fdLow.CompareAndSwap(false, true) {
+			d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
+		}
+	} else {
+		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
+	}
+	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+	time.AfterFunc(e.bo.delay, func() {
+		if a.current(int32(e.fd)) == e && !e.sr.stopped() {
+			a.watch(e)
+		}
+	})
+}
