@@ -3,7 +3,9 @@ package daemon
 import (
 	"errors"
 	"net/netip"
+	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -20,6 +22,7 @@ type acceptor struct {
 	d    *Daemon
 	once sync.Once
 	epfd int
+	file *os.File // epfd, registered with the runtime's poller
 	err  error
 
 	mu    sync.Mutex
@@ -44,9 +47,23 @@ func (a *acceptor) init() error {
 	a.once.Do(func() {
 		a.socks = map[int32]*acceptEntry{}
 		a.epfd, a.err = unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-		if a.err == nil {
-			go a.loop()
+		if a.err != nil {
+			return
 		}
+		// The epoll descriptor is itself readable when a listener is: let
+		// the runtime's poller wait on it, so waiting costs no thread and
+		// a wake-up is as cheap as any other network readiness. (Blocking
+		// in epoll_wait instead cost a fifth of the daytime rate.)
+		if a.err = unix.SetNonblock(a.epfd, true); a.err != nil {
+			return
+		}
+		a.file = os.NewFile(uintptr(a.epfd), "acceptor")
+		rc, err := a.file.SyscallConn()
+		if err != nil {
+			a.err = err
+			return
+		}
+		go a.loop(rc)
 	})
 	return a.err
 }
@@ -87,14 +104,19 @@ func (a *acceptor) current(fd int32) *acceptEntry {
 	return a.socks[fd]
 }
 
-func (a *acceptor) loop() {
+func (a *acceptor) loop(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 128)
 	for {
-		n, err := unix.EpollWait(a.epfd, events, -1)
+		var n int
+		var werr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, werr = unix.EpollWait(int(fd), events, 0)
+			return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+		})
+		if err == nil {
+			err = werr
+		}
 		if err != nil {
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
 			a.d.log.Logf(logging.LevelError, "accept", "epoll_wait: %v; retrying", err)
 			time.Sleep(100 * time.Millisecond)
 			continue
