@@ -285,8 +285,11 @@ func TestSocketActivationAndNotify(t *testing.T) {
 
 func TestDescriptorExhaustionRecovers(t *testing.T) {
 	needCmd(t, "prlimit")
-	ports := freePorts(t, 1)
+	ports := freePorts(t, 2)
 	dir := newDir(t)
+	// discard holds the daemon's descriptors (Go's accept path); daytime
+	// is served by the raw accept path and its shared epoll set, which must
+	// come back by itself too.
 	conf := baseDefaults + `
 service discard
 {
@@ -296,7 +299,7 @@ service discard
 	port        = {{P0}}
 	wait        = no
 }
-`
+` + daytimeConf("dt", "{{P1}}")
 	path := render(t, dir, conf, ports)
 	logf := filepath.Join(dir, "daemon.log")
 	cmd := exec.Command("prlimit", "--nofile=40:40", gxinetd, "-f", path, "-dontfork", "-filelog", logf)
@@ -315,8 +318,25 @@ service discard
 		held = append(held, c)
 	}
 	waitIn(t, func() string { return readFile(logf) }, "no available descriptors", 10*time.Second)
+	// A daytime client while descriptors are out: the raw path fails to
+	// accept and must take its listener out of the epoll set, not spin.
+	if c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[1]), time.Second); err == nil {
+		held = append(held, c)
+	}
+	time.Sleep(200 * time.Millisecond)
 	for _, c := range held {
 		c.Close()
+	}
+	dtDeadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", time.Second)
+		if err == nil && dayTimeRE.MatchString(got) {
+			break
+		}
+		if time.Now().After(dtDeadline) {
+			t.Fatalf("the raw accept path did not recover after descriptors were freed:\n%s", readFile(logf))
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	// Once descriptors are free again new clients are served.
 	deadline := time.Now().Add(10 * time.Second)
