@@ -3,6 +3,7 @@ package parser
 import (
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
+	"github.com/gxinetd/gxinetd/parser/internal/replay"
 )
 
 // The grammar sees only block structure. It is total: every token
@@ -169,23 +170,9 @@ type regularBlock struct {
 // parseTokens runs participle over tokens from the line lexer, which must
 // end with its EOF token.
 func parseTokens(toks []lexer.Token) (*astFile, error) {
-	pl, err := lexer.Upgrade(&tokenList{toks: toks})
+	pl, err := lexer.Upgrade(&replay.Lexer{Toks: toks})
 	if err != nil {
 		return nil, err
 	}
 	return xinetdParser.ParseFromLexer(pl)
-}
-
-// tokenList replays tokens already lexed.
-type tokenList struct {
-	toks []lexer.Token
-	i    int
-}
-
-func (t *tokenList) Next() (lexer.Token, error) {
-	if t.i >= len(t.toks) {
-		return t.toks[len(t.toks)-1], nil // the EOF token, again
-	}
-	t.i++
-	return t.toks[t.i-1], nil
 }

@@ -2,6 +2,7 @@ package inetd
 
 import (
 	"fmt"
+	"github.com/gxinetd/gxinetd/parser/internal/replay"
 	"strings"
 
 	"github.com/alecthomas/participle/v2"
@@ -304,25 +305,11 @@ func (f *fastNodes) build(seg []lexer.Token) *astLine {
 // parseTokens runs participle over tokens from the line lexer, which must
 // end with its EOF token.
 func parseTokens(toks []lexer.Token) (*astFile, error) {
-	pl, err := lexer.Upgrade(&tokenList{toks: toks})
+	pl, err := lexer.Upgrade(&replay.Lexer{Toks: toks})
 	if err != nil {
 		return nil, err
 	}
 	return inetdParser.ParseFromLexer(pl)
-}
-
-// tokenList replays tokens already lexed.
-type tokenList struct {
-	toks []lexer.Token
-	i    int
-}
-
-func (t *tokenList) Next() (lexer.Token, error) {
-	if t.i >= len(t.toks) {
-		return t.toks[len(t.toks)-1], nil // the EOF token, again
-	}
-	t.i++
-	return t.toks[t.i-1], nil
 }
 
 // read parses the text and hands every line to the validation pass, in
