@@ -3,6 +3,7 @@ package parser
 import (
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
+
 	"github.com/gxinetd/gxinetd/parser/internal/replay"
 )
 

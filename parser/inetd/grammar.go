@@ -2,12 +2,13 @@ package inetd
 
 import (
 	"fmt"
-	"github.com/gxinetd/gxinetd/parser/internal/replay"
 	"strings"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 	"github.com/gxinetd/gxinetd/internal/service"
+
+	"github.com/gxinetd/gxinetd/parser/internal/replay"
 )
 
 // The grammar places every line and every word: which lines form an
