@@ -6,8 +6,8 @@ import (
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
-	"github.com/gxinetd/gxinetd/internal/service"
 
+	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/parser/internal/replay"
 )
 
