@@ -22,7 +22,7 @@ build:
 
 # Foreground daemon on examples/: unprivileged 127.0.0.1 ports, logs on stderr.
 run: build
-	./gxinetd -f examples/xinetd.conf -dontfork -stayalive -filelog /dev/stderr -pidfile /tmp/gxinetd-example.pid
+	./gxinetd -f examples/xinetd.conf -dontfork -stayalive -filelog /dev/stderr
 
 # Every test: unit, golden, fuzz seeds, end-to-end (the e2e package builds the binaries itself).
 test: lint man-check

@@ -43,23 +43,67 @@ func TestExamplesCheckClean(t *testing.T) {
 	}
 }
 
+// copyExamples copies examples/ into a fresh world-readable directory, so
+// the daemon's relative log file lands there and not in the source tree.
+func copyExamples(t *testing.T) string {
+	t.Helper()
+	dst := filepath.Join(newDir(t), "examples")
+	err := filepath.WalkDir("../examples", func(p string, e os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("../examples", p)
+		to := filepath.Join(dst, rel)
+		if e.IsDir() {
+			return os.MkdirAll(to, 0o755)
+		}
+		if strings.HasPrefix(e.Name(), "services.log") {
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(to, b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The daemon writes its service log next to the configuration.
+	os.Chmod(dst, 0o777)
+	return dst
+}
+
 // TestMakeRunExamplesServe starts the daemon the way `make run` does and
-// talks to a few of the example services.
+// talks to a few of the example services: as root and, where the test
+// can switch users, as an unprivileged user (make run needs no root).
 func TestMakeRunExamplesServe(t *testing.T) {
 	if os.Getenv("GXINETD_SKIP_EXAMPLES") != "" {
 		t.Skip("GXINETD_SKIP_EXAMPLES set")
 	}
-	dir := newDir(t)
-	conf, _ := filepath.Abs("../examples/xinetd.conf")
-	d := &daemon{t: t, dir: dir, conf: conf, logFile: filepath.Join(dir, "daemon.log"), stderr: &syncBuf{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(gxinetd, "-f", conf, "-dontfork", "-stayalive", "-filelog", d.logFile)
+	t.Run("root", func(t *testing.T) { runExamples(t, nil) })
+	t.Run("unprivileged", func(t *testing.T) {
+		needRoot(t)
+		needCmd(t, "setpriv")
+		runExamples(t, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"})
+	})
+}
+
+func runExamples(t *testing.T, prefix []string) {
+	ex := copyExamples(t)
+	dir := filepath.Dir(ex)
+	conf := filepath.Join(ex, "xinetd.conf")
+	d := &daemon{t: t, dir: dir, conf: conf, logFile: filepath.Join(ex, "daemon.log"), svcLog: filepath.Join(ex, "services.log"),
+		stderr: &syncBuf{}, exited: make(chan struct{})}
+	argv := append(append([]string{}, prefix...), gxinetd, "-f", conf, "-dontfork", "-stayalive", "-filelog", "/dev/stderr")
+	d.cmd = exec.Command(argv[0], argv[1:]...)
 	d.cmd.Stderr = d.stderr
 	if err := d.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(d.kill)
-	d.waitLog(`Started working`, 15*time.Second)
+	d.waitLog(`Started working: 17 available services`, 15*time.Second)
 	if got, err := tcpExchange(t, "127.0.0.1:10013", "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
 		t.Errorf("example daytime: %q %v\n%s", got, err, d.daemonLog())
 	}
@@ -72,7 +116,11 @@ func TestMakeRunExamplesServe(t *testing.T) {
 	if got, err := tcpExchange(t, "127.0.0.1:10001", "help\r\n", 5*time.Second); err != nil || !strings.Contains(strings.ToLower(got), "uptime") {
 		t.Errorf("example tcpmux help: %q %v", got, err)
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10100", "", 5*time.Second); err != nil || !strings.Contains(got, "hello from gxinetd") {
+	if got, err := tcpExchange(t, "127.0.0.1:10100", "", 5*time.Second); err != nil || !strings.HasPrefix(got, "Welcome to the gxinetd example.\r\n") || !strings.Contains(got, "hello from gxinetd") {
 		t.Errorf("example external server: %q %v\n%s", got, err, d.daemonLog())
+	}
+	d.waitSvcLog(`START: hello pid=\d+ from=127\.0\.0\.1`, 5*time.Second)
+	if strings.Contains(d.daemonLog(), "ERROR") {
+		t.Errorf("errors while serving the examples:\n%s", d.daemonLog())
 	}
 }

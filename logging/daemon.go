@@ -118,7 +118,18 @@ func NewDaemon(o DaemonOptions) (*Daemon, error) {
 	return d, nil
 }
 
+// stderrPath reports whether -filelog names standard error itself, which
+// is written directly: opening /dev/stderr anew fails when the daemon has
+// dropped privileges or stderr is a file it may not open.
+func stderrPath(p string) bool { return p == "-" || p == "/dev/stderr" }
+
 func (d *Daemon) openFile() error {
+	if stderrPath(d.o.Path) {
+		if f, ok := d.o.Stderr.(*os.File); ok {
+			d.file = f
+			return nil
+		}
+	}
 	f, err := os.OpenFile(d.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("logging: daemon log: %w", err)
@@ -235,6 +246,9 @@ func (d *Daemon) Reopen() {
 	defer d.mu.Unlock()
 	switch d.o.Mode {
 	case "file":
+		if stderrPath(d.o.Path) {
+			return
+		}
 		if d.file != nil {
 			_ = d.file.Close()
 			d.file = nil
@@ -254,10 +268,10 @@ func (d *Daemon) Close() {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.file != nil {
+	if d.file != nil && !stderrPath(d.o.Path) {
 		_ = d.file.Close()
-		d.file = nil
 	}
+	d.file = nil
 	if d.sys != nil {
 		d.sys.close()
 	}

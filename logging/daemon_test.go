@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -138,6 +139,32 @@ func TestErrno(t *testing.T) {
 	for _, tc := range tests {
 		if got := Errno(tc.err); got != tc.want {
 			t.Errorf("Errno(%v) = %q, want %q", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestFileLogToStderrIsWrittenDirectly(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	d, err := NewDaemon(DaemonOptions{Mode: "file", Path: "/dev/stderr", Stderr: w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Logf(LevelNotice, "main", "hello %s", "stderr")
+	d.Reopen() // must not close or reopen stderr
+	d.Logf(LevelNotice, "main", "still here")
+	d.Close()
+	if _, err := w.Write([]byte("open\n")); err != nil {
+		t.Fatalf("Close closed the daemon's stderr: %v", err)
+	}
+	w.Close()
+	b, _ := io.ReadAll(r)
+	for _, want := range []string{"NOTICE: hello stderr\n", "NOTICE: still here\n", "open\n"} {
+		if !strings.Contains(string(b), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, b)
 		}
 	}
 }
