@@ -200,7 +200,9 @@ func TestInetdBindAndPidFlags(t *testing.T) {
 	line := fmt.Sprintf("%d\tstream\ttcp4\tnowait\t%s\t/bin/echo\techo hi\n", ports[0], user)
 	listenAddr := func() string {
 		t.Helper()
-		b, _ := os.ReadFile("/proc/net/tcp")
+		// thread-self: this thread's namespace, whatever the process's main
+		// thread is in.
+		b, _ := os.ReadFile("/proc/thread-self/net/tcp")
 		for _, l := range lines(string(b))[1:] {
 			f := strings.Fields(l)
 			if len(f) > 3 && f[3] == "0A" && strings.HasSuffix(f[1], fmt.Sprintf(":%04X", ports[0])) {

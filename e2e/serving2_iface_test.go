@@ -78,6 +78,40 @@ func dialInNS(ns, addr string, timeout time.Duration) (net.Conn, error) {
 
 // dialInNSFrom is dialInNS for any network, from a chosen local address
 // ("" lets the kernel choose).
+// enterNS moves the calling goroutine's thread into the named network
+// namespace; restore moves it back and unlocks it. Without the way back, a
+// thread left in the namespace can be the main thread, which the runtime
+// cannot end: /proc/self/net would then show the test namespace to every
+// later test.
+func enterNS(ns string) (restore func(), err error) {
+	runtime.LockOSThread()
+	orig, err := os.Open("/proc/thread-self/ns/net")
+	if err != nil {
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join("/run/netns", ns))
+	if err != nil {
+		orig.Close()
+		runtime.UnlockOSThread()
+		return nil, err
+	}
+	defer f.Close()
+	if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
+		orig.Close()
+		runtime.UnlockOSThread()
+		return nil, fmt.Errorf("setns: %w", err)
+	}
+	return func() {
+		// If the way back fails the thread stays locked and is ended
+		// with its goroutine.
+		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
+			runtime.UnlockOSThread()
+		}
+		orig.Close()
+	}, nil
+}
+
 func dialInNSFrom(ns, network, local, addr string, timeout time.Duration) (net.Conn, error) {
 	type result struct {
 		c   net.Conn
@@ -85,17 +119,12 @@ func dialInNSFrom(ns, network, local, addr string, timeout time.Duration) (net.C
 	}
 	ch := make(chan result, 1)
 	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join("/run/netns", ns))
+		restore, err := enterNS(ns)
 		if err != nil {
 			ch <- result{nil, err}
 			return
 		}
-		defer f.Close()
-		if err := unix.Setns(int(f.Fd()), unix.CLONE_NEWNET); err != nil {
-			ch <- result{nil, fmt.Errorf("setns: %w", err)}
-			return
-		}
+		defer restore()
 		dl := net.Dialer{Timeout: timeout}
 		if local != "" {
 			var err error
@@ -196,18 +225,13 @@ func TestInterfaceBindFollowsAddresses(t *testing.T) {
 	// into a flood of messages, and the other addresses keep serving.
 	squat := make(chan net.Listener, 1)
 	go func() {
-		runtime.LockOSThread()
-		f, err := os.Open(filepath.Join("/run/netns", ns))
+		ipNS(t, ns, "addr", "add", "10.213.0.4/32", "dev", "gxt0")
+		restore, err := enterNS(ns)
 		if err != nil {
 			squat <- nil
 			return
 		}
-		defer f.Close()
-		ipNS(t, ns, "addr", "add", "10.213.0.4/32", "dev", "gxt0")
-		if unix.Setns(int(f.Fd()), unix.CLONE_NEWNET) != nil {
-			squat <- nil
-			return
-		}
+		defer restore()
 		l, _ := net.Listen("tcp", fmt.Sprintf("10.213.0.4:%d", ports[0]))
 		squat <- l
 	}()
