@@ -275,43 +275,48 @@ func allDigits(s string) bool {
 }
 
 func hUser(e *entry, a *attrLine) bool {
-	w := a.values[0].text
-	if allDigits(w) {
-		n, err := strconv.ParseUint(w, 10, 31)
-		if err != nil {
-			e.valueErr(a, 0, "Error parsing user as a number: "+w)
-			return false
+	c, ok := e.cred(a, "user", func(w string) (int, bool) {
+		u, ok := e.l.sys.LookupUser(w)
+		if !ok {
+			return 0, false
 		}
-		e.svc.User = &service.Cred{Name: w, ID: int(n)}
-		return true
-	}
-	u, ok := e.l.sys.LookupUser(w)
-	if !ok {
-		e.valueErr(a, 0, "Unknown user: "+w)
-		return false
-	}
-	e.svc.User = &service.Cred{Name: w, ID: u.UID}
-	return true
+		return u.UID, true
+	})
+	e.svc.User = c
+	return ok
 }
 
 func hGroup(e *entry, a *attrLine) bool {
+	c, ok := e.cred(a, "group", func(w string) (int, bool) {
+		g, ok := e.l.sys.LookupGroup(w)
+		if !ok {
+			return 0, false
+		}
+		return g.GID, true
+	})
+	e.svc.Group = c
+	return ok
+}
+
+// cred resolves a user or group word: all digits is the number itself,
+// anything else a name looked up in the system database. The messages are
+// xinetd's.
+func (e *entry) cred(a *attrLine, what string, lookup func(string) (int, bool)) (*service.Cred, bool) {
 	w := a.values[0].text
 	if allDigits(w) {
 		n, err := strconv.ParseUint(w, 10, 31)
 		if err != nil {
-			e.valueErr(a, 0, "Error parsing group as a number: "+w)
-			return false
+			e.valueErr(a, 0, "Error parsing "+what+" as a number: "+w)
+			return nil, false
 		}
-		e.svc.Group = &service.Cred{Name: w, ID: int(n)}
-		return true
+		return &service.Cred{Name: w, ID: int(n)}, true
 	}
-	g, ok := e.l.sys.LookupGroup(w)
+	id, ok := lookup(w)
 	if !ok {
-		e.valueErr(a, 0, "Unknown group: "+w)
-		return false
+		e.valueErr(a, 0, "Unknown "+what+": "+w)
+		return nil, false
 	}
-	e.svc.Group = &service.Cred{Name: w, ID: g.GID}
-	return true
+	return &service.Cred{Name: w, ID: id}, true
 }
 
 func hServer(e *entry, a *attrLine) bool {
