@@ -651,7 +651,7 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
 	r.socks[k] = sr
 	r.state.Store("Active")
-	if sk.stream() && sk.file != nil && rawAcceptable(r.svc.Load()) {
+	if sk.stream() && rawAcceptable(r.svc.Load()) {
 		if err := d.acc.add(r, sr); err == nil {
 			sr.acc = &d.acc
 			return

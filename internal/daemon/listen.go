@@ -100,9 +100,15 @@ func keyFor(s *service.Service, addr netip.Addr) sockKey {
 
 // sock is one open listening (stream) or bound (datagram) socket.
 type sock struct {
-	key  sockKey
-	pc   net.PacketConn // datagram
-	file *os.File       // the descriptor itself: raw accepts, readiness, wait=yes servers
+	key sockKey
+	pc  net.PacketConn // datagram
+	// fdNum is the descriptor. file wraps it for the runtime's poller,
+	// readiness waits and wait=yes servers, made on first use: listeners
+	// on the raw accept path need neither, and 1,000 of them otherwise
+	// cost 1,000 poller registrations at start-up.
+	fdNum  int
+	fileMu sync.Mutex
+	file   *os.File
 	// ln is the net package's view of a stream socket, made on first use:
 	// services served by the raw accept path never need it, and it costs a
 	// descriptor and a poller registration per socket (1,000 services, 1,000
@@ -119,6 +125,23 @@ type sock struct {
 	holder *child
 }
 
+// osFile returns the socket's *os.File, making it on first use.
+func (s *sock) osFile() *os.File {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	if s.file == nil {
+		s.file = os.NewFile(uintptr(s.fdNum), s.key.String())
+	}
+	return s.file
+}
+
+// existingFile returns the *os.File if one was made.
+func (s *sock) existingFile() *os.File {
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	return s.file
+}
+
 // stream reports whether the socket is a listening stream socket.
 func (s *sock) stream() bool { return s.key.sotype == unix.SOCK_STREAM }
 
@@ -127,7 +150,7 @@ func (s *sock) listener() (net.Listener, error) {
 	s.lnMu.Lock()
 	defer s.lnMu.Unlock()
 	if s.ln == nil {
-		ln, err := net.FileListener(s.file)
+		ln, err := net.FileListener(s.osFile())
 		if err != nil {
 			return nil, fmt.Errorf("wrapping %s: %w", s.key, err)
 		}
@@ -151,21 +174,19 @@ func (s *sock) Close() error {
 	if s.pc != nil {
 		errs = append(errs, s.pc.Close())
 	}
-	if s.file != nil {
-		errs = append(errs, s.file.Close())
+	if f := s.existingFile(); f != nil {
+		errs = append(errs, f.Close())
+	} else if s.fdNum >= 0 {
+		errs = append(errs, unix.Close(s.fdNum))
 	}
+	s.fdNum = -1
 	if s.key.family == unix.AF_UNIX && s.key.path != "" && !s.activated {
 		os.Remove(s.key.path)
 	}
 	return errors.Join(errs...)
 }
 
-func (s *sock) fd() int {
-	if s.file == nil {
-		return -1
-	}
-	return int(s.file.Fd())
-}
+func (s *sock) fd() int { return s.fdNum }
 
 // openSock creates, configures, binds and (for stream) listens a socket
 // with raw system calls, because net.Listen can set neither the backlog
@@ -273,20 +294,19 @@ func protoFor(s *service.Service, k sockKey) int {
 // net package gets its own duplicate, so closing one never pulls the
 // other's descriptor away.
 func wrapSock(fd int, k sockKey) (*sock, error) {
-	f := os.NewFile(uintptr(fd), k.String())
-	s := &sock{key: k, file: f}
+	s := &sock{key: k, fdNum: fd}
 	var err error
 	switch k.sotype {
 	case unix.SOCK_STREAM:
-		// net.Listener made on first use (listener()).
+		// *os.File and net.Listener made on first use.
 	case unix.SOCK_DGRAM:
-		s.pc, err = net.FilePacketConn(f)
+		s.pc, err = net.FilePacketConn(s.osFile())
 	default:
 		// raw / seqpacket / rdm: only handed to external wait servers;
 		// readiness is polled on the file itself.
 	}
 	if err != nil {
-		f.Close()
+		s.Close()
 		return nil, fmt.Errorf("wrapping %s: %w", k, err)
 	}
 	return s, nil

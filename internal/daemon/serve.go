@@ -82,8 +82,8 @@ func (sr *sockRun) halt() {
 	if sr.s.pc != nil {
 		sr.s.pc.SetReadDeadline(past)
 	}
-	if sr.s.file != nil {
-		sr.s.file.SetReadDeadline(past)
+	if f := sr.s.existingFile(); f != nil {
+		f.SetReadDeadline(past)
 	}
 	<-sr.done
 	if ln != nil {
@@ -94,8 +94,8 @@ func (sr *sockRun) halt() {
 	if sr.s.pc != nil {
 		sr.s.pc.SetReadDeadline(time.Time{})
 	}
-	if sr.s.file != nil {
-		sr.s.file.SetReadDeadline(time.Time{})
+	if f := sr.s.existingFile(); f != nil {
+		f.SetReadDeadline(time.Time{})
 	}
 }
 
@@ -481,7 +481,7 @@ func (d *Daemon) record(rec logging.Record) {
 // itself goes to one server at a time, which accepts for itself.
 func (r *svcRun) streamWaitLoop(sr *sockRun) {
 	d := r.d
-	rc, err := sr.s.file.SyscallConn()
+	rc, err := sr.s.osFile().SyscallConn()
 	if err != nil {
 		d.log.Logf(logging.LevelError, "serve", "service %s: %v", r.svc.Load().ID, err)
 		return
@@ -514,13 +514,13 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 			continue
 		}
 		r.state.Store("Suspended")
-		setBlocking(sr.s.file, true)
-		ch := d.spawnServer(r, svc, sr.s.file, spawn.Conn{Local: local}, dec.Lease, nil, 0)
+		setBlocking(sr.s.osFile(), true)
+		ch := d.spawnServer(r, svc, sr.s.osFile(), spawn.Conn{Local: local}, dec.Lease, nil, 0)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
-		setBlocking(sr.s.file, false)
+		setBlocking(sr.s.osFile(), false)
 		if c, err := acceptOne(sr.s); err == nil {
 			// The server could not start: drop the connection that woke
 			// us, or we would try again at once, forever.
@@ -548,7 +548,7 @@ func (r *svcRun) waitHolder(sr *sockRun) bool {
 		return false
 	}
 	sr.s.holder = nil
-	setBlocking(sr.s.file, false)
+	setBlocking(sr.s.osFile(), false)
 	r.state.Store("Active")
 	return !sr.stopped()
 }
@@ -563,16 +563,11 @@ func acceptOne(s *sock) (net.Conn, error) {
 }
 
 func sockLocal(s *sock) netip.AddrPort {
-	if s.stream() && s.file != nil {
-		var ap netip.AddrPort
-		if rc, err := s.file.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) {
-				if sa, err := unix.Getsockname(int(fd)); err == nil {
-					ap = sockaddrToAddrPort(sa)
-				}
-			})
+	if s.stream() && s.fdNum >= 0 {
+		if sa, err := unix.Getsockname(s.fdNum); err == nil {
+			return sockaddrToAddrPort(sa)
 		}
-		return ap
+		return netip.AddrPort{}
 	}
 	if s.pc != nil {
 		return addrPortOf(s.pc.LocalAddr())
@@ -586,7 +581,7 @@ func sockLocal(s *sock) netip.AddrPort {
 // server; xinetd drains them.
 func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 	d := r.d
-	rc, err := sr.s.file.SyscallConn()
+	rc, err := sr.s.osFile().SyscallConn()
 	if err != nil {
 		d.log.Logf(logging.LevelError, "serve", "service %s: %v", r.svc.Load().ID, err)
 		return
@@ -618,15 +613,15 @@ func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 			continue
 		}
 		r.state.Store("Suspended")
-		setBlocking(sr.s.file, true)
-		ch := d.spawnServer(r, svc, sr.s.file, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
+		setBlocking(sr.s.osFile(), true)
+		ch := d.spawnServer(r, svc, sr.s.osFile(), spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
 		// As OpenBSD inetd: a server that cannot start must not leave
 		// its datagram behind to wake us again at once.
-		setBlocking(sr.s.file, false)
+		setBlocking(sr.s.osFile(), false)
 		dropDatagram(rc)
 		r.state.Store("Active")
 	}
