@@ -275,25 +275,13 @@ func allDigits(s string) bool {
 }
 
 func hUser(e *entry, a *attrLine) bool {
-	c, ok := e.cred(a, "user", func(w string) (int, bool) {
-		u, ok := e.l.sys.LookupUser(w)
-		if !ok {
-			return 0, false
-		}
-		return u.UID, true
-	})
+	c, ok := e.cred(a, "user", e.l.sys.UID)
 	e.svc.User = c
 	return ok
 }
 
 func hGroup(e *entry, a *attrLine) bool {
-	c, ok := e.cred(a, "group", func(w string) (int, bool) {
-		g, ok := e.l.sys.LookupGroup(w)
-		if !ok {
-			return 0, false
-		}
-		return g.GID, true
-	})
+	c, ok := e.cred(a, "group", e.l.sys.GID)
 	e.svc.Group = c
 	return ok
 }

@@ -51,8 +51,6 @@ func findService(cfg *service.Config, name string) *service.Service {
 	return nil
 }
 
-func u32(v uint32) *uint32 { return &v }
-
 // TestAttributes runs every attribute through good and bad values. want
 // is the status of the service; code, when set, must be among the
 // diagnostics; check inspects the resulting service.

@@ -25,8 +25,13 @@ const DefaultInetdConf = "/etc/inetd.conf"
 // Load reads the configuration the options name, in whichever language,
 // and returns it with every message. It never returns nil. Check mode and
 // reload both come through here, so they can never disagree.
-func Load(o *Options) *service.Config {
-	db := &sysdb.DB{Root: o.SysRoot}
+func Load(o *Options) *service.Config { return loadWith(o, &sysdb.DB{Root: o.SysRoot}) }
+
+// loadWith is Load reading the system databases through db: the running
+// daemon keeps one for its life, so that what the parser resolved and what
+// servers are started with (initgroups, the auth builtin) agree, and
+// refreshes it on every reload.
+func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	if o.InetdFile != "" {
 		return loadInetd(o, db, o.InetdFile)
 	}

@@ -162,7 +162,7 @@ func (d *Daemon) run() int {
 	// set-up): collecting it as it goes cost a third of the start-up time
 	// for 1,000 services. Collect rarely until serving, then return it all.
 	oldGC := debug.SetGCPercent(400)
-	cfg := Load(o)
+	cfg := loadWith(o, d.db)
 	d.logDiags(cfg)
 	if !cfg.Usable() {
 		if cfg.Diags.HasFatal() && defaultsFatal(cfg) {
@@ -672,7 +672,8 @@ func (d *Daemon) reload() {
 	d.log.Logf(logging.LevelNotice, "reconfig", "Starting reconfiguration")
 	sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer sdNotify("READY=1")
-	cfg := Load(d.o)
+	d.db.Refresh()
+	cfg := loadWith(d.o, d.db)
 	if cfg.Diags.HasErrors() || !cfg.Usable() {
 		d.logDiags(cfg)
 		d.log.Logf(logging.LevelWarning, "reconfig", "reconfiguration failed: %d errors in the new configuration; still serving the old one", len(cfg.Diags.Errors()))

@@ -720,6 +720,7 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 			return out
 		},
 		Serve: d.serveMux,
+		Users: d.db,
 		OwnPorts: func(p uint16) bool {
 			m := d.udpPorts.Load()
 			return m != nil && (*m)[p]

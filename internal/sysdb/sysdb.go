@@ -11,12 +11,12 @@ package sysdb
 import (
 	"bufio"
 	"bytes"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 )
 
 // User is one /etc/passwd entry.
@@ -35,12 +35,17 @@ type Group struct {
 }
 
 // DB answers lookups from the files under Root ("" or "/" for the real
-// system). The zero value reads the real system. It is safe for
-// concurrent use.
+// system). The zero value reads the real system. Files are read on the
+// first lookup and kept until Refresh. It is safe for concurrent use.
 type DB struct {
 	Root string
 
-	once      sync.Once
+	mu sync.Mutex
+	t  atomic.Pointer[tables]
+}
+
+// tables is one reading of the databases.
+type tables struct {
 	services  map[string]int // "name/proto" -> port (names and aliases)
 	ports     map[string]string
 	protocols map[string]int // name or alias -> number
@@ -55,6 +60,10 @@ type DB struct {
 // System is the DB of the running system.
 var System = &DB{}
 
+// Refresh forgets what was read, so the next lookup reads the files
+// again (a reload picks up new users, groups and services).
+func (db *DB) Refresh() { db.t.Store(nil) }
+
 func (db *DB) path(name string) string {
 	if db.Root == "" || db.Root == "/" {
 		return "/etc/" + name
@@ -62,69 +71,61 @@ func (db *DB) path(name string) string {
 	return filepath.Join(db.Root, "etc", name)
 }
 
-func (db *DB) load() {
-	db.once.Do(func() {
-		db.services = map[string]int{}
-		db.ports = map[string]string{}
-		db.protocols = map[string]int{}
-		db.rpc = map[string]int{}
-		db.networks = map[string]string{}
-		db.users = map[string]*User{}
-		db.uids = map[int]*User{}
-		db.groups = map[string]*Group{}
-		db.gids = map[int]*Group{}
+func (db *DB) load() *tables {
+	if t := db.t.Load(); t != nil {
+		return t
+	}
+	db.mu.Lock()
+	defer db.mu.Unlock()
+	if t := db.t.Load(); t != nil {
+		return t
+	}
+	t := db.read()
+	db.t.Store(t)
+	return t
+}
 
-		eachLine(db.path("services"), func(f []string) {
-			// name port/proto aliases...
-			if len(f) < 2 {
-				return
-			}
-			pp := strings.SplitN(f[1], "/", 2)
-			if len(pp) != 2 {
-				return
-			}
-			port, err := strconv.Atoi(pp[0])
-			if err != nil || port < 0 || port > 65535 {
-				return
-			}
-			proto := strings.ToLower(pp[1])
-			for i, n := range append([]string{f[0]}, f[2:]...) {
-				k := n + "/" + proto
-				if _, dup := db.services[k]; !dup {
-					db.services[k] = port
-				}
-				if i == 0 {
-					pk := pp[0] + "/" + proto
-					if _, dup := db.ports[pk]; !dup {
-						db.ports[pk] = n
-					}
-				}
-			}
-		})
-		if len(db.protocols) == 0 {
-			eachLine(db.path("protocols"), func(f []string) {
-				if len(f) < 2 {
-					return
-				}
-				n, err := strconv.Atoi(f[1])
-				if err != nil {
-					return
-				}
-				for _, name := range append([]string{f[0]}, f[2:]...) {
-					if _, dup := db.protocols[strings.ToLower(name)]; !dup {
-						db.protocols[strings.ToLower(name)] = n
-					}
-				}
-			})
+func (db *DB) read() *tables {
+	t := &tables{}
+	t.services = map[string]int{}
+	t.ports = map[string]string{}
+	t.protocols = map[string]int{}
+	t.rpc = map[string]int{}
+	t.networks = map[string]string{}
+	t.users = map[string]*User{}
+	t.uids = map[int]*User{}
+	t.groups = map[string]*Group{}
+	t.gids = map[int]*Group{}
+
+	eachLine(db.path("services"), func(f []string) {
+		// name port/proto aliases...
+		if len(f) < 2 {
+			return
 		}
-		// A machine without /etc/protocols (minimal containers) still
-		// knows tcp and udp: the kernel does, whatever the file says.
-		for name, n := range map[string]int{"ip": 0, "icmp": 1, "tcp": 6, "udp": 17, "ipv6": 41, "icmpv6": 58} {
-			if _, ok := db.protocols[name]; !ok {
-				db.protocols[name] = n
+		pp := strings.SplitN(f[1], "/", 2)
+		if len(pp) != 2 {
+			return
+		}
+		port, err := strconv.Atoi(pp[0])
+		if err != nil || port < 0 || port > 65535 {
+			return
+		}
+		proto := strings.ToLower(pp[1])
+		for i, n := range append([]string{f[0]}, f[2:]...) {
+			k := n + "/" + proto
+			if _, dup := t.services[k]; !dup {
+				t.services[k] = port
+			}
+			if i == 0 {
+				pk := pp[0] + "/" + proto
+				if _, dup := t.ports[pk]; !dup {
+					t.ports[pk] = n
+				}
 			}
 		}
-		eachLine(db.path("rpc"), func(f []string) {
+	})
+	if len(t.protocols) == 0 {
+		eachLine(db.path("protocols"), func(f []string) {
 			if len(f) < 2 {
 				return
 			}
@@ -133,54 +134,76 @@ func (db *DB) load() {
 				return
 			}
 			for _, name := range append([]string{f[0]}, f[2:]...) {
-				db.rpc[name] = n
+				if _, dup := t.protocols[strings.ToLower(name)]; !dup {
+					t.protocols[strings.ToLower(name)] = n
+				}
 			}
 		})
-		eachLine(db.path("networks"), func(f []string) {
-			if len(f) < 2 {
-				return
-			}
-			for _, name := range append([]string{f[0]}, f[2:]...) {
-				db.networks[name] = f[1]
-			}
-		})
-		eachColon(db.path("passwd"), func(f []string) {
-			if len(f) < 6 {
-				return
-			}
-			uid, err1 := strconv.Atoi(f[2])
-			gid, err2 := strconv.Atoi(f[3])
-			if err1 != nil || err2 != nil {
-				return
-			}
-			u := &User{Name: f[0], UID: uid, GID: gid, Home: f[5]}
-			if _, dup := db.users[u.Name]; !dup {
-				db.users[u.Name] = u
-			}
-			if _, dup := db.uids[uid]; !dup {
-				db.uids[uid] = u
-			}
-		})
-		eachColon(db.path("group"), func(f []string) {
-			if len(f) < 3 {
-				return
-			}
-			gid, err := strconv.Atoi(f[2])
-			if err != nil {
-				return
-			}
-			g := &Group{Name: f[0], GID: gid}
-			if len(f) > 3 && f[3] != "" {
-				g.Members = strings.Split(f[3], ",")
-			}
-			if _, dup := db.groups[g.Name]; !dup {
-				db.groups[g.Name] = g
-			}
-			if _, dup := db.gids[gid]; !dup {
-				db.gids[gid] = g
-			}
-		})
+	}
+	// A machine without /etc/protocols (minimal containers) still
+	// knows tcp and udp: the kernel does, whatever the file says.
+	for name, n := range map[string]int{"ip": 0, "icmp": 1, "tcp": 6, "udp": 17, "ipv6": 41, "icmpv6": 58} {
+		if _, ok := t.protocols[name]; !ok {
+			t.protocols[name] = n
+		}
+	}
+	eachLine(db.path("rpc"), func(f []string) {
+		if len(f) < 2 {
+			return
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			return
+		}
+		for _, name := range append([]string{f[0]}, f[2:]...) {
+			t.rpc[name] = n
+		}
 	})
+	eachLine(db.path("networks"), func(f []string) {
+		if len(f) < 2 {
+			return
+		}
+		for _, name := range append([]string{f[0]}, f[2:]...) {
+			t.networks[name] = f[1]
+		}
+	})
+	eachColon(db.path("passwd"), func(f []string) {
+		if len(f) < 6 {
+			return
+		}
+		uid, err1 := strconv.Atoi(f[2])
+		gid, err2 := strconv.Atoi(f[3])
+		if err1 != nil || err2 != nil {
+			return
+		}
+		u := &User{Name: f[0], UID: uid, GID: gid, Home: f[5]}
+		if _, dup := t.users[u.Name]; !dup {
+			t.users[u.Name] = u
+		}
+		if _, dup := t.uids[uid]; !dup {
+			t.uids[uid] = u
+		}
+	})
+	eachColon(db.path("group"), func(f []string) {
+		if len(f) < 3 {
+			return
+		}
+		gid, err := strconv.Atoi(f[2])
+		if err != nil {
+			return
+		}
+		g := &Group{Name: f[0], GID: gid}
+		if len(f) > 3 && f[3] != "" {
+			g.Members = strings.Split(f[3], ",")
+		}
+		if _, dup := t.groups[g.Name]; !dup {
+			t.groups[g.Name] = g
+		}
+		if _, dup := t.gids[gid]; !dup {
+			t.gids[gid] = g
+		}
+	})
+	return t
 }
 
 // eachLine calls fn with the blank-separated fields of every line of a
@@ -222,64 +245,64 @@ func eachColon(path string, fn func([]string)) {
 
 // ServicePort returns the port of name/proto from /etc/services.
 func (db *DB) ServicePort(name, proto string) (int, bool) {
-	db.load()
-	p, ok := db.services[name+"/"+strings.ToLower(proto)]
+	t := db.load()
+	p, ok := t.services[name+"/"+strings.ToLower(proto)]
 	return p, ok
 }
 
 // ServiceName returns the official name of port/proto from /etc/services.
 func (db *DB) ServiceName(port int, proto string) (string, bool) {
-	db.load()
-	n, ok := db.ports[strconv.Itoa(port)+"/"+strings.ToLower(proto)]
+	t := db.load()
+	n, ok := t.ports[strconv.Itoa(port)+"/"+strings.ToLower(proto)]
 	return n, ok
 }
 
 // Protocol returns the number of a protocol name (case-insensitive).
 func (db *DB) Protocol(name string) (int, bool) {
-	db.load()
-	n, ok := db.protocols[strings.ToLower(name)]
+	t := db.load()
+	n, ok := t.protocols[strings.ToLower(name)]
 	return n, ok
 }
 
 // RPC returns the program number of an RPC service name from /etc/rpc.
 func (db *DB) RPC(name string) (int, bool) {
-	db.load()
-	n, ok := db.rpc[name]
+	t := db.load()
+	n, ok := t.rpc[name]
 	return n, ok
 }
 
 // Network returns the network number text of an /etc/networks name.
 func (db *DB) Network(name string) (string, bool) {
-	db.load()
-	n, ok := db.networks[name]
+	t := db.load()
+	n, ok := t.networks[name]
 	return n, ok
 }
 
 // LookupUser finds a user by name.
 func (db *DB) LookupUser(name string) (*User, bool) {
-	db.load()
-	u, ok := db.users[name]
+	t := db.load()
+	u, ok := t.users[name]
 	return u, ok
 }
 
 // LookupUID finds a user by uid.
 func (db *DB) LookupUID(uid int) (*User, bool) {
-	db.load()
-	u, ok := db.uids[uid]
+	t := db.load()
+	u, ok := t.uids[uid]
 	return u, ok
 }
 
 // LookupGroup finds a group by name.
 func (db *DB) LookupGroup(name string) (*Group, bool) {
-	db.load()
-	g, ok := db.groups[name]
+	t := db.load()
+	g, ok := t.groups[name]
 	return g, ok
 }
 
 // LookupGID finds a group by gid.
 func (db *DB) LookupGID(gid int) (*Group, bool) {
-	db.load()
-	g, ok := db.gids[gid]
+	t := db.load()
+	g, ok := t.gids[gid]
 	return g, ok
 }
 
@@ -287,10 +310,10 @@ func (db *DB) LookupGID(gid int) (*Group, bool) {
 // computes them: the given primary gid plus every group that lists the
 // user as a member, without duplicates, primary first.
 func (db *DB) GroupIDs(user string, primary int) []int {
-	db.load()
+	t := db.load()
 	out := []int{primary}
 	seen := map[int]bool{primary: true}
-	for _, g := range db.gids {
+	for _, g := range t.gids {
 		for _, m := range g.Members {
 			if m == user && !seen[g.GID] {
 				seen[g.GID] = true
@@ -308,10 +331,20 @@ func (db *DB) GroupIDs(user string, primary int) []int {
 	return out
 }
 
-// String describes the DB for messages.
-func (db *DB) String() string {
-	if db.Root == "" || db.Root == "/" {
-		return "system databases"
+// UID returns the uid of a user name.
+func (db *DB) UID(name string) (int, bool) {
+	u, ok := db.LookupUser(name)
+	if !ok {
+		return 0, false
 	}
-	return fmt.Sprintf("system databases under %s", db.Root)
+	return u.UID, true
+}
+
+// GID returns the gid of a group name.
+func (db *DB) GID(name string) (int, bool) {
+	g, ok := db.LookupGroup(name)
+	if !ok {
+		return 0, false
+	}
+	return g.GID, true
 }

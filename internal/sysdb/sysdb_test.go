@@ -1,6 +1,8 @@
 package sysdb
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 )
@@ -50,5 +52,28 @@ func TestMissingFilesStillKnowTCP(t *testing.T) {
 	}
 	if _, ok := db.ServicePort("echo", "tcp"); ok {
 		t.Errorf("empty root should know no services")
+	}
+}
+
+func TestRefreshRereads(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "etc"), 0o755)
+	write := func(s string) {
+		if err := os.WriteFile(filepath.Join(root, "etc", "passwd"), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("alice:x:1000:1000::/home/alice:/bin/sh\n")
+	db := &DB{Root: root}
+	if _, ok := db.LookupUser("bob"); ok {
+		t.Fatal("bob does not exist yet")
+	}
+	write("alice:x:1000:1000::/home/alice:/bin/sh\nbob:x:1001:1001::/home/bob:/bin/sh\n")
+	if _, ok := db.LookupUser("bob"); ok {
+		t.Fatal("lookups are cached until Refresh")
+	}
+	db.Refresh()
+	if u, ok := db.LookupUser("bob"); !ok || u.UID != 1001 {
+		t.Fatalf("after Refresh bob = %+v, %v", u, ok)
 	}
 }
