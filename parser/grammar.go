@@ -1,6 +1,8 @@
 package parser
 
 import (
+	"sync"
+
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
 
@@ -55,7 +57,10 @@ type astBare struct {
 	Close *lexer.Token `parser:"@RBrace?"`
 }
 
-var xinetdParser = buildParser()
+// xinetdParser is built on first use: building a participle grammar is a
+// millisecond of start-up that the daemon need not pay before reading
+// its configuration, and never for a language it does not read.
+var xinetdParser = sync.OnceValue(buildParser)
 
 // buildParser names tokenSymbols so that Go initialises the symbol table
 // before the grammar that refers to it.
@@ -69,7 +74,7 @@ func buildParser() *participle.Parser[astFile] {
 // Grammar returns the EBNF of the block-level grammar (the form checked
 // into docs/grammar-xinetd.ebnf). Attribute lines are a single Line token
 // whose words are split and validated outside the grammar.
-func Grammar() string { return xinetdParser.String() + "\n" }
+func Grammar() string { return xinetdParser().String() + "\n" }
 
 // walkAST calls visit with each top-level item of one file's text, in
 // read order, and returns the lexer, whose counters (CRLF lines) the
@@ -175,5 +180,5 @@ func parseTokens(toks []lexer.Token) (*astFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return xinetdParser.ParseFromLexer(pl)
+	return xinetdParser().ParseFromLexer(pl)
 }

@@ -40,7 +40,7 @@ func grammarOnly(name, src string) (*astFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return xinetdParser.ParseFromLexer(pl)
+	return xinetdParser().ParseFromLexer(pl)
 }
 
 // flatItem is one top-level item with its tokens by value, so that two

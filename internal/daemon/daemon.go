@@ -49,8 +49,10 @@ type Daemon struct {
 	stopping  atomic.Bool
 	fdLow     atomic.Bool // descriptors ran out; logged once per episode
 	metrics   *metricsServer
-	acc       acceptor       // raw-path listeners, one epoll set
-	wg        sync.WaitGroup // serving goroutines
+	acc       acceptor // raw-path listeners, one epoll set
+	fdt       fdTable
+	pre       map[sockKey]opened // sockets opened ahead during a configuration change
+	wg        sync.WaitGroup     // serving goroutines
 }
 
 // counters are the per-service figures of the state dump and metrics
@@ -105,13 +107,18 @@ func Run(o *Options) int {
 		fmt.Fprintf(os.Stderr, "gxinetd: msg_init failed: %v\n", err)
 		return 1
 	}
+	d := newDaemon(o, dl)
+	status := d.run()
+	d.log.Close()
+	return status
+}
+
+func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
 		children: map[int]*child{}, counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.acc.d = d
-	status := d.run()
-	d.log.Close()
-	return status
+	return d
 }
 
 func newDaemonLog(o *Options) (*logging.Daemon, error) {
@@ -139,6 +146,7 @@ func newDaemonLog(o *Options) (*logging.Daemon, error) {
 func (d *Daemon) run() int {
 	o := d.o
 	raiseNoFile()
+	d.fdt.growAsync(configSize(o))
 	syscall.Umask(syscall.Umask(0) | 0o022)
 	d.startEnv = activationEnvStripped(os.Environ())
 	d.adoptActivatedSockets()
@@ -179,16 +187,8 @@ func (d *Daemon) run() int {
 		fmt.Fprint(os.Stderr, b.String())
 	}
 
-	d.rec = logging.NewManager(logging.Options{Ident: identOr(o.LogIdent), SyslogPath: o.SyslogPath, Daemon: d.log})
+	n := d.startServing(cfg)
 	defer d.rec.Close()
-	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
-		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess})
-	d.benv = d.builtinEnv()
-
-	d.mu.Lock()
-	d.applyConfigLocked(cfg, true)
-	n := d.availableLocked()
-	d.mu.Unlock()
 	if n == 0 && !o.StayAlive && !o.DontFork {
 		d.log.Logf(logging.LevelCrit, "main", "no services. Exiting...")
 		d.removePidFile()
@@ -236,6 +236,20 @@ func (d *Daemon) run() int {
 			d.consistencyCheck(o.Debug)
 		}
 	}
+}
+
+// startServing makes the engines and opens the first configuration's sockets;
+// it returns how many services are available.
+func (d *Daemon) startServing(cfg *service.Config) int {
+	o := d.o
+	d.rec = logging.NewManager(logging.Options{Ident: identOr(o.LogIdent), SyslogPath: o.SyslogPath, Daemon: d.log})
+	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
+		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess})
+	d.benv = d.builtinEnv()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.applyConfigLocked(cfg, true)
+	return d.availableLocked()
 }
 
 func identOr(s string) string {
@@ -351,7 +365,6 @@ func writtenInEntry(src service.Source) bool {
 // address is unchanged are kept, others opened or closed, servers of
 // removed services terminated. It returns what changed.
 func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept, dropped []string) {
-	trimOrigins(cfg)
 	accepted := cfg.Accepted()
 	if err := d.rec.Configure(&cfg.Defaults, accepted); err != nil {
 		// As xinetd: a service whose log cannot be created does not start.
@@ -391,6 +404,10 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	udp := map[uint16]bool{}
 	var runs []*svcRun
 	byID := map[string]*svcRun{}
+	// Room for every socket at once: one growth of the table, not one
+	// per power of two (see fdTable).
+	d.fdt.reserve(len(accepted) + 16)
+	euid := os.Geteuid()
 	for _, s := range accepted {
 		id := strings.ToLower(s.ID)
 		if _, dup := byID[id]; dup {
@@ -401,7 +418,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 		if s.IsTCPMuxClient() {
 			mux[strings.ToLower(s.Name)] = s
 		}
-		if euid := os.Geteuid(); euid != 0 && s.User != nil && s.User.ID != euid && !s.IsInternal() && !s.IsRedirect() {
+		if euid != 0 && s.User != nil && s.User.ID != euid && !s.IsInternal() && !s.IsRedirect() {
 			d.log.Logf(logging.LevelWarning, "activate", "service %s: not running as root, so user %s is ineffective: its servers run as uid %d",
 				s.ID, s.User.Name, euid)
 		}
@@ -460,6 +477,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	d.cfg = cfg
 
 	// Open (or take over) the sockets of the new configuration.
+	d.preopenLocked(runs, pool)
 	for _, r := range runs {
 		s := r.svc.Load()
 		if s.IsTCPMuxClient() {
@@ -468,6 +486,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 		r.pending = false
 		d.openRunLocked(r, pool)
 	}
+	d.closePreopenedLocked()
 	for k, sk := range pool {
 		if !sk.activated {
 			sk.Close()
@@ -475,6 +494,10 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 			d.activated[k] = sk
 		}
 	}
+	// Only the dump asks where a value came from, and only whether the
+	// entry wrote it: done after the sockets listen, it does not delay
+	// serving.
+	trimOrigins(cfg)
 	return
 }
 
@@ -545,7 +568,11 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 			delete(pool, k)
 		} else if sk = d.takeActivated(k); sk == nil {
 			var err error
-			sk, err = openSock(s, k, backlogFor(s, d.o))
+			if o, ok := d.takePreopenedLocked(k); ok {
+				sk, err = o.sk, o.err
+			} else {
+				sk, err = openSock(s, k, backlogFor(s, d.o))
+			}
 			if err != nil && k.family == unix.AF_INET6 && !k.addr.IsValid() && errors.Is(err, unix.EAFNOSUPPORT) {
 				d.log.Logf(logging.LevelNotice, "activate", "IPv6 socket creation failed for service %s, trying IPv4", s.ID)
 				k.family, k.v6only = unix.AF_INET, -1

@@ -3,6 +3,7 @@ package inetd
 import (
 	"fmt"
 	"strings"
+	"sync"
 
 	"github.com/alecthomas/participle/v2"
 	"github.com/alecthomas/participle/v2/lexer"
@@ -100,7 +101,10 @@ type astOrphan struct {
 	Words  []lexer.Token `parser:"@( Field* )"`
 }
 
-var inetdParser = buildParser()
+// inetdParser is built on first use: building a participle grammar is a
+// millisecond of start-up that the daemon need not pay before reading
+// its configuration, and never for a language it does not read.
+var inetdParser = sync.OnceValue(buildParser)
 
 // buildParser names tokenSymbols so that Go initialises the symbol table
 // before the grammar that refers to it.
@@ -114,7 +118,7 @@ func buildParser() *participle.Parser[astFile] {
 // Grammar returns the EBNF of the inetd.conf grammar (the form checked
 // into docs/grammar-inetd.ebnf). Token names are the lexer's line and
 // word kinds; what a word means is checked outside the grammar.
-func Grammar() string { return inetdParser.String() + "\n" }
+func Grammar() string { return inetdParser().String() + "\n" }
 
 // walk calls visit with each line of the lexer's text (an entry with its
 // continuation lines being one), in file order. The nodes are valid only
@@ -310,7 +314,7 @@ func parseTokens(toks []lexer.Token) (*astFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return inetdParser.ParseFromLexer(pl)
+	return inetdParser().ParseFromLexer(pl)
 }
 
 // read parses the text and hands every line to the validation pass, in

@@ -18,7 +18,7 @@ func grammarOnly(src string, quoting bool) (*astFile, error) {
 	if err != nil {
 		return nil, err
 	}
-	return inetdParser.ParseFromLexer(pl)
+	return inetdParser().ParseFromLexer(pl)
 }
 
 // walked returns describe of every node walk visits.

@@ -1,0 +1,105 @@
+package daemon
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// TestPreopenFailureAndLeftovers opens enough sockets to take the
+// parallel path while one address is held by someone else: that service
+// alone fails, with bind's reason, and nothing opened ahead is left open.
+func TestPreopenFailureAndLeftovers(t *testing.T) {
+	const n = 2 * minParallelOpen
+	dir := t.TempDir()
+	base := freeBlock(t, n)
+	held, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", base+5))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	var conf strings.Builder
+	fmt.Fprintf(&conf, "defaults\n{\n\tlog_type = FILE %s\n\tcps = 0 0\n}\n", filepath.Join(dir, "service.log"))
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&conf, "service echo\n{\n\ttype = UNLISTED INTERNAL\n\tid = e%03d\n\tsocket_type = stream\n\twait = no\n\tbind = 127.0.0.1\n\tport = %d\n}\n",
+			i, base+i)
+	}
+	path := filepath.Join(dir, "xinetd.conf")
+	if err := os.WriteFile(path, []byte(conf.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := &Options{ConfigFile: path, DontFork: true, FileLog: filepath.Join(dir, "daemon.log")}
+	before := openFDs()
+	dl, err := newDaemonLog(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := newDaemon(o, dl)
+	cfg := loadWith(o, d.db)
+	if len(cfg.Accepted()) != n {
+		t.Fatalf("%d services accepted, want %d: %v", len(cfg.Accepted()), n, cfg.Diags)
+	}
+	// e005 counts: an address in use is retried, as in xinetd.
+	if got := d.startServing(cfg); got != n {
+		t.Errorf("%d services available, want %d", got, n)
+	}
+	d.mu.Lock()
+	if r := d.byID["e005"]; r == nil || len(r.socks) != 0 || !r.pending {
+		t.Errorf("e005 must have no socket: %v", r)
+	}
+	if r := d.byID["e127"]; r == nil || len(r.socks) != 1 {
+		t.Errorf("e127 must have its socket: %v", r)
+	}
+	if d.pre != nil {
+		t.Errorf("%d sockets opened ahead were kept", len(d.pre))
+	}
+	d.mu.Unlock()
+	d.shutdown(false)
+	d.rec.Close()
+	dl.Close()
+	log, _ := os.ReadFile(o.FileLog)
+	if !strings.Contains(string(log), "bind failed (Address already in use (errno = 98)). service = e005") {
+		t.Errorf("no bind failure for e005 in the log:\n%s", log)
+	}
+	if strings.Contains(string(log), "service = e00") && strings.Count(string(log), "bind failed") != 1 {
+		t.Errorf("other services failed:\n%s", log)
+	}
+	if after := openFDs(); after > before {
+		t.Errorf("%d descriptors open after shutdown, %d before", after, before)
+	}
+}
+
+// TestPreopenLeavesContestedPorts: two listeners on one port with
+// different addresses may exclude each other, so neither is opened
+// ahead; openRunLocked then serves them in configuration order.
+func TestPreopenLeavesContestedPorts(t *testing.T) {
+	base := freeBlock(t, minParallelOpen+2)
+	d := &Daemon{o: &Options{}}
+	var runs []*svcRun
+	add := func(s *service.Service) {
+		r := &svcRun{d: d}
+		r.svc.Store(s)
+		runs = append(runs, r)
+	}
+	lo := netip.MustParseAddr("127.0.0.1")
+	for i := 0; i < minParallelOpen+1; i++ {
+		add(&service.Service{ID: fmt.Sprint(i), SocketType: service.SockStream, Port: base + i, Bind: service.Bind{Addr: lo}})
+	}
+	add(&service.Service{ID: "wild", SocketType: service.SockStream, Port: base, Family: service.FamilyIPv4})
+	d.preopenLocked(runs, nil)
+	defer d.closePreopenedLocked()
+	if len(d.pre) != minParallelOpen {
+		t.Errorf("%d sockets opened ahead, want %d", len(d.pre), minParallelOpen)
+	}
+	for k := range d.pre {
+		if k.port == base {
+			t.Errorf("contested %v was opened ahead", k)
+		}
+	}
+}
