@@ -97,15 +97,44 @@ func currentHost() hostEnv {
 // primary group and, with groups = yes, its supplementary groups (nil
 // means the real system).
 func BuildSpec(svc *service.Service, c Conn, startEnv []string, db *sysdb.DB) (Spec, error) {
-	return buildSpec(svc, c, startEnv, db, currentHost())
+	t, err := NewTemplate(svc, startEnv, db)
+	if err != nil {
+		return Spec{}, err
+	}
+	return t.Spec(c), nil
 }
 
 func buildSpec(svc *service.Service, c Conn, startEnv []string, db *sysdb.DB, h hostEnv) (Spec, error) {
+	t, err := newTemplate(svc, startEnv, db, h)
+	if err != nil {
+		return Spec{}, err
+	}
+	return t.Spec(c), nil
+}
+
+// Template is the part of a service's Spec that is the same for every
+// request: BuildSpec without the connection. The daemon keeps one per
+// loaded service, so a request costs only its own few variables; a
+// reload (and with it a new user or group database) makes new ones.
+type Template struct {
+	svc  *service.Service
+	spec Spec // Env is the environment before the connection's variables
+	// connNamed marks the entries of spec.Env that a connection variable
+	// may replace.
+	connNamed []bool
+}
+
+// NewTemplate prepares the Specs of svc (see BuildSpec).
+func NewTemplate(svc *service.Service, startEnv []string, db *sysdb.DB) (*Template, error) {
+	return newTemplate(svc, startEnv, db, currentHost())
+}
+
+func newTemplate(svc *service.Service, startEnv []string, db *sysdb.DB, h hostEnv) (*Template, error) {
 	if db == nil {
 		db = sysdb.System
 	}
 	if svc.Server == "" {
-		return Spec{}, fmt.Errorf("spawn: service %s: no server to execute", svc.ID)
+		return nil, fmt.Errorf("spawn: service %s: no server to execute", svc.ID)
 	}
 	spec := Spec{Path: svc.Server, Umask: -1, Dir: "/"}
 	spec.Argv = append([]string(nil), svc.Argv...)
@@ -115,11 +144,11 @@ func buildSpec(svc *service.Service, c Conn, startEnv []string, db *sysdb.DB, h 
 		// every server expects.
 		spec.Argv = []string{filepath.Base(svc.Server)}
 	}
-	spec.Env = BuildEnv(svc, c, startEnv)
+	spec.Env = baseEnv(svc, startEnv)
 
 	cred, err := buildCred(svc, db, h.euid)
 	if err != nil {
-		return Spec{}, err
+		return nil, err
 	}
 	spec.Cred = cred
 
@@ -137,7 +166,49 @@ func buildSpec(svc *service.Service, c Conn, startEnv []string, db *sysdb.DB, h 
 		spec.Nice = &n
 	}
 	spec.Rlimits = buildRlimits(svc.Rlim, h.nofileHard)
-	return spec, nil
+	t := &Template{svc: svc, spec: spec, connNamed: make([]bool, len(spec.Env))}
+	for i, kv := range spec.Env {
+		t.connNamed[i] = connVars[envName(kv)]
+	}
+	return t, nil
+}
+
+// Service is the service the template was made for.
+func (t *Template) Service() *service.Service { return t.svc }
+
+// Spec completes the template for one request. The Spec shares the
+// template's argv, credentials and limits: Start only reads them.
+func (t *Template) Spec(c Conn) Spec {
+	spec := t.spec
+	spec.Env = t.env(c)
+	return spec
+}
+
+func (t *Template) env(c Conn) []string {
+	conn := connEnv(t.svc, c)
+	env := make([]string, 0, len(t.spec.Env)+len(conn))
+	for i, kv := range t.spec.Env {
+		if t.connNamed[i] && setsName(conn, envName(kv)) {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, conn...)
+}
+
+func setsName(vars []string, name string) bool {
+	for _, kv := range vars {
+		if envName(kv) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// connVars are the names connEnv may set.
+var connVars = map[string]bool{
+	"REMOTE_HOST": true, "REMOTE_PORT": true, "LOCAL_HOST": true, "LOCAL_PORT": true, "PROTO": true,
+	"TCPREMOTEIP": true, "TCPREMOTEPORT": true, "TCPLOCALIP": true, "TCPLOCALPORT": true,
 }
 
 // buildRlimits lists the rlimit_* attributes in xinetd's order. A limit
@@ -248,6 +319,17 @@ func isDigits(s string) bool {
 // name. The connection variables come last and replace anything of the
 // same name, so a server can trust them.
 func BuildEnv(svc *service.Service, c Conn, startEnv []string) []string {
+	env := baseEnv(svc, startEnv)
+	for _, kv := range connEnv(svc, c) {
+		env = append(unsetEnv(env, envName(kv)), kv)
+	}
+	return env
+}
+
+// baseEnv is a server's environment before the connection's variables:
+// the daemon's start-up environment (all of it, or only passenv's names)
+// with env's assignments.
+func baseEnv(svc *service.Service, startEnv []string) []string {
 	env := make([]string, 0, len(startEnv)+len(svc.Env)+12)
 	if svc.PassEnv == nil {
 		env = append(env, startEnv...)
@@ -264,9 +346,6 @@ func BuildEnv(svc *service.Service, c Conn, startEnv []string) []string {
 	}
 	for _, kv := range svc.Env {
 		env = setEnv(env, kv)
-	}
-	for _, kv := range connEnv(svc, c) {
-		env = append(unsetEnv(env, envName(kv)), kv)
 	}
 	return env
 }

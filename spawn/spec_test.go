@@ -135,6 +135,18 @@ func TestBuildEnv(t *testing.T) {
 			if !slices.Equal(start, startCopy) {
 				t.Errorf("start-up environment modified: %q", start)
 			}
+			// The daemon's per-service template gives the same, request
+			// after request.
+			svc.Server = "/bin/true"
+			tmpl, err := newTemplate(svc, start, testDB, rootHost)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < 2; i++ {
+				if got := tmpl.Spec(tc.conn).Env; !slices.Equal(got, tc.want) {
+					t.Errorf("template, request %d: got\n  %q\nwant\n  %q", i, got, tc.want)
+				}
+			}
 		})
 	}
 }

@@ -82,6 +82,11 @@ func Start(spec Spec, stdio *os.File) (*os.Process, error) {
 		spec.Argv = []string{spec.Path}
 	}
 	inheritedOnce.Do(cloexecInherited)
+	if spec.Cred != nil && ownCred().is(spec.Cred) {
+		// Already who the server must be: three credential changes in
+		// the child, each allocating kernel credentials, change nothing.
+		spec.Cred = nil
+	}
 	if needsHelper(&spec) {
 		return startHelper(&spec, stdio)
 	}
@@ -89,6 +94,49 @@ func Start(spec Spec, stdio *os.File) (*os.Process, error) {
 }
 
 var inheritedOnce sync.Once
+
+// daemonCred is the daemon's own identity: real, effective and saved ids
+// and supplementary groups. The daemon never changes them, so they are
+// read once (until Refresh).
+type daemonCred struct {
+	ok               bool
+	ruid, euid, suid int
+	rgid, egid, sgid int
+	groups           []int
+}
+
+var credCache atomic.Pointer[daemonCred]
+
+func ownCred() daemonCred {
+	if c := credCache.Load(); c != nil {
+		return *c
+	}
+	var c daemonCred
+	c.ruid, c.euid, c.suid = unix.Getresuid()
+	c.rgid, c.egid, c.sgid = unix.Getresgid()
+	g, err := unix.Getgroups()
+	c.groups, c.ok = g, err == nil
+	credCache.Store(&c)
+	return c
+}
+
+// is reports whether the daemon already has exactly cred: every uid and
+// gid equal to cred's, and the same supplementary groups.
+func (c daemonCred) is(cred *Cred) bool {
+	if !c.ok || c.ruid != int(cred.UID) || c.euid != int(cred.UID) || c.suid != int(cred.UID) ||
+		c.rgid != int(cred.GID) || c.egid != int(cred.GID) || c.sgid != int(cred.GID) {
+		return false
+	}
+	if len(c.groups) != len(cred.Groups) {
+		return false
+	}
+	for i, g := range cred.Groups {
+		if c.groups[i] != int(g) {
+			return false
+		}
+	}
+	return true
+}
 
 // cloexecInherited marks every descriptor above 2 close-on-exec. Go does
 // that for every descriptor it opens, but descriptors the daemon itself
@@ -161,10 +209,13 @@ func cachedProcStatus() (procStatus, error) {
 	return st, nil
 }
 
-// Refresh forgets the cached signal dispositions and umask, so the next
-// Start reads them again. Call it after changing either (the daemon does
-// once it has set up its signal handling and umask).
-func Refresh() { procCache.Store(nil) }
+// Refresh forgets the cached signal dispositions, umask and credentials,
+// so the next Start reads them again. Call it after changing any of them
+// (the daemon does once it has set up its signal handling and umask).
+func Refresh() {
+	procCache.Store(nil)
+	credCache.Store(nil)
+}
 
 // needsHelper reports whether the plain fork+exec of os.StartProcess
 // would leave the server with something other than spec asks for.

@@ -293,7 +293,11 @@ func TestStartRootNoGroups(t *testing.T) {
 	if err := syscall.Setgroups([]int{0, 4242}); err != nil {
 		t.Fatal(err)
 	}
-	defer syscall.Setgroups(old)
+	Refresh()
+	defer func() {
+		syscall.Setgroups(old)
+		Refresh()
+	}()
 	modes(t, func(t *testing.T) {
 		spec := serverSpec(t, "whoami")
 		if got := one(t, whoami(t, spec), "groups"); got != "0 4242" {

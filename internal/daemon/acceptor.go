@@ -27,6 +27,8 @@ type acceptor struct {
 
 	mu    sync.Mutex
 	socks map[int32]*acceptEntry
+
+	work workers
 }
 
 // acceptEntry is one registered listener.
@@ -154,7 +156,7 @@ func (a *acceptor) drain(e *acceptEntry) {
 				local = sockaddrToAddrPort(lsa)
 			}
 		}
-		go e.r.handleRaw(nfd, sockaddrToAddrPort(sa), local)
+		a.work.run(rawJob{r: e.r, fd: nfd, remote: sockaddrToAddrPort(sa), local: local})
 	}
 }
 

@@ -42,15 +42,25 @@ const (
 // spawnServer starts the service's server on stdio and tracks it. It
 // returns nil when the server could not be started (already logged and
 // counted, lease released).
-func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) *child {
+//
+// With owned, stdio is the request's own descriptor and spawnServer closes
+// it as soon as the server has it: a server that answers and exits at
+// once then closes the connection itself, and the daemon never pays for
+// the TCP teardown.
+func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) *child {
+	if owned {
+		// Closing twice is harmless: *os.File remembers.
+		defer stdio.Close()
+	}
 	if spec == nil {
-		sp, err := spawn.BuildSpec(svc, c, d.startEnv, d.db)
+		t, err := r.template(svc)
 		if err != nil {
 			d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
 			r.cnt.execFail.Add(1)
 			releaseLease(lease)
 			return nil
 		}
+		sp := t.Spec(c)
 		spec = &sp
 	}
 	proc, err := spawn.Start(*spec, stdio)
@@ -81,7 +91,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, c 
 					releaseLease(lease)
 					return
 				}
-				d.spawnServer(r, svc, dup, c, lease, spec, attempt)
+				d.spawnServer(r, svc, dup, false, c, lease, spec, attempt)
 			})
 			return nil
 		}
@@ -97,8 +107,12 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, c 
 		releaseLease(lease)
 		return nil
 	}
+	fd := int(stdio.Fd())
+	if owned {
+		stdio.Close()
+	}
 	ch := &child{pid: proc.Pid, run: r, svc: svc, start: time.Now(), remote: c.Remote, known: c.RemoteKnown,
-		fd: int(stdio.Fd()), proc: proc, lease: lease, done: make(chan struct{})}
+		fd: fd, proc: proc, lease: lease, done: make(chan struct{})}
 	d.mu.Lock()
 	d.children[ch.pid] = ch
 	d.mu.Unlock()
@@ -128,7 +142,7 @@ func dupFile(f *os.File) (*os.File, error) {
 // children are ever reaped and os/exec never races a wait(-1) loop),
 // then writes its EXIT record with the real status and releases its lease.
 func (d *Daemon) reap(ch *child) {
-	st, err := ch.proc.Wait()
+	ws, err := spawn.Wait(ch.proc)
 	d.mu.Lock()
 	delete(d.children, ch.pid)
 	d.mu.Unlock()
@@ -142,15 +156,13 @@ func (d *Daemon) reap(ch *child) {
 		rec.Remote = ch.remote
 	}
 	if err == nil {
-		if ws, ok := st.Sys().(syscall.WaitStatus); ok {
-			switch {
-			case ws.Signaled():
-				rec.Signal = int(ws.Signal())
-			case ws.Stopped():
-				d.log.Logf(logging.LevelWarning, "child", "service %s: server with pid %d stopped", ch.svc.ID, ch.pid)
-			default:
-				rec.ExitStatus = ws.ExitStatus()
-			}
+		switch {
+		case ws.Signaled():
+			rec.Signal = int(ws.Signal())
+		case ws.Stopped():
+			d.log.Logf(logging.LevelWarning, "child", "service %s: server with pid %d stopped", ch.svc.ID, ch.pid)
+		default:
+			rec.ExitStatus = ws.ExitStatus()
 		}
 	}
 	d.record(rec)

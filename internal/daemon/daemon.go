@@ -118,6 +118,7 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 		children: map[int]*child{}, counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.acc.d = d
+	d.acc.work.jobs = make(chan rawJob)
 	return d
 }
 
@@ -475,6 +476,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	d.runs = runs
 	d.byID = byID
 	d.cfg = cfg
+	tuneProcs(spawnsServers(accepted))
 
 	// Open (or take over) the sockets of the new configuration.
 	d.preopenLocked(runs, pool)

@@ -107,7 +107,6 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	}
 	r.cnt.inflight.Add(1)
 	f := os.NewFile(uintptr(fd), "conn")
-	d.spawnServer(r, svc, f, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, dec.Lease, nil, 0)
+	d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, dec.Lease, nil, 0)
 	r.cnt.inflight.Add(-1)
-	f.Close()
 }

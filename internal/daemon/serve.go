@@ -35,8 +35,23 @@ type svcRun struct {
 	pending      bool // wants a socket it could not open yet
 	waitingIface bool
 	retry        *time.Timer
-	retrying     bool // inside retryBind: repeated failures stay quiet
-	suspended    bool // cps/looping trip: sockets closed until the timer fires
+	retrying     bool                           // inside retryBind: repeated failures stay quiet
+	suspended    bool                           // cps/looping trip: sockets closed until the timer fires
+	tmpl         atomic.Pointer[spawn.Template] // the current service's server, prepared
+}
+
+// template returns the prepared server of svc, making it on first use
+// after a (re)load.
+func (r *svcRun) template(svc *service.Service) (*spawn.Template, error) {
+	if t := r.tmpl.Load(); t != nil && t.Service() == svc {
+		return t, nil
+	}
+	t, err := spawn.NewTemplate(svc, r.d.startEnv, r.d.db)
+	if err != nil {
+		return nil, err
+	}
+	r.tmpl.Store(t)
+	return t, nil
 }
 
 func (r *svcRun) listenText() string {
@@ -357,8 +372,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, lease, nil, 0)
-		f.Close()
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, lease, nil, 0)
 	}
 }
 
@@ -515,7 +529,7 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), spawn.Conn{Local: local}, dec.Lease, nil, 0)
+		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Local: local}, dec.Lease, nil, 0)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
@@ -614,7 +628,7 @@ func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
+		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it

@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"os"
+	"runtime"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// Go starts a server with a vfork-style clone that keeps the calling
+// thread, and the scheduler slot (P) it holds, until the child has
+// exec'd. With one P per core, a daemon busy starting servers had half
+// its slots parked in forks while accepted connections waited to be
+// scheduled, though the cores were not busy. A configuration that starts
+// servers therefore runs with two Ps per core: measured on two cores,
+// 12 % more servers started per second and lower latency, at the same
+// CPU per connection. GOMAXPROCS in the environment overrides this.
+
+// spawnsServers reports whether any service of services starts processes.
+func spawnsServers(services []*service.Service) bool {
+	for _, s := range services {
+		if !s.IsInternal() && !s.IsRedirect() && s.Server != "" {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultProcs is GOMAXPROCS as the runtime chose it, before tuneProcs;
+// 0 when the environment sets it, which tuneProcs then leaves alone.
+var defaultProcs = func() int {
+	if os.Getenv("GOMAXPROCS") != "" {
+		return 0
+	}
+	return runtime.GOMAXPROCS(0)
+}()
+
+// tuneProcs sets GOMAXPROCS for a configuration that does or does not
+// start servers. Once set, the runtime no longer follows a changed CPU
+// quota of the daemon's cgroup; a restart does.
+func tuneProcs(spawns bool) {
+	if defaultProcs == 0 {
+		return
+	}
+	want := defaultProcs
+	if spawns {
+		want *= 2
+	}
+	if runtime.GOMAXPROCS(0) != want {
+		runtime.GOMAXPROCS(want)
+	}
+}
