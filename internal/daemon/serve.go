@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -146,6 +147,11 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		d.log.Logf(logging.LevelError, "serve", "service %s: %v", r.svc.Load().ID, err)
 		return
 	}
+	// halt may have come before the listener existed, and then had no
+	// deadline to set: it has closed stop first, so this sees it.
+	if sr.stopped() {
+		return
+	}
 	var bo acceptBackoff
 	for {
 		c, err := ln.Accept()
@@ -163,9 +169,39 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 			continue
 		}
 		bo.ok(d)
+		if tc, ok := c.(*net.TCPConn); ok {
+			systemKeepAlive(tc, r.svc.Load().Flags.Has(service.FlagKeepAlive))
+		}
 		go r.handleStream(c)
 	}
 }
+
+// systemKeepAlive undoes what Go's Accept does to every connection, which
+// is to turn keepalive on with 15 s timers: as in xinetd, a connection
+// has keepalive only with flags = KEEPALIVE, and then with the system's
+// timers (net.ipv4.tcp_keepalive_*), which the listener's SO_KEEPALIVE
+// would have given it.
+func systemKeepAlive(tc *net.TCPConn, on bool) {
+	if !on {
+		_ = tc.SetKeepAlive(false)
+		return
+	}
+	_ = tc.SetKeepAliveConfig(keepAliveDefaults())
+}
+
+var keepAliveDefaults = sync.OnceValue(func() net.KeepAliveConfig {
+	read := func(name string, def int) time.Duration {
+		b, err := os.ReadFile("/proc/sys/net/ipv4/" + name)
+		n, perr := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || perr != nil || n <= 0 {
+			n = def
+		}
+		return time.Duration(n) * time.Second
+	}
+	// The kernel's own defaults when /proc cannot say.
+	return net.KeepAliveConfig{Enable: true, Idle: read("tcp_keepalive_time", 7200),
+		Interval: read("tcp_keepalive_intvl", 75), Count: int(read("tcp_keepalive_probes", 9) / time.Second)}
+})
 
 // acceptBackoff is what both accept loops do when accept fails: out of
 // descriptors, back off (never spin), say so once per episode, and
