@@ -7,7 +7,7 @@
 //
 // and imports only internal/service and internal/sysdb from gxinetd (and
 // golang.org/x/sys/unix; the package is Linux-only: it relies on
-// /proc/self, close_range, TCP_INFO and splice); it
+// /proc/self, close_range, pidfds and splice); it
 // must not import parser, access, logging, builtins or the daemon. It logs
 // nothing: every failure is returned (as a *StartError where a step of the
 // child's preparation failed) for the daemon to log and count.
@@ -65,10 +65,12 @@
 //
 // # Redirect
 //
-// Proxy is xinetd's redirect done in the daemon instead of a forked
-// child: io.Copy in each direction between two *net.TCPConn, which the
-// runtime turns into splice(2), with half-close, a connect timeout, an
-// optional idle timeout read from TCP_INFO (so no per-read deadline
-// defeats splice), an optional source address, and the byte counts for
-// TRAFFIC records.
+// Proxy (a net.Conn) and ProxyFD (a bare descriptor from the daemon's raw
+// accept path) are xinetd's redirect done in the daemon instead of a
+// forked child. Both drive the two sockets through their descriptors in
+// the runtime's poller: read and write for the first 64 KiB of a
+// direction, then splice(2) through a pipe, with half-close, a
+// non-blocking connect with a timeout, an optional idle timeout (the time
+// of the last read, checked by a ticker), an optional source address, and
+// the byte counts for TRAFFIC records.
 package spawn

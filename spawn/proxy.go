@@ -7,10 +7,14 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // ProxyOptions tune Proxy. The zero value is xinetd's redirect with a
@@ -18,10 +22,11 @@ import (
 type ProxyOptions struct {
 	ConnectTimeout time.Duration // 0 = DefaultConnectTimeout
 	IdleTimeout    time.Duration // 0 = none: a session may sit idle for ever, as in xinetd
-	KeepAlive      bool          // SO_KEEPALIVE on the upstream connection (Go's default keep-alive is switched off otherwise)
-	// NoDelay sets TCP_NODELAY on both connections. Go already enables
-	// it on every TCP connection and xinetd's redirect always sets it,
-	// so false leaves the connections as Go made them (no delay).
+	// KeepAlive sets SO_KEEPALIVE, with the system's timers, on the
+	// upstream connection.
+	KeepAlive bool
+	// NoDelay sets TCP_NODELAY on both connections, as xinetd's redirect
+	// always does.
 	NoDelay bool
 	// Source is the local address of the outgoing connection
 	// (redirect_source); the zero Addr lets the kernel choose. Upstream
@@ -45,143 +50,333 @@ var ErrIdleTimeout = errors.New("spawn: redirect: idle timeout")
 // Proxy connects to host:port and relays bytes between client and that
 // upstream until both directions are finished, then closes both
 // connections (client included, whatever happens). A direction finishes
-// at EOF, which is passed on as a half-close (CloseWrite) while the other
-// direction keeps running, so a client that shuts down its sending side
-// still receives the whole answer. Any read or write error, the idle
-// timeout or ctx ends both directions at once.
+// at EOF, which is passed on as a half-close while the other direction
+// keeps running, so a client that shuts down its sending side still
+// receives the whole answer. Any read or write error, the idle timeout or
+// ctx ends both directions at once.
 //
 // in counts bytes read from the client and out bytes read from the
-// upstream (xinetd's TRAFFIC record). Between two *net.TCPConn the kernel
-// moves the data with splice(2), never through user space, so pass the
-// accepted *net.TCPConn itself, not a wrapper around it.
+// upstream (xinetd's TRAFFIC record). Both connections are driven through
+// their descriptors in the runtime's poller: a short session costs the
+// system calls xinetd's redirect makes and no more, and once a direction
+// has moved spliceAfter bytes the kernel moves the rest with splice(2),
+// never through user space. A client without a descriptor (net.Pipe) is
+// copied in user space.
 func Proxy(ctx context.Context, client net.Conn, host string, port int, o ProxyOptions) (in, out int64, err error) {
 	defer client.Close()
 	// A deadline left over from the daemon's own writes (a banner) would
 	// cut the session short; the idle timeout is the only bound here.
 	_ = client.SetDeadline(time.Time{})
-	upstream, err := dialUpstream(ctx, host, port, o)
+	ep := &endpoint{rw: client}
+	if sc, ok := client.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			ep.rc = rc
+		}
+	}
+	return proxy(ctx, ep, host, port, o)
+}
+
+// ProxyFD is Proxy for a connected stream socket the caller hands over
+// as a bare descriptor (the daemon's raw accept path): ProxyFD owns fd
+// and closes it.
+func ProxyFD(ctx context.Context, fd int, host string, port int, o ProxyOptions) (in, out int64, err error) {
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return 0, 0, fmt.Errorf("spawn: redirect: client: %w", os.NewSyscallError("fcntl", err))
+	}
+	f := os.NewFile(uintptr(fd), "client")
+	defer f.Close()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return 0, 0, fmt.Errorf("spawn: redirect: client: %w", err)
+	}
+	return proxy(ctx, &endpoint{rw: f, rc: rc}, host, port, o)
+}
+
+func proxy(ctx context.Context, client *endpoint, host string, port int, o ProxyOptions) (in, out int64, err error) {
+	if o.NoDelay {
+		client.setNoDelay()
+	}
+	up, err := dialUpstream(ctx, host, port, o)
 	if err != nil {
 		return 0, 0, err
 	}
-	defer upstream.Close()
-	if o.NoDelay {
-		setNoDelay(client)
-		setNoDelay(upstream)
-	}
+	defer up.Close()
+	upstream := &endpoint{rw: up}
+	upstream.rc, _ = up.SyscallConn()
 
-	var (
-		wg       sync.WaitGroup
-		abortMu  sync.Mutex
-		aborted  error
-		counters activity
-	)
-	// abort ends both directions by closing both connections; the first
-	// reason wins and is what Proxy reports.
-	abort := func(why error) {
-		abortMu.Lock()
-		if aborted == nil {
-			aborted = why
+	s := &session{client: client, upstream: upstream}
+	s.act.touch()
+	stop := context.AfterFunc(ctx, func() { s.abort(ctx.Err()) })
+	defer stop()
+	s.wg.Add(2)
+	go s.pump(client, upstream, &in)
+	if o.IdleTimeout <= 0 {
+		// Nothing to watch: copy the other direction here. One goroutine
+		// fewer per connection is much of what a short session costs.
+		s.pump(upstream, client, &out)
+		s.wg.Wait()
+	} else {
+		go s.pump(upstream, client, &out)
+		s.watchIdle(o.IdleTimeout)
+	}
+	if err := s.firstErr(); err != nil {
+		if errors.Is(err, ErrIdleTimeout) {
+			return in, out, err
 		}
-		abortMu.Unlock()
-		client.Close()
-		upstream.Close()
+		return in, out, fmt.Errorf("spawn: redirect: %w", err)
 	}
-	firstErr := func() error {
-		abortMu.Lock()
-		defer abortMu.Unlock()
-		return aborted
-	}
+	return in, out, nil
+}
 
-	c2u, u2c := client, net.Conn(upstream)
-	var idle func() time.Duration
-	if o.IdleTimeout > 0 {
-		if f := tcpIdle(client, upstream); f != nil {
-			idle = f
-		} else {
-			// Not both TCP: no splice to preserve, so count activity in
-			// user space.
-			counters.touch()
-			c2u = &activityConn{Conn: client, a: &counters}
-			u2c = &activityConn{Conn: upstream, a: &counters}
-			idle = counters.idle
-		}
-	}
+// session is one proxied connection pair.
+type session struct {
+	client, upstream *endpoint
+	wg               sync.WaitGroup
+	act              activity
 
-	pipe := func(dst, src net.Conn, n *int64) {
-		defer wg.Done()
-		c, err := io.Copy(dst, src)
-		*n = c
-		if err != nil {
-			abort(err)
-			return
-		}
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
-				abort(err)
-			}
-		}
-	}
-	if idle == nil {
-		// Without an idle timer nothing needs watching: copy one direction
-		// here and let cancellation close both sides. Two goroutines fewer
-		// per connection is most of what a short session costs.
-		stop := context.AfterFunc(ctx, func() { abort(ctx.Err()) })
-		wg.Add(2)
-		go pipe(upstream, c2u, &in)
-		pipe(client, u2c, &out)
-		wg.Wait()
-		stop()
-		if err := firstErr(); err != nil {
-			return in, out, fmt.Errorf("spawn: redirect: %w", err)
-		}
-		return in, out, nil
-	}
-	wg.Add(2)
-	go pipe(upstream, c2u, &in)
-	go pipe(client, u2c, &out)
+	abortMu sync.Mutex
+	aborted error
+}
 
+// abort ends both directions by closing both connections; the first
+// reason wins and is what Proxy reports.
+func (s *session) abort(why error) {
+	s.abortMu.Lock()
+	if s.aborted == nil {
+		s.aborted = why
+	}
+	s.abortMu.Unlock()
+	s.client.close()
+	s.upstream.close()
+}
+
+func (s *session) firstErr() error {
+	s.abortMu.Lock()
+	defer s.abortMu.Unlock()
+	return s.aborted
+}
+
+// watchIdle waits for both directions, ending the session when no byte
+// has moved for idle. A ticker rather than per-read deadlines: it costs
+// nothing per byte.
+func (s *session) watchIdle(idle time.Duration) {
 	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
-
-	var tick <-chan time.Time
-	if idle != nil {
-		// A ticker rather than per-read deadlines: it leaves io.Copy free
-		// to splice, and costs nothing per byte.
-		period := min(max(o.IdleTimeout/4, 10*time.Millisecond), time.Second)
-		t := time.NewTicker(period)
-		defer t.Stop()
-		tick = t.C
-	}
+	go func() { s.wg.Wait(); close(done) }()
+	t := time.NewTicker(min(max(idle/4, 10*time.Millisecond), time.Second))
+	defer t.Stop()
 	for {
 		select {
 		case <-done:
-			if err := firstErr(); err != nil {
-				return in, out, fmt.Errorf("spawn: redirect: %w", err)
-			}
-			return in, out, nil
-		case <-ctx.Done():
-			abort(ctx.Err())
-			<-done
-			return in, out, fmt.Errorf("spawn: redirect: %w", ctx.Err())
-		case <-tick:
-			if idle() >= o.IdleTimeout {
-				abort(ErrIdleTimeout)
+			return
+		case <-t.C:
+			if s.act.idle() >= idle {
+				s.abort(ErrIdleTimeout)
 				<-done
-				return in, out, ErrIdleTimeout
+				return
 			}
 		}
 	}
 }
 
-func setNoDelay(c net.Conn) {
-	if tc, ok := c.(*net.TCPConn); ok {
-		_ = tc.SetNoDelay(true)
+// pump copies src to dst until src's EOF, then half-closes dst.
+func (s *session) pump(src, dst *endpoint, n *int64) {
+	defer s.wg.Done()
+	err := s.copy(src, dst, n)
+	if err == nil {
+		err = dst.closeWrite()
 	}
+	if err != nil {
+		s.abort(err)
+	}
+}
+
+// spliceAfter is how many bytes a direction moves through user space
+// before it switches to splice: a pipe costs three system calls to make
+// and close, more than a short request and answer need.
+const spliceAfter = 64 << 10
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (s *session) copy(src, dst *endpoint, n *int64) error {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := *bp
+	canSplice := src.rc != nil && dst.rc != nil
+	for {
+		m, err := src.read(buf)
+		if m > 0 {
+			*n += int64(m)
+			s.act.touch()
+			if werr := dst.writeAll(buf[:m]); werr != nil {
+				return werr
+			}
+			if canSplice && *n >= spliceAfter {
+				if done, serr := s.splice(src, dst, n); done {
+					return serr
+				}
+				canSplice = false // no pipe to be had: go on copying
+			}
+		}
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// splice moves the rest of src to dst through a pipe. done is false when
+// no pipe could be made and nothing was moved.
+func (s *session) splice(src, dst *endpoint, n *int64) (done bool, err error) {
+	var p [2]int
+	if unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK) != nil {
+		return false, nil
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	size := 64 << 10
+	if sz, err := unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 1<<20); err == nil {
+		size = sz
+	}
+	const flags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
+	for {
+		// The pipe is empty here, so EAGAIN can only mean "no data yet".
+		var m int
+		var serr error
+		if err := src.rc.Read(func(fd uintptr) bool {
+			m, serr = retryEINTR(func() (int, error) {
+				n, err := unix.Splice(int(fd), nil, p[1], nil, size, flags)
+				return int(n), err
+			})
+			return serr != unix.EAGAIN
+		}); err != nil {
+			return true, err
+		}
+		if serr != nil {
+			return true, serr
+		}
+		if m == 0 {
+			return true, nil // EOF
+		}
+		*n += int64(m)
+		s.act.touch()
+		for m > 0 {
+			var k int
+			var werr error
+			if err := dst.rc.Write(func(fd uintptr) bool {
+				k, werr = retryEINTR(func() (int, error) {
+					n, err := unix.Splice(p[0], nil, int(fd), nil, m, flags)
+					return int(n), err
+				})
+				return werr != unix.EAGAIN
+			}); err != nil {
+				return true, err
+			}
+			if werr != nil {
+				return true, werr
+			}
+			m -= k
+		}
+	}
+}
+
+func retryEINTR(f func() (int, error)) (int, error) {
+	for {
+		n, err := f()
+		if err != unix.EINTR {
+			return n, err
+		}
+	}
+}
+
+// endpoint is one side of a session: a descriptor in the runtime's
+// poller, or (rc nil) a connection that has none.
+type endpoint struct {
+	rc syscall.RawConn
+	rw io.ReadWriteCloser
+}
+
+func (e *endpoint) close() { e.rw.Close() }
+
+// read returns io.EOF at the end of the stream.
+func (e *endpoint) read(p []byte) (int, error) {
+	if e.rc == nil {
+		return e.rw.Read(p)
+	}
+	var n int
+	var serr error
+	if err := e.rc.Read(func(fd uintptr) bool {
+		n, serr = retryEINTR(func() (int, error) { return unix.Read(int(fd), p) })
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return 0, err
+	}
+	if serr != nil {
+		return 0, serr
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+func (e *endpoint) writeAll(p []byte) error {
+	if e.rc == nil {
+		_, err := e.rw.Write(p)
+		return err
+	}
+	for len(p) > 0 {
+		var n int
+		var serr error
+		if err := e.rc.Write(func(fd uintptr) bool {
+			n, serr = retryEINTR(func() (int, error) { return unix.Write(int(fd), p) })
+			return serr != unix.EAGAIN
+		}); err != nil {
+			return err
+		}
+		if serr != nil {
+			return serr
+		}
+		p = p[n:]
+	}
+	return nil
+}
+
+// closeWrite passes EOF on. A peer that has gone already (ENOTCONN)
+// needs no telling.
+func (e *endpoint) closeWrite() error {
+	if e.rc == nil {
+		if cw, ok := e.rw.(interface{ CloseWrite() error }); ok {
+			if err := cw.CloseWrite(); err != nil && !errors.Is(err, net.ErrClosed) {
+				return err
+			}
+		}
+		return nil
+	}
+	var serr error
+	if err := e.rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
+		return err
+	}
+	if serr != nil && serr != unix.ENOTCONN {
+		return os.NewSyscallError("shutdown", serr)
+	}
+	return nil
+}
+
+func (e *endpoint) setNoDelay() {
+	if e.rc == nil {
+		return
+	}
+	_ = e.rc.Control(func(fd uintptr) {
+		_ = unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	})
 }
 
 // dialUpstream resolves host (again for every call) and connects to the
 // first address that answers within the connect timeout.
-func dialUpstream(ctx context.Context, host string, port int, o ProxyOptions) (*net.TCPConn, error) {
+func dialUpstream(ctx context.Context, host string, port int, o ProxyOptions) (*os.File, error) {
 	target := net.JoinHostPort(host, strconv.Itoa(port))
 	fail := func(err error) error {
 		return fmt.Errorf("spawn: redirect: connect %s: %w", target, err)
@@ -193,8 +388,10 @@ func dialUpstream(ctx context.Context, host string, port int, o ProxyOptions) (*
 	if timeout <= 0 {
 		timeout = DefaultConnectTimeout
 	}
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
 
 	var addrs []netip.Addr
 	if a, err := netip.ParseAddr(host); err == nil {
@@ -206,7 +403,9 @@ func dialUpstream(ctx context.Context, host string, port int, o ProxyOptions) (*
 				return net.DefaultResolver.LookupNetIP(ctx, "ip", h)
 			}
 		}
-		addrs, err = lookup(ctx, host)
+		lctx, cancel := context.WithDeadline(ctx, deadline)
+		addrs, err = lookup(lctx, host)
+		cancel()
 		if err != nil {
 			return nil, fail(err)
 		}
@@ -227,50 +426,108 @@ func dialUpstream(ctx context.Context, host string, port int, o ProxyOptions) (*
 	if len(addrs) == 0 {
 		return nil, fail(errors.New("no addresses"))
 	}
-
-	d := net.Dialer{KeepAlive: -1}
-	if o.KeepAlive {
-		d.KeepAlive = 0 // Go's default: on, 15 s probes
-	}
-	if o.Source.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: o.Source.Unmap().AsSlice()}
-	}
 	var last error
 	for _, a := range addrs {
-		c, err := d.DialContext(ctx, "tcp", netip.AddrPortFrom(a.Unmap(), uint16(port)).String())
+		f, err := connect(ctx, a, port, o, deadline)
 		if err == nil {
-			return c.(*net.TCPConn), nil
+			return f, nil
 		}
 		last = err
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
 			break
 		}
-	}
-	var oe *net.OpError
-	if errors.As(last, &oe) && oe.Err != nil {
-		// The OpError repeats "dial tcp ADDR"; the message already names
-		// the target.
-		last = oe.Err
 	}
 	return nil, fail(last)
 }
 
-// activity is the last time a byte moved, for connections the kernel
-// cannot tell us about.
+// connect makes one non-blocking connection, waiting for it in the
+// runtime's poller until deadline or ctx ends.
+func connect(ctx context.Context, addr netip.Addr, port int, o ProxyOptions, deadline time.Time) (*os.File, error) {
+	addr = addr.Unmap()
+	family := unix.AF_INET6
+	if addr.Is4() {
+		family = unix.AF_INET
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socket", err)
+	}
+	if o.NoDelay {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	if o.KeepAlive {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	if o.Source.IsValid() {
+		if err := unix.Bind(fd, sockaddr(o.Source.Unmap(), 0)); err != nil {
+			unix.Close(fd)
+			return nil, os.NewSyscallError("bind", err)
+		}
+	}
+	err = unix.Connect(fd, sockaddr(addr, port))
+	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
+		unix.Close(fd)
+		return nil, os.NewSyscallError("connect", err)
+	}
+	f := os.NewFile(uintptr(fd), "upstream")
+	if err == nil {
+		return f, nil
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	_ = f.SetWriteDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { _ = f.SetWriteDeadline(time.Unix(1, 0)) })
+	// Writable means the handshake has ended, one way or the other. Each
+	// call looks at the socket itself: a readiness that came before the
+	// wait began is not remembered by it.
+	var soErr error
+	err = rc.Write(func(fd uintptr) bool {
+		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		switch {
+		case err != nil:
+			soErr = err
+		case v != 0 && v != int(unix.EINPROGRESS) && v != int(unix.EALREADY) && v != int(unix.EINTR):
+			soErr = unix.Errno(v)
+		default:
+			if _, err := unix.Getpeername(int(fd)); err != nil {
+				return false // still connecting
+			}
+		}
+		return true
+	})
+	stop()
+	if err == nil && soErr != nil {
+		err = os.NewSyscallError("connect", soErr)
+	}
+	if err != nil {
+		f.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, err
+	}
+	_ = f.SetWriteDeadline(time.Time{})
+	return f, nil
+}
+
+func sockaddr(a netip.Addr, port int) unix.Sockaddr {
+	if a.Is4() {
+		return &unix.SockaddrInet4{Addr: a.As4(), Port: port}
+	}
+	sa := &unix.SockaddrInet6{Addr: a.As16(), Port: port}
+	if z := a.Zone(); z != "" {
+		if ifi, err := net.InterfaceByName(z); err == nil {
+			sa.ZoneId = uint32(ifi.Index)
+		}
+	}
+	return sa
+}
+
+// activity is the last time a byte moved, for the idle timeout.
 type activity struct{ last atomic.Int64 }
 
 func (a *activity) touch()              { a.last.Store(time.Now().UnixNano()) }
 func (a *activity) idle() time.Duration { return time.Since(time.Unix(0, a.last.Load())) }
-
-type activityConn struct {
-	net.Conn
-	a *activity
-}
-
-func (c *activityConn) Read(p []byte) (int, error) {
-	n, err := c.Conn.Read(p)
-	if n > 0 {
-		c.a.touch()
-	}
-	return n, err
-}

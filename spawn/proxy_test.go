@@ -68,6 +68,10 @@ type proxyResult struct {
 	err     error
 }
 
+// viaFD makes proxied hand the accepted connection to ProxyFD as a bare
+// descriptor instead of to Proxy (TestProxyByDescriptor).
+var viaFD bool
+
 // proxied returns a client connection whose far end is being proxied to
 // host:port with o, and a channel with Proxy's result.
 func proxied(t testing.TB, ctx context.Context, host string, port int, o ProxyOptions) (*net.TCPConn, <-chan proxyResult) {
@@ -87,6 +91,16 @@ func proxied(t testing.TB, ctx context.Context, host string, port int, o ProxyOp
 			return
 		}
 		accepted <- c
+		if viaFD {
+			// The daemon's raw path: a bare descriptor, no net.Conn.
+			fd := -1
+			rc, _ := c.(*net.TCPConn).SyscallConn()
+			rc.Control(func(s uintptr) { fd, _ = unix.FcntlInt(s, unix.F_DUPFD_CLOEXEC, 0) })
+			c.Close()
+			in, out, err := ProxyFD(ctx, fd, host, port, o)
+			res <- proxyResult{in, out, err}
+			return
+		}
 		in, out, err := Proxy(ctx, c, host, port, o)
 		res <- proxyResult{in, out, err}
 	}()
@@ -418,6 +432,26 @@ func TestProxyContextCancel(t *testing.T) {
 	r := waitResult(t, res)
 	if !errors.Is(r.err, context.Canceled) || r.in != 4 || r.out != 4 {
 		t.Errorf("Proxy = %+v", r)
+	}
+}
+
+// TestProxyByDescriptor runs the session tests again through ProxyFD,
+// the daemon's raw accept path.
+func TestProxyByDescriptor(t *testing.T) {
+	viaFD = true
+	defer func() { viaFD = false }()
+	for name, f := range map[string]func(*testing.T){
+		"ClientHalfClose":   TestProxyClientHalfClose,
+		"UpstreamHalfClose": TestProxyUpstreamHalfClose,
+		"64MiB":             TestProxy64MiB,
+		"ConnectTimeout":    TestProxyConnectTimeout,
+		"ConnectRefused":    TestProxyConnectRefused,
+		"IdleTimeout":       TestProxyIdleTimeout,
+		"Source":            TestProxySource,
+		"Reresolves":        TestProxyReresolves,
+		"ContextCancel":     TestProxyContextCancel,
+	} {
+		t.Run(name, f)
 	}
 }
 

@@ -15,14 +15,15 @@ import (
 	"github.com/gxinetd/gxinetd/spawn"
 )
 
-// The raw accept path serves the two kinds of stream service whose
-// connections the daemon never reads: external servers (the descriptor
-// goes straight to the child) and the write-and-close builtins daytime
-// and time. Go's Accept registers every connection with the poller, asks
-// the kernel for both addresses and turns TCP keepalive on, and handing
-// the connection to a child then costs a dup and two more closes: about
-// ten system calls that xinetd and inetd do not make. Here accept4 gives
-// a blocking descriptor and the peer's address in one call.
+// The raw accept path serves the stream services whose connections need
+// no net.Conn: external servers (the descriptor goes straight to the
+// child), the write-and-close builtins daytime and time, and redirects
+// (spawn.ProxyFD drives the descriptor itself). Go's Accept registers
+// every connection with the poller, asks the kernel for both addresses
+// and turns TCP keepalive on, and handing the connection to a child then
+// costs a dup and two more closes: about ten system calls that xinetd and
+// inetd do not make. Here accept4 gives a blocking descriptor and the
+// peer's address in one call.
 //
 // Everything unusual (banners, tcp_wrappers actions, ident, refusals)
 // still goes through the net.Conn path, so there is one implementation of
@@ -30,7 +31,7 @@ import (
 
 // rawAcceptable reports whether a service's connections can take the raw path.
 func rawAcceptable(s *service.Service) bool {
-	if s.Wait || s.SocketType != service.SockStream || s.IsRedirect() || s.Family == service.FamilyUnix {
+	if s.Wait || s.SocketType != service.SockStream || s.Family == service.FamilyUnix {
 		return false
 	}
 	if s.IsInternal() {
@@ -82,6 +83,12 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 			return
 		}
 		d.serveAllowed(r, svc, c, remote, local, dec)
+		return
+	}
+	if svc.IsRedirect() {
+		d.redirect(r, svc, remote, local, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
+			return spawn.ProxyFD(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o)
+		})
 		return
 	}
 	if svc.IsInternal() {

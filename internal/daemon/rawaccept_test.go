@@ -20,7 +20,7 @@ func TestRawAcceptable(t *testing.T) {
 		{"daytime writes and closes", &service.Service{SocketType: service.SockStream, Type: service.TypeInternal, Builtin: "daytime"}, true},
 		{"time writes and closes", &service.Service{SocketType: service.SockStream, Type: service.TypeInternal, Builtin: "time"}, true},
 		{"echo reads: needs the poller", &service.Service{SocketType: service.SockStream, Type: service.TypeInternal, Builtin: "echo"}, false},
-		{"redirect proxies", &service.Service{SocketType: service.SockStream, Redirect: &service.Redirect{Host: "127.0.0.1", Port: 1}}, false},
+		{"redirect proxies from the descriptor", &service.Service{SocketType: service.SockStream, Redirect: &service.Redirect{Host: "127.0.0.1", Port: 1}}, true},
 		{"datagrams", &service.Service{SocketType: service.SockDgram}, false},
 		{"unix sockets", &service.Service{SocketType: service.SockStream, Family: service.FamilyUnix}, false},
 	}

@@ -384,22 +384,9 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
 		}
 	case svc.IsRedirect():
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
-		r.cnt.served.Add(1)
-		in, out, err := spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, spawn.ProxyOptions{
-			ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
-			KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
-		c.Close()
-		releaseLease(lease)
-		if err != nil && !isBenign(err) {
-			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
-		}
-		r.cnt.bytesIn.Add(uint64(in))
-		r.cnt.bytesOut.Add(uint64(out))
-		if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
-			d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
-		}
-		d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
+		d.redirect(r, svc, remote, local, lease, func(o spawn.ProxyOptions) (int64, int64, error) {
+			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
+		})
 	default:
 		f, err := connFile(c)
 		c.Close()
@@ -410,6 +397,29 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 		}
 		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, lease, nil, 0)
 	}
+}
+
+// redirect runs one redirect session through proxy (Proxy on a net.Conn,
+// or ProxyFD on the raw path) and writes its records. The lease is
+// released when the session ends.
+func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.AddrPort, lease *access.Lease,
+	proxy func(spawn.ProxyOptions) (in, out int64, err error)) {
+	start := time.Now()
+	d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+	r.cnt.served.Add(1)
+	in, out, err := proxy(spawn.ProxyOptions{
+		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
+		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
+	releaseLease(lease)
+	if err != nil && !isBenign(err) {
+		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
+	}
+	r.cnt.bytesIn.Add(uint64(in))
+	r.cnt.bytesOut.Add(uint64(out))
+	if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
+		d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
+	}
+	d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
