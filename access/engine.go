@@ -378,6 +378,15 @@ func (e *Engine) state(s *service.Service) (*svcState, *compiled) {
 	return st, st.comp.Load()
 }
 
+// Instant reports whether Decide for s can neither wait on the network
+// nor lead to a tcp_wrappers action: no host names in its address lists
+// and no hosts.allow/deny rules that apply to it. A caller may then
+// decide on a goroutine that must not block.
+func (e *Engine) Instant(s *service.Service) bool {
+	_, c := e.state(s)
+	return c != nil && c.policy == nil && !c.wrapNames && !c.lists.onlyNames && !c.lists.noNames
+}
+
 // Decide runs every check on r, in xinetd's order: cps, load, time,
 // instances, per_source, process limit, the inetd per-minute rates, then
 // the address checks and tcp_wrappers. It may block on a name lookup for

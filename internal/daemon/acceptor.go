@@ -10,6 +10,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
 )
 
@@ -76,6 +77,11 @@ func (a *acceptor) add(r *svcRun, sr *sockRun) error {
 		return err
 	}
 	e := &acceptEntry{r: r, sr: sr, fd: sr.s.fd(), fixedLocal: sr.s.key.addr.IsValid()}
+	// acceptRaw must never block: a socket passed by systemd may come
+	// blocking.
+	if err := unix.SetNonblock(e.fd, true); err != nil {
+		return err
+	}
 	if e.fixedLocal {
 		e.local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))
 	}
@@ -112,7 +118,7 @@ func (a *acceptor) loop(rc syscall.RawConn) {
 		var n int
 		var werr error
 		err := rc.Read(func(fd uintptr) bool {
-			n, werr = unix.EpollWait(int(fd), events, 0)
+			n, werr = epollPoll(int(fd), events)
 			return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
 		})
 		if err == nil {
@@ -138,7 +144,7 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if a.current(int32(e.fd)) != e {
 			return // halted meanwhile
 		}
-		nfd, sa, err := unix.Accept4(e.fd, unix.SOCK_CLOEXEC)
+		nfd, remote, err := acceptRaw(e.fd)
 		if err != nil {
 			switch {
 			case errors.Is(err, unix.EAGAIN):
@@ -156,7 +162,13 @@ func (a *acceptor) drain(e *acceptEntry) {
 				local = sockaddrToAddrPort(lsa)
 			}
 		}
-		a.work.run(rawJob{r: e.r, fd: nfd, remote: sockaddrToAddrPort(sa), local: local})
+		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
+			// A few bytes written to a fresh connection: handing that to
+			// a worker cost more than doing it.
+			e.r.handleRaw(nfd, remote, local)
+			continue
+		}
+		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local})
 	}
 }
 
@@ -181,4 +193,15 @@ func (a *acceptor) pause(e *acceptEntry, err error) {
 			a.watch(e)
 		}
 	})
+}
+
+// answersInline reports whether the acceptor itself may serve s's
+// connections: daytime and time, which write a line to a fresh
+// connection (its send buffer takes it without blocking) and close, with
+// no banner to send and no ident lookup to make. The access decision
+// must not block either (access.Engine.Instant).
+func answersInline(s *service.Service) bool {
+	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") &&
+		s.Banner == "" && s.BannerSuccess == "" && s.BannerFail == "" &&
+		!s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.LogOnFailure.Has(service.LogFailureUserID)
 }

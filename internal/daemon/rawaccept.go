@@ -107,8 +107,8 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 		}
 		// A fresh connection's send buffer holds these few bytes: the
 		// write cannot block.
-		unix.Write(fd, out)
-		unix.Close(fd)
+		writeRaw(fd, out)
+		closeRaw(fd)
 		releaseLease(dec.Lease)
 		return
 	}
