@@ -720,7 +720,17 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 		oob, ctl = make([]byte, 256), make([]byte, 0, 64)
 	}
 	for {
-		n, oobn, _, from, err := uc.ReadMsgUDPAddrPort(buf, oob)
+		// recvfrom and sendto unless the control messages are needed:
+		// recvmsg and sendmsg copy a message header in and out of the
+		// kernel for every datagram.
+		var n, oobn int
+		var from netip.AddrPort
+		var err error
+		if oob != nil {
+			n, oobn, _, from, err = uc.ReadMsgUDPAddrPort(buf, oob)
+		} else {
+			n, from, err = uc.ReadFromUDPAddrPort(buf)
+		}
 		if err != nil {
 			if sr.stopped() || errors.Is(err, net.ErrClosed) {
 				return
@@ -749,7 +759,11 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 		}
 		if fn, ok := builtins.Dgram(svc.Builtin); ok {
 			if out := fn(buf[:n], from, svc, d.benv, reply[:0]); out != nil {
-				uc.WriteMsgUDPAddrPort(out, replySourceControl(ctl[:0], oob[:oobn]), from)
+				if oob != nil {
+					uc.WriteMsgUDPAddrPort(out, replySourceControl(ctl[:0], oob[:oobn]), from)
+				} else {
+					uc.WriteToUDPAddrPort(out, from)
+				}
 			}
 		}
 		releaseLease(dec.Lease)
