@@ -19,7 +19,7 @@ import (
 // afterwards: signalling it then reports that it has finished, and never
 // reaches a process that reused the pid.
 func Wait(p *os.Process) (syscall.WaitStatus, error) {
-	pidfd, err := unix.PidfdOpen(p.Pid, unix.PIDFD_NONBLOCK)
+	pidfd, err := OpenPidfd(p)
 	if err != nil {
 		// Kernels before 5.10 (no PIDFD_NONBLOCK) or a process that is
 		// not ours: the thread-blocking wait.
@@ -32,18 +32,14 @@ func Wait(p *os.Process) (syscall.WaitStatus, error) {
 		return waitBlocking(p)
 	}
 	var (
-		info  unix.Siginfo
-		werr  error
-		ready bool
+		ws     syscall.WaitStatus
+		exited bool
+		werr   error
 	)
 	err = rc.Read(func(fd uintptr) bool {
-		werr = unix.Waitid(unix.P_PIDFD, int(fd), &info, unix.WEXITED, nil)
-		if errors.Is(werr, unix.EINTR) {
-			return false
-		}
-		// EAGAIN: not exited yet; the poller reports when it has.
-		ready = !errors.Is(werr, unix.EAGAIN)
-		return ready
+		ws, exited, werr = Reap(int(fd))
+		// Not exited yet: the poller reports when it has.
+		return exited || werr != nil
 	})
 	if err == nil {
 		err = werr
@@ -56,7 +52,38 @@ func Wait(p *os.Process) (syscall.WaitStatus, error) {
 		return waitBlocking(p)
 	}
 	p.Release()
-	return waitStatus(&info), nil
+	return ws, nil
+}
+
+// OpenPidfd opens a non-blocking, close-on-exec pidfd for a server Start
+// returned and nobody has reaped: it becomes readable when the server
+// exits, and Reap then collects the status.
+func OpenPidfd(p *os.Process) (int, error) {
+	r, _, e := unix.RawSyscall(unix.SYS_PIDFD_OPEN, uintptr(p.Pid), unix.PIDFD_NONBLOCK, 0)
+	if e != 0 {
+		return -1, os.NewSyscallError("pidfd_open", e)
+	}
+	return int(r), nil
+}
+
+// Reap collects the status of the process behind a non-blocking pidfd
+// (OpenPidfd). exited is false while the process runs. The system call
+// cannot block, so it is made raw: no scheduler hand-off per server.
+func Reap(pidfd int) (ws syscall.WaitStatus, exited bool, err error) {
+	var info unix.Siginfo
+	for {
+		_, _, e := unix.RawSyscall6(unix.SYS_WAITID, unix.P_PIDFD, uintptr(pidfd), uintptr(unsafe.Pointer(&info)),
+			unix.WEXITED, 0, 0)
+		switch e {
+		case 0:
+			return waitStatus(&info), true, nil
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return 0, false, nil
+		}
+		return 0, false, e
+	}
 }
 
 func waitBlocking(p *os.Process) (syscall.WaitStatus, error) {
