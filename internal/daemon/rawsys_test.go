@@ -70,3 +70,49 @@ func TestAcceptRaw(t *testing.T) {
 		}
 	}
 }
+
+// TestDatagramRaw: recvfromRaw gives the sender's address as the sender
+// sees its own, and sendtoRaw answers it, for IPv4 and IPv6.
+func TestDatagramRaw(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1", "::1"} {
+		pc, err := net.ListenPacket("udp", net.JoinHostPort(addr, "0"))
+		if err != nil {
+			t.Skipf("%s: %v", addr, err)
+		}
+		defer pc.Close()
+		rc, err := pc.(*net.UDPConn).SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		u := &dgramRaw{rc: rc}
+		pc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		c, err := net.Dial("udp", pc.LocalAddr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if _, err := c.Write([]byte("ping")); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 64)
+		n, from, err := u.recv(buf)
+		if err != nil || string(buf[:n]) != "ping" {
+			t.Fatalf("%s: recv %q %v", addr, buf[:n], err)
+		}
+		if want := c.LocalAddr().(*net.UDPAddr).AddrPort(); from != want {
+			t.Errorf("%s: from %v, want %v", addr, from, want)
+		}
+		if err := u.send([]byte("pong"), from); err != nil {
+			t.Fatalf("%s: send: %v", addr, err)
+		}
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if n, err := c.Read(buf); err != nil || string(buf[:n]) != "pong" {
+			t.Errorf("%s: client got %q %v", addr, buf[:n], err)
+		}
+		// A deadline in the past (what halt sets) ends a waiting recv.
+		pc.SetReadDeadline(time.Unix(1, 0))
+		if _, _, err := u.recv(buf); err == nil {
+			t.Errorf("%s: recv returned without data or error past its deadline", addr)
+		}
+	}
+}

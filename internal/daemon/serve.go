@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -702,6 +703,37 @@ func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
+// dgramRaw receives and sends datagrams on a non-blocking socket's
+// descriptor, waiting in the runtime's poller (which also honours the
+// deadline halt sets).
+type dgramRaw struct{ rc syscall.RawConn }
+
+func (u *dgramRaw) recv(buf []byte) (int, netip.AddrPort, error) {
+	var (
+		n    int
+		from netip.AddrPort
+		serr error
+	)
+	if err := u.rc.Read(func(fd uintptr) bool {
+		n, from, serr = recvfromRaw(int(fd), buf)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return 0, from, err
+	}
+	return n, from, serr
+}
+
+func (u *dgramRaw) send(b []byte, to netip.AddrPort) error {
+	var serr error
+	if err := u.rc.Write(func(fd uintptr) bool {
+		serr = sendtoRaw(int(fd), b, to)
+		return serr != unix.EAGAIN
+	}); err != nil {
+		return err
+	}
+	return serr
+}
+
 // dgramBuiltinLoop answers datagram builtins in-process: one goroutine per
 // socket, no allocation per datagram on the allow path.
 func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
@@ -719,16 +751,26 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 	if enableDstInfo(sr.s) {
 		oob, ctl = make([]byte, 256), make([]byte, 0, 64)
 	}
+	// Without control messages to read, datagrams go through raw
+	// recvfrom and sendto on the descriptor (see rawsys.go): recvmsg and
+	// sendmsg copy a message header in and out of the kernel, and the
+	// ordinary calls hand the scheduler slot around, for every datagram.
+	var raw *dgramRaw
+	if oob == nil {
+		if rc, err := uc.SyscallConn(); err == nil {
+			raw = &dgramRaw{rc: rc}
+		}
+	}
 	for {
-		// recvfrom and sendto unless the control messages are needed:
-		// recvmsg and sendmsg copy a message header in and out of the
-		// kernel for every datagram.
 		var n, oobn int
 		var from netip.AddrPort
 		var err error
-		if oob != nil {
+		switch {
+		case oob != nil:
 			n, oobn, _, from, err = uc.ReadMsgUDPAddrPort(buf, oob)
-		} else {
+		case raw != nil:
+			n, from, err = raw.recv(buf)
+		default:
 			n, from, err = uc.ReadFromUDPAddrPort(buf)
 		}
 		if err != nil {
@@ -759,9 +801,12 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 		}
 		if fn, ok := builtins.Dgram(svc.Builtin); ok {
 			if out := fn(buf[:n], from, svc, d.benv, reply[:0]); out != nil {
-				if oob != nil {
+				switch {
+				case oob != nil:
 					uc.WriteMsgUDPAddrPort(out, replySourceControl(ctl[:0], oob[:oobn]), from)
-				} else {
+				case raw != nil:
+					raw.send(out, from)
+				default:
 					uc.WriteToUDPAddrPort(out, from)
 				}
 			}
