@@ -405,9 +405,9 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	udp := map[uint16]bool{}
 	var runs []*svcRun
 	byID := map[string]*svcRun{}
-	// Room for every socket at once: one growth of the table, not one
-	// per power of two (see fdTable).
-	d.fdt.reserve(len(accepted) + 16)
+	// Room for every new socket at once: one growth of the table, not
+	// one per power of two (see fdTable). A reload keeps most sockets.
+	d.fdt.reserve(max(len(accepted)-len(pool), 0) + 16)
 	euid := os.Geteuid()
 	for _, s := range accepted {
 		id := strings.ToLower(s.ID)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -49,6 +50,8 @@ func BenchmarkStartup1k(b *testing.B) {
 	}
 	o := &Options{ConfigFile: path, DontFork: true, FileLog: filepath.Join(dir, "daemon.log")}
 	raiseNoFile()
+	// The daemon tunes GOMAXPROCS for its services (see procs.go).
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
