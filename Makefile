@@ -12,7 +12,7 @@ LDFLAGS  := -s -w -X github.com/gxinetd/gxinetd/internal/daemon.Version=$(VERSIO
 TESTFLAGS ?= -count=1 -timeout 15m
 FUZZTIME ?= 30s
 
-.PHONY: all build run test unit e2e fuzz bench lint install uninstall clean man-check
+.PHONY: all build run test unit e2e race fuzz bench lint install uninstall clean man-check
 
 all: build
 
@@ -33,6 +33,15 @@ unit:
 
 e2e:
 	$(GO) test $(TESTFLAGS) -v ./e2e/...
+
+# Every test again with the race detector, in the tests and in the gxinetd
+# the e2e suite builds (GOFLAGS reaches its go build). A daemon's race
+# report goes to RACEDIR, and any report fails the target.
+RACEDIR ?= /tmp/gxinetd-race
+race:
+	rm -rf $(RACEDIR) && mkdir -p $(RACEDIR)
+	GOFLAGS=-race GORACE='log_path=$(RACEDIR)/report' $(GO) test $(TESTFLAGS) ./...
+	@if ls $(RACEDIR)/report.* >/dev/null 2>&1; then cat $(RACEDIR)/report.*; echo "data races reported"; exit 1; fi
 
 # Run each fuzz target for FUZZTIME (go test allows one -fuzz target per package and run).
 fuzz:
