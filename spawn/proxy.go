@@ -243,19 +243,12 @@ func (s *session) splice(src, dst *endpoint, n *int64) (done bool, err error) {
 	const flags = unix.SPLICE_F_MOVE | unix.SPLICE_F_NONBLOCK
 	for {
 		// The pipe is empty here, so EAGAIN can only mean "no data yet".
-		var m int
-		var serr error
-		if err := src.rc.Read(func(fd uintptr) bool {
-			m, serr = retryEINTR(func() (int, error) {
-				n, err := unix.Splice(int(fd), nil, p[1], nil, size, flags)
-				return int(n), err
-			})
-			return serr != unix.EAGAIN
-		}); err != nil {
+		m, err := src.do(false, func(fd int) (int, error) {
+			n, err := unix.Splice(fd, nil, p[1], nil, size, flags)
+			return int(n), err
+		})
+		if err != nil {
 			return true, err
-		}
-		if serr != nil {
-			return true, serr
 		}
 		if m == 0 {
 			return true, nil // EOF
@@ -263,19 +256,12 @@ func (s *session) splice(src, dst *endpoint, n *int64) (done bool, err error) {
 		*n += int64(m)
 		s.act.touch()
 		for m > 0 {
-			var k int
-			var werr error
-			if err := dst.rc.Write(func(fd uintptr) bool {
-				k, werr = retryEINTR(func() (int, error) {
-					n, err := unix.Splice(p[0], nil, int(fd), nil, m, flags)
-					return int(n), err
-				})
-				return werr != unix.EAGAIN
-			}); err != nil {
+			k, err := dst.do(true, func(fd int) (int, error) {
+				n, err := unix.Splice(p[0], nil, fd, nil, m, flags)
+				return int(n), err
+			})
+			if err != nil {
 				return true, err
-			}
-			if werr != nil {
-				return true, werr
 			}
 			m -= k
 		}
@@ -300,26 +286,40 @@ type endpoint struct {
 
 func (e *endpoint) close() { e.rw.Close() }
 
-// read returns io.EOF at the end of the stream.
-func (e *endpoint) read(p []byte) (int, error) {
-	if e.rc == nil {
-		return e.rw.Read(p)
-	}
+// do runs op on the descriptor, waiting in the runtime's poller (to read,
+// or to write with write set) for as long as op says EAGAIN.
+func (e *endpoint) do(write bool, op func(fd int) (int, error)) (int, error) {
 	var n int
 	var serr error
-	if err := e.rc.Read(func(fd uintptr) bool {
-		n, serr = retryEINTR(func() (int, error) { return unix.Read(int(fd), p) })
+	f := func(fd uintptr) bool {
+		n, serr = retryEINTR(func() (int, error) { return op(int(fd)) })
 		return serr != unix.EAGAIN
-	}); err != nil {
+	}
+	var err error
+	if write {
+		err = e.rc.Write(f)
+	} else {
+		err = e.rc.Read(f)
+	}
+	if err != nil {
 		return 0, err
 	}
 	if serr != nil {
 		return 0, serr
 	}
-	if n == 0 {
+	return n, nil
+}
+
+// read returns io.EOF at the end of the stream.
+func (e *endpoint) read(p []byte) (int, error) {
+	if e.rc == nil {
+		return e.rw.Read(p)
+	}
+	n, err := e.do(false, func(fd int) (int, error) { return unix.Read(fd, p) })
+	if err == nil && n == 0 {
 		return 0, io.EOF
 	}
-	return n, nil
+	return n, err
 }
 
 func (e *endpoint) writeAll(p []byte) error {
@@ -328,16 +328,9 @@ func (e *endpoint) writeAll(p []byte) error {
 		return err
 	}
 	for len(p) > 0 {
-		var n int
-		var serr error
-		if err := e.rc.Write(func(fd uintptr) bool {
-			n, serr = retryEINTR(func() (int, error) { return unix.Write(int(fd), p) })
-			return serr != unix.EAGAIN
-		}); err != nil {
+		n, err := e.do(true, func(fd int) (int, error) { return unix.Write(fd, p) })
+		if err != nil {
 			return err
-		}
-		if serr != nil {
-			return serr
 		}
 		p = p[n:]
 	}
