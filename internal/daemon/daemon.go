@@ -476,7 +476,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	d.runs = runs
 	d.byID = byID
 	d.cfg = cfg
-	tuneProcs(spawnsServers(accepted))
+	tuneProcs(wantsMoreProcs(accepted))
 
 	// Open (or take over) the sockets of the new configuration.
 	d.preopenLocked(runs, pool)
