@@ -511,43 +511,34 @@ func contains(list []string, w string) bool {
 }
 
 func hLogOnSuccess(e *entry, a *attrLine) bool {
-	var v service.LogSuccess
-	for i, w := range a.values {
-		b, ok := service.ParseLogSuccess(w.text)
-		if !ok {
-			e.valueErr(a, i, "Bad log_on_success flag: "+w.text+didYouMean(w.text, []string{"PID", "HOST", "USERID", "EXIT", "DURATION", "TRAFFIC"}))
-			return false
-		}
-		v |= b
-	}
-	switch e.listOp(a) {
-	case '=':
-		e.svc.LogOnSuccess = v
-	case '+':
-		e.svc.LogOnSuccess |= v
-	case '-':
-		e.svc.LogOnSuccess &^= v
-	}
-	return true
+	return bitsOp(e, a, &e.svc.LogOnSuccess, service.ParseLogSuccess, "log_on_success",
+		[]string{"PID", "HOST", "USERID", "EXIT", "DURATION", "TRAFFIC"})
 }
 
 func hLogOnFailure(e *entry, a *attrLine) bool {
-	var v service.LogFailure
+	return bitsOp(e, a, &e.svc.LogOnFailure, service.ParseLogFailure, "log_on_failure",
+		[]string{"HOST", "ATTEMPT", "USERID"})
+}
+
+// bitsOp applies one line of a flag-set attribute (log_on_success,
+// log_on_failure) with its operator; a bad word rejects the line.
+func bitsOp[T ~uint32](e *entry, a *attrLine, dst *T, parse func(string) (T, bool), attr string, names []string) bool {
+	var v T
 	for i, w := range a.values {
-		b, ok := service.ParseLogFailure(w.text)
+		b, ok := parse(w.text)
 		if !ok {
-			e.valueErr(a, i, "Bad log_on_failure flag: "+w.text+didYouMean(w.text, []string{"HOST", "ATTEMPT", "USERID"}))
+			e.valueErr(a, i, "Bad "+attr+" flag: "+w.text+didYouMean(w.text, names))
 			return false
 		}
 		v |= b
 	}
 	switch e.listOp(a) {
 	case '=':
-		e.svc.LogOnFailure = v
+		*dst = v
 	case '+':
-		e.svc.LogOnFailure |= v
+		*dst |= v
 	case '-':
-		e.svc.LogOnFailure &^= v
+		*dst &^= v
 	}
 	return true
 }

@@ -698,7 +698,11 @@ func sockaddrToAddrPort(sa unix.Sockaddr) netip.AddrPort {
 	case *unix.SockaddrInet4:
 		return netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))
 	case *unix.SockaddrInet6:
-		return netip.AddrPortFrom(netip.AddrFrom16(a.Addr), uint16(a.Port))
+		addr := netip.AddrFrom16(a.Addr)
+		if a.ZoneId != 0 {
+			addr = addr.WithZone(zoneName(a.ZoneId))
+		}
+		return netip.AddrPortFrom(addr, uint16(a.Port))
 	}
 	return netip.AddrPort{}
 }
