@@ -19,6 +19,7 @@ import (
 
 	"github.com/gxinetd/gxinetd/access"
 	"github.com/gxinetd/gxinetd/internal/builtins"
+	"github.com/gxinetd/gxinetd/internal/rpcbind"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/internal/sysdb"
 	"github.com/gxinetd/gxinetd/logging"
@@ -50,6 +51,7 @@ type Daemon struct {
 	fdLow     atomic.Bool // descriptors ran out; logged once per episode
 	metrics   *metricsServer
 	acc       acceptor // raw-path listeners, one epoll set
+	rpc       rpcReg   // the RPC services' rpcbind mappings
 	fdt       fdTable
 	pre       map[sockKey]opened // sockets opened ahead during a configuration change
 	wg        sync.WaitGroup     // serving goroutines
@@ -119,6 +121,8 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.acc.d = d
 	d.acc.work.jobs = make(chan rawJob)
+	// A hung rpcbind must not hold up a reload's mappings, or exit, long.
+	d.rpc = rpcReg{d: d, client: rpcbind.Client{Timeout: time.Second}}
 	return d
 }
 
@@ -500,6 +504,8 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	// entry wrote it: done after the sockets listen, it does not delay
 	// serving.
 	trimOrigins(cfg)
+	d.rpc.startIfNeeded(accepted)
+	d.rpc.kick()
 	return
 }
 
@@ -680,6 +686,7 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
 	r.socks[k] = sr
 	r.state.Store("Active")
+	d.rpc.kick()
 	if sk.stream() && rawAcceptable(r.svc.Load()) {
 		if err := d.acc.add(r, sr); err == nil {
 			sr.acc = &d.acc
@@ -758,6 +765,7 @@ func (d *Daemon) shutdown(terminate bool) {
 		}
 	}
 	d.mu.Unlock()
+	d.rpc.stop()
 	d.stopMetrics()
 	if terminate {
 		d.cancel()

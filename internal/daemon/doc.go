@@ -6,7 +6,7 @@
 //
 // Dependencies point one way:
 //
-//	cmd/gxinetd -> internal/daemon -> {parser, parser/inetd, access, logging, spawn, internal/builtins} -> internal/service
+//	cmd/gxinetd -> internal/daemon -> {parser, parser/inetd, access, logging, spawn, internal/builtins, internal/rpcbind} -> internal/service
 //
 // Nothing below imports this package. The daemon owns all sockets and all
 // processes; the packages it calls are given plain values (a

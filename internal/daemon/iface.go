@@ -168,6 +168,7 @@ func (d *Daemon) followInterfaces() {
 				if !want[k] {
 					go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
 					delete(r.socks, k)
+					d.rpc.kick()
 					changed = true
 					d.log.Logf(logging.LevelNotice, "iface", "service %s: address %s left interface %s; stopped listening there", s.ID, k, s.Bind.Interface)
 				}

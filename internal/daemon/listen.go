@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 
@@ -30,6 +31,10 @@ type sockKey struct {
 	port   int
 	v6only int // -1 when not applicable
 	path   string
+	// rpc is the (lower-case) id of the RPC service that owns a socket on
+	// a kernel-chosen port: two RPC services both ask for port 0, and a
+	// reload must give each its own socket back, whose port rpcbind has.
+	rpc string
 }
 
 func (k sockKey) String() string {
@@ -70,6 +75,9 @@ func sotypeOf(s *service.Service) int {
 // addr = every address).
 func keyFor(s *service.Service, addr netip.Addr) sockKey {
 	k := sockKey{sotype: sotypeOf(s), port: s.Port, v6only: -1}
+	if s.Type.Has(service.TypeRPC) && s.Port == 0 {
+		k.rpc = strings.ToLower(s.ID)
+	}
 	if s.Family == service.FamilyUnix {
 		k.family = unix.AF_UNIX
 		k.path = s.UnixPath

@@ -488,6 +488,7 @@ func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
 	for k, sr := range r.socks {
 		go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
 		delete(r.socks, k)
+		d.rpc.kick()
 	}
 	r.state.Store("Disabled")
 	wait := dec.SuspendFor
