@@ -25,8 +25,11 @@ run: build
 	./gxinetd -f examples/xinetd.conf -dontfork -stayalive -filelog /dev/stderr
 
 # Every test: unit, golden, fuzz seeds, end-to-end (the e2e package builds the binaries itself).
+# The spawner again as a build without cgo would start servers (Go's fork
+# and the exec helper instead of the clone path).
 test: lint man-check
 	$(GO) test $(TESTFLAGS) ./...
+	CGO_ENABLED=0 $(GO) test $(TESTFLAGS) ./spawn
 
 unit:
 	$(GO) test $(TESTFLAGS) $$($(GO) list ./... | grep -v /e2e)

@@ -15,15 +15,17 @@ func BenchmarkStartTrue(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer null.Close()
-	for _, helper := range []bool{false, true} {
-		name := "plain"
-		if helper {
-			name = "helper"
+	for _, m := range []struct {
+		name            string
+		helper, noClone bool
+	}{{"clone", false, false}, {"plain", false, true}, {"helper", true, true}} {
+		if m.name == "clone" && !haveClone {
+			continue
 		}
-		b.Run(name, func(b *testing.B) {
-			old := forceHelper
-			forceHelper = helper
-			defer func() { forceHelper = old }()
+		b.Run(m.name, func(b *testing.B) {
+			oldH, oldC := forceHelper, noClone
+			forceHelper, noClone = m.helper, m.noClone
+			defer func() { forceHelper, noClone = oldH, oldC }()
 			for b.Loop() {
 				p, err := Start(Spec{Path: truePath, Umask: -1}, null)
 				if err != nil {

@@ -45,9 +45,16 @@ var helperTimeout = 10 * time.Second
 // file on disk, so helper and daemon are always the same build.
 const helperExe = "/proc/self/exe"
 
-// forceHelper makes every Start use the exec helper; tests and
-// benchmarks run both paths with it.
-var forceHelper bool
+// forceHelper makes every Start use the exec helper, and noClone keeps
+// Start off the clone path (os.StartProcess, or the helper when the Spec
+// needs it): tests and benchmarks run every path with them.
+var forceHelper, noClone bool
+
+// StartHoldsProc reports whether Start keeps the calling goroutine's
+// scheduler slot (P) while the child runs until its execve: Go's own
+// fork does (a build without cgo); the clone path is a cgo call, which
+// lets the runtime give the slot to other goroutines.
+const StartHoldsProc = !haveClone
 
 // Start runs spec with stdio as its descriptors 0, 1 and 2 and returns
 // the running process. The server is a session leader with nothing else
@@ -57,10 +64,12 @@ var forceHelper bool
 // the caller must Wait for it (or Release it after reaping it some other
 // way), which also closes the pidfd os.Process holds.
 //
-// When a Spec needs nothing os.StartProcess cannot do, Start forks and
-// execs the server directly. Otherwise it runs the exec helper (see
-// HelperMain), and a failure of any step in the helper comes back as a
-// *StartError after the helper has been reaped.
+// Built with cgo (the normal build), Start clones a child that carries
+// out every step of the Spec and execs the server (startClone). Without
+// cgo, a Spec asking for nothing os.StartProcess cannot do is started
+// that way, and anything else through the exec helper (see HelperMain).
+// A failure of any step comes back as a *StartError after the child has
+// been reaped.
 func Start(spec Spec, stdio *os.File) (*os.Process, error) {
 	if stdio == nil {
 		return nil, errors.New("spawn: start: no descriptor for the server's stdin/stdout/stderr")
@@ -87,7 +96,12 @@ func Start(spec Spec, stdio *os.File) (*os.Process, error) {
 		// the child, each allocating kernel credentials, change nothing.
 		spec.Cred = nil
 	}
-	if needsHelper(&spec) {
+	switch {
+	case forceHelper:
+		return startHelper(&spec, stdio)
+	case haveClone && !noClone:
+		return startClone(&spec, stdio)
+	case needsHelper(&spec):
 		return startHelper(&spec, stdio)
 	}
 	return startPlain(&spec, stdio)

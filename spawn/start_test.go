@@ -21,18 +21,21 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// modes runs a test once with the plain os.StartProcess path and once
-// through the exec helper.
+// modes runs a test on every way Start can start a server: the clone
+// path (when built with cgo), os.StartProcess (or the helper when the
+// Spec needs it), and the exec helper for everything.
 func modes(t *testing.T, f func(t *testing.T)) {
-	for _, helper := range []bool{false, true} {
-		name := "plain"
-		if helper {
-			name = "helper"
+	for _, m := range []struct {
+		name            string
+		helper, noClone bool
+	}{{"clone", false, false}, {"plain", false, true}, {"helper", true, true}} {
+		if m.name == "clone" && !haveClone {
+			continue
 		}
-		t.Run(name, func(t *testing.T) {
-			old := forceHelper
-			forceHelper = helper
-			defer func() { forceHelper = old }()
+		t.Run(m.name, func(t *testing.T) {
+			oldH, oldC := forceHelper, noClone
+			forceHelper, noClone = m.helper, m.noClone
+			defer func() { forceHelper, noClone = oldH, oldC }()
 			f(t)
 		})
 	}
@@ -359,37 +362,41 @@ func TestStartUmaskNiceRlimits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			spec := serverSpec(t, "whoami")
-			spec.Umask = tc.umask
-			n := tc.nice
-			spec.Nice = &n
-			spec.Cred = tc.cred
-			spec.Rlimits = limits
-			kv := whoami(t, spec)
-			if got, want := one(t, kv, "umask"), fmt.Sprintf("%04o", tc.umask); got != want {
-				t.Errorf("umask %s, want %s", got, want)
-			}
-			if got, want := one(t, kv, "nice"), strconv.Itoa(ourNice(t)+tc.nice); got != want {
-				t.Errorf("nice %s, want %s", got, want)
-			}
-			for k, want := range wantLimits {
-				got := one(t, kv, k)
-				if want != "" && got != want+" "+want {
-					t.Errorf("%s: %q, want soft = hard = %s", k, got, want)
+			modes(t, func(t *testing.T) {
+				spec := serverSpec(t, "whoami")
+				spec.Umask = tc.umask
+				n := tc.nice
+				spec.Nice = &n
+				spec.Cred = tc.cred
+				spec.Rlimits = limits
+				kv := whoami(t, spec)
+				if got, want := one(t, kv, "umask"), fmt.Sprintf("%04o", tc.umask); got != want {
+					t.Errorf("umask %s, want %s", got, want)
 				}
-			}
+				if got, want := one(t, kv, "nice"), strconv.Itoa(ourNice(t)+tc.nice); got != want {
+					t.Errorf("nice %s, want %s", got, want)
+				}
+				for k, want := range wantLimits {
+					got := one(t, kv, k)
+					if want != "" && got != want+" "+want {
+						t.Errorf("%s: %q, want soft = hard = %s", k, got, want)
+					}
+				}
+			})
 		})
 	}
 	t.Run("infinity", func(t *testing.T) {
-		spec := serverSpec(t, "whoami")
-		spec.Rlimits = []Rlimit{{unix.RLIMIT_CPU, unix.RLIM_INFINITY}, {unix.RLIMIT_NOFILE, 4321}}
-		kv := whoami(t, spec)
-		if got := one(t, kv, "limit Max cpu time"); got != "unlimited unlimited" {
-			t.Errorf("cpu %q", got)
-		}
-		if got := one(t, kv, "limit Max open files"); got != "4321 4321" {
-			t.Errorf("files %q", got)
-		}
+		modes(t, func(t *testing.T) {
+			spec := serverSpec(t, "whoami")
+			spec.Rlimits = []Rlimit{{unix.RLIMIT_CPU, unix.RLIM_INFINITY}, {unix.RLIMIT_NOFILE, 4321}}
+			kv := whoami(t, spec)
+			if got := one(t, kv, "limit Max cpu time"); got != "unlimited unlimited" {
+				t.Errorf("cpu %q", got)
+			}
+			if got := one(t, kv, "limit Max open files"); got != "4321 4321" {
+				t.Errorf("files %q", got)
+			}
+		})
 	})
 }
 
@@ -410,23 +417,27 @@ func TestStartSmallMemoryLimits(t *testing.T) {
 		t.Skip(err)
 	}
 	spec := Spec{Path: truePath, Umask: -1, Rlimits: []Rlimit{{unix.RLIMIT_AS, 64 << 20}, {unix.RLIMIT_DATA, 16 << 20}}}
-	for range 5 {
-		if out, st := runServer(t, spec, ""); !st.Success() {
-			t.Fatalf("true under small limits: %v %s", st, out)
+	modes(t, func(t *testing.T) {
+		for range 5 {
+			if out, st := runServer(t, spec, ""); !st.Success() {
+				t.Fatalf("true under small limits: %v %s", st, out)
+			}
 		}
-	}
+	})
 }
 
 func TestStartUmaskOnly(t *testing.T) {
 	// Without root: umask needs no privilege.
 	for _, u := range []int{0, 0o022, 0o077} {
 		t.Run(fmt.Sprintf("%04o", u), func(t *testing.T) {
-			spec := serverSpec(t, "whoami")
-			spec.Umask = u
-			kv := whoami(t, spec)
-			if got := one(t, kv, "umask"); got != fmt.Sprintf("%04o", u) {
-				t.Errorf("umask %s", got)
-			}
+			modes(t, func(t *testing.T) {
+				spec := serverSpec(t, "whoami")
+				spec.Umask = u
+				kv := whoami(t, spec)
+				if got := one(t, kv, "umask"); got != fmt.Sprintf("%04o", u) {
+					t.Errorf("umask %s", got)
+				}
+			})
 		})
 	}
 }

@@ -5,24 +5,28 @@ import (
 	"runtime"
 
 	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/spawn"
 )
 
-// Go starts a server with a vfork-style clone that keeps the calling
-// thread, and the scheduler slot (P) it holds, until the child has
-// exec'd. With one P per core, a daemon busy starting servers had half
-// its slots parked in forks while accepted connections waited to be
-// scheduled, though the cores were not busy. A configuration that starts
-// servers therefore runs with two Ps per core: measured on two cores,
-// 12 % more servers started per second and lower latency, at the same
-// CPU per connection. Redirect sessions, each a few goroutines waiting
-// on two sockets, gained 8 % connections per second from it (all six
-// paired runs); the builtins did not, and pay more CPU for idle Ps, so
-// they keep one P per core. GOMAXPROCS in the environment overrides this.
+// Go's own fork (spawn without cgo) is a vfork-style clone that keeps
+// the calling thread, and the scheduler slot (P) it holds, until the
+// child has exec'd. With one P per core, a daemon busy starting servers
+// that way had half its slots parked in forks while accepted connections
+// waited to be scheduled, though the cores were not busy: two Ps per core
+// gave 12 % more servers started per second. The clone path of a cgo
+// build gives the slot back during the fork, and with it one P per core
+// started as many servers at 7 % less CPU per connection, so the doubling
+// is kept only for Go's fork (spawn.StartHoldsProc). Redirect sessions,
+// each a few goroutines waiting on two sockets, gained 8 % connections
+// per second from two Ps per core (all six paired runs); the builtins
+// did not, and pay more CPU for idle Ps, so they keep one P per core.
+// GOMAXPROCS in the environment overrides this.
 
-// wantsMoreProcs reports whether services start processes or redirect.
+// wantsMoreProcs reports whether services redirect, or start processes
+// with a fork that holds its P.
 func wantsMoreProcs(services []*service.Service) bool {
 	for _, s := range services {
-		if s.IsRedirect() || !s.IsInternal() && s.Server != "" {
+		if s.IsRedirect() || spawn.StartHoldsProc && !s.IsInternal() && s.Server != "" {
 			return true
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/spawn"
 )
 
 func TestWantsMoreProcs(t *testing.T) {
@@ -18,7 +19,7 @@ func TestWantsMoreProcs(t *testing.T) {
 		{"none", nil, false},
 		{"builtins only", []*service.Service{echo}, false},
 		{"a redirect", []*service.Service{echo, redirect}, true},
-		{"a server", []*service.Service{echo, server}, true},
+		{"a server", []*service.Service{echo, server}, spawn.StartHoldsProc},
 	}
 	for _, c := range cases {
 		if got := wantsMoreProcs(c.svcs); got != c.want {
