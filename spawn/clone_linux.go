@@ -159,6 +159,7 @@ import (
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -177,6 +178,11 @@ const haveClone = true
 // helper's second execve nor Go's error pipe, and a failed step comes
 // back through the memory the child shares with the daemon.
 func startClone(spec *Spec, stdio *os.File) (*os.Process, error) {
+	if hasNUL(spec) {
+		// C strings end at the first NUL: refuse, as Go's fork does,
+		// rather than run the server with a truncated argument.
+		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: syscall.EINVAL}
+	}
 	b := newCBlock(spec)
 	defer C.free(b.base)
 	req := b.req
@@ -200,6 +206,20 @@ func startClone(spec *Spec, stdio *os.File) (*os.Process, error) {
 	// The child is ours and unreaped, so its pid cannot have been reused:
 	// FindProcess's pidfd names exactly this server.
 	return os.FindProcess(pid)
+}
+
+func hasNUL(spec *Spec) bool {
+	if strings.IndexByte(spec.Path, 0) >= 0 || strings.IndexByte(spec.Dir, 0) >= 0 {
+		return true
+	}
+	for _, l := range [][]string{spec.Argv, spec.Env} {
+		for _, s := range l {
+			if strings.IndexByte(s, 0) >= 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func cloneError(spec *Spec, step, arg int, errno syscall.Errno) *StartError {

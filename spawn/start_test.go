@@ -458,6 +458,16 @@ func TestStartFailures(t *testing.T) {
 			"spawn: exec /bin/nope: no such file or directory"},
 		{"not-executable", func() Spec { return Spec{Path: notExec, Umask: -1} }, fs.ErrPermission,
 			"spawn: exec " + notExec + ": permission denied"},
+		{"nul-in-argument", func() Spec {
+			s := serverSpec(t, "whoami")
+			s.Argv = append(s.Argv, "a\x00b")
+			return s
+		}, syscall.EINVAL, ""},
+		{"nul-in-environment", func() Spec {
+			s := serverSpec(t, "whoami")
+			s.Env = append(s.Env, "X=a\x00b")
+			return s
+		}, syscall.EINVAL, ""},
 		{"bad-uid", func() Spec {
 			s := serverSpec(t, "whoami")
 			s.Cred = &Cred{UID: 1<<32 - 1, GID: 0}
@@ -480,6 +490,9 @@ func TestStartFailures(t *testing.T) {
 					p.Kill()
 					p.Wait()
 					t.Fatal("Start succeeded")
+				}
+				if tc.msg == "" {
+					tc.msg = "spawn: exec " + tc.spec().Path + ": invalid argument"
 				}
 				if !errors.Is(err, tc.is) || err.Error() != tc.msg {
 					t.Errorf("error %q (%v), want %q", err, errors.Is(err, tc.is), tc.msg)
