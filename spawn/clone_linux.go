@@ -13,6 +13,28 @@ package spawn
 #include <sys/syscall.h>
 #include <unistd.h>
 
+// gx_sys makes a system call without touching errno: the child runs
+// beside the daemon's thread and shares its thread pointer, so libc's
+// errno there is the daemon thread's, in use.
+static inline long gx_sys(long n, long a, long b, long c, long d) {
+#if defined(__x86_64__)
+	long r;
+	register long r10 __asm__("r10") = d;
+	__asm__ volatile("syscall" : "=a"(r) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10) : "rcx", "r11", "memory");
+	return r;
+#elif defined(__aarch64__)
+	register long x8 __asm__("x8") = n;
+	register long x0 __asm__("x0") = a;
+	register long x1 __asm__("x1") = b;
+	register long x2 __asm__("x2") = c;
+	register long x3 __asm__("x3") = d;
+	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
+	return x0;
+#else
+#error "spawn: the clone path knows system calls on amd64 and arm64 only; build with CGO_ENABLED=0"
+#endif
+}
+
 enum {
 	GX_NICE = 1, GX_RLIMIT, GX_SETSID, GX_SETGROUPS, GX_SETGID, GX_SETUID,
 	GX_CHDIR, GX_DUP, GX_EXEC
@@ -38,6 +60,7 @@ struct gx_req {
 	int nrlim;
 	const struct gx_rlim *rlim;
 	int err, step, arg;
+	void *stack;
 };
 
 // The kernel's rlimit64, used through prlimit64 so that 64-bit limits
@@ -45,12 +68,14 @@ struct gx_req {
 struct gx_rlimit64 { unsigned long long cur, max; };
 
 // gx_child runs in the new process, which shares the daemon's memory
-// until execve, on its own stack, with every signal blocked. It makes
+// until execve (while the daemon's threads go on running), on its own
+// stack, with every signal blocked. It makes
 // only raw system calls: nothing that takes a lock, allocates, or acts
 // on the daemon's other threads (glibc's setuid would signal them all).
 static int gx_child(void *p) {
 	struct gx_req *r = p;
-	int step = 0, arg = 0, s, fd;
+	int step = 0, arg = 0, s;
+	long fd, rc;
 	// Zeroed memory is SIG_DFL with no flags and an empty mask in the
 	// kernel's struct sigaction. Every handler the daemon installed must
 	// go before a signal can be unblocked here: it would run the daemon's
@@ -58,85 +83,86 @@ static int gx_child(void *p) {
 	unsigned long dfl[4] = {0, 0, 0, 0};
 	for (s = 1; s <= 64; s++)
 		if (s != SIGKILL && s != SIGSTOP)
-			syscall(SYS_rt_sigaction, s, dfl, NULL, 8);
+			gx_sys(SYS_rt_sigaction, s, (long)dfl, 0, 8);
 
 	step = GX_SETSID;
-	if (syscall(SYS_setsid) < 0)
+	if ((rc = gx_sys(SYS_setsid, 0, 0, 0, 0)) < 0)
 		goto fail;
 	if (r->has_nice) {
 		// The raw getpriority value is 20 - nice; before any privilege
 		// is dropped, so that a negative nice works.
-		long cur;
 		step = GX_NICE;
-		errno = 0;
-		cur = syscall(SYS_getpriority, PRIO_PROCESS, 0);
-		if (cur < 0)
+		long cur = gx_sys(SYS_getpriority, PRIO_PROCESS, 0, 0, 0);
+		if ((rc = cur) < 0)
 			goto fail;
 		long n = 20 - cur + r->nice;
 		if (n < -20) n = -20;
 		if (n > 19) n = 19;
-		if (syscall(SYS_setpriority, PRIO_PROCESS, 0, n) < 0)
+		if ((rc = gx_sys(SYS_setpriority, PRIO_PROCESS, 0, n, 0)) < 0)
 			goto fail;
 	}
 	// Raising a hard limit needs privilege: those now, the rest last.
 	step = GX_RLIMIT;
 	for (arg = 0; arg < r->nrlim; arg++) {
 		struct gx_rlimit64 cur, want = {r->rlim[arg].value, r->rlim[arg].value};
-		if (syscall(SYS_prlimit64, 0, r->rlim[arg].resource, NULL, &cur) < 0)
+		if ((rc = gx_sys(SYS_prlimit64, 0, r->rlim[arg].resource, 0, (long)&cur)) < 0)
 			goto fail;
-		if (want.max > cur.max && syscall(SYS_prlimit64, 0, r->rlim[arg].resource, &want, NULL) < 0)
+		if (want.max > cur.max && (rc = gx_sys(SYS_prlimit64, 0, r->rlim[arg].resource, (long)&want, 0)) < 0)
 			goto fail;
 	}
 	arg = 0;
 	if (r->umask >= 0)
-		syscall(SYS_umask, r->umask & 0777);
+		gx_sys(SYS_umask, r->umask & 0777, 0, 0, 0);
 	if (r->has_cred) {
 		step = GX_SETGROUPS;
-		if (syscall(SYS_setgroups, r->ngroups, r->groups) < 0)
+		if ((rc = gx_sys(SYS_setgroups, r->ngroups, (long)r->groups, 0, 0)) < 0)
 			goto fail;
 		step = GX_SETGID;
-		if (syscall(SYS_setresgid, r->gid, r->gid, r->gid) < 0)
+		if ((rc = gx_sys(SYS_setresgid, r->gid, r->gid, r->gid, 0)) < 0)
 			goto fail;
 		step = GX_SETUID;
-		if (syscall(SYS_setresuid, r->uid, r->uid, r->uid) < 0)
+		if ((rc = gx_sys(SYS_setresuid, r->uid, r->uid, r->uid, 0)) < 0)
 			goto fail;
 	}
 	step = GX_CHDIR;
-	if (syscall(SYS_chdir, r->dir) < 0)
+	if ((rc = gx_sys(SYS_chdir, (long)r->dir, 0, 0, 0)) < 0)
 		goto fail;
 	step = GX_RLIMIT;
 	for (arg = 0; arg < r->nrlim; arg++) {
 		struct gx_rlimit64 want = {r->rlim[arg].value, r->rlim[arg].value};
-		if (syscall(SYS_prlimit64, 0, r->rlim[arg].resource, &want, NULL) < 0)
+		if ((rc = gx_sys(SYS_prlimit64, 0, r->rlim[arg].resource, (long)&want, 0)) < 0)
 			goto fail;
 	}
 	arg = 0;
 	step = GX_DUP;
 	fd = r->fd;
 	if (fd < 3) {
-		fd = syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3);
-		if (fd < 0)
+		fd = gx_sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3, 0);
+		if ((rc = fd) < 0)
 			goto fail;
 	}
 	for (s = 0; s < 3; s++)
-		if (syscall(SYS_dup3, fd, s, 0) < 0)
+		if ((rc = gx_sys(SYS_dup3, fd, s, 0, 0)) < 0)
 			goto fail;
 	unsigned long none = 0;
-	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &none, NULL, 8);
+	gx_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
 	step = GX_EXEC;
-	syscall(SYS_execve, r->path, r->argv, r->envp);
+	rc = gx_sys(SYS_execve, (long)r->path, (long)r->argv, (long)r->envp, 0);
 fail:
-	// errno is the daemon thread's, which is waiting in clone: reading it
-	// here is safe, and the daemon ignores it.
-	r->err = errno;
+	r->err = (int)-rc;
 	r->step = step;
 	r->arg = arg;
-	syscall(SYS_exit, 127);
+	// The write above must be in memory before the exit that the daemon
+	// waits for makes it look.
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	gx_sys(SYS_exit, 127, 0, 0, 0);
 	return 0;
 }
 
-// gx_spawn starts the child and returns its pid (the child has called
-// execve or exited when it returns) or -errno when clone failed.
+// gx_spawn starts the child and returns its pid, or -errno when clone
+// failed. It returns at once: the child runs beside the daemon until its
+// execve (or exit) closes the status pipe; only then may the daemon free
+// r and r->stack, which the child uses until then.
 static int gx_spawn(struct gx_req *r) {
 	const size_t size = 64 * 1024;
 	char *stack = malloc(size);
@@ -146,11 +172,15 @@ static int gx_spawn(struct gx_req *r) {
 	// Blocked on this thread, and so in the child from its first
 	// instruction until it has reset every handler.
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
-	int pid = clone(gx_child, stack + size, CLONE_VM | CLONE_VFORK | SIGCHLD, r);
+	int pid = clone(gx_child, stack + size, CLONE_VM | SIGCHLD, r);
 	int e = errno;
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
-	free(stack);
-	return pid < 0 ? -e : pid;
+	if (pid < 0) {
+		free(stack);
+		return -e;
+	}
+	r->stack = stack;
+	return pid;
 }
 */
 import "C"
@@ -170,30 +200,47 @@ import (
 const haveClone = true
 
 // startClone starts spec with a small C routine instead of Go's fork: a
-// clone(CLONE_VM|CLONE_VFORK) child, as posix_spawn makes, that does
-// every step of the Spec itself (nice, limits, umask, credentials,
-// session, directory, descriptors, signals) with raw system calls and
-// then execs the server. Go's own fork cannot run code between fork and
-// exec, which is why the exec helper exists; this needs neither the
-// helper's second execve nor Go's error pipe, and a failed step comes
-// back through the memory the child shares with the daemon.
+// clone(CLONE_VM) child on its own stack that does every step of the
+// Spec itself (nice, limits, umask, credentials, session, directory,
+// descriptors, signals) with raw system calls and then execs the server.
+// Go's own fork cannot run code between fork and exec, which is why the
+// exec helper exists; this needs no second execve. Unlike Go's fork and
+// posix_spawn (CLONE_VFORK), no thread of the daemon waits in the kernel
+// while the child gets ready: the clone returns at once, and the
+// goroutine waits in the runtime's poller for the child's execve (or
+// exit) to close the status pipe. A failed step comes back through the
+// memory the child shares with the daemon until then.
 func startClone(spec *Spec, stdio *os.File) (*os.Process, error) {
 	if hasNUL(spec) {
 		// C strings end at the first NUL: refuse, as Go's fork does,
 		// rather than run the server with a truncated argument.
 		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: syscall.EINVAL}
 	}
+	// The status pipe: the child gets a copy of the write end, which its
+	// execve closes (close-on-exec), as does its exit after a failed step.
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: err}
+	}
+	status := os.NewFile(uintptr(p[0]), "exec status")
+	defer status.Close()
 	b := newCBlock(spec)
-	defer C.free(b.base)
 	req := b.req
 	// Fd switches the descriptor to blocking mode, which servers expect
 	// of their standard input.
 	req.fd = C.int(stdio.Fd())
 	pid := int(C.gx_spawn(req))
+	unix.Close(p[1])
 	runtime.KeepAlive(stdio)
 	if pid < 0 {
+		C.free(b.base)
 		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: syscall.Errno(-pid)}
 	}
+	// Wait in the runtime's poller, not in a blocked thread, until the
+	// child no longer uses the request and its stack.
+	waitEOF(status)
+	C.free(req.stack)
+	defer C.free(b.base)
 	if req.err != 0 {
 		var ws unix.WaitStatus
 		for {
@@ -206,6 +253,29 @@ func startClone(spec *Spec, stdio *os.File) (*os.Process, error) {
 	// The child is ours and unreaped, so its pid cannot have been reused:
 	// FindProcess's pidfd names exactly this server.
 	return os.FindProcess(pid)
+}
+
+// waitEOF reads the status pipe until end of file. Nothing is ever
+// written to it; only the close of the child's copy matters.
+func waitEOF(f *os.File) {
+	rc, err := f.SyscallConn()
+	if err == nil {
+		var buf [16]byte
+		err = rc.Read(func(fd uintptr) bool {
+			n, err := unix.Read(int(fd), buf[:])
+			return n == 0 || (err != nil && err != unix.EAGAIN && err != unix.EINTR)
+		})
+	}
+	if err != nil {
+		// No poller: wait the blocking way.
+		var pfd [1]unix.PollFd
+		pfd[0] = unix.PollFd{Fd: int32(f.Fd()), Events: unix.POLLIN}
+		for {
+			if n, err := unix.Poll(pfd[:], -1); n > 0 || (err != nil && err != unix.EINTR) {
+				return
+			}
+		}
+	}
 }
 
 func hasNUL(spec *Spec) bool {

@@ -24,9 +24,10 @@
 // credentials (groups, gid, uid) and the descriptors, not a umask, a nice
 // value or resource limits. gxinetd is built with cgo (it links libc for
 // the name service anyway), and Start then uses a small C routine
-// (clone_linux.go), the way posix_spawn works: a clone(CLONE_VM |
-// CLONE_VFORK) child on its own stack, with every signal blocked, which
-// makes only raw system calls and, in order:
+// (clone_linux.go), much as posix_spawn works: a clone(CLONE_VM) child
+// on its own stack, with every signal blocked, which makes only raw
+// system calls (not even libc's errno: it shares the daemon's memory and
+// thread pointer) and, in order:
 //
 //  1. resets every signal handler to the default (it shares the daemon's
 //     memory: a handler of the daemon must never run in it);
@@ -43,13 +44,18 @@
 //  9. puts the connection on descriptors 0, 1 and 2, clears the signal
 //     mask and execs the server.
 //
-// The daemon's thread waits in clone until the child has exec'd or
-// exited; a failed step is written, with its errno, into memory the two
-// share, and Start reaps the child and returns a *StartError naming the
-// step. Everything the child reads is in one C allocation, never in Go
-// memory. Compared with Go's fork this needs no error pipe (one wake-up
-// less per start), gives the scheduler slot back during the fork, and
-// does the steps os.StartProcess cannot without a second program.
+// The clone returns at once; no thread of the daemon waits in the
+// kernel for the child, as one does with Go's fork or posix_spawn
+// (CLONE_VFORK). The goroutine waits in the runtime's poller on a status
+// pipe whose write end the child's execve (close-on-exec) or exit
+// closes; until then the child uses the request and its stack, and the
+// daemon frees them only after. A failed step is written, with its
+// errno, into the memory the two share; Start then reaps the child and
+// returns a *StartError naming the step. Everything the child reads is
+// in one C allocation, never in Go memory. Compared with Go's fork this
+// blocks no thread (the runtime does not have to hand the thread's
+// scheduler slot around), and does the steps os.StartProcess cannot
+// without a second program.
 //
 // A build without cgo (CGO_ENABLED=0) starts a Spec that asks for
 // nothing more than os.StartProcess can do that way, and anything else

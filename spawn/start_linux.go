@@ -51,9 +51,9 @@ const helperExe = "/proc/self/exe"
 var forceHelper, noClone bool
 
 // StartHoldsProc reports whether Start keeps the calling goroutine's
-// scheduler slot (P) while the child runs until its execve: Go's own
-// fork does (a build without cgo); the clone path is a cgo call, which
-// lets the runtime give the slot to other goroutines.
+// thread and scheduler slot (P) while the child runs until its execve:
+// Go's own fork does (a build without cgo); the clone path returns at
+// once and waits in the poller.
 const StartHoldsProc = !haveClone
 
 // Start runs spec with stdio as its descriptors 0, 1 and 2 and returns

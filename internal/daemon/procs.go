@@ -14,9 +14,9 @@ import (
 // that way had half its slots parked in forks while accepted connections
 // waited to be scheduled, though the cores were not busy: two Ps per core
 // gave 12 % more servers started per second. The clone path of a cgo
-// build gives the slot back during the fork, and with it one P per core
-// started as many servers at 7 % less CPU per connection, so the doubling
-// is kept only for Go's fork (spawn.StartHoldsProc). Redirect sessions,
+// build blocks no thread, and with it one P per core started as many
+// servers at 7 % less CPU per connection, so the doubling is kept only
+// for Go's fork (spawn.StartHoldsProc). Redirect sessions,
 // each a few goroutines waiting on two sockets, gained 8 % connections
 // per second from two Ps per core (all six paired runs); the builtins
 // did not, and pay more CPU for idle Ps, so they keep one P per core.
