@@ -15,26 +15,19 @@ func BenchmarkStartTrue(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer null.Close()
-	for _, m := range []struct {
-		name            string
-		helper, noClone bool
-	}{{"clone", false, false}, {"plain", false, true}, {"helper", true, true}} {
-		if m.name == "clone" && !haveClone {
-			continue
-		}
-		b.Run(m.name, func(b *testing.B) {
-			oldH, oldC := forceHelper, noClone
-			forceHelper, noClone = m.helper, m.noClone
-			defer func() { forceHelper, noClone = oldH, oldC }()
-			for b.Loop() {
-				p, err := Start(Spec{Path: truePath, Umask: -1}, null)
-				if err != nil {
-					b.Fatal(err)
-				}
-				if _, err := p.Wait(); err != nil {
-					b.Fatal(err)
-				}
+	var cur *testing.B
+	inModes(func(name string, g func()) bool {
+		return b.Run(name, func(b *testing.B) { cur = b; g() })
+	}, func() {
+		b := cur
+		for b.Loop() {
+			p, err := Start(Spec{Path: truePath, Umask: -1}, null)
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
-	}
+			if _, err := p.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }

@@ -21,24 +21,35 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// modes runs a test on every way Start can start a server: the clone
-// path (when built with cgo), os.StartProcess (or the helper when the
-// Spec needs it), and the exec helper for everything.
-func modes(t *testing.T, f func(t *testing.T)) {
-	for _, m := range []struct {
-		name            string
-		helper, noClone bool
-	}{{"clone", false, false}, {"plain", false, true}, {"helper", true, true}} {
+// startModes are the ways Start can start a server: the clone path
+// (when built with cgo), os.StartProcess (or the helper when the Spec
+// needs it), and the exec helper for everything.
+var startModes = []struct {
+	name            string
+	helper, noClone bool
+}{{"clone", false, false}, {"plain", false, true}, {"helper", true, true}}
+
+// inModes runs f once per start mode, as a subtest of run (t.Run or b.Run).
+func inModes(run func(name string, f func()) bool, f func()) {
+	for _, m := range startModes {
 		if m.name == "clone" && !haveClone {
 			continue
 		}
-		t.Run(m.name, func(t *testing.T) {
+		run(m.name, func() {
 			oldH, oldC := forceHelper, noClone
 			forceHelper, noClone = m.helper, m.noClone
 			defer func() { forceHelper, noClone = oldH, oldC }()
-			f(t)
+			f()
 		})
 	}
+}
+
+// modes runs a test in every start mode.
+func modes(t *testing.T, f func(t *testing.T)) {
+	var cur *testing.T
+	inModes(func(name string, g func()) bool {
+		return t.Run(name, func(t *testing.T) { cur = t; g() })
+	}, func() { f(cur) })
 }
 
 func needRoot(t testing.TB) {
