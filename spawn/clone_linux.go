@@ -218,8 +218,8 @@ func startClone(spec *Spec, stdio *os.File) (*os.Process, error) {
 	}
 	// The status pipe: the child gets a copy of the write end, which its
 	// execve closes (close-on-exec), as does its exit after a failed step.
-	var p [2]int
-	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+	p, err := statusPipe()
+	if err != nil {
 		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: err}
 	}
 	status := os.NewFile(uintptr(p[0]), "exec status")
@@ -253,6 +253,30 @@ func startClone(spec *Spec, stdio *os.File) (*os.Process, error) {
 	// The child is ours and unreaped, so its pid cannot have been reused:
 	// FindProcess's pidfd names exactly this server.
 	return os.FindProcess(pid)
+}
+
+// statusPipe makes the status pipe, both ends above 2: a daemon started
+// with 0, 1 or 2 closed would otherwise get them, and the child's dup of
+// the connection onto 0-2 would close its copy of the write end early,
+// telling the daemon the child was done with its memory while it was not.
+func statusPipe() ([2]int, error) {
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		return p, err
+	}
+	for i, fd := range p {
+		if fd > 2 {
+			continue
+		}
+		nfd, err := unix.FcntlInt(uintptr(fd), unix.F_DUPFD_CLOEXEC, 3)
+		unix.Close(fd)
+		if err != nil {
+			unix.Close(p[1-i])
+			return p, err
+		}
+		p[i] = nfd
+	}
+	return p, nil
 }
 
 // waitEOF reads the status pipe until end of file. Nothing is ever

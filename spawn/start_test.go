@@ -766,9 +766,6 @@ func TestWaitListenerHandOver(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fdNonblock(t, tl) {
-			t.Error("expected the shared listener to be blocking after the hand-over (the trap RestoreNonblock exists for)")
-		}
 		c, err := net.DialTimeout("tcp", ln.Addr().String(), 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
@@ -781,6 +778,17 @@ func TestWaitListenerHandOver(t *testing.T) {
 		}
 		if st, err := p.Wait(); err != nil || !st.Success() {
 			t.Fatalf("accept-one: %v %v", st, err)
+		}
+		// The hand-over leaves the shared description blocking (Start
+		// calls Fd); the server may have changed it again since, so the
+		// trap is set here for certain before RestoreNonblock undoes it.
+		rc, err := tl.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc.Control(func(fd uintptr) { unix.SetNonblock(int(fd), false) })
+		if fdNonblock(t, tl) {
+			t.Fatal("could not make the listener blocking")
 		}
 		if err := RestoreNonblock(f); err != nil {
 			t.Fatal(err)
