@@ -398,11 +398,11 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	oldRuns := map[string]*svcRun{}
 	for _, r := range d.runs {
 		oldRuns[strings.ToLower(r.svc.Load().ID)] = r
-		for k, sr := range r.socks {
+		for k, sr := range r.socks.all() {
 			sr.halt()
 			pool[k] = sr.s
 		}
-		r.socks = map[sockKey]*sockRun{}
+		r.socks = nil
 	}
 
 	mux := map[string]*service.Service{}
@@ -457,7 +457,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 				}
 			}
 		} else {
-			r = &svcRun{d: d, socks: map[sockKey]*sockRun{}, cnt: d.countersLocked(s.ID)}
+			r = &svcRun{d: d, cnt: d.countersLocked(s.ID)}
 			r.svc.Store(s)
 			if !first {
 				added = append(added, s.ID)
@@ -568,7 +568,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 	}
 	r.waitingIface = false
 	for _, k := range keys {
-		if _, ok := r.socks[k]; ok {
+		if r.socks.has(k) {
 			continue
 		}
 		sk := pool[k]
@@ -684,7 +684,7 @@ func (d *Daemon) takeActivated(k sockKey) *sock {
 // starts serving it.
 func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
-	r.socks[k] = sr
+	r.socks.put(k, sr)
 	r.state.Store("Active")
 	d.rpc.kick()
 	if sk.stream() && rawAcceptable(r.svc.Load()) {
@@ -752,11 +752,11 @@ func (d *Daemon) shutdown(terminate bool) {
 		if r.retry != nil {
 			r.retry.Stop()
 		}
-		for _, sr := range r.socks {
+		for _, sr := range r.socks.all() {
 			sr.halt()
 			sr.s.Close()
 		}
-		r.socks = map[sockKey]*sockRun{}
+		r.socks = nil
 	}
 	var victims []*child
 	if terminate && d.o.KillServers {

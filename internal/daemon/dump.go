@@ -58,7 +58,7 @@ func (d *Daemon) snapshot() *logging.DumpState {
 		default:
 			ds.State = "Active"
 		}
-		for _, sr := range r.socks {
+		for _, sr := range r.socks.all() {
 			ds.FD = sr.s.fd()
 			st.SocketFDs = append(st.SocketFDs, ds.FD)
 		}
@@ -156,7 +156,7 @@ func (d *Daemon) consistencyCheck(report bool) {
 		if len(r.socks) == 0 && !r.pending && !r.suspended {
 			problems = append(problems, fmt.Sprintf("service %s not started", s.ID))
 		}
-		for k, sr := range r.socks {
+		for k, sr := range r.socks.all() {
 			if fd := sr.s.fd(); fd >= 0 {
 				if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
 					problems = append(problems, fmt.Sprintf("file descriptor of service %s has been closed (%s)", s.ID, k))

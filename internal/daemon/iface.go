@@ -164,10 +164,10 @@ func (d *Daemon) followInterfaces() {
 				want[k] = true
 			}
 			changed := false
-			for k, sr := range r.socks {
+			for k, sr := range r.socks.all() {
 				if !want[k] {
 					go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
-					delete(r.socks, k)
+					r.socks.del(k)
 					d.rpc.kick()
 					changed = true
 					d.log.Logf(logging.LevelNotice, "iface", "service %s: address %s left interface %s; stopped listening there", s.ID, k, s.Bind.Interface)
@@ -175,7 +175,7 @@ func (d *Daemon) followInterfaces() {
 			}
 			fresh := false
 			for k := range want {
-				if _, ok := r.socks[k]; !ok && !failing[r][k] {
+				if !r.socks.has(k) && !failing[r][k] {
 					fresh = true
 				}
 			}
@@ -188,7 +188,7 @@ func (d *Daemon) followInterfaces() {
 				}
 				failed := map[sockKey]bool{}
 				for k := range want {
-					if _, ok := r.socks[k]; !ok {
+					if !r.socks.has(k) {
 						failed[k] = true
 					}
 				}
@@ -197,7 +197,7 @@ func (d *Daemon) followInterfaces() {
 				// Forget addresses that left the interface or got their
 				// socket through the bind retry meanwhile.
 				for k := range f {
-					if _, open := r.socks[k]; open || !want[k] {
+					if r.socks.has(k) || !want[k] {
 						delete(f, k)
 					}
 				}

@@ -186,7 +186,7 @@ func (d *Daemon) rpcWanted() map[rpcbind.Mapping]string {
 		if !s.Type.Has(service.TypeRPC) || r.removed || s.RPCNumber <= 0 {
 			continue
 		}
-		for _, sr := range r.socks {
+		for _, sr := range r.socks.all() {
 			for _, ep := range socketEndpoints(sr.s) {
 				for v := s.RPCLow; v <= s.RPCHigh; v++ {
 					want[rpcbind.Mapping{Prog: uint32(s.RPCNumber), Vers: uint32(v), Netid: ep.netid, Addr: ep.addr}] = s.ID

@@ -30,7 +30,7 @@ import (
 type svcRun struct {
 	d            *Daemon
 	svc          atomic.Pointer[service.Service]
-	socks        map[sockKey]*sockRun
+	socks        sockSet
 	state        atomic.Value // "Active", "Suspended", "Disabled"
 	cnt          *counters
 	removed      bool
@@ -58,7 +58,7 @@ func (r *svcRun) template(svc *service.Service) (*spawn.Template, error) {
 
 func (r *svcRun) listenText() string {
 	var parts []string
-	for k := range r.socks {
+	for k := range r.socks.all() {
 		parts = append(parts, k.String())
 	}
 	sort.Strings(parts) // stable log lines
@@ -485,11 +485,11 @@ func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
 		return
 	}
 	r.suspended = true
-	for k, sr := range r.socks {
+	for _, sr := range r.socks.all() {
 		go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
-		delete(r.socks, k)
-		d.rpc.kick()
 	}
+	r.socks = nil
+	d.rpc.kick()
 	r.state.Store("Disabled")
 	wait := dec.SuspendFor
 	if dec.Reason == access.ReasonLooping {
