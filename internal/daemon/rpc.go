@@ -81,7 +81,9 @@ func (g *rpcReg) stop() {
 }
 
 func (g *rpcReg) loop() {
+	// The timer runs only while a mapping waits for a retry.
 	t := time.NewTimer(rpcRetry)
+	t.Stop()
 	defer t.Stop()
 	for {
 		select {
@@ -92,9 +94,12 @@ func (g *rpcReg) loop() {
 			close(done)
 			return
 		}
-		want := g.d.rpcWanted()
-		g.sync(want)
-		t.Reset(rpcRetry)
+		g.sync(g.d.rpcWanted())
+		if len(g.failed) > 0 {
+			t.Reset(rpcRetry)
+		} else {
+			t.Stop()
+		}
 	}
 }
 
@@ -218,18 +223,18 @@ func socketEndpoints(sk *sock) []endpoint {
 	if err != nil {
 		return nil
 	}
-	switch a := sa.(type) {
-	case *unix.SockaddrInet4:
-		return []endpoint{{proto, netip.AddrPortFrom(netip.AddrFrom4(a.Addr), uint16(a.Port))}}
-	case *unix.SockaddrInet6:
-		ip := netip.AddrFrom16(a.Addr)
-		eps := []endpoint{{proto + "6", netip.AddrPortFrom(ip, uint16(a.Port))}}
-		if ip.IsUnspecified() {
-			if v6only, err := unix.GetsockoptInt(sk.fd(), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil && v6only == 0 {
-				eps = append(eps, endpoint{proto, netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(a.Port))})
-			}
-		}
-		return eps
+	ap := sockaddrToAddrPort(sa)
+	switch {
+	case !ap.IsValid():
+		return nil
+	case ap.Addr().Is4():
+		return []endpoint{{proto, ap}}
 	}
-	return nil
+	eps := []endpoint{{proto + "6", ap}}
+	if ap.Addr().IsUnspecified() {
+		if v6only, err := unix.GetsockoptInt(sk.fd(), unix.IPPROTO_IPV6, unix.IPV6_V6ONLY); err == nil && v6only == 0 {
+			eps = append(eps, endpoint{proto, netip.AddrPortFrom(netip.IPv4Unspecified(), ap.Port())})
+		}
+	}
+	return eps
 }

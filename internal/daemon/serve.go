@@ -762,21 +762,20 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 	// ordinary calls hand the scheduler slot around, for every datagram.
 	var raw *dgramRaw
 	if oob == nil {
-		if rc, err := uc.SyscallConn(); err == nil {
-			raw = &dgramRaw{rc: rc}
+		rc, err := uc.SyscallConn()
+		if err != nil {
+			return // closed already
 		}
+		raw = &dgramRaw{rc: rc}
 	}
 	for {
 		var n, oobn int
 		var from netip.AddrPort
 		var err error
-		switch {
-		case oob != nil:
-			n, oobn, _, from, err = uc.ReadMsgUDPAddrPort(buf, oob)
-		case raw != nil:
+		if raw != nil {
 			n, from, err = raw.recv(buf)
-		default:
-			n, from, err = uc.ReadFromUDPAddrPort(buf)
+		} else {
+			n, oobn, _, from, err = uc.ReadMsgUDPAddrPort(buf, oob)
 		}
 		if err != nil {
 			if sr.stopped() || errors.Is(err, net.ErrClosed) {
@@ -806,13 +805,10 @@ func (r *svcRun) dgramBuiltinLoop(sr *sockRun) {
 		}
 		if fn, ok := builtins.Dgram(svc.Builtin); ok {
 			if out := fn(buf[:n], from, svc, d.benv, reply[:0]); out != nil {
-				switch {
-				case oob != nil:
-					uc.WriteMsgUDPAddrPort(out, replySourceControl(ctl[:0], oob[:oobn]), from)
-				case raw != nil:
+				if raw != nil {
 					raw.send(out, from)
-				default:
-					uc.WriteToUDPAddrPort(out, from)
+				} else {
+					uc.WriteMsgUDPAddrPort(out, replySourceControl(ctl[:0], oob[:oobn]), from)
 				}
 			}
 		}

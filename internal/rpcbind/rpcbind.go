@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/netip"
 	"strconv"
@@ -176,11 +177,7 @@ func be32(b []byte, vs ...uint32) []byte {
 func xdrString(b []byte, s string) []byte {
 	b = be32(b, uint32(len(s)))
 	b = append(b, s...)
-	for len(s)%4 != 0 {
-		b = append(b, 0)
-		s += "\x00"
-	}
-	return b
+	return append(b, make([]byte, (4-len(s)%4)%4)...)
 }
 
 // rpcbArgs is struct rpcb: program, version, netid, address, owner. The
@@ -280,7 +277,7 @@ func callStream(path string, timeout time.Duration, msg []byte) (bool, error) {
 	var body []byte
 	for {
 		var hdr [4]byte
-		if _, err := readFull(conn, hdr[:]); err != nil {
+		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
 			return false, fmt.Errorf("%s: reading reply: %w", path, err)
 		}
 		h := binary.BigEndian.Uint32(hdr[:])
@@ -289,7 +286,7 @@ func callStream(path string, timeout time.Duration, msg []byte) (bool, error) {
 			return false, fmt.Errorf("%s: reply longer than %d bytes", path, maxReply)
 		}
 		frag := make([]byte, n)
-		if _, err := readFull(conn, frag); err != nil {
+		if _, err := io.ReadFull(conn, frag); err != nil {
 			return false, fmt.Errorf("%s: reading reply: %w", path, err)
 		}
 		body = append(body, frag...)
@@ -302,18 +299,6 @@ func callStream(path string, timeout time.Duration, msg []byte) (bool, error) {
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	return ok, nil
-}
-
-func readFull(c net.Conn, b []byte) (int, error) {
-	n := 0
-	for n < len(b) {
-		m, err := c.Read(b[n:])
-		n += m
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
 }
 
 // callUDP sends msg once and waits for the reply with its xid; a reply

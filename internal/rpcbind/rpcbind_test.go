@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -117,11 +118,11 @@ func newFake(t *testing.T, result uint32) *fakeRpcbind {
 			go func() {
 				defer c.Close()
 				var hdr [4]byte
-				if _, err := readFull(c, hdr[:]); err != nil {
+				if _, err := io.ReadFull(c, hdr[:]); err != nil {
 					return
 				}
 				body := make([]byte, binary.BigEndian.Uint32(hdr[:])&^lastFragBit)
-				if _, err := readFull(c, body); err != nil {
+				if _, err := io.ReadFull(c, body); err != nil {
 					return
 				}
 				f.calls <- body
