@@ -34,10 +34,13 @@ type child struct {
 
 // maxForkFailures and forkRetry follow xinetd §7.5: a failed fork is
 // retried every 5 s, up to 5 times, unless the service says NORETRY.
-const (
-	maxForkFailures = 5
-	forkRetry       = 5 * time.Second
-)
+const maxForkFailures = 5
+
+var forkRetry = 5 * time.Second
+
+// startServer is spawn.Start; tests replace it to make forks fail, which
+// a root process cannot be made to see otherwise.
+var startServer = spawn.Start
 
 // spawnServer starts the service's server on stdio and tracks it. It
 // returns nil when the server could not be started (already logged and
@@ -63,7 +66,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		sp := t.Spec(c)
 		spec = &sp
 	}
-	proc, err := spawn.Start(*spec, stdio)
+	proc, err := startServer(*spec, stdio)
 	if err != nil {
 		if isForkFailure(err) {
 			attempt++
