@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 var (
@@ -51,31 +53,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// freePorts returns n distinct TCP+UDP ports that are free on 127.0.0.1 right now.
+// freePorts returns n distinct ports, free for TCP and UDP on every local
+// address, from outside the kernel's ephemeral range and held against
+// every other test process on the host until the test ends (see
+// internal/testnet: another process can never be handed them meanwhile).
 func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	var ports []int
-	var keep []io.Closer
-	defer func() {
-		for _, c := range keep {
-			c.Close()
-		}
-	}()
-	for len(ports) < n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			l.Close()
-			continue
-		}
-		keep = append(keep, l, u)
-		ports = append(ports, p)
-	}
-	return ports
+	return testnet.Ports(t, n)
 }
 
 // daemon is one gxinetd under test.

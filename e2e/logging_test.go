@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 // lgRecord is one structured log line, values as text.
@@ -503,6 +505,9 @@ func (s *lgIdent) seen(q string) bool {
 // port 113: one in the test, a silent one, and gxinetd's own auth builtin.
 func TestIdentUserID(t *testing.T) {
 	needRoot(t)
+	// Port 113 on 127.0.0.x is the same for every test process on the
+	// host: take turns with them instead of skipping when one has it.
+	testnet.Lock(t, "port-113")
 	good := lgIdentOn(t, "127.0.0.1", "")
 	lgIdentOn(t, "127.0.0.4", "slow")
 	lgIdentOn(t, "127.0.0.5", "bad")
@@ -997,6 +1002,7 @@ service trap
 func TestConsistencyCheckNoFalseAlarms(t *testing.T) {
 	slowIdent := os.Geteuid() == 0
 	if slowIdent {
+		testnet.Lock(t, "port-113")
 		if ln, err := net.Listen("tcp", "127.0.0.4:113"); err != nil {
 			slowIdent = false
 		} else {

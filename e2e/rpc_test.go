@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 // TestRPCServicesRegisterWithRpcbind: RPC services listen on ports the
@@ -93,6 +95,8 @@ service %s
 // TestRPCWithoutRpcbind: with no rpcbind answering, the RPC service still
 // listens and the log says, once, what could not be registered.
 func TestRPCWithoutRpcbind(t *testing.T) {
+	// No other test process may start the host's rpcbind meanwhile.
+	testnet.Lock(t, "rpcbind")
 	if c, err := net.Dial("unix", "/run/rpcbind.sock"); err == nil {
 		c.Close()
 		t.Skip("an rpcbind is running on this machine")
@@ -201,6 +205,10 @@ func unsetProgs(progs ...int) {
 // started for the test (root only) and ended by PID.
 func startRpcbind(t *testing.T) {
 	t.Helper()
+	// There is one rpcbind per host, and these tests register fixed
+	// program numbers in it and may start and stop it: one test process
+	// on the host at a time (another make test may run beside this one).
+	testnet.Lock(t, "rpcbind")
 	if c, err := net.Dial("unix", "/run/rpcbind.sock"); err == nil {
 		c.Close()
 		return

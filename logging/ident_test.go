@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 func TestParseIdentReply(t *testing.T) {
@@ -165,13 +167,9 @@ func TestIdentAgainstServer(t *testing.T) {
 }
 
 func TestIdentNoServerAndCancel(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	closedPort := ln.Addr().(*net.TCPAddr).AddrPort().Port()
-	ln.Close()
-	_, err = identQuery(context.Background(), ap("127.0.0.1:1"), ap("127.0.0.1:2"), closedPort, time.Second)
+	// A port nobody listens on, and that the kernel hands no one meanwhile.
+	closedPort := uint16(testnet.Ports(t, 1)[0])
+	_, err := identQuery(context.Background(), ap("127.0.0.1:1"), ap("127.0.0.1:2"), closedPort, time.Second)
 	var ie *IdentError
 	if !errors.As(err, &ie) || ie.Reason != IdentNoServer {
 		t.Errorf("closed port: %v, want %q", err, IdentNoServer)

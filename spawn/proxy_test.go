@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 // backend is a TCP server on a loopback address running handle for
@@ -274,12 +276,8 @@ func TestProxyConnectTimeout(t *testing.T) {
 }
 
 func TestProxyConnectRefused(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	// A port nobody listens on, and that the kernel hands no one meanwhile.
+	port := testnet.Ports(t, 1)[0]
 	c, res := proxied(t, context.Background(), "127.0.0.1", port, ProxyOptions{})
 	r := waitResult(t, res)
 	want := "spawn: redirect: connect 127.0.0.1:" + strconv.Itoa(port) + ": connect: connection refused"

@@ -2,32 +2,20 @@ package daemon
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
-// freeBlock finds n consecutive TCP ports free on 127.0.0.1.
+// freeBlock finds n consecutive ports free on every local address, held
+// for this test or benchmark alone until it ends (see internal/testnet).
 func freeBlock(tb testing.TB, n int) int {
-	for base := 31000; base+n < 60000; base += n {
-		ok := true
-		for p := base; p < base+n && ok; p++ {
-			l, err := net.Listen("tcp4", fmt.Sprintf("127.0.0.1:%d", p))
-			if err != nil {
-				ok = false
-				break
-			}
-			l.Close()
-		}
-		if ok {
-			return base
-		}
-	}
-	tb.Skipf("no block of %d free ports on 127.0.0.1", n)
-	return 0
+	tb.Helper()
+	return testnet.Block(tb, n)
 }
 
 // BenchmarkStartup1k is start-up with the 1,000 spawn services of the
