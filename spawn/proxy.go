@@ -32,6 +32,11 @@ type ProxyOptions struct {
 	// (redirect_source); the zero Addr lets the kernel choose. Upstream
 	// addresses of the other family are skipped.
 	Source netip.Addr
+	// Preamble is written to the upstream before any of the client's
+	// bytes, as soon as the connection is made: the daemon's PROXY
+	// protocol header (redirect_proxy_protocol). The session's counts do
+	// not include it.
+	Preamble []byte
 	// LookupHost resolves a non-numeric host; nil means
 	// net.DefaultResolver. It is called for every connection, so a name
 	// that moves is followed without a reload.
@@ -104,6 +109,13 @@ func proxy(ctx context.Context, client *endpoint, host string, port int, o Proxy
 	defer up.Close()
 	upstream := &endpoint{rw: up}
 	upstream.rc, _ = up.SyscallConn()
+	if len(o.Preamble) > 0 {
+		// A fresh connection's send buffer takes a header whole; writeAll
+		// still waits in the poller if it ever does not.
+		if err := upstream.writeAll(o.Preamble); err != nil {
+			return 0, 0, fmt.Errorf("spawn: redirect: sending the PROXY header: %w", err)
+		}
+	}
 
 	s := &session{client: client, upstream: upstream}
 	s.act.touch()
