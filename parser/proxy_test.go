@@ -44,7 +44,9 @@ func TestProxyAttributes(t *testing.T) {
 		{"redirect out v1", strings.Replace(redirect, "%s", " redirect_proxy_protocol = v1\n", 1), accepted, "",
 			func(s *service.Service) bool { return s.RedirectProxyProtocol == 1 }},
 		{"redirect out v2, in and out", strings.Replace(redirect, "%s", " redirect_proxy_protocol = 2\n proxy_protocol = v2\n proxy_from = 10.0.0.1\n", 1), accepted, "",
-			func(s *service.Service) bool { return s.RedirectProxyProtocol == 2 && s.ProxyProtocol == service.ProxyV2 }},
+			func(s *service.Service) bool {
+				return s.RedirectProxyProtocol == 2 && s.ProxyProtocol == service.ProxyV2
+			}},
 		{"redirect out both", strings.Replace(redirect, "%s", " redirect_proxy_protocol = v1 v2\n", 1), rejected, CodeAttrCount, nil},
 		{"redirect out bad", strings.Replace(redirect, "%s", " redirect_proxy_protocol = yes\n", 1), rejected, CodeAttrValue, nil},
 		{"redirect out without redirect", svcWith("redirect_proxy_protocol = v2"), rejected, CodeEntry, nil},

@@ -21,6 +21,10 @@ import (
 type Conn struct {
 	Remote, Local netip.AddrPort
 	RemoteKnown   bool
+	// Proxy is the load balancer the connection came through when a
+	// PROXY protocol header named Remote and Local; the server's
+	// environment does not show it (only the daemon's records do).
+	Proxy netip.AddrPort
 }
 
 // Spec is everything Start needs to run one server. The zero value of

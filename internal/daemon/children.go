@@ -120,7 +120,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 	d.children[ch.pid] = ch
 	d.mu.Unlock()
 	r.cnt.served.Add(1)
-	rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: c.Local}
+	rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: c.Local, Proxy: c.Proxy}
 	if c.RemoteKnown {
 		rec.Remote = c.Remote
 	}

@@ -63,10 +63,18 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	if svc.Flags.Has(service.FlagNoDelay) {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
+	var via netip.AddrPort
+	if svc.ProxyProtocol != 0 {
+		var done bool
+		if remote, local, via, done = r.proxyInRaw(fd, svc, remote, local); done {
+			return
+		}
+	}
 	if svc.Banner != "" {
 		// banner goes out before any check: the full path does that.
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c)
+			streamOpts(c, svc)
+			r.serveStream(proxied(c, remote, local, via), svc, remote, local)
 		}
 		return
 	}
@@ -77,6 +85,7 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 			releaseLease(dec.Lease)
 			return
 		}
+		c = proxied(c, remote, local, via)
 		if !dec.Allow {
 			d.refused(r, svc, c, remote, local, dec)
 			c.Close()
@@ -86,13 +95,13 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 		return
 	}
 	if svc.IsRedirect() {
-		d.redirect(r, svc, remote, local, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
+		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
 			return spawn.ProxyFD(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o)
 		})
 		return
 	}
 	if svc.IsInternal() {
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: via})
 		r.cnt.served.Add(1)
 		var buf [64]byte
 		var out []byte
@@ -114,6 +123,6 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	}
 	r.cnt.inflight.Add(1)
 	f := os.NewFile(uintptr(fd), "conn")
-	d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, dec.Lease, nil, 0)
+	d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Proxy: via}, dec.Lease, nil, 0)
 	r.cnt.inflight.Add(-1)
 }

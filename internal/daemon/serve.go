@@ -19,6 +19,7 @@ import (
 
 	"github.com/gxinetd/gxinetd/access"
 	"github.com/gxinetd/gxinetd/internal/builtins"
+	"github.com/gxinetd/gxinetd/internal/proxyproto"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
 	"github.com/gxinetd/gxinetd/spawn"
@@ -262,9 +263,20 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 
 // handleStream serves one accepted connection of a stream service.
 func (r *svcRun) handleStream(c net.Conn) {
-	d := r.d
 	svc := r.svc.Load()
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
+	streamOpts(c, svc)
+	if svc.ProxyProtocol != 0 {
+		var ok bool
+		if c, remote, local, ok = r.proxyIn(c, svc, remote, local); !ok {
+			return
+		}
+	}
+	r.serveStream(c, svc, remote, local)
+}
+
+// streamOpts gives an accepted connection the service's socket options.
+func streamOpts(c net.Conn, svc *service.Service) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		if svc.Flags.Has(service.FlagKeepAlive) {
 			tc.SetKeepAlive(true)
@@ -275,6 +287,12 @@ func (r *svcRun) handleStream(c net.Conn) {
 			tc.SetNoDelay(false)
 		}
 	}
+}
+
+// serveStream serves a connection whose ends are known (after its PROXY
+// header, if the service takes one): banner, checks, then the request.
+func (r *svcRun) serveStream(c net.Conn, svc *service.Service, remote, local netip.AddrPort) {
+	d := r.d
 	d.sendBanner(c, svc, svc.Banner)
 	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
 	if !dec.Allow {
@@ -305,14 +323,15 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 	}
 	d.sendBanner(c, svc, svc.BannerSuccess)
 	if svc.LogOnSuccess.Has(service.LogSuccessUserID) && !svc.Wait && svc.SocketType == service.SockStream {
-		user, err := d.ident(svc, local, remote)
+		via := proxyOf(c)
+		user, err := d.ident(svc, identLocal(local, via), remote)
 		if err == nil {
-			d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+			d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user, Proxy: via})
 		} else if svc.Flags.Has(service.FlagIDOnly) {
 			// The record's reason code comes from the ident failure
 			// (no_server, timeout, ...), as the structured formats document.
 			d.record(logging.Record{Event: logging.EventNoID, Service: svc, Remote: remote, Local: local,
-				Reason: identReason(err)})
+				Reason: identReason(err), Proxy: via})
 			r.cnt.noid.Add(1)
 			c.Close()
 			releaseLease(lease)
@@ -338,6 +357,18 @@ func (d *Daemon) ident(svc *service.Service, local, remote netip.AddrPort) (stri
 		d.log.Logf(logging.LevelError, "ident", "Bad line received from identity server at %s: %s", remote.Addr(), line)
 	}
 	return user, err
+}
+
+// identLocal is the local end an ident lookup connects from and names
+// in its query. Behind a balancer the client connected to the
+// balancer's address (the header's destination), which is the port the
+// client's ident server knows; the lookup itself must leave from an
+// address of this host, so the kernel chooses it.
+func identLocal(local, via netip.AddrPort) netip.AddrPort {
+	if !via.IsValid() {
+		return local
+	}
+	return netip.AddrPortFrom(netip.Addr{}, local.Port())
 }
 
 func identTimeout(svc *service.Service) time.Duration {
@@ -372,7 +403,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 	switch {
 	case svc.IsInternal():
 		fn, ok := builtins.Stream(svc.Builtin)
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: proxyOf(c)})
 		r.cnt.served.Add(1)
 		if ok {
 			if err := fn(d.ctx, c, svc, d.benv); err != nil && !isBenign(err) {
@@ -385,7 +416,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
 		}
 	case svc.IsRedirect():
-		d.redirect(r, svc, remote, local, lease, func(o spawn.ProxyOptions) (int64, int64, error) {
+		d.redirect(r, svc, remote, local, proxyOf(c), lease, func(o spawn.ProxyOptions) (int64, int64, error) {
 			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
 		})
 	default:
@@ -396,21 +427,29 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, lease, nil, 0)
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Proxy: proxyOf(c)}, lease, nil, 0)
 	}
 }
 
 // redirect runs one redirect session through proxy (Proxy on a net.Conn,
 // or ProxyFD on the raw path) and writes its records. The lease is
-// released when the session ends.
-func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.AddrPort, lease *access.Lease,
+// released when the session ends. via is the balancer the connection
+// came through, if a PROXY header named remote.
+func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via netip.AddrPort, lease *access.Lease,
 	proxy func(spawn.ProxyOptions) (in, out int64, err error)) {
 	start := time.Now()
-	d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+	d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: via})
 	r.cnt.served.Add(1)
-	in, out, err := proxy(spawn.ProxyOptions{
+	o := spawn.ProxyOptions{
 		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
-		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
+		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource}
+	switch svc.RedirectProxyProtocol {
+	case 1:
+		o.Preamble = proxyproto.AppendV1(make([]byte, 0, 108), remote, local)
+	case 2:
+		o.Preamble = proxyproto.AppendV2(make([]byte, 0, 52), remote, local)
+	}
+	in, out, err := proxy(o)
 	releaseLease(lease)
 	if err != nil && !isBenign(err) {
 		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
@@ -441,9 +480,10 @@ func connFile(c net.Conn) (*os.File, error) {
 // refused handles a refusal: FAIL record, banner_fail, the failure-path
 // ident lookup, and closing the listener for a cps or looping trip.
 func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
+	via := proxyOf(c)
 	if !dec.Quiet {
 		d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
-			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code()})
+			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code(), Proxy: via})
 	}
 	if c != nil {
 		d.sendBanner(c, svc, svc.BannerFail)
@@ -463,9 +503,9 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 		// The lookup must not hold the refused connection's goroutine
 		// hostage: it runs on its own, bounded by the ident timeout.
 		go func() {
-			user, err := d.ident(svc, local, remote)
+			user, err := d.ident(svc, identLocal(local, via), remote)
 			if err == nil {
-				d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+				d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user, Proxy: via})
 			} else if reason := identReason(err); reason != "no server" {
 				d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
 			}
