@@ -802,6 +802,14 @@ var ifaceLike = regexp.MustCompile(`^(lo|[A-Za-z][A-Za-z0-9_-]*[0-9]+(\.[0-9]+)?
 func hBind(e *entry, a *attrLine) bool {
 	w := a.values[0].text
 	b := service.Bind{Text: w}
+	if IsBindTemplate(w) {
+		if !e.bindTemplate(a, w) {
+			return false
+		}
+		b.Template = w
+		e.svc.Bind = b
+		return true
+	}
 	if ip, err := netip.ParseAddr(w); err == nil {
 		b.Addr = ip.Unmap()
 		if ip.Is4In6() {

@@ -307,6 +307,10 @@ func spaceOf(s *service.Service) listenSpace {
 	}
 	sp.addr = s.Bind.Addr
 	sp.iface = s.Bind.Interface
+	if s.Bind.Template != "" {
+		// Like an interface: its addresses are known only on the host.
+		sp.iface = "{{" + s.Bind.Template
+	}
 	return sp
 }
 

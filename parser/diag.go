@@ -46,6 +46,8 @@ const (
 	WarnRelativePath  = "W-RELATIVE-PATH"   // relative server path
 	NoticeSkippedFile = "N-SKIPPED-FILE"    // includedir entry skipped by name
 	NoticeDisabled    = "N-DISABLED"        // service switched off by enabled/disabled
+	// NoticeBindTemplate says what a bind template gives on this host.
+	NoticeBindTemplate = "N-BIND-TEMPLATE"
 )
 
 // srcOf converts a position to the model's Source.

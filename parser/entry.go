@@ -479,6 +479,10 @@ func (e *entry) dispatch(a *attrLine) {
 			return
 		}
 	}
+	if spec.name == "bind" && len(a.values) > 1 && IsBindTemplate(a.values[0].text) {
+		// A go-sockaddr template is one value, blanks and all.
+		a.values = []word{{text: joinWords(a.values), col: a.values[0].col}}
+	}
 	switch {
 	case spec.n > 0 && len(a.values) != spec.n:
 		e.errAt(a, -1, CodeAttrCount, fmt.Sprintf("attribute %s expects %d values and %d values were specified", a.name, spec.n, len(a.values)))

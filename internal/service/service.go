@@ -175,6 +175,10 @@ type Bind struct {
 	// IfaceFamily restricts an interface bind to one family (FamilyIPv4
 	// or FamilyIPv6); FamilyDual means every address of the interface.
 	IfaceFamily Family `json:"iface_family,omitempty"`
+	// Template is set when the value is a go-sockaddr template
+	// (`{{ GetPrivateIP }}`): the daemon listens on what it gives on
+	// this host and follows changes, as for an interface.
+	Template string `json:"template,omitempty"`
 }
 
 // IsZero reports whether no bind was configured (listen on all addresses).
