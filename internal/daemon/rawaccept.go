@@ -95,8 +95,8 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 		return
 	}
 	if svc.IsRedirect() {
-		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
-			return spawn.ProxyFD(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o)
+		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
+			spawn.ProxyFDAsync(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 		return
 	}

@@ -416,8 +416,8 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
 		}
 	case svc.IsRedirect():
-		d.redirect(r, svc, remote, local, proxyOf(c), lease, func(o spawn.ProxyOptions) (int64, int64, error) {
-			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
+		d.redirect(r, svc, remote, local, proxyOf(c), lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
+			spawn.ProxyAsync(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 	default:
 		f, err := connFile(c)
@@ -431,13 +431,15 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 	}
 }
 
-// redirect runs one redirect session through proxy (Proxy on a net.Conn,
-// or ProxyFD on the raw path) and writes its records. The lease is
-// released when the session ends. via is the balancer the connection
-// came through, if a PROXY header named remote.
+// redirect starts one redirect session through start (ProxyAsync on a
+// net.Conn, or ProxyFDAsync on the raw path), which returns once the
+// upstream is connected: the session then runs in the relay, with no
+// goroutine of its own, and its end writes the records and releases the
+// lease. via is the balancer the connection came through, if a PROXY
+// header named remote.
 func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via netip.AddrPort, lease *access.Lease,
-	proxy func(spawn.ProxyOptions) (in, out int64, err error)) {
-	start := time.Now()
+	start func(o spawn.ProxyOptions, done func(in, out int64, err error))) {
+	begin := time.Now()
 	d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: via})
 	r.cnt.served.Add(1)
 	o := spawn.ProxyOptions{
@@ -449,17 +451,19 @@ func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via ne
 	case 2:
 		o.Preamble = proxyproto.AppendV2(make([]byte, 0, 52), remote, local)
 	}
-	in, out, err := proxy(o)
-	releaseLease(lease)
-	if err != nil && !isBenign(err) {
-		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
-	}
-	r.cnt.bytesIn.Add(uint64(in))
-	r.cnt.bytesOut.Add(uint64(out))
-	if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
-		d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
-	}
-	d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
+	start(o, func(in, out int64, err error) {
+		// Called by the relay's goroutine: nothing here may wait.
+		releaseLease(lease)
+		if err != nil && !isBenign(err) {
+			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
+		}
+		r.cnt.bytesIn.Add(uint64(in))
+		r.cnt.bytesOut.Add(uint64(out))
+		if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
+			d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
+		}
+		d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(begin)})
+	})
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
