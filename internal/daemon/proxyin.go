@@ -124,9 +124,16 @@ func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.A
 		return nil, remote, local, false
 	}
 	var buf [proxyproto.MaxLen]byte
-	c.SetReadDeadline(time.Now().Add(proxyTimeout(svc)))
-	h, err := proxyproto.Read(rc, &buf, proxyproto.Versions(svc.ProxyProtocol))
-	c.SetReadDeadline(time.Time{})
+	versions := proxyproto.Versions(svc.ProxyProtocol)
+	var h proxyproto.Header
+	// Nearly always the header is there already: take it without arming
+	// a deadline (two timer operations per connection otherwise).
+	rc.Control(func(fd uintptr) { h, err = proxyproto.Take(int(fd), &buf, versions) })
+	if err == proxyproto.ErrIncomplete {
+		c.SetReadDeadline(time.Now().Add(proxyTimeout(svc)))
+		h, err = proxyproto.Read(rc, &buf, versions)
+		c.SetReadDeadline(time.Time{})
+	}
 	if err != nil {
 		reason := access.ReasonProxyMalformed
 		if errors.Is(err, os.ErrDeadlineExceeded) {
