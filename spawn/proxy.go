@@ -129,10 +129,49 @@ func ProxyFDAsync(ctx context.Context, fd int, host string, port int, o ProxyOpt
 // startRelay connects the upstream, sends the preamble and hands both
 // sockets to the relay. cfd is the client's non-blocking descriptor,
 // closed by closeClient.
+//
+// An upstream that is one address (a numeric redirect host, the usual
+// case) is connected by the relay itself: the connect is started here
+// and the session goes into the relay at once, its preamble queued as
+// the first bytes for the upstream; the relay sees the connection
+// complete (or fail, or time out) like any other readiness. A host name
+// is resolved and its addresses tried one after the other here, as
+// before, and the connected socket then handed over.
 func startRelay(ctx context.Context, cfd int, closeClient func(), host string, port int, o ProxyOptions,
 	done func(in, out int64, err error)) {
 	if o.NoDelay {
 		_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	l, lerr := relaySet()
+	if a, err := netip.ParseAddr(host); err == nil && lerr == nil && port > 0 && port <= 65535 &&
+		(!o.Source.IsValid() || a.Unmap().Is4() == o.Source.Unmap().Is4()) {
+		timeout := o.ConnectTimeout
+		if timeout <= 0 {
+			timeout = DefaultConnectTimeout
+		}
+		deadline := time.Now().Add(timeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		target := net.JoinHostPort(host, strconv.Itoa(port))
+		ufd, inProgress, err := connectStart(a, port, o)
+		if err != nil {
+			closeClient()
+			done(0, 0, fmt.Errorf("spawn: redirect: connect %s: %w", target, err))
+			return
+		}
+		s := newRelaySession(cfd, ufd, o, func() { closeClient(); unix.Close(ufd) }, done)
+		s.target, s.connDeadline = target, deadline
+		if inProgress {
+			s.connecting = true
+			s.upstream.readable, s.upstream.writable = false, false
+		}
+		if len(o.Preamble) > 0 {
+			s.dirs[0].pending = append([]byte(nil), o.Preamble...)
+			s.dirs[0].preamble = len(o.Preamble)
+		}
+		s.start(ctx, l)
+		return
 	}
 	up, err := dialUpstream(ctx, host, port, o)
 	if err != nil {
@@ -152,10 +191,7 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 			return
 		}
 	}
-	ufd := -1
-	upstream.rc.Control(func(f uintptr) { ufd = int(f) })
-	l, err := relaySet()
-	if err != nil {
+	if lerr != nil {
 		// No epoll set to be had: copy with goroutines.
 		go func() {
 			cf := os.NewFile(uintptr(cfd), "client")
@@ -167,27 +203,45 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 		}()
 		return
 	}
-	s := &relaySession{
-		client:   relayEnd{fd: cfd, readable: true, writable: true},
-		upstream: relayEnd{fd: ufd, readable: true, writable: true},
-		idle:     o.IdleTimeout,
-		last:     time.Now(),
-		closers:  func() { closeClient(); up.Close() },
-		done: func(in, out int64, err error) {
-			if err != nil && !errors.Is(err, ErrIdleTimeout) {
-				err = fmt.Errorf("spawn: redirect: %w", err)
-			}
-			done(in, out, err)
-		},
+	ufd := -1
+	upstream.rc.Control(func(f uintptr) { ufd = int(f) })
+	s := newRelaySession(cfd, ufd, o, func() { closeClient(); up.Close() }, done)
+	s.start(ctx, l)
+}
+
+// connectStart opens a non-blocking socket to addr:port with the
+// options' socket settings and starts connecting it.
+func connectStart(addr netip.Addr, port int, o ProxyOptions) (fd int, inProgress bool, err error) {
+	addr = addr.Unmap()
+	family := unix.AF_INET6
+	if addr.Is4() {
+		family = unix.AF_INET
 	}
-	s.dirs[0] = relayDir{src: &s.client, dst: &s.upstream, n: &s.in}
-	s.dirs[1] = relayDir{src: &s.upstream, dst: &s.client, n: &s.out}
-	s.stop = context.AfterFunc(ctx, func() { s.abort(ctx.Err()) })
-	if err := l.add(s); err != nil {
-		s.stop()
-		s.closers()
-		done(0, 0, fmt.Errorf("spawn: redirect: %w", err))
+	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, false, os.NewSyscallError("socket", err)
 	}
+	if o.NoDelay {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	if o.KeepAlive {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	if o.Source.IsValid() {
+		if err := unix.Bind(fd, sockaddr(o.Source.Unmap(), 0)); err != nil {
+			unix.Close(fd)
+			return -1, false, os.NewSyscallError("bind", err)
+		}
+	}
+	err = unix.Connect(fd, sockaddr(addr, port))
+	switch err {
+	case nil:
+		return fd, false, nil
+	case unix.EINPROGRESS, unix.EINTR:
+		return fd, true, nil
+	}
+	unix.Close(fd)
+	return -1, false, os.NewSyscallError("connect", err)
 }
 
 func proxy(ctx context.Context, client *endpoint, host string, port int, o ProxyOptions) (in, out int64, err error) {

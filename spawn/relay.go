@@ -2,7 +2,9 @@ package spawn
 
 import (
 	"container/heap"
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -60,6 +62,7 @@ type relayDir struct {
 	pipe     [2]int
 	piped    int // bytes in the pipe
 	splicing bool
+	preamble int // leading bytes of pending that are the options' Preamble, not counted
 }
 
 // relaySession is one proxied connection pair.
@@ -77,10 +80,46 @@ type relaySession struct {
 	done     func(in, out int64, err error)
 	stop     func() bool // unregisters the context's abort
 
+	// connecting is set while the relay itself connects the upstream,
+	// until connDeadline; target names it in errors.
+	connecting   bool
+	connDeadline time.Time
+	target       string
+
 	mu     sync.Mutex // closed and err, shared with the context's abort
 	closed bool
 	err    error
 }
+
+func newRelaySession(cfd, ufd int, o ProxyOptions, closers func(), done func(in, out int64, err error)) *relaySession {
+	s := &relaySession{
+		client:   relayEnd{fd: cfd, readable: true, writable: true},
+		upstream: relayEnd{fd: ufd, readable: true, writable: true},
+		idle:     o.IdleTimeout,
+		last:     time.Now(),
+		closers:  closers,
+		done:     done,
+	}
+	s.dirs[0] = relayDir{src: &s.client, dst: &s.upstream, n: &s.in}
+	s.dirs[1] = relayDir{src: &s.upstream, dst: &s.client, n: &s.out}
+	return s
+}
+
+// start hands the session to l; a cancelled ctx aborts it.
+func (s *relaySession) start(ctx context.Context, l *relayLoop) {
+	s.stop = context.AfterFunc(ctx, func() { s.abort(ctx.Err()) })
+	if err := l.add(s); err != nil {
+		s.stop()
+		s.closers()
+		s.done(0, 0, fmt.Errorf("spawn: redirect: %w", err))
+	}
+}
+
+// connectError is a failure of the upstream connection itself.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
 
 // relayLoop is one epoll set and its goroutine.
 type relayLoop struct {
@@ -223,14 +262,31 @@ func (l *relayLoop) turn(s *relaySession) {
 	if s.closed {
 		return
 	}
-	if s.idle > 0 && !s.timed {
+	if !s.timed && (s.connecting || s.idle > 0) {
 		// The heap is the loop's: a session enters it on its first turn.
 		s.timed = true
-		l.idle.add(s, s.last.Add(s.idle))
+		l.idle.add(s, s.deadline())
 	}
 	s.mu.Lock()
 	err := s.err
 	s.mu.Unlock()
+	if err == nil && s.connecting && (s.upstream.writable || s.upstream.readable) {
+		// The connect has ended, one way or the other.
+		v, gerr := unix.GetsockoptInt(s.upstream.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		switch {
+		case gerr != nil:
+			err = &connectError{os.NewSyscallError("getsockopt", gerr)}
+		case v != 0:
+			err = &connectError{os.NewSyscallError("connect", unix.Errno(v))}
+		default:
+			s.connecting = false
+			s.upstream.readable, s.upstream.writable = true, true
+			if s.timed && s.idle == 0 {
+				l.idle.remove(s)
+				s.timed = false
+			}
+		}
+	}
 	if err == nil {
 		for i := range s.dirs {
 			if err = l.pump(s, &s.dirs[i]); err != nil {
@@ -285,6 +341,11 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 		if d.eof {
 			d.done = true
 			d.closePipe()
+			if s.dirs[0].done && s.dirs[1].done {
+				// Both ends are closed next, which sends the FIN (each
+				// socket's input has been read to its end).
+				return nil
+			}
 			if err := unix.Shutdown(d.dst.fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
 				return os.NewSyscallError("shutdown", err)
 			}
@@ -392,17 +453,40 @@ func (l *relayLoop) finish(s *relaySession, err error) {
 	delete(l.byFD, int32(s.client.fd))
 	delete(l.byFD, int32(s.upstream.fd))
 	l.mu.Unlock()
-	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.client.fd, nil)
-	unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.upstream.fd, nil)
 	for i := range s.dirs {
 		s.dirs[i].closePipe()
 		s.dirs[i].pending = nil
 	}
+	// Closing a socket takes it out of the set (nothing else holds its
+	// file): no EPOLL_CTL_DEL. An event for it already fetched in this
+	// batch finds no session, or at worst a new one on a reused number,
+	// which it only makes try a read or write that says EAGAIN.
 	s.closers()
 	if s.timed {
 		l.idle.remove(s)
 	}
+	var ce *connectError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce):
+		err = fmt.Errorf("spawn: redirect: connect %s: %w", s.target, ce.err)
+	case errors.Is(err, ErrIdleTimeout):
+	default:
+		err = fmt.Errorf("spawn: redirect: %w", err)
+	}
 	s.done(s.in, s.out, err)
+}
+
+// deadline is when the session must next be looked at by the clock: the
+// connect deadline while connecting, else the end of the idle timeout.
+func (s *relaySession) deadline() time.Time {
+	if s.connecting {
+		return s.connDeadline
+	}
+	if s.idle > 0 {
+		return s.last.Add(s.idle)
+	}
+	return time.Time{}
 }
 
 // abort ends a session from outside its set's goroutine (a cancelled
@@ -472,13 +556,24 @@ func (l *relayLoop) expire() {
 			break
 		}
 		s := top.s
-		if at := s.last.Add(s.idle); at.After(now) {
+		at := s.deadline()
+		if at.IsZero() {
+			heap.Pop(&l.idle) // connected, and no idle timeout
+			s.timed = false
+			continue
+		}
+		if at.After(now) {
 			l.idle.items[0].at = at
 			heap.Fix(&l.idle, 0)
 			continue
 		}
 		heap.Pop(&l.idle)
-		l.finish(s, ErrIdleTimeout)
+		s.timed = false
+		if s.connecting {
+			l.finish(s, &connectError{os.ErrDeadlineExceeded})
+		} else {
+			l.finish(s, ErrIdleTimeout)
+		}
 	}
 	var next time.Time
 	if l.idle.Len() > 0 {
