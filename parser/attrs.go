@@ -40,9 +40,18 @@ type attrSpec struct {
 	handle func(e *entry, a *attrLine) bool
 	// gxinetd marks attributes xinetd 2.3.15 does not have.
 	gxinetd bool
-	// bit identifies the attribute in entry.set.
-	bit uint64
+	// bit identifies the attribute in entry.set (1-based; 0 = not yet
+	// numbered).
+	bit int
 }
+
+// attrSet is a set of attributes by attrSpec.bit. Four words leave room
+// for every attribute xinetd has and gxinetd's own, with space to grow
+// (one word overflowed once the unix-socket and rate attributes came).
+type attrSet [4]uint64
+
+func (s *attrSet) has(bit int) bool { return s[bit>>6]&(1<<(bit&63)) != 0 }
+func (s *attrSet) add(bit int)      { s[bit>>6] |= 1 << (bit & 63) }
 
 var (
 	attrSpecs         map[string]*attrSpec
@@ -127,14 +136,14 @@ func init() {
 	add("connect_timeout", kindFixed, 1, S|X, hConnectTimeout)
 	add("ident_timeout", kindFixed, 1, S|D|X, hIdentTimeout)
 
-	var next uint64 = 1
+	next := 1
 	for _, name := range AttributeNames() {
 		sp := attrSpecs[name]
 		if sp.bit == 0 {
-			if next == 0 {
-				panic("parser: more than 64 attributes")
+			if next >= len(attrSet{})*64 {
+				panic("parser: too many attributes for attrSet")
 			}
-			sp.bit, next = next, next<<1
+			sp.bit, next = next, next+1
 		}
 		if sp.inService {
 			serviceAttrNames = append(serviceAttrNames, name)

@@ -220,8 +220,29 @@ func TestAttributes(t *testing.T) {
 		{"idle_timeout = -3", rejected, CodeAttrValue, nil},
 		{"max_bytes = 1m", accepted, "", func(s *service.Service) bool { return s.MaxBytes == 1<<20 }},
 		{"max_bytes = lots", rejected, CodeAttrValue, nil},
-		{"metrics = 127.0.0.1:9101", rejected, CodeAttrDefaults, nil},
-		{"enabled = x", rejected, CodeAttrDefaults, nil},
+		// Only allowed in defaults: xinetd ignores such a line in a
+		// service, and so does gxinetd (with an error, so -t says so).
+		{"metrics = 127.0.0.1:9101", accepted, CodeAttrDefaults, nil},
+		{"enabled = x", accepted, CodeAttrDefaults, nil},
+		// Unknown attributes are ignored with a warning, as xinetd does,
+		// except near misses of an access restriction.
+		{"frobnicate = yes", accepted, WarnAttrUnknown, nil},
+		{"kafel_rule = allow", accepted, WarnAttrUnknown, nil},
+		{"per_sourse = 3", accepted, WarnAttrUnknown, nil},
+		{"no_acess = 10.0.0.1", rejected, CodeAttrUnknown, nil},
+		{"disabel = yes", rejected, CodeAttrUnknown, nil},
+		// A '#' after exactly the values of a fixed attribute starts a
+		// comment; anywhere else it is a value, as in xinetd.
+		{"per_source = 2 # the maximum instances of this service per source IP address", accepted, WarnInlineComment,
+			func(s *service.Service) bool { return s.PerSource == 2 }},
+		{"rlimit_cpu = 20 # the maximum number of CPU seconds that the service may use", accepted, WarnInlineComment,
+			func(s *service.Service) bool { return s.Rlim.CPU.Set && s.Rlim.CPU.Value == 20 }},
+		{"cps = 10 5 #rate", accepted, WarnInlineComment, func(s *service.Service) bool { return s.CPS == service.CPS{Rate: 10, Wait: 5} }},
+		{"cps = 10 # no wait", rejected, CodeAttrCount, nil},
+		{"per_source = 2 3 # two", rejected, CodeAttrCount, nil},
+		{"per_source = 2#x", rejected, CodeAttrValue, nil},
+		{"server_args = -v # verbose", accepted, WarnHashValue,
+			func(s *service.Service) bool { return len(s.ServerArgs) == 3 && s.ServerArgs[1] == "#" }},
 		{"mdns = yes", accepted, WarnObsolete, nil},
 		{"only_form = 10.0.0.1", rejected, CodeAttrUnknown, nil},
 		{"port += 5", accepted, CodeAlreadySet, func(s *service.Service) bool { return s.Port == 5000 }},

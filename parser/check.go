@@ -134,7 +134,10 @@ func (l *loader) complete(e *readEntry) {
 	}
 
 	// Port from /etc/services.
-	if s.Port == 0 && !mux && !rpc && !unlisted && s.Protocol != "" {
+	if s.Port == 0 && e.wrote("port") {
+		// A refused port line was reported; looking the name up would
+		// only add a second message about the same line.
+	} else if s.Port == 0 && !mux && !rpc && !unlisted && s.Protocol != "" {
 		if p, ok := l.sys.ServicePort(s.Name, s.Protocol); ok {
 			s.Port = p
 			c.implied("port")
@@ -217,6 +220,16 @@ func (l *loader) complete(e *readEntry) {
 	// Required attributes, counting what the entry set plus what was
 	// inferred above.
 	missing := func(attr string) {
+		// Written but refused (or implied by a refused line): that
+		// line's message already says what is wrong.
+		switch {
+		case e.wrote(attr):
+			return
+		case attr == "protocol" && s.SocketType == service.SockUnset && e.wrote("socket_type"):
+			return
+		case attr == "socket_type" && s.Protocol == "" && e.wrote("protocol"):
+			return
+		}
 		c.err(CodeMissingAttr, fmt.Sprintf("Service %s missing attribute %s - DISABLING", s.ID, attr))
 	}
 	if s.SocketType == service.SockUnset {
@@ -264,6 +277,13 @@ func (l *loader) complete(e *readEntry) {
 			c.warn(WarnUserID113, "log_on_failure", s.ID+" service: clearing USERID option from log_on_failure")
 		}
 	}
+}
+
+// wrote reports whether the entry had a line for attr, whether or not
+// its value was accepted.
+func (e *readEntry) wrote(attr string) bool {
+	sp := attrSpecs[attr]
+	return sp != nil && e.tried.has(sp.bit)
 }
 
 func (l *loader) protoNum(name string) int {
