@@ -23,6 +23,7 @@ type converter struct {
 	rules        []hostsRule
 	sys          *sysdb.DB
 	stderr       io.Writer
+	det          inetd.Detection // the dialect the file is read with, and why
 
 	lossy bool
 	lines []string
@@ -69,10 +70,21 @@ func (c *converter) lose(format string, a ...any) {
 	c.report(format, a...)
 }
 
+// opts reads the file in the dialect asked for, or the one recognised
+// in it; lines read on their own (commented-out entries) use the
+// dialect chosen for the whole file.
 func (c *converter) opts() inetd.Options { return inetd.Options{Sys: c.sys, Dialect: c.dialect} }
+
+func (c *converter) lineOpts() inetd.Options {
+	return inetd.Options{Sys: c.sys, Dialect: c.det.Dialect}
+}
 
 // convert reads inetd.conf text and lays out the xinetd.conf blocks.
 func (c *converter) convert(data []byte) (*output, bool) {
+	c.det = inetd.Detect(data)
+	if c.dialect != "" {
+		c.det = inetd.Detection{Dialect: strings.ToLower(c.dialect), Explicit: true}
+	}
 	svcs, diags := inetd.Parse(c.file, data, c.opts())
 	c.dups = map[string]string{}
 	for _, d := range diags {
@@ -175,10 +187,14 @@ func printable(s string) string {
 }
 
 func (c *converter) header() []string {
-	return []string{
-		fmt.Sprintf("# xinetd.conf converted from %s by xconv (gxinetd), reading it as the %s inetd.conf dialect.", c.file, c.dialect),
-		`# Lines starting with "# xconv:" say what could not be carried over exactly.`,
+	h := []string{
+		fmt.Sprintf("# xinetd.conf converted from %s by xconv (gxinetd), reading it as the %s inetd.conf dialect", c.file, c.det.Dialect),
+		"# (" + c.det.Reason() + ").",
 	}
+	if len(c.det.Against) > 0 {
+		h = append(h, "# xconv: the file's dialect signals disagree: "+strings.Join(c.det.Against, "; ")+"; run xconv -dialect D to choose.")
+	}
+	return append(h, `# Lines starting with "# xconv:" say what could not be carried over exactly.`)
 }
 
 // defaults adds `groups = yes` when an external server runs: inetd
@@ -210,7 +226,7 @@ func (c *converter) disabled(line string, n int, used map[string]bool) []*block 
 	if t == "" || t[0] == '#' {
 		return nil
 	}
-	svcs, diags := inetd.Parse(c.file, []byte(t), c.opts())
+	svcs, diags := inetd.Parse(c.file, []byte(t), c.lineOpts())
 	if len(svcs) == 0 || diags.HasErrors() {
 		return nil
 	}

@@ -43,7 +43,7 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	if data, err := os.ReadFile(path); err == nil && inetd.Sniff(data) {
 		cfg := loadInetd(o, db, path)
 		cfg.Diags = append(service.Diags{{Pos: service.Source{File: path}, Severity: service.SevNotice,
-			Code: "N-LANGUAGE", Msg: "read as inetd.conf (dialect " + dialectName(o.Dialect) + "): the file has no service blocks and its lines have inetd.conf's fields"}}, cfg.Diags...)
+			Code: "N-LANGUAGE", Msg: "read as inetd.conf: the file has no service blocks and its lines have inetd.conf's fields (N-DIALECT-CHOSEN says which dialect)"}}, cfg.Diags...)
 		return cfg
 	}
 	cfg := parser.Load(path, parser.Options{Sys: db, CheckOwnership: o.CheckOwnership})
@@ -67,13 +67,6 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	}
 	applyGlobal(o, cfg)
 	return cfg
-}
-
-func dialectName(d string) string {
-	if d == "" {
-		return inetd.DefaultDialect
-	}
-	return d
 }
 
 func inetdOptions(o *Options, db *sysdb.DB) inetd.Options {

@@ -15,7 +15,8 @@ type Options struct {
 	// sysdb.System.
 	Sys *sysdb.DB
 	// Dialect is "freebsd", "openbsd", "netbsd" or "linux"; "" means
-	// DefaultDialect. See Dialects.
+	// the dialect Detect recognises in the file (DefaultDialect when
+	// nothing in it decides). See Dialects.
 	Dialect string
 
 	// The FreeBSD inetd command-line limits. They apply to entries that
@@ -129,6 +130,8 @@ const (
 	CodeDgramNowait    = "W-DGRAM-NOWAIT"     // an external dgram service with nowait
 	CodeBindFamily     = "W-BIND-FAMILY"      // -a address does not fit the entry's family
 	CodeDialectNotice  = "N-DIALECT"          // which dialect's reading was used
+	CodeDialectChosen  = "N-DIALECT-CHOSEN"   // the dialect of the whole file, and why
+	CodeDialectSignals = "W-DIALECT-SIGNALS"  // the file's dialect signals disagree
 	CodeDefaultAddress = "N-DEFAULT-ADDRESS"  // an addr: line changes the default address
 )
 
@@ -160,12 +163,8 @@ func Parse(name string, data []byte, opt Options) ([]*service.Service, service.D
 	if p.sys == nil {
 		p.sys = sysdb.System
 	}
-	dn := opt.Dialect
-	if dn == "" {
-		dn = DefaultDialect
-	}
-	p.d = dialects[strings.ToLower(dn)]
-	if p.d == nil {
+	dn := strings.ToLower(opt.Dialect)
+	if dn != "" && dialects[dn] == nil {
 		p.diags = append(p.diags, service.Diag{Pos: service.Source{File: name, Origin: "flag"}, Severity: service.SevError,
 			Code: CodeDialect, Fatal: true,
 			Msg: fmt.Sprintf("unknown inetd.conf dialect %q (want one of %s)", opt.Dialect, strings.Join(Dialects, ", "))})
@@ -174,9 +173,32 @@ func Parse(name string, data []byte, opt Options) ([]*service.Service, service.D
 	if !p.parseBindOption() {
 		return nil, p.diags
 	}
+	det := detectFor(data, dn)
+	p.d = dialects[det.Dialect]
+	p.reportDialect(det)
 	p.read(data)
 	p.finish()
 	return p.out, p.diags
+}
+
+// reportDialect says which dialect the file is read with and why, and
+// warns when the file's own evidence points elsewhere.
+func (p *parser) reportDialect(det Detection) {
+	pos := service.Source{File: p.file}
+	if det.Line > 0 && !det.Explicit {
+		pos.Line, pos.Col = det.Line, 1
+	}
+	p.diags = append(p.diags, service.Diag{Pos: pos, Severity: service.SevNotice, Code: CodeDialectChosen,
+		Msg: fmt.Sprintf("read as the %s inetd.conf dialect: %s", det.Dialect, det.Reason())})
+	if len(det.Against) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("the file's dialect signals disagree: it is read as %s, but %s; choose with -dialect if %s is not right",
+		det.Dialect, strings.Join(det.Against, "; "), det.Dialect)
+	if det.Explicit {
+		msg = fmt.Sprintf("-dialect %s, but the file points elsewhere: %s", det.Dialect, strings.Join(det.Against, "; "))
+	}
+	p.diags = append(p.diags, service.Diag{Pos: service.Source{File: p.file}, Severity: service.SevWarning, Code: CodeDialectSignals, Msg: msg})
 }
 
 // Sniff reports whether data looks like inetd.conf rather than
