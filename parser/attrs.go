@@ -135,6 +135,8 @@ func init() {
 	add("max_bytes", kindFixed, 1, S|X, hMaxBytes)
 	add("connect_timeout", kindFixed, 1, S|X, hConnectTimeout)
 	add("ident_timeout", kindFixed, 1, S|D|X, hIdentTimeout)
+	add("cpm", kindFixed, 1, S|D|X, hCPM)
+	add("per_source_cpm", kindFixed, 1, S|D|X, hPerSourceCPM)
 
 	next := 1
 	for _, name := range AttributeNames() {
@@ -1121,6 +1123,35 @@ func hMaxBytes(e *entry, a *attrLine) bool {
 	}
 	e.svc.MaxBytes = int64(v)
 	return true
+}
+
+// perMinute parses the count of cpm and per_source_cpm: 0 turns the
+// limit off, as -R 0 does for FreeBSD inetd.
+func perMinute(e *entry, a *attrLine) (int, bool) {
+	n, err := strconv.ParseUint(a.values[0].text, 10, 31)
+	if err != nil {
+		e.valueErr(a, 0, fmt.Sprintf("Bad value for %s: %s (a number of connections per minute; 0 for no limit)", a.name, a.values[0].text))
+		return 0, false
+	}
+	return int(n), true
+}
+
+// hCPM is inetd's invocation rate (`nowait.N`, FreeBSD -R): at most N
+// new connections (or, for wait services, server starts) per minute; one
+// more stops the service for ten minutes.
+func hCPM(e *entry, a *attrLine) bool {
+	n, ok := perMinute(e, a)
+	e.svc.Inetd.PerMinute = n
+	return ok
+}
+
+// hPerSourceCPM is FreeBSD inetd's max-connections-per-ip-per-minute
+// (`nowait/C/N`, -C): a client address over N connections in a minute is
+// refused; the service keeps serving others.
+func hPerSourceCPM(e *entry, a *attrLine) bool {
+	n, ok := perMinute(e, a)
+	e.svc.Inetd.PerIPPerMinute = n
+	return ok
 }
 
 // baseName is argv[0] for a server without NAMEINARGS.

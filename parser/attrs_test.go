@@ -220,6 +220,11 @@ func TestAttributes(t *testing.T) {
 		{"idle_timeout = -3", rejected, CodeAttrValue, nil},
 		{"max_bytes = 1m", accepted, "", func(s *service.Service) bool { return s.MaxBytes == 1<<20 }},
 		{"max_bytes = lots", rejected, CodeAttrValue, nil},
+		{"cpm = 30", accepted, "", func(s *service.Service) bool { return s.Inetd.PerMinute == 30 }},
+		{"cpm = 0", accepted, "", func(s *service.Service) bool { return s.Inetd.PerMinute == 0 }},
+		{"cpm = -1", rejected, CodeAttrValue, nil},
+		{"per_source_cpm = 10", accepted, "", func(s *service.Service) bool { return s.Inetd.PerIPPerMinute == 10 }},
+		{"per_source_cpm = ten", rejected, CodeAttrValue, nil},
 		// Only allowed in defaults: xinetd ignores such a line in a
 		// service, and so does gxinetd (with an error, so -t says so).
 		{"metrics = 127.0.0.1:9101", accepted, CodeAttrDefaults, nil},

@@ -81,6 +81,17 @@ func TestDefaults(t *testing.T) {
 			}
 		})
 	}
+	t.Run("cpm and per_source_cpm reach services", func(t *testing.T) {
+		cfg := parseText(t, "defaults\n{\n\tcpm = 256\n\tper_source_cpm = 20\n}\n"+fmt.Sprintf(okSvc, "a", 5000)+
+			strings.Replace(fmt.Sprintf(okSvc, "b", 5001), "}", "\tcpm = 30\n}", 1))
+		a, b := findService(cfg, "a"), findService(cfg, "b")
+		if a.Inetd.PerMinute != 256 || a.Inetd.PerIPPerMinute != 20 || a.Origins["cpm"].Origin != "defaults" {
+			t.Errorf("a: %+v %v", a.Inetd, a.Origins["cpm"])
+		}
+		if b.Inetd.PerMinute != 30 || b.Inetd.PerIPPerMinute != 20 {
+			t.Errorf("b: %+v", b.Inetd)
+		}
+	})
 	t.Run("second block in one file ignored", func(t *testing.T) {
 		cfg := parseText(t, "defaults\n{\n\tinstances = 3\n}\ndefaults\n{\n\tinstances = 4\n\tper_source = 2\n}\n"+fmt.Sprintf(okSvc, "a", 5000))
 		if !hasCode(cfg.Diags, CodeDefaultsDup) || cfg.Defaults.Instances != 3 || cfg.Defaults.PerSource != service.Unlimited {

@@ -204,7 +204,8 @@ const (
 )
 
 // InetdLimits are the per-entry limits of inetd.conf dialects, and the
-// command-line limits of FreeBSD inetd, expressed in one shape. The parser
+// command-line limits of FreeBSD inetd, expressed in one shape. The
+// xinetd.conf attributes cpm and per_source_cpm set the same two rates. The parser
 // maps them onto the common attributes where the meaning is the same
 // (max-child -> Instances, max-child-per-ip -> PerSource) and keeps the
 // per-minute rates here; the access engine enforces both.
@@ -397,6 +398,10 @@ type Defaults struct {
 
 	IdentTimeout int `json:"ident_timeout,omitempty"`
 	Backlog      int `json:"backlog,omitempty"`
+	// CPM and PerSourceCPM are the cpm and per_source_cpm attributes
+	// (service.InetdLimits' PerMinute and PerIPPerMinute); 0 is off.
+	CPM          int `json:"cpm,omitempty"`
+	PerSourceCPM int `json:"per_source_cpm,omitempty"`
 
 	// Metrics is the address of the optional Prometheus listener
 	// (`metrics = 127.0.0.1:9101`); MetricsOnlyFrom restricts its clients.

@@ -405,20 +405,20 @@ func (p *parser) limits(s *service.Service, v *vals) {
 		s.Inetd.PerIPPerMinute = v.perIPMin
 	case p.opt.PerIPPerMinute > 0:
 		s.Inetd.PerIPPerMinute = p.opt.PerIPPerMinute
-		s.Origins["per_ip_per_minute"] = flag
+		s.Origins["per_source_cpm"] = flag
 	}
 	switch {
 	case v.perMinute >= 0:
 		s.Inetd.PerMinute = v.perMinute
 	case p.opt.PerMinute > 0:
 		s.Inetd.PerMinute = p.opt.PerMinute
-		s.Origins["per_minute"] = flag
+		s.Origins["cpm"] = flag
 	case p.opt.PerMinute < 0:
 		s.Inetd.PerMinute = 0
-		s.Origins["per_minute"] = flag
+		s.Origins["cpm"] = flag
 	default:
 		s.Inetd.PerMinute = p.d.defaultRate
-		s.Origins["per_minute"] = service.Source{Origin: "default"}
+		s.Origins["cpm"] = service.Source{Origin: "default"}
 	}
 }
 

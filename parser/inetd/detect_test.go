@@ -11,8 +11,8 @@ import (
 func TestDetect(t *testing.T) {
 	cases := []struct {
 		name, text, want string
-		reason          string // part of the reason
-		against         bool   // signals that do not fit are reported
+		reason           string // part of the reason
+		against          bool   // signals that do not fit are reported
 	}{
 		{"nothing", "ftp stream tcp nowait root /usr/sbin/ftpd ftpd\n", "linux", "nothing in the file", false},
 		{"freebsd header", "# $FreeBSD$\nftp stream tcp nowait root /usr/libexec/ftpd ftpd -l\n", "freebsd", "$FreeBSD$ header (line 1)", false},

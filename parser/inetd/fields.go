@@ -475,16 +475,16 @@ func (l *line) waitField(t token, v *vals) {
 	case '.', ':':
 		n, ok := parseCount(rest[1:])
 		if !ok {
-			l.errorf(CodeWait, rt, "per_minute", "bad rate %q after %s: want a number of invocations per minute", rest[1:], text[:len(text)-len(rest)])
+			l.errorf(CodeWait, rt, "cpm", "bad rate %q after %s: want a number of invocations per minute", rest[1:], text[:len(text)-len(rest)])
 			return
 		}
 		v.perMinute = n
-		v.origins["per_minute"] = l.p.pos(rt.line, rt.col)
+		v.origins["cpm"] = l.p.pos(rt.line, rt.col)
 		if rest[0] == '.' && !l.p.d.dotRate {
-			l.notef(rt, "per_minute", "%q read as OpenBSD and Linux inetd do: at most %d invocations per minute (FreeBSD would refuse the line; its limits are /max-child/...)", rest, n)
+			l.notef(rt, "cpm", "%q read as OpenBSD and Linux inetd do: at most %d invocations per minute (FreeBSD would refuse the line; its limits are /max-child/...)", rest, n)
 		}
 		if rest[0] == ':' && !l.p.d.colonRate {
-			l.notef(rt, "per_minute", "%q read as NetBSD does: at most %d invocations per minute", rest, n)
+			l.notef(rt, "cpm", "%q read as NetBSD does: at most %d invocations per minute", rest, n)
 		}
 	case '/':
 		parts := strings.Split(rest[1:], "/")
@@ -492,7 +492,7 @@ func (l *line) waitField(t token, v *vals) {
 			l.errorf(CodeWait, rt, "wait", "too many limits in %q: FreeBSD allows /max-child/max-connections-per-ip-per-minute/max-child-per-ip", text)
 			return
 		}
-		names := []string{"instances", "per_ip_per_minute", "per_source"}
+		names := []string{"instances", "per_source_cpm", "per_source"}
 		what := []string{"max-child", "max-connections-per-ip-per-minute", "max-child-per-ip"}
 		dst := []*int{&v.maxChild, &v.perIPMin, &v.maxChildIP}
 		off := len(text) - len(rest) + 1
