@@ -30,6 +30,8 @@ type converter struct {
 	// dups maps the id of an entry that an earlier one shadows to the
 	// parser's message.
 	dups map[string]string
+	// unknown holds, by line, the names this machine does not know.
+	unknown map[int][]string
 	// quoted marks entries whose text is already in the output.
 	quoted map[int]bool
 }
@@ -73,10 +75,14 @@ func (c *converter) lose(format string, a ...any) {
 // opts reads the file in the dialect asked for, or the one recognised
 // in it; lines read on their own (commented-out entries) use the
 // dialect chosen for the whole file.
-func (c *converter) opts() inetd.Options { return inetd.Options{Sys: c.sys, Dialect: c.dialect} }
+// Names this machine does not know are kept: validating them is the
+// job of `gxinetd -t` on the host that will run the result.
+func (c *converter) opts() inetd.Options {
+	return inetd.Options{Sys: c.sys, Dialect: c.dialect, KeepUnknownNames: true}
+}
 
 func (c *converter) lineOpts() inetd.Options {
-	return inetd.Options{Sys: c.sys, Dialect: c.det.Dialect}
+	return inetd.Options{Sys: c.sys, Dialect: c.det.Dialect, KeepUnknownNames: true}
 }
 
 // convert reads inetd.conf text and lays out the xinetd.conf blocks.
@@ -87,12 +93,16 @@ func (c *converter) convert(data []byte) (*output, bool) {
 	}
 	svcs, diags := inetd.Parse(c.file, data, c.opts())
 	c.dups = map[string]string{}
+	c.unknown = map[int][]string{}
 	for _, d := range diags {
 		if d.Severity == service.SevNotice {
 			continue
 		}
 		if d.Code == inetd.CodeDuplicate {
 			c.dups[d.Service] = d.Msg
+		}
+		if d.Code == inetd.CodeUnknownName {
+			c.unknown[d.Pos.Line] = append(c.unknown[d.Pos.Line], d.Msg)
 		}
 		if d.Severity == service.SevError || lossyWarnings[d.Code] {
 			c.lossy = true
@@ -171,9 +181,6 @@ func (c *converter) convert(data []byte) (*output, bool) {
 		pending = pending[:len(pending)-1]
 	}
 	out.trailer = pending
-	if d := c.defaults(svcs); d != nil {
-		out.blocks = append([]*block{d}, out.blocks...)
-	}
 	return out, true
 }
 
@@ -195,19 +202,6 @@ func (c *converter) header() []string {
 		h = append(h, "# xconv: the file's dialect signals disagree: "+strings.Join(c.det.Against, "; ")+"; run xconv -dialect D to choose.")
 	}
 	return append(h, `# Lines starting with "# xconv:" say what could not be carried over exactly.`)
-}
-
-// defaults adds `groups = yes` when an external server runs: inetd
-// always gives servers their user's supplementary groups, xinetd only
-// when asked.
-func (c *converter) defaults(svcs []*service.Service) *block {
-	for _, s := range svcs {
-		if s.Status == service.StatusAccepted && !s.IsInternal() && s.Family != service.FamilyUnix {
-			return &block{name: "defaults", id: "defaults", attrs: []attr{{name: "groups", value: "yes",
-				comments: []string{"inetd starts every server with its user's supplementary groups"}}}}
-		}
-	}
-	return nil
 }
 
 // disabled converts a commented-out entry, or returns nil when the
@@ -288,11 +282,7 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	if s.Family == service.FamilyUnix {
 		return c.unconverted(s, "xinetd.conf has no unix-domain sockets", !disabled)
 	}
-	if msg, dup := c.dups[s.ID]; dup && !disabled {
-		// Reported already; the service could never have started.
-		c.lossy = true
-		return c.unconverted(s, msg, false)
-	}
+	_, dup := c.dups[s.ID]
 	if s.SocketType == service.SockRDM {
 		return c.unconverted(s, "xinetd.conf has no rdm sockets", !disabled)
 	}
@@ -306,8 +296,15 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 		}
 		b.attrs = append(b.attrs, attr{comments: []string{"xconv: " + comment}})
 	}
-	if disabled {
+	switch {
+	case disabled:
 		add("disable", "yes", "commented out in inetd.conf")
+	case dup:
+		// inetd could not bind it either; kept, off, with the reason.
+		add("disable", "yes", "xconv: "+c.dups[s.ID]+": inetd could not serve this entry either")
+	}
+	for _, u := range c.unknown[s.Src.Line] {
+		b.attrs = append(b.attrs, attr{comments: []string{"xconv: " + u}})
 	}
 	if s.ID != s.Name {
 		add("id", s.ID)
@@ -346,7 +343,7 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	add("flags", strings.Join(flags, " "))
 	add("socket_type", s.SocketType.String())
 	add("protocol", s.Protocol)
-	if s.Type.Has(service.TypeUnlisted) && !s.Type.Has(service.TypeRPC) && !s.IsTCPMuxClient() {
+	if s.Type.Has(service.TypeUnlisted) && !s.Type.Has(service.TypeRPC) && !s.IsTCPMuxClient() && s.Port > 0 {
 		add("port", strconv.Itoa(s.Port))
 	}
 	if !s.Bind.IsZero() {
@@ -376,6 +373,9 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	}
 	if s.Group != nil && s.Origins["group"].Line > 0 {
 		add("group", s.Group.Name)
+	}
+	if !s.IsInternal() {
+		add("groups", "yes", "inetd starts every server with its user's supplementary groups")
 	}
 	if !s.IsInternal() {
 		add("server", server)
@@ -428,27 +428,33 @@ func badArgs(args []string) string {
 	return ""
 }
 
-// limits maps inetd's limits onto instances, per_source and cps.
+// limits maps inetd's limits onto instances, per_source, cps, cpm and
+// per_source_cpm. Every rate is written, the dialect's default too, so
+// that the block means the same wherever it is included: inetd has no
+// per-second limit (xinetd's default cps is 50 10).
 func (c *converter) limits(s *service.Service, add func(string, string, ...string), lost func(string)) {
 	if s.Instances >= 0 {
-		add("instances", s.Instances.String(), "inetd left connections over this limit waiting; xinetd refuses them")
+		add("instances", s.Instances.String())
+		lost(fmt.Sprintf("inetd leaves connections over its limit of %d servers waiting in the listen queue; instances = %d refuses them", s.Instances, s.Instances))
 	}
 	if s.PerSource >= 0 {
 		add("per_source", s.PerSource.String())
 	}
-	if o := s.Origins["per_minute"]; o.Line > 0 || o.Origin == "flag" {
-		n := s.Inetd.PerMinute
-		if n == 0 {
-			add("cps", "0 0", "inetd: no limit on invocations per minute")
-		} else {
-			rate := (n + 59) / 60
-			add("cps", fmt.Sprintf("%d 600", rate),
-				fmt.Sprintf("inetd: at most %d invocations per minute, then 10 minutes off;", n),
-				"cps counts per second, so a burst inside one second trips it sooner")
-		}
+	o := s.Origins["cpm"]
+	n := s.Inetd.PerMinute
+	var why string
+	switch {
+	case n == 0:
+		why = "inetd: no per-second limit, no limit on invocations per minute"
+	case o.Line > 0 || o.Origin == "flag":
+		why = fmt.Sprintf("inetd: no per-second limit; at most %d invocations per minute, then 10 minutes off", n)
+	default:
+		why = fmt.Sprintf("inetd: no per-second limit; at most %d invocations per minute (the %s default), then 10 minutes off", n, s.Inetd.Dialect)
 	}
-	if s.Inetd.PerIPPerMinute > 0 {
-		lost(fmt.Sprintf("limit of %d connections per client address per minute has no xinetd.conf attribute", s.Inetd.PerIPPerMinute))
+	add("cps", "0 0", why)
+	add("cpm", strconv.Itoa(n))
+	if n := s.Inetd.PerIPPerMinute; n > 0 {
+		add("per_source_cpm", strconv.Itoa(n), fmt.Sprintf("inetd: at most %d connections per minute from one client address", n))
 	}
 }
 
@@ -520,13 +526,21 @@ func (o *output) single() string {
 
 type dropIn struct{ name, text string }
 
-// files renders one file per block; comment-only blocks go to stderr's
-// report already and are left out. xinetd skips file names with dots.
+// unconvertedFile holds, with -d, the entries that could not be
+// converted, as comments, so that every entry lands in some file.
+const unconvertedFile = "xconv-unconverted"
+
+// files renders one file per block, and the comment-only blocks
+// (entries that could not be converted) together in unconvertedFile.
+// xinetd skips file names with dots.
 func (o *output) files() []dropIn {
 	var out []dropIn
-	seen := map[string]bool{}
+	seen := map[string]bool{unconvertedFile: true}
+	var rest strings.Builder
 	for _, bl := range o.blocks {
 		if bl.name == "" {
+			rest.WriteByte('\n')
+			bl.write(&rest)
 			continue
 		}
 		name := fileName(bl.id)
@@ -540,6 +554,9 @@ func (o *output) files() []dropIn {
 		b.WriteString("\n\n")
 		bl.write(&b)
 		out = append(out, dropIn{name: name, text: b.String()})
+	}
+	if rest.Len() > 0 {
+		out = append(out, dropIn{name: unconvertedFile, text: o.header[0] + "\n" + rest.String()})
 	}
 	return out
 }

@@ -151,6 +151,10 @@ func (l *line) port(v *vals) {
 		return
 	}
 	n, ok := l.p.sys.ServicePort(v.name, v.proto)
+	if !ok && l.p.opt.KeepUnknownNames {
+		l.warnf(CodeUnknownName, v.nameTok, "port", "service %s/%s is not in %s/services here: kept by name; the host that runs this entry needs it", v.name, v.proto, l.p.etc())
+		return
+	}
 	if !ok {
 		l.errorf(CodeService, v.nameTok, "", "unknown service %s/%s (not in %s/services; a port number may be written instead)", v.name, v.proto, l.p.etc())
 		return
@@ -559,6 +563,9 @@ func (p *parser) duplicates() {
 	for _, s := range p.out {
 		if s.Status != service.StatusAccepted || s.Type.Has(service.TypeRPC) || s.IsTCPMuxClient() {
 			continue
+		}
+		if s.Port == 0 && s.Family != service.FamilyUnix {
+			continue // a service name unknown here (KeepUnknownNames)
 		}
 		base := key{proto: s.Protocol, port: s.Port}
 		var fams []int

@@ -38,6 +38,11 @@ type Options struct {
 	// BindAddr is -a: the address entries without an address prefix
 	// listen on.
 	BindAddr string
+	// KeepUnknownNames is for converters (xconv): a user, group, service
+	// or RPC program that this machine does not know is kept by name
+	// (a Cred with ID -1, port 0) with a W-UNKNOWN-NAME warning instead
+	// of rejecting the entry. The daemon never sets it.
+	KeepUnknownNames bool
 	// CheckOwnership refuses a configuration file writable by anyone but
 	// root, and entries whose server could be replaced by someone other
 	// than root (meant for a daemon running as root).
@@ -127,6 +132,7 @@ const (
 	CodeInternalArgs   = "W-INTERNAL-ARGS"    // arguments to a builtin that takes none
 	CodeWaitForced     = "W-WAIT-FORCED"      // wait changed to nowait, as inetd does
 	CodeDuplicate      = "W-DUPLICATE"        // an earlier entry already listens there
+	CodeUnknownName    = "W-UNKNOWN-NAME"     // KeepUnknownNames: a name this machine does not know
 	CodeDgramNowait    = "W-DGRAM-NOWAIT"     // an external dgram service with nowait
 	CodeBindFamily     = "W-BIND-FAMILY"      // -a address does not fit the entry's family
 	CodeDialectNotice  = "N-DIALECT"          // which dialect's reading was used
