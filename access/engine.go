@@ -75,6 +75,9 @@ type Request struct {
 	Local   netip.AddrPort
 	Now     time.Time // zero = time.Now()
 	User    string    // ident answer when already known
+	// PeerCred is the peer of a unix-domain connection (SO_PEERCRED);
+	// nil when unknown. only_users and only_groups are checked on it.
+	PeerCred *service.PeerCred
 }
 
 // Decision is the engine's answer.
@@ -456,6 +459,12 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 			lease.Release()
 			return e.refuse(st, e.quiet(st, s, r.Peer, now, Decision{Reason: ReasonAddress, Detail: detail}))
 		}
+	}
+
+	// 9b. unix-domain peers: only_users / only_groups.
+	if d, refused := checkPeerCred(s, r.PeerCred); refused {
+		lease.Release()
+		return e.refuse(st, d)
 	}
 
 	// 10. tcp_wrappers.

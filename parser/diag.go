@@ -46,6 +46,7 @@ const (
 	WarnRelativePath  = "W-RELATIVE-PATH"   // relative server path
 	WarnInlineComment = "W-INLINE-COMMENT"  // words from '#' on after a fixed attribute's values, read as a comment
 	WarnAttrUnknown   = "W-ATTR-UNKNOWN"    // unknown attribute; the line is ignored, as xinetd does
+	WarnUnixMode      = "W-UNIX-MODE"       // unix_mode without any write permission
 	NoticeSkippedFile = "N-SKIPPED-FILE"    // includedir entry skipped by name
 	NoticeDisabled    = "N-DISABLED"        // service switched off by enabled/disabled
 )

@@ -21,6 +21,9 @@ import (
 type Conn struct {
 	Remote, Local netip.AddrPort
 	RemoteKnown   bool
+	// Peer is the peer of a unix-domain connection (SO_PEERCRED), nil
+	// when unknown.
+	Peer *service.PeerCred
 }
 
 // Spec is everything Start needs to run one server. The zero value of
@@ -209,6 +212,7 @@ func setsName(vars []string, name string) bool {
 var connVars = map[string]bool{
 	"REMOTE_HOST": true, "REMOTE_PORT": true, "LOCAL_HOST": true, "LOCAL_PORT": true, "PROTO": true,
 	"TCPREMOTEIP": true, "TCPREMOTEPORT": true, "TCPLOCALIP": true, "TCPLOCALPORT": true,
+	"UNIXLOCALPATH": true, "UNIXREMOTEEUID": true, "UNIXREMOTEEGID": true, "UNIXREMOTEPID": true,
 }
 
 // buildRlimits lists the rlimit_* attributes in xinetd's order. A limit
@@ -356,7 +360,7 @@ func baseEnv(svc *service.Service, startEnv []string) []string {
 // IPv4 text as tcpserver does.
 func connEnv(svc *service.Service, c Conn) []string {
 	if svc.Family == service.FamilyUnix {
-		return nil
+		return unixEnv(svc, c)
 	}
 	remote := "<no address>"
 	if c.RemoteKnown && c.Remote.IsValid() {
@@ -380,6 +384,18 @@ func connEnv(svc *service.Service, c Conn) []string {
 			out = append(out, "TCPLOCALIP="+c.Local.Addr().Unmap().String(),
 				"TCPLOCALPORT="+strconv.Itoa(int(c.Local.Port())))
 		}
+	}
+	return out
+}
+
+// unixEnv describes a unix-domain connection with ucspi-unix's names:
+// the socket's path and, when the daemon accepted the connection, the
+// peer's effective uid, gid and pid.
+func unixEnv(svc *service.Service, c Conn) []string {
+	out := []string{"PROTO=UNIX", "UNIXLOCALPATH=" + svc.UnixPath}
+	if p := c.Peer; p != nil {
+		out = append(out, "UNIXREMOTEEUID="+strconv.Itoa(p.UID), "UNIXREMOTEEGID="+strconv.Itoa(p.GID),
+			"UNIXREMOTEPID="+strconv.Itoa(p.PID))
 	}
 	return out
 }

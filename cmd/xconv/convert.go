@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -279,14 +280,20 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 		}
 		return c.unconverted(s, strings.Join(why, "; "), false)
 	}
-	if s.Family == service.FamilyUnix {
-		return c.unconverted(s, "xinetd.conf has no unix-domain sockets", !disabled)
-	}
 	_, dup := c.dups[s.ID]
 	if s.SocketType == service.SockRDM {
 		return c.unconverted(s, "xinetd.conf has no rdm sockets", !disabled)
 	}
+	unixSock := s.Family == service.FamilyUnix
 	b := &block{name: s.Name, id: s.ID}
+	if unixSock {
+		// The service is named by the path's last component, as FreeBSD
+		// picks a builtin; the id keeps the path, which is unique.
+		b.name = path.Base(s.UnixPath)
+		if s.IsInternal() {
+			b.name = s.Builtin
+		}
+	}
 	add := func(name, value string, comments ...string) {
 		b.attrs = append(b.attrs, attr{name: name, value: value, comments: comments})
 	}
@@ -306,7 +313,7 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	for _, u := range c.unknown[s.Src.Line] {
 		b.attrs = append(b.attrs, attr{comments: []string{"xconv: " + u}})
 	}
-	if s.ID != s.Name {
+	if s.ID != b.name {
 		add("id", s.ID)
 	}
 	if t := s.Type.Names(); len(t) > 0 {
@@ -340,9 +347,22 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	case s.Family == service.FamilyIPv6, s.Family == service.FamilyDual:
 		flags = append(flags, "IPv6")
 	}
+	if unixSock {
+		flags = slices.DeleteFunc(flags, func(f string) bool { return f == "IPv4" || f == "IPv6" })
+	}
 	add("flags", strings.Join(flags, " "))
 	add("socket_type", s.SocketType.String())
 	add("protocol", s.Protocol)
+	if unixSock {
+		add("unix_path", s.UnixPath)
+		if s.UnixOwner != nil {
+			add("unix_owner", s.UnixOwner.Name)
+		}
+		if s.UnixGroup != nil {
+			add("unix_group", s.UnixGroup.Name)
+		}
+		add("unix_mode", fmt.Sprintf("%04o", s.UnixMode))
+	}
 	if s.Type.Has(service.TypeUnlisted) && !s.Type.Has(service.TypeRPC) && !s.IsTCPMuxClient() && s.Port > 0 {
 		add("port", strconv.Itoa(s.Port))
 	}
@@ -437,7 +457,10 @@ func (c *converter) limits(s *service.Service, add func(string, string, ...strin
 		add("instances", s.Instances.String())
 		lost(fmt.Sprintf("inetd leaves connections over its limit of %d servers waiting in the listen queue; instances = %d refuses them", s.Instances, s.Instances))
 	}
-	if s.PerSource >= 0 {
+	unixSock := s.Family == service.FamilyUnix
+	if s.PerSource >= 0 && unixSock {
+		lost(fmt.Sprintf("per_source %s is not carried over: unix-domain peers have no address to count by", s.PerSource))
+	} else if s.PerSource >= 0 {
 		add("per_source", s.PerSource.String())
 	}
 	o := s.Origins["cpm"]
@@ -453,7 +476,9 @@ func (c *converter) limits(s *service.Service, add func(string, string, ...strin
 	}
 	add("cps", "0 0", why)
 	add("cpm", strconv.Itoa(n))
-	if n := s.Inetd.PerIPPerMinute; n > 0 {
+	if n := s.Inetd.PerIPPerMinute; n > 0 && unixSock {
+		lost(fmt.Sprintf("%d connections per client address per minute is not carried over: unix-domain peers have no address", n))
+	} else if n > 0 {
 		add("per_source_cpm", strconv.Itoa(n), fmt.Sprintf("inetd: at most %d connections per minute from one client address", n))
 	}
 }

@@ -276,7 +276,7 @@ func (r *svcRun) handleStream(c net.Conn) {
 		}
 	}
 	d.sendBanner(c, svc, svc.Banner)
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now(), PeerCred: peerCred(c)})
 	if !dec.Allow {
 		d.refused(r, svc, c, remote, local, dec)
 		c.Close()
@@ -389,6 +389,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
 		})
 	default:
+		peer := peerCred(c)
 		f, err := connFile(c)
 		c.Close()
 		if err != nil {
@@ -396,7 +397,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, lease, nil, 0)
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer}, lease, nil, 0)
 	}
 }
 

@@ -155,6 +155,14 @@ const (
 	DenyForever = -1
 )
 
+// PeerCred is the peer of a unix-domain connection as the kernel
+// reports it (SO_PEERCRED): its process, user and primary group.
+type PeerCred struct {
+	PID int `json:"pid"`
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+}
+
 // Redirect is the redirect attribute: a TCP upstream that the daemon
 // proxies to in-process. Host is a literal address or a name that is
 // resolved again for every connection.
@@ -273,12 +281,19 @@ type Service struct {
 	// SndBuf and RcvBuf are inetd.conf's ,sndbuf=N,rcvbuf=N (0 = unset).
 	SndBuf int `json:"sndbuf,omitempty"`
 	RcvBuf int `json:"rcvbuf,omitempty"`
-	// UnixPath, UnixOwner, UnixGroup, UnixMode describe a FreeBSD
-	// inetd.conf unix-domain service.
+	// UnixPath, UnixOwner, UnixGroup, UnixMode describe a unix-domain
+	// service (FreeBSD inetd.conf, or the xinetd.conf attributes of the
+	// same names): the socket's path and its file's owner, group, mode.
 	UnixPath  string `json:"unix_path,omitempty"`
 	UnixOwner *Cred  `json:"unix_owner,omitempty"`
 	UnixGroup *Cred  `json:"unix_group,omitempty"`
 	UnixMode  uint32 `json:"unix_mode,omitempty"`
+	// OnlyUsers and OnlyGroups admit only peers of a unix-domain stream
+	// service whose uid, or primary gid, is listed (only_users,
+	// only_groups; the peer's credentials come from SO_PEERCRED). Empty
+	// means no such restriction.
+	OnlyUsers  []Cred `json:"only_users,omitempty"`
+	OnlyGroups []Cred `json:"only_groups,omitempty"`
 
 	OnlyFrom    AddrList    `json:"only_from"`
 	NoAccess    AddrList    `json:"no_access"`
