@@ -329,3 +329,38 @@ func TestXconvRoundTripServes(t *testing.T) {
 	}
 	c.Close()
 }
+
+// TestDumpFindsTheDaemonsDumpFile: a detached daemon started with a
+// relative -dumpfile moves to /; `gxinetd -dump` without -dumpfile (or
+// with another one) still reads the file the daemon writes.
+func TestDumpFindsTheDaemonsDumpFile(t *testing.T) {
+	ports := freePorts(t, 1)
+	dir := newDir(t)
+	conf := render(t, dir, baseDefaults+daytimeConf("dt", "{{P0}}"), ports)
+	pidfile := filepath.Join(dir, "gxinetd.pid")
+	cmd := exec.Command(gxinetd, "-f", conf, "-pidfile", pidfile, "-dumpfile", "rel.dump", "-filelog", filepath.Join(dir, "daemon.log"))
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("detached start: %v\n%s", err, out)
+	}
+	var pid int
+	if _, err := fmt.Sscan(readFile(pidfile), &pid); err != nil || pid <= 0 {
+		t.Fatalf("pidfile: %q", readFile(pidfile))
+	}
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGTERM) })
+	for _, args := range [][]string{{"-dump", "-pidfile", pidfile}, {"-dump", "-pidfile", pidfile, "-dumpfile", filepath.Join(dir, "other.dump")}} {
+		run := exec.Command(gxinetd, args...)
+		var stderr syncBuf
+		run.Stderr = &stderr
+		out, err := run.Output()
+		if err != nil || !strings.Contains(string(out), "Service = dt") || !strings.Contains(string(out), "END OF DUMP") {
+			t.Errorf("%v: %v\n%s\n%s", args, err, out, stderr.String())
+		}
+		if len(args) > 3 && !strings.Contains(stderr.String(), filepath.Join(dir, "rel.dump")) {
+			t.Errorf("-dump with another -dumpfile must say which file it read: %s", stderr.String())
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "rel.dump")); err != nil {
+		t.Errorf("the dump is not where the daemon was told to write it: %v", err)
+	}
+}
