@@ -364,3 +364,58 @@ func TestDumpFindsTheDaemonsDumpFile(t *testing.T) {
 		t.Errorf("the dump is not where the daemon was told to write it: %v", err)
 	}
 }
+
+// TestTCPWrappersProcessOptionsAndFiles: the hosts_options(5) process
+// options (nice, umask, user, setenv) of the rule that allows a request
+// are in force in its server, and /path pattern files are read.
+func TestTCPWrappersProcessOptionsAndFiles(t *testing.T) {
+	needRoot(t)
+	ports := freePorts(t, 2)
+	dir := newDir(t)
+	writeScript(t, dir, "report", "echo \"uid=$(id -u) gid=$(id -g) umask=$(umask) nice=$(nice) who=$WHO\"\n")
+	writeFile(t, filepath.Join(dir, "trusted"), "192.0.2.1\n127.0.0.1\n")
+	writeFile(t, filepath.Join(dir, "hosts.allow"), fmt.Sprintf(
+		"report : %s : nice 7 : umask 027 : user nobody : setenv WHO %%a\n", filepath.Join(dir, "trusted")))
+	writeFile(t, filepath.Join(dir, "hosts.deny"), "ALL : ALL\n")
+	conf := baseDefaults + `
+service report
+{
+	type        = UNLISTED
+	socket_type = stream
+	port        = {{P0}}
+	wait        = no
+	user        = root
+	server      = {{DIR}}/report
+}
+service other
+{
+	type        = UNLISTED
+	socket_type = stream
+	port        = {{P1}}
+	wait        = no
+	user        = root
+	server      = {{DIR}}/report
+	libwrap     = other
+}
+`
+	d := start(t, dir, render(t, dir, conf, ports),
+		"-hosts-allow", filepath.Join(dir, "hosts.allow"), "-hosts-deny", filepath.Join(dir, "hosts.deny"))
+	got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[0]), "", 5*time.Second)
+	nobody := strings.TrimSpace(string(must(exec.Command("id", "-u", "nobody").Output())))
+	nogroup := strings.TrimSpace(string(must(exec.Command("id", "-g", "nobody").Output())))
+	want := fmt.Sprintf("uid=%s gid=%s umask=0027 nice=7 who=127.0.0.1\n", nobody, nogroup)
+	if err != nil || got != want {
+		t.Errorf("server ran with %q, %v; want %q\n%s", got, err, want, d.daemonLog())
+	}
+	// Not in the pattern file's list for its daemon: hosts.deny refuses.
+	if got, _ := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", 5*time.Second); got != "" {
+		t.Errorf("hosts.deny ALL: ALL let %q through", got)
+	}
+}
+
+func must(b []byte, err error) []byte {
+	if err != nil {
+		panic(err)
+	}
+	return b
+}

@@ -24,6 +24,21 @@ type Conn struct {
 	// Peer is the peer of a unix-domain connection (SO_PEERCRED), nil
 	// when unknown.
 	Peer *service.PeerCred
+	// Over holds per-request changes to the process, nil for none.
+	Over *Overrides
+}
+
+// Overrides change one request's process: the tcp_wrappers process
+// options (hosts_options(5) nice, umask, user, setenv) of the rule that
+// allowed it, which tcpd would have applied to itself before running the
+// server.
+type Overrides struct {
+	Nice  int   // added to the service's own nice
+	Umask *int  // replaces the umask
+	Cred  *Cred // replaces the credentials (nil: unchanged)
+	// Env holds NAME=VALUE assignments; they replace variables of the
+	// same name, but never the connection's variables.
+	Env []string
 }
 
 // Spec is everything Start needs to run one server. The zero value of
@@ -184,6 +199,21 @@ func (t *Template) Service() *service.Service { return t.svc }
 func (t *Template) Spec(c Conn) Spec {
 	spec := t.spec
 	spec.Env = t.env(c)
+	if o := c.Over; o != nil {
+		if o.Nice != 0 {
+			n := o.Nice
+			if spec.Nice != nil {
+				n += *spec.Nice
+			}
+			spec.Nice = &n
+		}
+		if o.Umask != nil {
+			spec.Umask = *o.Umask & 0o777
+		}
+		if o.Cred != nil {
+			spec.Cred = o.Cred
+		}
+	}
 	return spec
 }
 
@@ -195,6 +225,13 @@ func (t *Template) env(c Conn) []string {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if c.Over != nil {
+		for _, kv := range c.Over.Env {
+			if !connVars[envName(kv)] {
+				env = setEnv(env, kv)
+			}
+		}
 	}
 	return append(env, conn...)
 }
