@@ -496,7 +496,8 @@ func (c *converter) wrap(s *service.Service, daemon string, add func(string, str
 		for _, p := range acc.problems {
 			cm = append(cm, "xconv: "+p)
 			if !disabled {
-				c.lose("%s: %s: tcp_wrappers rule not converted: %s", s.Src, s.ID, p)
+				// Not a loss: libwrap keeps the rule in force, exactly.
+				c.report("%s: %s: tcp_wrappers rule kept in hosts.allow/hosts.deny (libwrap = %s): %s", s.Src, s.ID, daemon, p)
 			}
 		}
 		cm = append(cm, "the hosts.allow/hosts.deny rules stay in force through libwrap")
