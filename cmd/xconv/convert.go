@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -32,9 +33,11 @@ type converter struct {
 	// parser's message.
 	dups map[string]string
 	// unknown holds, by line, the names this machine does not know.
-	unknown map[int][]string
+	unknown map[lineKey][]string
+	// others caches the lines of files read through NetBSD's .include.
+	others map[string][]string
 	// quoted marks entries whose text is already in the output.
-	quoted map[int]bool
+	quoted map[lineKey]bool
 }
 
 // attr is one `name = value` line with the comments printed above it.
@@ -61,7 +64,7 @@ type output struct {
 
 // lossyWarnings are the parser warnings that mean something in the
 // input has no equivalent in the output.
-var lossyWarnings = map[string]bool{inetd.CodeIPsec: true, inetd.CodeInclude: true,
+var lossyWarnings = map[string]bool{inetd.CodeIPsec: true,
 	inetd.CodeLoginClass: true, inetd.CodeAcceptFilter: true}
 
 func (c *converter) report(format string, a ...any) {
@@ -94,7 +97,7 @@ func (c *converter) convert(data []byte) (*output, bool) {
 	}
 	svcs, diags := inetd.Parse(c.file, data, c.opts())
 	c.dups = map[string]string{}
-	c.unknown = map[int][]string{}
+	c.unknown = map[lineKey][]string{}
 	for _, d := range diags {
 		if d.Severity == service.SevNotice {
 			continue
@@ -103,7 +106,8 @@ func (c *converter) convert(data []byte) (*output, bool) {
 			c.dups[d.Service] = d.Msg
 		}
 		if d.Code == inetd.CodeUnknownName {
-			c.unknown[d.Pos.Line] = append(c.unknown[d.Pos.Line], d.Msg)
+			k := lineKey{d.Pos.File, d.Pos.Line}
+			c.unknown[k] = append(c.unknown[k], d.Msg)
 		}
 		if d.Severity == service.SevError || lossyWarnings[d.Code] {
 			c.lossy = true
@@ -119,10 +123,21 @@ func (c *converter) convert(data []byte) (*output, bool) {
 	}
 	byLine := map[int][]*service.Service{}
 	used := map[string]bool{}
+	// Entries of included files come, in read order, after the main
+	// file's entry that precedes the .include: they are written where
+	// the first .include line after that entry stands.
+	included := map[int][]*service.Service{}
+	lastMain := 0
 	for _, s := range svcs {
-		byLine[s.Src.Line] = append(byLine[s.Src.Line], s)
+		if s.Src.File == c.file {
+			byLine[s.Src.Line] = append(byLine[s.Src.Line], s)
+			lastMain = s.Src.Line
+		} else {
+			included[lastMain] = append(included[lastMain], s)
+		}
 		used[strings.ToLower(s.ID)] = true
 	}
+	lastMain = 0
 	out := &output{header: c.header()}
 	var pending []string
 	emitted := false
@@ -146,6 +161,7 @@ func (c *converter) convert(data []byte) (*output, bool) {
 				bs = append(bs, c.block(s, false))
 			}
 			attach(bs)
+			lastMain = n
 			if end := group[0].EndLine; end > n {
 				i = end - 1
 			}
@@ -153,6 +169,16 @@ func (c *converter) convert(data []byte) (*output, bool) {
 		}
 		t := strings.TrimLeft(line, " \t")
 		switch {
+		case strings.HasPrefix(line, ".include"):
+			pending = append(pending, "# inetd.conf "+printable(t)+": the entries it read follow")
+			if group := included[lastMain]; group != nil {
+				delete(included, lastMain)
+				var bs []*block
+				for _, s := range group {
+					bs = append(bs, c.block(s, false))
+				}
+				attach(bs)
+			}
 		case t == "":
 			if !emitted && len(pending) > 0 {
 				out.header = append(out.header, "")
@@ -248,18 +274,42 @@ func (c *converter) disabled(line string, n int, used map[string]bool) []*block 
 // original returns the entry's lines as comments, once per entry: a
 // line with many addresses must not be copied once per address.
 func (c *converter) original(s *service.Service) []string {
-	if c.quoted[s.Src.Line] {
+	k := lineKey{s.Src.File, s.Src.Line}
+	if c.quoted[k] {
 		return nil
 	}
 	if c.quoted == nil {
-		c.quoted = map[int]bool{}
+		c.quoted = map[lineKey]bool{}
 	}
-	c.quoted[s.Src.Line] = true
+	c.quoted[k] = true
+	lines := c.linesOf(s.Src.File)
 	var out []string
-	for n := s.Src.Line; n <= s.EndLine && n-1 < len(c.lines); n++ {
-		out = append(out, "# "+printable(strings.TrimLeft(c.lines[n-1], " \t")))
+	for n := s.Src.Line; n <= s.EndLine && n-1 < len(lines); n++ {
+		out = append(out, "# "+printable(strings.TrimLeft(lines[n-1], " \t")))
 	}
 	return out
+}
+
+// lineKey names a line of the main file or of an included one.
+type lineKey struct {
+	file string
+	line int
+}
+
+// linesOf is the text of the main file, or of a file it included.
+func (c *converter) linesOf(file string) []string {
+	if file == c.file {
+		return c.lines
+	}
+	if l, ok := c.others[file]; ok {
+		return l
+	}
+	if c.others == nil {
+		c.others = map[string][]string{}
+	}
+	data, _ := os.ReadFile(file)
+	c.others[file] = strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	return c.others[file]
 }
 
 // unconverted is the block for an entry that has no xinetd form.
@@ -310,7 +360,7 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 		// inetd could not bind it either; kept, off, with the reason.
 		add("disable", "yes", "xconv: "+c.dups[s.ID]+": inetd could not serve this entry either")
 	}
-	for _, u := range c.unknown[s.Src.Line] {
+	for _, u := range c.unknown[lineKey{s.Src.File, s.Src.Line}] {
 		b.attrs = append(b.attrs, attr{comments: []string{"xconv: " + u}})
 	}
 	if s.ID != b.name {

@@ -381,3 +381,23 @@ func TestUnknownNamesAreConverted(t *testing.T) {
 		t.Errorf("an entry was dropped:\n%s", out)
 	}
 }
+
+// TestKeyValueAndInclude: NetBSD's key=value definitions and the files
+// .include reads are converted, the included entries where the
+// .include stands.
+func TestKeyValueAndInclude(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "inetd.d"), 0o755)
+	main := filepath.Join(dir, "inetd.conf")
+	os.WriteFile(main, []byte("ftp on protocol = tcp4, wait = no, user = root, # comment\n\texec = /bin/true, args = \"true\" 'a b';\n"+
+		".include \"inetd.d/*\"\ndaytime stream tcp4 nowait root internal\n"), 0o644)
+	os.WriteFile(filepath.Join(dir, "inetd.d", "echo"), []byte("echo stream tcp4 nowait root internal\n"), 0o644)
+	rc, out, stderr := runXconv([]string{"-root", testRoot, main}, "")
+	if rc != exitLossy || !strings.Contains(stderr, `argument "a b" cannot be written`) {
+		t.Errorf("exit %d (an argument with a blank cannot be carried over)\n%s", rc, stderr)
+	}
+	i, j, k := strings.Index(out, "service ftp"), strings.Index(out, "service echo"), strings.Index(out, "service daytime")
+	if i < 0 || j < i || k < j || !strings.Contains(out, ".include \"inetd.d/*\": the entries it read follow") {
+		t.Errorf("order or content wrong:\n%s", out)
+	}
+}

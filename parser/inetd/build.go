@@ -11,7 +11,18 @@ import (
 )
 
 type parser struct {
-	file  string
+	file string
+	// root is the main file; incStack the files being included (absolute
+	// paths, outermost first); files every file read after the main one.
+	root     string
+	incStack []string
+	incNames []string // the same files as named in .include lines
+	files    []string
+	// src and lineStart are the text being read, for the key=value
+	// notation, which is read character by character.
+	src       string
+	lineStart []int
+
 	opt   Options
 	sys   *sysdb.DB
 	d     *dialect
@@ -48,9 +59,7 @@ func (p *parser) entry(e *rawEntry) {
 		if i := addrSplit(first.text); i >= 0 && !v.unix {
 			l.name = first.text[i+1:]
 		}
-		v.name = l.name
-		l.errorf(CodeNotation, first, "", "NetBSD's key=value notation is not supported: write the entry as one positional line")
-		p.emit(e, v, l)
+		p.kvEntry(e, l, v)
 		return
 	}
 	for _, n := range e.notes {
@@ -490,7 +499,7 @@ func (p *parser) assignIDs() {
 	ids := make([]string, len(p.out))
 	for i, s := range p.out {
 		ids[i] = s.Name
-		if s.Type.Has(service.TypeInternal) {
+		if s.Type.Has(service.TypeInternal) && s.SocketType != service.SockUnset {
 			ids[i] = s.Name + "-" + s.SocketType.String()
 		}
 	}

@@ -121,11 +121,13 @@ const (
 	CodeServer       = "E-SERVER"        // server path not absolute, or (CheckOwnership) missing
 	CodeServerPerm   = "E-SERVER-PERM"   // server replaceable by someone other than root
 	CodeInternal     = "E-INTERNAL"      // no such internal service
+	CodeIncludeErr   = "E-INCLUDE"       // a NetBSD .include that cannot be read
+	CodeIncludeCycle = "E-INCLUDE-CYCLE" // a file that includes itself
 
 	CodeCRLF           = "W-CRLF"             // CRLF line ends (stripped)
 	CodeIndentComment  = "W-INDENTED-COMMENT" // indented # line read as a comment
 	CodeIPsec          = "W-IPSEC"            // #@ IPsec policy lines are not supported
-	CodeInclude        = "W-INCLUDE"          // NetBSD .include is not supported
+	CodeInclude        = "W-INCLUDE"          // a NetBSD .include pattern that matches no file
 	CodeLoginClass     = "W-LOGIN-CLASS"      // FreeBSD /login-class is not supported
 	CodeAcceptFilter   = "W-ACCEPT-FILTER"    // NetBSD :accept-filter is not supported
 	CodeArgv0          = "W-ARGV0"            // no argv[0] given
@@ -139,6 +141,7 @@ const (
 	CodeDialectChosen  = "N-DIALECT-CHOSEN"   // the dialect of the whole file, and why
 	CodeDialectSignals = "W-DIALECT-SIGNALS"  // the file's dialect signals disagree
 	CodeDefaultAddress = "N-DEFAULT-ADDRESS"  // an addr: line changes the default address
+	CodeOff            = "N-OFF"              // a key=value definition marked off
 )
 
 // MaxLine is the longest line accepted, in bytes (the inetds themselves
@@ -165,7 +168,7 @@ func Load(path string, opt Options) ([]*service.Service, service.Diags) {
 // every entry (accepted and rejected, in file order; one per address for
 // multi-address lines) and every diagnostic.
 func Parse(name string, data []byte, opt Options) ([]*service.Service, service.Diags) {
-	p := &parser{file: name, opt: opt, sys: opt.Sys}
+	p := &parser{file: name, root: name, opt: opt, sys: opt.Sys}
 	if p.sys == nil {
 		p.sys = sysdb.System
 	}
