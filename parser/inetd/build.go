@@ -101,20 +101,21 @@ func (p *parser) entry(e *rawEntry) {
 
 // check does the whole-entry checks once every field is read.
 func (p *parser) check(t []token, v *vals, l *line) {
-	if len(l.errs) > 0 {
-		return
-	}
-	if v.proto == "tcp" && v.sock != service.SockStream || v.proto == "udp" && v.sock != service.SockDgram {
+	// Every check whose fields could be read runs, also when another
+	// field was refused, so that the check mode shows all of a line's
+	// problems at once.
+	sockOK, protoOK := v.sock != service.SockUnset, v.proto != ""
+	if sockOK && protoOK && (v.proto == "tcp" && v.sock != service.SockStream || v.proto == "udp" && v.sock != service.SockDgram) {
 		l.errorf(CodeProto, t[2], "protocol", "socket type %s does not go with protocol %s (tcp is stream, udp is dgram)", v.sock, v.protoText)
 		return
 	}
-	if v.unix && v.sock != service.SockStream && v.sock != service.SockDgram && v.sock != service.SockSeqPacket {
+	if v.unix && sockOK && v.sock != service.SockStream && v.sock != service.SockDgram && v.sock != service.SockSeqPacket {
 		l.errorf(CodeUnix, t[1], "socket_type", "unix sockets are stream, dgram or seqpacket, not %s", v.sock)
 		return
 	}
 	switch {
 	case v.tcpmux != 0:
-		if v.sock != service.SockStream || v.proto != "tcp" {
+		if sockOK && protoOK && (v.sock != service.SockStream || v.proto != "tcp") {
 			l.errorf(CodeTCPMux, t[0], "", "tcpmux services are stream tcp, not %s %s", v.sock, v.protoText)
 		}
 		if v.internal {
@@ -129,16 +130,16 @@ func (p *parser) check(t []token, v *vals, l *line) {
 		if v.internal {
 			l.errorf(CodeInternal, t[5], "server", "RPC services cannot be internal")
 		}
-	default:
+	case protoOK:
 		l.port(v)
 	}
-	if v.internal && len(l.errs) == 0 {
+	if v.internal && sockOK {
 		l.internal(t, v)
 	}
 	if !v.internal && v.sock == service.SockDgram && !v.wait && len(l.errs) == 0 {
 		l.warnf(CodeDgramNowait, t[3], "wait", "dgram nowait is a busybox extension: the server must read its datagram at once, or it is started again for the same datagram until the rate limit stops the service")
 	}
-	if p.opt.CheckOwnership && v.server != "" && len(l.errs) == 0 {
+	if p.opt.CheckOwnership && v.server != "" {
 		if code, msg := checkServer(v.server); code != "" {
 			l.errorf(code, t[5], "server", "%s", msg)
 		}
@@ -147,8 +148,8 @@ func (p *parser) check(t []token, v *vals, l *line) {
 
 // port resolves the service name (or number) to a port.
 func (l *line) port(v *vals) {
-	if v.name == "" {
-		return
+	if v.name == "" || strings.ContainsRune(v.name, '/') {
+		return // refused by serviceField already
 	}
 	if n, ok := parseCount(v.name); ok {
 		if n < 1 || n > 65535 {
