@@ -119,6 +119,10 @@ func (p *parser) includeFile(path string, at service.Source) {
 		fail(CodeIncludeErr, "included %s is not a regular file: not read", path)
 		return
 	}
+	if fi.Size() > maxIncludedFile {
+		fail(CodeIncludeErr, "included %s is larger than %d MiB: not read", path, maxIncludedFile>>20)
+		return
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxIncludedFile+1))
 	if err != nil || len(data) > maxIncludedFile {
 		fail(CodeIncludeErr, "cannot read included file %s: %v", path, err)
