@@ -97,7 +97,7 @@ func TestOwnershipRule(t *testing.T) {
 			confAt: "tmp/inetd.conf", code: CodeFilePerm,
 			msgs: []string{"refusing inetd.conf @/tmp/inetd.conf is owned by uid 1001", "fix: chown -h root @/tmp/inetd.conf"}},
 		{name: "inetd.conf in a world-writable directory",
-			nodes: []tnode{{path: "ww", kind: 'd', mode: 0o777}, {path: "ww/inetd.conf", kind: 'f', body: "ftp stream tcp nowait root /bin/sh sh\n"}},
+			nodes:  []tnode{{path: "ww", kind: 'd', mode: 0o777}, {path: "ww/inetd.conf", kind: 'f', body: "ftp stream tcp nowait root /bin/sh sh\n"}},
 			confAt: "ww/inetd.conf", code: CodeFilePerm,
 			msgs: []string{"@/ww is writable by everyone (mode 0777, owner uid 0); fix: chmod o-w @/ww"}},
 		{name: "inetd.conf writable by group root",
