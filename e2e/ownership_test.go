@@ -375,6 +375,11 @@ func TestOwnershipCheckedAtEveryStart(t *testing.T) {
 	served("")
 	d.waitLog(regexp.QuoteMeta(fmt.Sprintf("service srv: not starting server %s is writable by everyone (mode 0777, owner uid 0); fix: chmod o-w %s", srv, srv)), 5*time.Second)
 	d.waitSvcLog(`FAIL: srv ownership from=127\.0\.0\.1`, 5*time.Second)
+	// A reload now rejects the entry; whatever definition it keeps
+	// running, that one must not start either.
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`reconfiguration failed|Reconfigured`, 10*time.Second)
+	served("")
 
 	if err := os.Chmod(srv, 0o755); err != nil {
 		t.Fatal(err)
@@ -388,7 +393,7 @@ func TestOwnershipCheckedAtEveryStart(t *testing.T) {
 	}
 	served("")
 	d.waitLog(regexp.QuoteMeta(fmt.Sprintf("service srv: not starting server %s is owned by uid %d, not root (mode 0755); fix: chown root %s", srv, nobodyUID, srv)), 5*time.Second)
-	if n := strings.Count(readFile(d.svcLog), "FAIL: srv ownership"); n != 2 {
-		t.Errorf("%d FAIL records with reason ownership, want 2:\n%s", n, readFile(d.svcLog))
+	if n := strings.Count(readFile(d.svcLog), "FAIL: srv ownership"); n != 3 {
+		t.Errorf("%d FAIL records with reason ownership, want 3:\n%s", n, readFile(d.svcLog))
 	}
 }
