@@ -56,6 +56,6 @@
 //
 // A leaf: the standard library, golang.org/x/sys/unix, and for ForUser
 // internal/service and internal/sysdb. Everything above it (parser,
-// parser/inetd, internal/daemon) may import it; it imports nothing else of
-// gxinetd.
+// parser/inetd, access, internal/daemon) may import it; it imports nothing
+// else of gxinetd.
 package pathsafe
