@@ -397,3 +397,27 @@ func TestOwnershipCheckedAtEveryStart(t *testing.T) {
 		t.Errorf("%d FAIL records with reason ownership, want 3:\n%s", n, readFile(d.svcLog))
 	}
 }
+
+// TestOwnershipBannerAtSend: a banner that becomes writable by others
+// after loading is no longer sent (root would copy whatever it then names,
+// /etc/shadow through a link, to the client); the log says why.
+func TestOwnershipBannerAtSend(t *testing.T) {
+	needRoot(t)
+	ports := freePorts(t, 1)
+	dir := newDir(t)
+	banner := ownFile(t, filepath.Join(dir, "banner"), "welcome\n", 0o644, 0)
+	conf := render(t, dir, baseDefaults+daytimeSvc("dt", "{{P0}}", "\tbanner = "+banner+"\n"), ports)
+	d := start(t, dir, conf)
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if got, err := tcpExchange(t, addr, "", 5*time.Second); err != nil || !strings.HasPrefix(got, "welcome\n") {
+		t.Fatalf("banner while safe: %q, %v", got, err)
+	}
+	if err := os.Chmod(banner, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	got, err := tcpExchange(t, addr, "", 5*time.Second)
+	if err != nil || strings.Contains(got, "welcome") || !dayTimeRE.MatchString(got) {
+		t.Errorf("after chmod o+w: %q, %v; want the daytime answer without the banner", got, err)
+	}
+	d.waitLog(regexp.QuoteMeta(fmt.Sprintf("service = dt, banner not sent: %s is writable by everyone (mode 0666, owner uid 0); fix: chmod o-w %s", banner, banner)), 5*time.Second)
+}
