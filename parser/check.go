@@ -143,6 +143,9 @@ func (l *loader) complete(e *readEntry) {
 			c.implied("group")
 		}
 	}
+	if !internal && !redirect {
+		c.checkServerOwner()
+	}
 
 	// Port from /etc/services.
 	if unixSock {

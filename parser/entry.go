@@ -46,7 +46,8 @@ type readEntry struct {
 	tried attrSet
 	// unread marks an entry whose body was never read (no name, no
 	// '{'): whole-entry checks would only echo that one mistake.
-	unread bool
+	unread    bool
+	serverCol int // the column of the server path, for checkServerOwner
 }
 
 // word is one blank-separated word of an attribute line and its column.

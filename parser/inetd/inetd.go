@@ -43,9 +43,11 @@ type Options struct {
 	// (a Cred with ID -1, port 0) with a W-UNKNOWN-NAME warning instead
 	// of rejecting the entry. The daemon never sets it.
 	KeepUnknownNames bool
-	// CheckOwnership refuses a configuration file writable by anyone but
-	// root, and entries whose server could be replaced by someone other
-	// than root (meant for a daemon running as root).
+	// CheckOwnership (meant for a daemon running as root) refuses a
+	// configuration file that anyone but root could change, and entries
+	// whose server could be replaced by someone other than root or the
+	// entry's own user: the rule of internal/pathsafe, shared with
+	// xinetd.conf, over every component of the path and of every link.
 	CheckOwnership bool
 }
 
@@ -119,7 +121,7 @@ const (
 	CodeUser         = "E-USER"          // unknown user
 	CodeGroup        = "E-GROUP"         // unknown group
 	CodeServer       = "E-SERVER"        // server path not absolute, or (CheckOwnership) missing
-	CodeServerPerm   = "E-SERVER-PERM"   // server replaceable by someone other than root
+	CodeServerPerm   = "E-SERVER-PERM"   // server replaceable by someone other than root or its user
 	CodeInternal     = "E-INTERNAL"      // no such internal service
 	CodeIncludeErr   = "E-INCLUDE"       // a NetBSD .include that cannot be read
 	CodeIncludeCycle = "E-INCLUDE-CYCLE" // a file that includes itself
