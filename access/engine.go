@@ -132,7 +132,7 @@ type Engine struct {
 	// and what they were read from: a change to one re-reads everything.
 	patFiles     []string
 	patFilesSeen []fileStamp
-	wrapNext atomic.Int64
+	wrapNext     atomic.Int64
 }
 
 // wrapCheckInterval is how often, at most, Decide looks at the

@@ -2,8 +2,8 @@ package tcpwrap
 
 import (
 	"flag"
-	"io/fs"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
