@@ -195,10 +195,8 @@ func Parse(name string, data []byte, opt Options) ([]*service.Service, service.D
 // reportDialect says which dialect the file is read with and why, and
 // warns when the file's own evidence points elsewhere.
 func (p *parser) reportDialect(det Detection) {
+	// About the whole file: the reasons name their lines.
 	pos := service.Source{File: p.file}
-	if det.Line > 0 && !det.Explicit {
-		pos.Line, pos.Col = det.Line, 1
-	}
 	p.diags = append(p.diags, service.Diag{Pos: pos, Severity: service.SevNotice, Code: CodeDialectChosen,
 		Msg: fmt.Sprintf("read as the %s inetd.conf dialect: %s", det.Dialect, det.Reason())})
 	if len(det.Against) == 0 {
