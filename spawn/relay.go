@@ -179,21 +179,23 @@ func newRelayLoop() (*relayLoop, error) {
 	return l, nil
 }
 
-// add registers a session; from here on it belongs to the loop.
+// add registers a session; from here on it belongs to the loop. The
+// loop's lookups wait for both sockets to be in the set (the lock is held
+// over the two epoll_ctl calls, which do not block): otherwise the loop
+// could run, even end and close, a session whose second socket is not
+// registered yet.
 func (l *relayLoop) add(s *relaySession) error {
 	s.loop = l
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.byFD[int32(s.client.fd)] = s
 	l.byFD[int32(s.upstream.fd)] = s
-	l.mu.Unlock()
 	const ev = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
 	for _, fd := range []int{s.client.fd, s.upstream.fd} {
 		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)}); err != nil {
 			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.client.fd, nil)
-			l.mu.Lock()
 			delete(l.byFD, int32(s.client.fd))
 			delete(l.byFD, int32(s.upstream.fd))
-			l.mu.Unlock()
 			return os.NewSyscallError("epoll_ctl", err)
 		}
 	}
@@ -323,6 +325,43 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 		if d.off < len(d.pending) {
 			if !d.dst.writable {
 				return nil
+			}
+			if d.preamble > 0 {
+				// The PROXY header and the client's first bytes, when they
+				// are there already, go out in one write (one segment for
+				// the backend to read); a client that waits for the
+				// backend to speak first gets the header alone at once.
+				d.preamble = 0
+				if d.src.readable && !d.eof && len(d.pending) < len(l.buf) {
+					pre := copy(l.buf, d.pending)
+					k, err := readRelay(d.src.fd, l.buf[pre:])
+					switch {
+					case err == unix.EAGAIN:
+						d.src.readable = false
+					case err != nil:
+						return err
+					case k == 0:
+						d.eof = true
+					default:
+						*d.n += int64(k)
+						moved += k
+						if s.idle > 0 {
+							s.last = time.Now()
+						}
+						w, err := writeRelay(d.dst.fd, l.buf[:pre+k])
+						if err == unix.EAGAIN {
+							d.dst.writable, w, err = false, 0, nil
+						}
+						if err != nil {
+							return err
+						}
+						d.pending, d.off = nil, 0
+						if w < pre+k {
+							d.pending = append(make([]byte, 0, pre+k-w), l.buf[w:pre+k]...)
+						}
+						continue
+					}
+				}
 			}
 			k, err := writeRelay(d.dst.fd, d.pending[d.off:])
 			if err == unix.EAGAIN {
