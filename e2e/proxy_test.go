@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -600,5 +601,48 @@ service inout
 	}
 	if out != "answer after EOF\n" {
 		t.Errorf("in-and-out client got %q", out)
+	}
+}
+
+// TestProxyProtocolReload: SIGHUP applies changed PROXY attributes to the
+// running socket: a balancer added to proxy_from is trusted at once, and
+// a service that stops taking a header serves its clients directly.
+func TestProxyProtocolReload(t *testing.T) {
+	ports := freePorts(t, 1)
+	dir := newDir(t)
+	conf := func(pp string) string {
+		return baseDefaults + `
+service daytime
+{
+	id          = dt
+	type        = INTERNAL UNLISTED
+	socket_type = stream
+	protocol    = tcp
+	port        = {{P0}}
+	wait        = no
+` + pp + `}
+`
+	}
+	path := render(t, dir, conf("\tproxy_protocol = v1\n\tproxy_from = 127.0.0.2\n"), ports)
+	d := start(t, dir, path)
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if got := ppExchange(t, "127.0.0.1", addr, 0, ppV1("192.0.2.1:1", "198.51.100.1:13")); got != "" {
+		t.Fatalf("untrusted balancer served: %q", got)
+	}
+	d.waitSvcLog(`FAIL: dt proxy_untrusted from=(::ffff:)?127\.0\.0\.1\n`, 5*time.Second)
+
+	render(t, dir, conf("\tproxy_protocol = v1\n\tproxy_from = 127.0.0.2 127.0.0.1\n"), ports)
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`Reconfigured: new=0 old=1 dropped=0`, 10*time.Second)
+	if got := ppExchange(t, "127.0.0.1", addr, 0, ppV1("192.0.2.1:1", "198.51.100.1:13")); !dayTimeRE.MatchString(got) {
+		t.Fatalf("balancer added to proxy_from: %q", got)
+	}
+	d.waitSvcLog(`START: dt pid=0 from=192\.0\.2\.1 proxy=(::ffff:)?127\.0\.0\.1\n`, 5*time.Second)
+
+	render(t, dir, conf(""), ports)
+	d.signal(syscall.SIGHUP)
+	d.waitLog(`(?s)(Reconfigured: new=0 old=1 dropped=0.*){2}`, 10*time.Second)
+	if got := ppExchange(t, "127.0.0.1", addr, 0); !dayTimeRE.MatchString(got) {
+		t.Fatalf("without proxy_protocol a direct client is served: %q", got)
 	}
 }
