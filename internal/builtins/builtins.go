@@ -92,8 +92,9 @@ type Env struct {
 	// OwnPorts reports whether a UDP port is one of the daemon's own
 	// builtin UDP ports (reflection guard); nil means none.
 	OwnPorts func(port uint16) bool
-	// ProcNet is the directory holding tcp and tcp6 for auth (default
-	// /proc/net); tests point it elsewhere.
+	// ProcNet is the directory holding tcp and tcp6 that auth -r reads
+	// when the kernel has no sock_diag (default /proc/net). Tests point
+	// it elsewhere, and auth then reads it instead of asking the kernel.
 	ProcNet string
 	// Users resolves uids to names and home directories for auth; nil
 	// means sysdb.System.
@@ -182,8 +183,12 @@ func (e *Env) procNet() string {
 	if e != nil && e.ProcNet != "" {
 		return e.ProcNet
 	}
-	return DefaultProcNet
+	return defaultProcNet
 }
+
+// defaultProcNet is DefaultProcNet; a test hides it to show that auth -r
+// no longer reads it when sock_diag answers.
+var defaultProcNet = DefaultProcNet
 
 // idleTimeout and maxBytes prefer the service's own setting, then the
 // daemon's, then the default.
