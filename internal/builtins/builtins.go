@@ -100,10 +100,15 @@ type Env struct {
 	// means sysdb.System.
 	Users *sysdb.DB
 	// Logf reports guard refusals; nil discards them. Refusals are
-	// logged at most once per source address per LogInterval.
+	// logged at most once per source address per LogInterval, unless
+	// AllowLog is set.
 	Logf func(format string, args ...any)
 	// LogInterval is the per-source quiet period for Logf (default 1 min).
 	LogInterval time.Duration
+	// AllowLog, when set, decides instead whether a refusal from src may
+	// be logged: the daemon's refusal budget, per source and in total,
+	// which also counts what it holds back.
+	AllowLog func(src netip.Addr) bool
 
 	logMu  sync.Mutex
 	logged map[netip.Addr]time.Time

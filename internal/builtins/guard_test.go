@@ -105,3 +105,25 @@ func TestGuardLogMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardAllowLog: with AllowLog set, the daemon's budget decides, and
+// it is asked with the source address of every refusal (never of an
+// allowed datagram).
+func TestGuardAllowLog(t *testing.T) {
+	var asked []netip.Addr
+	logged := 0
+	env := &Env{
+		AllowLog: func(a netip.Addr) bool { asked = append(asked, a); return len(asked) <= 2 },
+		Logf:     func(string, ...any) { logged++ },
+	}
+	for i := 0; i < 5; i++ {
+		Guard(netip.MustParseAddrPort(fmt.Sprintf("127.0.0.%d:53", i+1)), env)
+		Guard(netip.MustParseAddrPort("127.0.0.9:40000"), env)
+	}
+	if len(asked) != 5 || asked[4] != netip.MustParseAddr("127.0.0.5") {
+		t.Errorf("AllowLog asked about %v, want the five refused sources", asked)
+	}
+	if logged != 2 {
+		t.Errorf("logged %d lines, want the 2 AllowLog allowed", logged)
+	}
+}
