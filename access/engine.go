@@ -168,6 +168,7 @@ type svcState struct {
 	minute         minuteWindow
 	ipRate         *boundedMap[netip.Addr, minuteWindow]
 	quiet          *boundedMap[netip.AddrPort, int64]
+	srcCPS         *boundedMap[netip.Addr, srcSecond] // datagram services: cps per source
 	slab           []Lease
 	slabNext       int
 
@@ -311,6 +312,7 @@ func (e *Engine) newState(key string) *svcState {
 		perSrc: newBoundedMap[netip.Addr, int32](e.g.MaxSources),
 		ipRate: newBoundedMap[netip.Addr, minuteWindow](e.g.MaxSources),
 		quiet:  newBoundedMap[netip.AddrPort, int64](e.g.MaxSources),
+		srcCPS: newBoundedMap[netip.Addr, srcSecond](e.g.MaxSources),
 	}
 }
 
@@ -405,7 +407,7 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	peer := r.Peer.Addr().Unmap().WithZone("")
 
 	// 1. cps; a service already suspended refuses what slipped through.
-	if d, refused := e.checkCPS(st, s, now); refused {
+	if d, refused := e.checkCPS(st, s, known, peer, now); refused {
 		return e.refuse(st, d)
 	}
 	// 2. load
@@ -527,13 +529,46 @@ func (e *Engine) quiet(st *svcState, s *service.Service, p netip.AddrPort, now t
 	return d
 }
 
-func (e *Engine) checkCPS(st *svcState, s *service.Service, now time.Time) (Decision, bool) {
+// checkCPS applies cps. A datagram's source can be forged, so for
+// datagram services a source over the rate is refused on its own first,
+// and only what passes counts toward the service-wide limit; a datagram
+// builtin, answered in-process, is then held to the rate (excess refused)
+// rather than switched off, which was all that 51 forged datagrams
+// needed to achieve (xinetd does the same).
+func (e *Engine) checkCPS(st *svcState, s *service.Service, known bool, peer netip.Addr, now time.Time) (Decision, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if now.Before(st.suspendedUntil) {
 		return Decision{Reason: st.suspendReason, Detail: "service suspended until " + st.suspendedUntil.Format(time.TimeOnly)}, true
 	}
 	if s.CPS.Rate <= 0 {
+		return Decision{}, false
+	}
+	dgram := s.SocketType == service.SockDgram
+	if dgram && known {
+		src := sourceKey(s, peer)
+		sec := now.Unix()
+		// Sources quiet for a second are of no more use: drop a few per
+		// datagram, so the table holds only the current flood.
+		st.srcCPS.pruneHead(4, func(w srcSecond) bool { return sec-w.sec >= 2 || sec < w.sec })
+		w, _ := st.srcCPS.get(src)
+		if w.sec != sec {
+			w = srcSecond{sec: sec}
+		}
+		w.n++
+		if st.srcCPS.put(src, w) > 0 {
+			e.capHit("cps", now, "per-source cps table for "+s.ID+" full: evicting oldest entries")
+		}
+		if w.n > int64(s.CPS.Rate) {
+			return Decision{Reason: ReasonCPS,
+				Detail: "more than " + strconv.Itoa(s.CPS.Rate) + " datagrams within one second from " + src.String()}, true
+		}
+	}
+	if dgram && s.IsInternal() {
+		if !st.cps.admit(now.UnixNano(), s.CPS.Rate) {
+			return Decision{Reason: ReasonCPS,
+				Detail: "more than " + strconv.Itoa(s.CPS.Rate) + " datagrams within one second"}, true
+		}
 		return Decision{}, false
 	}
 	if st.cps.hit(now.UnixNano(), s.CPS.Rate) {
@@ -601,6 +636,9 @@ func (e *Engine) reserve(st *svcState, s *service.Service, known bool, peer neti
 	l.e, l.st, l.epoch, l.src, l.hasSrc = e, st, st.epoch, src, trackSrc
 	return l, Decision{}, true
 }
+
+// srcSecond counts one source's datagrams in one calendar second.
+type srcSecond struct{ sec, n int64 }
 
 // sourceKey groups a client for per_source by PerSourcePrefix4/6 (0 or
 // the full length = one address).
@@ -743,7 +781,7 @@ type Snapshot struct {
 	// Running is the number of running servers across services (-limit).
 	Running int
 	Tables  TableSizes
-	// CapHits counts table-full events by table: sources, rates, quiet, names, deny.
+	// CapHits counts table-full events by table: sources, rates, quiet, cps, names, deny.
 	CapHits map[string]uint64
 }
 
@@ -766,6 +804,8 @@ type DenyEntry struct {
 // TableSizes are the current sizes of the bounded tables (summed over services).
 type TableSizes struct {
 	Sources, Rates, Quiet, Names, Deny int
+	// CPS is the per-source cps table of datagram services.
+	CPS int
 }
 
 // Snapshot returns the engine's counters and tables.
@@ -785,6 +825,7 @@ func (e *Engine) Snapshot() Snapshot {
 		snap.Tables.Sources += st.perSrc.len()
 		snap.Tables.Rates += st.ipRate.len()
 		snap.Tables.Quiet += st.quiet.len()
+		snap.Tables.CPS += st.srcCPS.len()
 		st.mu.Unlock()
 		snap.Services[k] = ss
 	}

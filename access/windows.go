@@ -41,6 +41,38 @@ func (w *cpsWindow) hit(t int64, rate int) bool {
 	return trip
 }
 
+// admit is hit for a rate that refuses the excess instead of tripping:
+// a request over the rate is not recorded, so the window admits RATE
+// requests in any one second however many more arrive.
+func (w *cpsWindow) admit(t int64, rate int) bool {
+	if rate > maxCPSRing {
+		w.ring = nil
+		s := t / int64(time.Second)
+		if s != w.sec {
+			w.sec, w.count = s, 0
+		}
+		if w.count >= rate {
+			return false
+		}
+		w.count++
+		return true
+	}
+	if len(w.ring) != rate {
+		w.ring, w.pos, w.filled = make([]int64, rate), 0, 0
+	}
+	if w.filled == rate {
+		oldest := w.ring[w.pos]
+		if t-oldest < int64(time.Second) && t >= oldest {
+			return false
+		}
+	} else {
+		w.filled++
+	}
+	w.ring[w.pos] = t
+	w.pos = (w.pos + 1) % rate
+	return true
+}
+
 // minuteWindow counts events over the last minute in six 10-second
 // buckets, the granularity FreeBSD inetd uses for its per-minute limits.
 type minuteWindow struct {
