@@ -54,6 +54,12 @@ type Global struct {
 	// Notify receives the engine's own messages (level is one of crit,
 	// error, warning, notice, info); nil discards them.
 	Notify func(level string, msg string)
+	// Refusal, when set, receives the messages the engine writes about
+	// one refused request (excessive load, tcp_wrappers, lists that
+	// match equally, a SENSOR hit) with the client's address, so that
+	// the daemon can hold them to its refusal budget; nil sends them to
+	// Notify.
+	Refusal func(level string, peer netip.Addr, msg string)
 	// MaxSources caps each per-source table (running counts per client,
 	// per-client rate windows, UDP duplicate suppression); 0 = DefaultMaxSources.
 	MaxSources int
@@ -413,7 +419,7 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	// 2. load
 	if s.MaxLoad > 0 {
 		if l, err := e.load(); err == nil && l >= s.MaxLoad {
-			e.notify("error", "refused connect from "+addrText(r.Peer)+" due to excessive load")
+			e.refusal("error", r.Peer, "refused connect from "+addrText(r.Peer)+" due to excessive load")
 			return e.refuse(st, Decision{Reason: ReasonLoad, Detail: "load " + strconv.FormatFloat(l, 'f', 2, 64) + " >= max_load " + strconv.FormatFloat(s.MaxLoad, 'f', 2, 64)})
 		}
 	}
@@ -464,7 +470,7 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	var wrap *tcpwrap.Action
 	if c.policy != nil && known {
 		if c.daemon == "" {
-			e.notify("info", "server param not provided to libwrap refusing connection to "+s.ID+" from "+addrText(r.Peer))
+			e.refusal("info", r.Peer, "server param not provided to libwrap refusing connection to "+s.ID+" from "+addrText(r.Peer))
 			lease.Release()
 			return e.refuse(st, Decision{Reason: ReasonLibwrap, Detail: "no daemon name for tcp_wrappers"})
 		}
@@ -486,7 +492,7 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 			wrap = rule.Action(c.daemon, cl)
 		}
 		if !allow {
-			e.notify("info", "libwrap refused connection to "+s.ID+" (libwrap="+c.daemon+") from "+addrText(r.Peer))
+			e.refusal("info", r.Peer, "libwrap refused connection to "+s.ID+" (libwrap="+c.daemon+") from "+addrText(r.Peer))
 			lease.Release()
 			d := Decision{Reason: ReasonLibwrap, Detail: "tcp_wrappers " + rule.Where(), Wrap: wrap}
 			if rule != nil && rule.Broken != nil {
@@ -698,7 +704,7 @@ func (e *Engine) checkLists(ctx context.Context, c *compiled, s *service.Service
 	case vNotInOnly:
 		return "not in only_from", true
 	}
-	e.notify("error", "Service="+s.ID+": only_from list and no_access list match equally the address "+addrText(raw))
+	e.refusal("error", raw, "Service="+s.ID+": only_from list and no_access list match equally the address "+addrText(raw))
 	return "only_from and no_access match equally (" + t.detail(o, true) + ", " + t.detail(n, false) + ")", true
 }
 
@@ -707,6 +713,15 @@ func addrText(p netip.AddrPort) string {
 		return "<no address>"
 	}
 	return p.Addr().WithZone("").String()
+}
+
+// refusal writes a message about one refused request from peer.
+func (e *Engine) refusal(level string, peer netip.AddrPort, msg string) {
+	if e.g.Refusal != nil {
+		e.g.Refusal(level, peer.Addr(), msg)
+		return
+	}
+	e.notify(level, msg)
 }
 
 // capHit counts a table-full event and reports it at most once a minute per table.

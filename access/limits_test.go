@@ -435,3 +435,30 @@ func TestDatagramCPS(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusalHook: a message about one refused request goes, with the
+// client's address, to Global.Refusal when it is set (the daemon's
+// refusal budget), not to Notify.
+func TestRefusalHook(t *testing.T) {
+	s := svc("hook")
+	s.MaxLoad = 0.5
+	type note struct {
+		level string
+		peer  netip.Addr
+		msg   string
+	}
+	var got []note
+	e, n := newEngine(t, Global{Load: func() (float64, error) { return 9, nil },
+		Refusal: func(level string, peer netip.Addr, msg string) { got = append(got, note{level, peer, msg}) }}, s)
+	d := e.Decide(context.Background(), Request{Service: s, Peer: ap("127.0.0.7"), Now: t0})
+	if d.Allow || d.Reason != ReasonLoad {
+		t.Fatalf("%+v", d)
+	}
+	if len(got) != 1 || got[0].peer != netip.MustParseAddr("127.0.0.7") || got[0].level != "error" ||
+		got[0].msg != "refused connect from 127.0.0.7 due to excessive load" {
+		t.Errorf("Refusal got %+v", got)
+	}
+	if len(n.all()) != 0 {
+		t.Errorf("Notify got %q as well", n.all())
+	}
+}

@@ -93,6 +93,13 @@ type DumpState struct {
 	DenyList []DenyEntry
 	LogDrops map[string]uint64
 
+	// Bounded work (metrics only): messages held back by the refusal
+	// budget, failure-path ident lookups skipped, and the daemon's
+	// goroutines and open descriptors, so that growth under attack or
+	// across reloads can be watched from outside.
+	LogHeldBack, IdentSkipped uint64
+	Goroutines, OpenDescriptors int
+
 	// Dump supplies the resolver and environment for the service blocks.
 	Dump DumpOptions
 }
@@ -294,6 +301,13 @@ type ParsedDump struct {
 	Counters []ServiceCounters
 	DenyList []DenyEntry
 	LogDrops map[string]uint64
+
+	// Bounded work (metrics only): messages held back by the refusal
+	// budget, failure-path ident lookups skipped, and the daemon's
+	// goroutines and open descriptors, so that growth under attack or
+	// across reloads can be watched from outside.
+	LogHeldBack, IdentSkipped uint64
+	Goroutines, OpenDescriptors int
 }
 
 // ParseStateDump reads the last complete dump in r (dump files grow by
