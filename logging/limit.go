@@ -56,7 +56,13 @@ func (h Held) Total() uint64 { return h.BySource + h.ByGlobal + h.Other }
 // String is the summary's wording: "123 (100 over a source's budget, 23
 // over the global budget)".
 func (h Held) String() string {
-	s := fmt.Sprint(h.Total())
+	return fmt.Sprint(h.Total()) + h.Breakdown()
+}
+
+// Breakdown is String without the total: " (100 over a source's budget,
+// 23 over the global budget)", or "" when there is one kind only.
+func (h Held) Breakdown() string {
+	s := ""
 	var parts []string
 	if h.BySource > 0 {
 		parts = append(parts, fmt.Sprintf("%d over a source's budget", h.BySource))
@@ -311,6 +317,9 @@ func (e *Episode) tick() {
 	time.AfterFunc(e.interval(), e.tick)
 }
 
+// DefaultIdentMax is how many failure-path ident lookups may run at once.
+const DefaultIdentMax = 16
+
 // IdentGate bounds the ident lookups made for refused connections
 // (log_on_failure USERID). Each one is an outgoing connection to a port
 // the client chooses to answer slowly, held for the ident timeout, and
@@ -319,7 +328,8 @@ func (e *Episode) tick() {
 // address per PerSource; what it skips is counted and reported through
 // Report, once per DefaultReportInterval.
 type IdentGate struct {
-	// Max defaults to 16 concurrent lookups; PerSource to a minute.
+	// Max defaults to DefaultIdentMax concurrent lookups; PerSource to
+	// a minute.
 	Max       int
 	PerSource time.Duration
 	Report    func(Held)
@@ -346,7 +356,7 @@ func (g *IdentGate) Acquire(src netip.Addr, now time.Time) (release func(), ok b
 	g.init()
 	max := g.Max
 	if max <= 0 {
-		max = 16
+		max = DefaultIdentMax
 	}
 	g.mu.Lock()
 	if g.running >= max {

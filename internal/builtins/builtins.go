@@ -100,15 +100,17 @@ type Env struct {
 	// means sysdb.System.
 	Users *sysdb.DB
 	// Logf reports guard refusals; nil discards them. Refusals are
-	// logged at most once per source address per LogInterval, unless
-	// AllowLog is set.
+	// logged at most once per source address per LogInterval, and then
+	// only as AllowLog allows.
 	Logf func(format string, args ...any)
 	// LogInterval is the per-source quiet period for Logf (default 1 min).
 	LogInterval time.Duration
-	// AllowLog, when set, decides instead whether a refusal from src may
-	// be logged: the daemon's refusal budget, per source and in total,
-	// which also counts what it holds back.
-	AllowLog func(src netip.Addr) bool
+	// AllowLog, when set, is asked about every refusal Logf would
+	// report, with repeat true when the source was reported within
+	// LogInterval (the refusal is then not logged whatever it answers):
+	// the daemon's refusal budget, which bounds the lines a flood from
+	// many sources writes and counts what it holds back.
+	AllowLog func(src netip.Addr, repeat bool) bool
 
 	logMu  sync.Mutex
 	logged map[netip.Addr]time.Time

@@ -26,8 +26,8 @@ const maxLogged = 4096
 // martians before they reach us.
 //
 // A refusal is reported through env.Logf at most once per source
-// address per env.LogInterval, or as env.AllowLog decides; why is the
-// reason in a few words.
+// address per env.LogInterval, and then as env.AllowLog decides; why is
+// the reason in a few words.
 func Guard(from netip.AddrPort, env *Env) (ok bool, why string) {
 	why = refusal(from, env)
 	if why == "" {
@@ -66,10 +66,11 @@ func refusal(from netip.AddrPort, env *Env) string {
 }
 
 func (e *Env) mayLog(a netip.Addr) bool {
+	first := e.shouldLog(a, time.Now())
 	if e.AllowLog != nil {
-		return e.AllowLog(a)
+		return e.AllowLog(a, !first) && first
 	}
-	return e.shouldLog(a, time.Now())
+	return first
 }
 
 // shouldLog reports whether a refusal from a may be logged now, and

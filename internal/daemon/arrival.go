@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"net"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -33,9 +34,32 @@ type arrivalClock struct {
 // arrived returns when the connection on fd arrived, given that it was
 // accepted at now.
 func (a *arrivalClock) arrived(fd int, now time.Time) time.Time {
+	if !a.late(now) {
+		return now
+	}
+	return a.ask(fd, now)
+}
+
+// arrivedConn is arrived for a net.Conn, whose descriptor is looked up
+// only when the kernel must be asked.
+func (a *arrivalClock) arrivedConn(c net.Conn, now time.Time) time.Time {
+	if !a.late(now) {
+		return now
+	}
+	return a.ask(connFD(c), now)
+}
+
+// late notes an accept at now and reports whether the connection may
+// have waited: after a gap, or while catching up.
+func (a *arrivalClock) late(now time.Time) bool {
 	gap := now.Sub(a.last)
 	a.last = now
-	if !a.catchUp && gap < lateAfter {
+	return a.catchUp || gap >= lateAfter
+}
+
+func (a *arrivalClock) ask(fd int, now time.Time) time.Time {
+	if fd < 0 {
+		a.catchUp = false
 		return now
 	}
 	age, ok := connAge(fd)

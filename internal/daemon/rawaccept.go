@@ -54,7 +54,7 @@ func fdConn(fd int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
+func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, at time.Time) {
 	d := r.d
 	svc := r.svc.Load()
 	if s := svc; s.Flags.Has(service.FlagKeepAlive) {
@@ -66,11 +66,11 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	if svc.Banner != "" {
 		// banner goes out before any check: the full path does that.
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c)
+			r.handleStream(c, at)
 		}
 		return
 	}
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at})
 	if !dec.Allow || needsConn(svc, &dec) {
 		c, err := fdConn(fd)
 		if err != nil {
@@ -86,6 +86,11 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 		return
 	}
 	if svc.IsRedirect() {
+		if d.inReserve(fd, svc.ID) {
+			d.refuseSession(r, svc, remote, local, dec.Lease)
+			closeRaw(fd)
+			return
+		}
 		d.redirect(r, svc, remote, local, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
 			return spawn.ProxyFD(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o)
 		})

@@ -154,6 +154,7 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		return
 	}
 	var bo acceptBackoff
+	var clock arrivalClock
 	for {
 		c, err := ln.Accept()
 		if err != nil {
@@ -170,10 +171,11 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 			continue
 		}
 		bo.ok(d)
+		at := clock.arrivedConn(c, time.Now())
 		if tc, ok := c.(*net.TCPConn); ok {
 			systemKeepAlive(tc, r.svc.Load().Flags.Has(service.FlagKeepAlive))
 		}
-		go r.handleStream(c)
+		go r.handleStream(c, at)
 	}
 }
 
@@ -213,11 +215,7 @@ type acceptBackoff struct{ delay time.Duration }
 func (b *acceptBackoff) failed(r *svcRun, sr *sockRun, err error) bool {
 	d := r.d
 	b.delay = backoff(b.delay)
-	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-		if d.fdLow.CompareAndSwap(false, true) {
-			d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
-		}
-	} else {
+	if !d.fdShortage(err, r.svc.Load().ID) {
 		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
 	}
 	select {
@@ -228,15 +226,12 @@ func (b *acceptBackoff) failed(r *svcRun, sr *sockRun, err error) bool {
 	}
 }
 
-// ok notes a successful accept, ending an out-of-descriptors episode.
+// ok notes a successful accept: the next failure backs off from the
+// start again. The out-of-descriptors episode ends by itself, once an
+// interval passes without a shortage (logging.Episode); ending it at the
+// first success wrote two lines for every connection under pressure.
 func (b *acceptBackoff) ok(d *Daemon) {
-	if b.delay == 0 {
-		return
-	}
 	b.delay = 0
-	if d.fdLow.CompareAndSwap(true, false) {
-		d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
-	}
 }
 
 func backoff(d time.Duration) time.Duration {
@@ -260,8 +255,9 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// handleStream serves one accepted connection of a stream service.
-func (r *svcRun) handleStream(c net.Conn) {
+// handleStream serves one accepted connection of a stream service that
+// arrived at at.
+func (r *svcRun) handleStream(c net.Conn, at time.Time) {
 	d := r.d
 	svc := r.svc.Load()
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
@@ -276,7 +272,7 @@ func (r *svcRun) handleStream(c net.Conn) {
 		}
 	}
 	d.sendBanner(c, svc, svc.Banner)
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at})
 	if !dec.Allow {
 		d.refused(r, svc, c, remote, local, dec)
 		c.Close()
@@ -327,7 +323,7 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 func (d *Daemon) ident(svc *service.Service, local, remote netip.AddrPort) (string, error) {
 	user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
 	var ie *logging.IdentError
-	if errors.As(err, &ie) && ie.Reason == "bad response" {
+	if errors.As(err, &ie) && ie.Reason == "bad response" && d.mayLogRefusal(remote.Addr()) {
 		// The answer comes from the network: no control characters in our log.
 		line := strings.Map(func(r rune) rune {
 			if r < 0x20 || r == 0x7f {
@@ -369,6 +365,11 @@ var forkingBuiltins = map[string]bool{"echo": true, "discard": true, "chargen": 
 // dispatch runs an allowed stream request.
 func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease) {
 	start := time.Now()
+	if holdsSession(svc) && d.inReserve(connFD(c), svc.ID) {
+		d.refuseSession(r, svc, remote, local, lease)
+		c.Close()
+		return
+	}
 	switch {
 	case svc.IsInternal():
 		fn, ok := builtins.Stream(svc.Builtin)
@@ -392,7 +393,9 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 		f, err := connFile(c)
 		c.Close()
 		if err != nil {
-			d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+			if !d.fdShortage(err, svc.ID) {
+				d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+			}
 			releaseLease(lease)
 			return
 		}
@@ -412,7 +415,7 @@ func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.A
 		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
 		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
 	releaseLease(lease)
-	if err != nil && !isBenign(err) {
+	if err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID) {
 		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
 	}
 	r.cnt.bytesIn.Add(uint64(in))
@@ -441,7 +444,7 @@ func connFile(c net.Conn) (*os.File, error) {
 // refused handles a refusal: FAIL record, banner_fail, the failure-path
 // ident lookup, and closing the listener for a cps or looping trip.
 func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
-	if !dec.Quiet {
+	if !dec.Quiet && d.mayLogRefusal(remote.Addr()) {
 		d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
 			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code()})
 	}
@@ -461,15 +464,21 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 	}
 	if svc.LogOnFailure.Has(service.LogFailureUserID) && remote.IsValid() && svc.SocketType == service.SockStream {
 		// The lookup must not hold the refused connection's goroutine
-		// hostage: it runs on its own, bounded by the ident timeout.
-		go func() {
-			user, err := d.ident(svc, local, remote)
-			if err == nil {
-				d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
-			} else if reason := identReason(err); reason != "no server" {
-				d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
-			}
-		}()
+		// hostage: it runs on its own, bounded by the ident timeout,
+		// and by the gate: a refused client could otherwise make the
+		// daemon open one outgoing connection per refusal, each held
+		// for the timeout.
+		if release, ok := d.bnd.ident.Acquire(remote.Addr(), time.Now()); ok {
+			go func() {
+				defer release()
+				user, err := d.ident(svc, local, remote)
+				if err == nil {
+					d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+				} else if reason := identReason(err); reason != "no server" && d.mayLogRefusal(remote.Addr()) {
+					d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
+				}
+			}()
+		}
 	}
 	if dec.SuspendFor > 0 {
 		d.suspend(r, svc, dec)
@@ -845,7 +854,15 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 			m := d.udpPorts.Load()
 			return m != nil && (*m)[p]
 		},
-		Logf: func(format string, args ...any) { d.log.Logf(logging.LevelWarning, "builtin", format, args...) },
+		Logf:     func(format string, args ...any) { d.log.Logf(logging.LevelWarning, "builtin", format, args...) },
+		AllowLog: func(a netip.Addr, repeat bool) bool {
+			if repeat {
+				// Said within the minute already: counted, not written.
+				d.bnd.refusals.Hold(time.Now())
+				return false
+			}
+			return d.mayLogRefusal(a)
+		},
 	}
 }
 
