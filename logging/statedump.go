@@ -97,7 +97,7 @@ type DumpState struct {
 	// budget, failure-path ident lookups skipped, and the daemon's
 	// goroutines and open descriptors, so that growth under attack or
 	// across reloads can be watched from outside.
-	LogHeldBack, IdentSkipped uint64
+	LogHeldBack, IdentSkipped   uint64
 	Goroutines, OpenDescriptors int
 
 	// Dump supplies the resolver and environment for the service blocks.
@@ -306,7 +306,7 @@ type ParsedDump struct {
 	// budget, failure-path ident lookups skipped, and the daemon's
 	// goroutines and open descriptors, so that growth under attack or
 	// across reloads can be watched from outside.
-	LogHeldBack, IdentSkipped uint64
+	LogHeldBack, IdentSkipped   uint64
 	Goroutines, OpenDescriptors int
 }
 

@@ -854,7 +854,7 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 			m := d.udpPorts.Load()
 			return m != nil && (*m)[p]
 		},
-		Logf:     func(format string, args ...any) { d.log.Logf(logging.LevelWarning, "builtin", format, args...) },
+		Logf: func(format string, args ...any) { d.log.Logf(logging.LevelWarning, "builtin", format, args...) },
 		AllowLog: func(a netip.Addr, repeat bool) bool {
 			if repeat {
 				// Said within the minute already: counted, not written.
