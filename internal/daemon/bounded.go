@@ -133,6 +133,19 @@ func (d *Daemon) inReserve(fd int, svcID string) bool {
 	return true
 }
 
+// errInReserve refuses a redirect's upstream socket that landed in the
+// reserve: the client's descriptor was below it, but other sessions
+// admitted at the same moment took the rest.
+var errInReserve = errors.New("descriptor reserve reached")
+
+// reserveControl is the redirect's check of its upstream socket.
+func (d *Daemon) reserveControl(fd int, svcID string) error {
+	if d.inReserve(fd, svcID) {
+		return errInReserve
+	}
+	return nil
+}
+
 // connFD is the descriptor of a connection, or -1.
 func connFD(c net.Conn) int {
 	fd := -1

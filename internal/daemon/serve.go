@@ -413,9 +413,18 @@ func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.A
 	r.cnt.served.Add(1)
 	in, out, err := proxy(spawn.ProxyOptions{
 		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
-		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
+		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource,
+		Control: func(fd int) error { return d.reserveControl(fd, svc.ID) }})
 	releaseLease(lease)
-	if err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID) {
+	switch {
+	case errors.Is(err, errInReserve):
+		// The upstream socket would have eaten into the reserve.
+		r.cnt.noFD.Add(1)
+		if d.mayLogRefusal(remote.Addr()) {
+			d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
+				Reason: access.ReasonDescriptors.String(), ReasonCode: access.ReasonDescriptors.Code()})
+		}
+	case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
 		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
 	}
 	r.cnt.bytesIn.Add(uint64(in))
