@@ -99,6 +99,11 @@ type DumpState struct {
 	// across reloads can be watched from outside.
 	LogHeldBack, IdentSkipped   uint64
 	Goroutines, OpenDescriptors int
+	// AccessTables are the sizes of the access engine's bounded tables
+	// (sources, rates, quiet, cps, names, deny) and AccessTableFull how
+	// often each was full.
+	AccessTables    map[string]int
+	AccessTableFull map[string]uint64
 
 	// Dump supplies the resolver and environment for the service blocks.
 	Dump DumpOptions
@@ -257,7 +262,7 @@ func ints(v []int) string {
 	return b.String()
 }
 
-func sortedKeys(m map[string]uint64) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -301,13 +306,6 @@ type ParsedDump struct {
 	Counters []ServiceCounters
 	DenyList []DenyEntry
 	LogDrops map[string]uint64
-
-	// Bounded work (metrics only): messages held back by the refusal
-	// budget, failure-path ident lookups skipped, and the daemon's
-	// goroutines and open descriptors, so that growth under attack or
-	// across reloads can be watched from outside.
-	LogHeldBack, IdentSkipped   uint64
-	Goroutines, OpenDescriptors int
 }
 
 // ParseStateDump reads the last complete dump in r (dump files grow by

@@ -107,6 +107,9 @@ func (d *Daemon) snapshot() *logging.DumpState {
 		st.DenyList = append(st.DenyList, logging.DenyEntry{Addr: e.Addr.String(), Expires: e.Expires})
 	}
 	st.LogDrops = d.rec.Stats().Drops()
+	st.AccessTables = map[string]int{"sources": snap.Tables.Sources, "rates": snap.Tables.Rates, "quiet": snap.Tables.Quiet,
+		"cps": snap.Tables.CPS, "names": snap.Tables.Names, "deny": snap.Tables.Deny}
+	st.AccessTableFull = snap.CapHits
 	st.LogHeldBack = d.bnd.refusals.HeldTotal()
 	st.IdentSkipped = d.bnd.ident.Skipped()
 	st.Goroutines = runtime.NumGoroutine()
