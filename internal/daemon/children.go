@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -30,6 +31,59 @@ type child struct {
 	done   chan struct{}
 	// exitNote replaces the EXIT record (wrap spawn commands log none).
 	silent bool
+}
+
+// childSet is the registry of running servers (and tcp_wrappers
+// commands). It has its own small lock, a leaf: taken after Daemon.mu
+// when both are needed, and never held while waiting for anything. A
+// serving goroutine records the server it has just started here, so it
+// never needs Daemon.mu, and a reload or shutdown that waits for that
+// goroutine cannot be waiting for itself.
+type childSet struct {
+	mu sync.Mutex
+	m  map[int]*child
+}
+
+func (s *childSet) add(c *child) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[int]*child{}
+	}
+	s.m[c.pid] = c
+	s.mu.Unlock()
+}
+
+// remove forgets c, and only c: its pid may already name a newer server.
+func (s *childSet) remove(c *child) {
+	s.mu.Lock()
+	if s.m[c.pid] == c {
+		delete(s.m, c.pid)
+	}
+	s.mu.Unlock()
+}
+
+// list returns the running children, in no particular order.
+func (s *childSet) list() []*child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*child, 0, len(s.m))
+	for _, c := range s.m {
+		out = append(out, c)
+	}
+	return out
+}
+
+// of returns the running servers of one service.
+func (s *childSet) of(r *svcRun) []*child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*child
+	for _, c := range s.m {
+		if c.run == r {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // maxForkFailures and forkRetry follow xinetd §7.5: a failed fork is
@@ -116,9 +170,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 	}
 	ch := &child{pid: proc.Pid, run: r, svc: svc, start: time.Now(), remote: c.Remote, known: c.RemoteKnown,
 		fd: fd, proc: proc, lease: lease, done: make(chan struct{})}
-	d.mu.Lock()
-	d.children[ch.pid] = ch
-	d.mu.Unlock()
+	d.kids.add(ch)
 	r.cnt.served.Add(1)
 	rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: c.Local}
 	if c.RemoteKnown {
@@ -146,9 +198,7 @@ func dupFile(f *os.File) (*os.File, error) {
 // then writes its EXIT record with the real status and releases its lease.
 func (d *Daemon) reap(ch *child) {
 	ws, err := spawn.Wait(ch.proc)
-	d.mu.Lock()
-	delete(d.children, ch.pid)
-	d.mu.Unlock()
+	d.kids.remove(ch)
 	releaseLease(ch.lease)
 	close(ch.done)
 	if ch.silent {
@@ -171,20 +221,14 @@ func (d *Daemon) reap(ch *child) {
 	d.record(rec)
 }
 
-// terminateServersLocked ends the servers of a service that is removed or
-// whose socket changes: SIGTERM, a grace period, then SIGKILL. The EXIT
-// records come from the reaper, with the real status.
-func (d *Daemon) terminateServersLocked(r *svcRun, why string) {
-	var victims []*child
-	for _, c := range d.children {
-		if c.run == r {
-			victims = append(victims, c)
-		}
+// terminateServers ends the servers of a service that is removed or
+// whose socket changes: SIGTERM, a grace period, then SIGKILL, on a
+// goroutine of their own (the caller may hold locks). The EXIT records
+// come from the reaper, with the real status.
+func (d *Daemon) terminateServers(r *svcRun) {
+	if victims := d.kids.of(r); len(victims) > 0 {
+		go d.terminate(victims)
 	}
-	if len(victims) == 0 {
-		return
-	}
-	go d.terminate(victims)
 }
 
 func (d *Daemon) terminate(victims []*child) {
@@ -250,9 +294,7 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 	started = true
 	ch := &child{pid: proc.Pid, svc: svc, start: time.Now(), proc: proc, done: make(chan struct{}), silent: conn == nil,
 		remote: remote, known: remote.IsValid(), run: &svcRun{}, lease: lease}
-	d.mu.Lock()
-	d.children[ch.pid] = ch
-	d.mu.Unlock()
+	d.kids.add(ch)
 	go d.reap(ch)
 }
 

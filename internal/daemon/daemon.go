@@ -38,23 +38,41 @@ type Daemon struct {
 	cancel   context.CancelFunc
 	benv     *builtins.Env
 
+	// Locks, in the order they are taken (docs/design.md, "Locks"):
+	// change, then mu, then kids' and the acceptor's own. No lock is
+	// ever held while waiting for a goroutine, a child process or I/O
+	// that could need it.
+	//
+	// change serializes every change to the services and their sockets:
+	// start-up, reload, shutdown, a suspension and its end, bind retries,
+	// interface changes. It is held while serving goroutines are halted
+	// and waited for, so nothing that serves a request ever takes it.
+	change sync.Mutex
+	// mu guards the fields below and the services' sockets and flags
+	// (svcRun). They are written with both change and mu held, so a
+	// holder of change reads them freely; readers that are not changing
+	// anything (dump, metrics, consistency check, rpcbind) take mu,
+	// which is only ever held for bookkeeping and quick system calls.
+	// Daemon log lines written meanwhile wait in logq until unlock.
 	mu        sync.Mutex
+	logq      []queuedLog
 	cfg       *service.Config
-	runs      []*svcRun          // accepted services in configuration order
-	byID      map[string]*svcRun // lower-case id
-	activated map[sockKey]*sock  // systemd-passed sockets not yet claimed
-	children  map[int]*child
+	runs      []*svcRun            // accepted services in configuration order
+	byID      map[string]*svcRun   // lower-case id
+	activated map[sockKey]*sock    // systemd-passed sockets not yet claimed
 	counters  map[string]*counters // lower-case id; survives reloads
-	udpPorts  atomic.Pointer[map[uint16]bool]
-	tcpmux    atomic.Pointer[map[string]*service.Service]
-	stopping  atomic.Bool
-	fdLow     atomic.Bool // descriptors ran out; logged once per episode
-	metrics   *metricsServer
-	acc       acceptor // raw-path listeners, one epoll set
-	rpc       rpcReg   // the RPC services' rpcbind mappings
-	fdt       fdTable
-	pre       map[sockKey]opened // sockets opened ahead during a configuration change
-	wg        sync.WaitGroup     // serving goroutines
+	pre       map[sockKey]opened   // sockets opened ahead during a configuration change
+
+	kids     childSet // running servers; own lock
+	udpPorts atomic.Pointer[map[uint16]bool]
+	tcpmux   atomic.Pointer[map[string]*service.Service]
+	stopping atomic.Bool
+	fdLow    atomic.Bool // descriptors ran out; logged once per episode
+	metrics  *metricsServer
+	acc      acceptor // raw-path listeners, one epoll set
+	rpc      rpcReg   // the RPC services' rpcbind mappings
+	fdt      fdTable
+	wg       sync.WaitGroup // serving goroutines
 }
 
 // counters are the per-service figures of the state dump and metrics
@@ -74,6 +92,29 @@ func (d *Daemon) countersFor(id string) *counters {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.countersLocked(id)
+}
+
+// queuedLog is a daemon log line written while mu was held.
+type queuedLog struct {
+	level logging.Level
+	fn    string
+	msg   string
+}
+
+// logLocked writes a daemon log line once mu is released (see unlock):
+// a stalled syslog must not hold up the readers of mu.
+func (d *Daemon) logLocked(l logging.Level, fn, format string, args ...any) {
+	d.logq = append(d.logq, queuedLog{l, fn, fmt.Sprintf(format, args...)})
+}
+
+// unlock releases mu, then writes the lines logged meanwhile, in order.
+func (d *Daemon) unlock() {
+	q := d.logq
+	d.logq = nil
+	d.mu.Unlock()
+	for _, m := range q {
+		d.log.Logf(m.level, m.fn, "%s", m.msg)
+	}
 }
 
 func (d *Daemon) countersLocked(id string) *counters {
@@ -117,7 +158,7 @@ func Run(o *Options) int {
 
 func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
-		children: map[int]*child{}, counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
+		counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.acc.d = d
 	d.acc.work.jobs = make(chan rawJob)
@@ -251,10 +292,10 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
 		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess})
 	d.benv = d.builtinEnv()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.applyConfigLocked(cfg, true)
-	return d.availableLocked()
+	d.change.Lock()
+	defer d.change.Unlock()
+	d.applyConfig(cfg, true)
+	return d.available()
 }
 
 func identOr(s string) string {
@@ -325,10 +366,12 @@ func raiseNoFile() {
 	}
 }
 
-func (d *Daemon) availableLocked() int {
+// available counts the services that serve or will: called with change
+// or mu held.
+func (d *Daemon) available() int {
 	n := 0
 	for _, r := range d.runs {
-		if r.svc.Load().IsTCPMuxClient() || len(r.socks) > 0 || r.pending {
+		if r.svc.Load().IsTCPMuxClient() || len(r.socks) > 0 || r.pending || r.suspended {
 			n++
 		}
 	}
@@ -366,10 +409,11 @@ func writtenInEntry(src service.Source) bool {
 	return src.Origin != "default" && src.Origin != "defaults"
 }
 
-// applyConfigLocked makes cfg the running configuration: sockets whose
+// applyConfig makes cfg the running configuration: sockets whose
 // address is unchanged are kept, others opened or closed, servers of
-// removed services terminated. It returns what changed.
-func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept, dropped []string) {
+// removed services terminated. It returns what changed. The caller holds
+// change, and not mu.
+func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, dropped []string) {
 	accepted := cfg.Accepted()
 	if err := d.rec.Configure(&cfg.Defaults, accepted); err != nil {
 		// As xinetd: a service whose log cannot be created does not start.
@@ -393,13 +437,28 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	}
 	d.eng.Configure(accepted)
 
+	// Every serving goroutine stops before its socket changes hands, and
+	// is waited for with no lock held: it may be recording a server it
+	// has just started, or stopping its service after a cps trip.
+	var all []*sockRun
+	for _, r := range d.runs {
+		for _, sr := range r.socks.all() {
+			all = append(all, sr)
+		}
+	}
+	haltAll(all)
+	// Room for every new socket at once: one growth of the table, not
+	// one per power of two (see fdTable). A reload keeps most sockets.
+	d.fdt.reserve(max(len(accepted)-len(all), 0) + 16)
+
+	d.mu.Lock()
+	defer d.unlock()
 	// Socket pool: every open socket of the old configuration, by key.
 	pool := map[sockKey]*sock{}
 	oldRuns := map[string]*svcRun{}
 	for _, r := range d.runs {
 		oldRuns[strings.ToLower(r.svc.Load().ID)] = r
 		for k, sr := range r.socks.all() {
-			sr.halt()
 			pool[k] = sr.s
 		}
 		r.socks = nil
@@ -409,9 +468,6 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	udp := map[uint16]bool{}
 	var runs []*svcRun
 	byID := map[string]*svcRun{}
-	// Room for every new socket at once: one growth of the table, not
-	// one per power of two (see fdTable). A reload keeps most sockets.
-	d.fdt.reserve(max(len(accepted)-len(pool), 0) + 16)
 	euid := os.Geteuid()
 	for _, s := range accepted {
 		id := strings.ToLower(s.ID)
@@ -424,7 +480,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 			mux[strings.ToLower(s.Name)] = s
 		}
 		if euid != 0 && s.User != nil && s.User.ID != euid && !s.IsInternal() && !s.IsRedirect() {
-			d.log.Logf(logging.LevelWarning, "activate", "service %s: not running as root, so user %s is ineffective: its servers run as uid %d",
+			d.logLocked(logging.LevelWarning, "activate", "service %s: not running as root, so user %s is ineffective: its servers run as uid %d",
 				s.ID, s.User.Name, euid)
 		}
 		if s.IsInternal() && s.SocketType == service.SockDgram {
@@ -438,21 +494,23 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 			if !first {
 				if !sameListen(old, s) {
 					// The socket changes: its servers go, as in xinetd.
-					d.terminateServersLocked(r, "socket changed")
+					d.terminateServers(r)
 				}
 				switch {
 				case differentService(old, s):
 					// xinetd sees another service under the same id: the
 					// old one is dropped and the new one added, and the
-					// summary line counts it so.
-					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated", old.ID)
+					// summary line counts it so. A suspension was the old
+					// one's.
+					r.suspended = false
+					d.logLocked(logging.LevelNotice, "reconfig", "service %s deactivated", old.ID)
 					dropped = append(dropped, old.ID)
 					added = append(added, s.ID)
 				case !sameListen(old, s):
-					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated (its listening address changed)", old.ID)
+					d.logLocked(logging.LevelNotice, "reconfig", "service %s deactivated (its listening address changed)", old.ID)
 					kept = append(kept, s.ID)
 				default:
-					d.log.Logf(logging.LevelNotice, "reconfig", "readjusting service %s", s.ID)
+					d.logLocked(logging.LevelNotice, "reconfig", "readjusting service %s", s.ID)
 					kept = append(kept, s.ID)
 				}
 			}
@@ -474,8 +532,8 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 			r.retry.Stop()
 		}
 		dropped = append(dropped, r.svc.Load().ID)
-		d.terminateServersLocked(r, "removed")
-		d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated", r.svc.Load().ID)
+		d.terminateServers(r)
+		d.logLocked(logging.LevelNotice, "reconfig", "service %s deactivated", r.svc.Load().ID)
 	}
 	d.runs = runs
 	d.byID = byID
@@ -486,8 +544,8 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	d.preopenLocked(runs, pool)
 	for _, r := range runs {
 		s := r.svc.Load()
-		if s.IsTCPMuxClient() {
-			continue
+		if s.IsTCPMuxClient() || r.suspended {
+			continue // a suspended service's timer reopens it
 		}
 		r.pending = false
 		d.openRunLocked(r, pool)
@@ -560,7 +618,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 	keys := d.wantedKeys(s)
 	if len(keys) == 0 {
 		if !r.waitingIface {
-			d.log.Logf(logging.LevelWarning, "activate", "service %s: interface %s has no usable address yet; will listen when it gets one", s.ID, s.Bind.Interface)
+			d.logLocked(logging.LevelWarning, "activate", "service %s: interface %s has no usable address yet; will listen when it gets one", s.ID, s.Bind.Interface)
 		}
 		r.waitingIface = true
 		r.pending = true
@@ -582,7 +640,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 				sk, err = openSock(s, k, backlogFor(s, d.o))
 			}
 			if err != nil && k.family == unix.AF_INET6 && !k.addr.IsValid() && errors.Is(err, unix.EAFNOSUPPORT) {
-				d.log.Logf(logging.LevelNotice, "activate", "IPv6 socket creation failed for service %s, trying IPv4", s.ID)
+				d.logLocked(logging.LevelNotice, "activate", "IPv6 socket creation failed for service %s, trying IPv4", s.ID)
 				k.family, k.v6only = unix.AF_INET, -1
 				sk, err = openSock(s, k, backlogFor(s, d.o))
 			}
@@ -615,26 +673,28 @@ func (d *Daemon) bindFailedLocked(r *svcRun, k sockKey, err error) {
 	// A retry that fails again says nothing: the first failure was
 	// logged, and success will be.
 	if !(retryable && r.retrying) {
-		d.log.Logf(logging.LevelError, "activate", "bind failed (%s). service = %s", logging.Errno(unwrapErrno(err)), s.ID)
+		d.logLocked(logging.LevelError, "activate", "bind failed (%s). service = %s", logging.Errno(unwrapErrno(err)), s.ID)
 	}
 	if retryable {
 		r.pending = true
 		if r.retry == nil {
 			if !r.retrying {
-				d.log.Logf(logging.LevelNotice, "activate", "service %s: %s is not available yet; retrying every %s", s.ID, k, bindRetry)
+				d.logLocked(logging.LevelNotice, "activate", "service %s: %s is not available yet; retrying every %s", s.ID, k, bindRetry)
 			}
 			r.retry = time.AfterFunc(bindRetry, func() { d.retryBind(r) })
 		}
 		return
 	}
-	d.log.Logf(logging.LevelError, "activate", "Service %s failed to start and is deactivated.", s.ID)
+	d.logLocked(logging.LevelError, "activate", "Service %s failed to start and is deactivated.", s.ID)
 }
 
 const bindRetry = 5 * time.Second
 
 func (d *Daemon) retryBind(r *svcRun) {
+	d.change.Lock()
+	defer d.change.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	r.retry = nil
 	if r.removed || d.stopping.Load() {
 		return
@@ -644,7 +704,7 @@ func (d *Daemon) retryBind(r *svcRun) {
 	d.openRunLocked(r, nil)
 	r.retrying = false
 	if len(r.socks) > before {
-		d.log.Logf(logging.LevelNotice, "activate", "service %s: now listening on %s", r.svc.Load().ID, r.listenText())
+		d.logLocked(logging.LevelNotice, "activate", "service %s: now listening on %s", r.svc.Load().ID, r.listenText())
 		r.pending = false
 	}
 }
@@ -724,10 +784,10 @@ func (d *Daemon) reload() {
 	}
 	d.log.Logf(logging.LevelNotice, "reconfig", "Swapping defaults")
 	d.rec.Reopen()
-	d.mu.Lock()
-	added, kept, dropped := d.applyConfigLocked(cfg, false)
-	n := d.availableLocked()
-	d.mu.Unlock()
+	d.change.Lock()
+	added, kept, dropped := d.applyConfig(cfg, false)
+	n := d.available()
+	d.change.Unlock()
 	d.restartMetrics(cfg)
 	d.log.Logf(logging.LevelNotice, "reconfig", "Reconfigured: new=%d old=%d dropped=%d (services)", len(added), len(kept), len(dropped))
 	sort.Strings(added)
@@ -747,24 +807,30 @@ func (d *Daemon) reload() {
 func (d *Daemon) shutdown(terminate bool) {
 	d.stopping.Store(true)
 	sdNotify("STOPPING=1")
+	d.change.Lock()
 	d.mu.Lock()
+	var all []*sockRun
 	for _, r := range d.runs {
 		if r.retry != nil {
 			r.retry.Stop()
 		}
 		for _, sr := range r.socks.all() {
-			sr.halt()
-			sr.s.Close()
+			all = append(all, sr)
 		}
 		r.socks = nil
 	}
+	d.unlock()
+	// As in a reload, the serving goroutines are waited for with no lock
+	// held.
+	haltAll(all)
+	for _, sr := range all {
+		sr.s.Close()
+	}
+	d.change.Unlock()
 	var victims []*child
 	if terminate && d.o.KillServers {
-		for _, c := range d.children {
-			victims = append(victims, c)
-		}
+		victims = d.kids.list()
 	}
-	d.mu.Unlock()
 	d.rpc.stop()
 	d.stopMetrics()
 	if terminate {

@@ -25,8 +25,9 @@ import (
 )
 
 // svcRun is the running state of one accepted service. The service value
-// itself is swapped atomically on reload; sockets and flags are guarded by
-// Daemon.mu.
+// itself is swapped atomically on reload; sockets and flags are written
+// with Daemon.change and Daemon.mu held (see Daemon.mu). Nothing a
+// serving goroutine does reads them.
 type svcRun struct {
 	d            *Daemon
 	svc          atomic.Pointer[service.Service]
@@ -39,6 +40,7 @@ type svcRun struct {
 	retry        *time.Timer
 	retrying     bool                           // inside retryBind: repeated failures stay quiet
 	suspended    bool                           // cps/looping trip: sockets closed until the timer fires
+	suspending   atomic.Bool                    // a suspension is on its way (see suspend)
 	tmpl         atomic.Pointer[spawn.Template] // the current service's server, prepared
 }
 
@@ -78,8 +80,27 @@ type sockRun struct {
 
 // halt stops the serving goroutine without closing the socket, so a
 // reload can hand the socket to the new configuration: a deadline in the
-// past wakes a blocked Accept or read, which then sees stop.
+// past wakes a blocked Accept or read, which then sees stop. It waits for
+// the goroutine, so it must never be called with a lock held that a
+// serving goroutine may take (see Daemon.change).
 func (sr *sockRun) halt() {
+	sr.signal()
+	sr.wait()
+}
+
+// haltAll halts every goroutine of srs: all are told first, then each is
+// waited for, so they stop together rather than one after another.
+func haltAll(srs []*sockRun) {
+	for _, sr := range srs {
+		sr.signal()
+	}
+	for _, sr := range srs {
+		sr.wait()
+	}
+}
+
+// signal is the first half of halt: it tells the goroutine to stop.
+func (sr *sockRun) signal() {
 	if sr.acc != nil {
 		sr.once.Do(func() {
 			close(sr.stop)
@@ -90,8 +111,7 @@ func (sr *sockRun) halt() {
 	}
 	sr.once.Do(func() { close(sr.stop) })
 	past := time.Unix(1, 0)
-	ln := sr.s.existingListener()
-	if ln != nil {
+	if ln := sr.s.existingListener(); ln != nil {
 		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(past)
 		}
@@ -102,8 +122,16 @@ func (sr *sockRun) halt() {
 	if f := sr.s.existingFile(); f != nil {
 		f.SetReadDeadline(past)
 	}
+}
+
+// wait is the second half of halt: it waits for the goroutine to end and
+// clears the deadlines signal set, for the socket's next user.
+func (sr *sockRun) wait() {
 	<-sr.done
-	if ln != nil {
+	if sr.acc != nil {
+		return
+	}
+	if ln := sr.s.existingListener(); ln != nil {
 		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(time.Time{})
 		}
@@ -478,17 +506,35 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 
 // suspend closes a service's sockets for a while after a cps or looping
 // trip, then reopens them. Running servers are untouched and stay counted.
+// It is called on the request's goroutine, often a serving goroutine that
+// a reload may be waiting for, so the work is done on a goroutine of its
+// own under Daemon.change (one per trip).
 func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
+	if r.suspending.CompareAndSwap(false, true) {
+		go d.suspendRun(r, svc, dec)
+	}
+}
+
+func (d *Daemon) suspendRun(r *svcRun, svc *service.Service, dec access.Decision) {
+	d.change.Lock()
+	defer d.change.Unlock()
+	defer r.suspending.Store(false)
 	if r.suspended || r.removed || d.stopping.Load() {
 		return
 	}
+	d.mu.Lock()
 	r.suspended = true
-	for _, sr := range r.socks.all() {
-		go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
-	}
+	socks := r.socks
 	r.socks = nil
+	d.unlock()
+	var all []*sockRun
+	for _, sr := range socks.all() {
+		all = append(all, sr)
+	}
+	haltAll(all)
+	for _, sr := range all {
+		sr.s.Close()
+	}
 	d.rpc.kick()
 	r.state.Store("Disabled")
 	wait := dec.SuspendFor
@@ -499,21 +545,30 @@ func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
 		d.log.Logf(logging.LevelError, "access", "Deactivating service %s due to excessive incoming connections.  Restarting in %d seconds.",
 			svc.Name, int(wait/time.Second))
 	}
-	time.AfterFunc(wait, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		r.suspended = false
-		if r.removed || d.stopping.Load() {
-			return
-		}
-		before := len(r.socks)
-		d.openRunLocked(r, nil)
-		if len(r.socks) > before {
-			d.log.Logf(logging.LevelError, "access", "Activating service %s", r.svc.Load().Name)
-		} else {
-			d.log.Logf(logging.LevelError, "access", "Error activating service %s", r.svc.Load().Name)
-		}
-	})
+	time.AfterFunc(wait, func() { d.resume(r) })
+}
+
+// resume reopens a suspended service's sockets when its time is up. A
+// reload meanwhile has already reopened them (and cleared suspended).
+func (d *Daemon) resume(r *svcRun) {
+	d.change.Lock()
+	defer d.change.Unlock()
+	if !r.suspended {
+		return
+	}
+	d.mu.Lock()
+	defer d.unlock()
+	r.suspended = false
+	if r.removed || d.stopping.Load() {
+		return
+	}
+	before := len(r.socks)
+	d.openRunLocked(r, nil)
+	if len(r.socks) > before {
+		d.logLocked(logging.LevelError, "access", "Activating service %s", r.svc.Load().Name)
+	} else {
+		d.logLocked(logging.LevelError, "access", "Error activating service %s", r.svc.Load().Name)
+	}
 }
 
 // sendBanner copies a banner file to the client, bounded in size and time.

@@ -1,0 +1,162 @@
+package e2e
+
+// End-to-end tests of the daemon core's locking and child lifecycle
+// (issues 13.x and 15.x): reload and shutdown under load, one server per
+// wait=yes socket, servers of removed services, PID 1, stop and restart.
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// loadUntil runs f in a loop on its own goroutine until stop is closed,
+// pausing every between calls; the returned wait blocks until it ended.
+func loadUntil(stop <-chan struct{}, every time.Duration, f func()) (wait func()) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(every):
+			}
+			f()
+		}
+	}()
+	return wg.Wait
+}
+
+// TestReloadStormUnderWaitLoad is issue 13.1: SIGHUPs every 100-150 ms
+// while wait=yes UDP and TCP services are busy starting servers as
+// nobody, while a cps limit trips on a datagram service (suspend and
+// reopen) and while hosts.deny refuses datagrams with a spawn. The old
+// daemon deadlocked within a few reloads (a reload held its lock while
+// halting a serving goroutine that needed it to record a child) and then
+// ignored SIGTERM. Every reload must complete, and SIGTERM must end the
+// daemon within 3 s.
+func TestReloadStormUnderWaitLoad(t *testing.T) {
+	needRoot(t)
+	srv := testServer(t)
+	ports := freePorts(t, 4)
+	dir := newDir(t)
+	writeFile(t, filepath.Join(dir, "hosts.allow"), "")
+	writeFile(t, filepath.Join(dir, "hosts.deny"), "wrapudp : 127.0.0.1 : spawn /bin/true\n")
+	udp := func(id, port, extra string) string {
+		return `
+service ` + id + `
+{
+	type        = UNLISTED
+	socket_type = dgram
+	protocol    = udp
+	port        = ` + port + `
+	bind        = 127.0.0.1
+	wait        = yes
+	user        = nobody
+	server      = /usr/bin/head
+	server_args = -c 1
+` + extra + `}
+`
+	}
+	conf := baseDefaults + udp("waitudp", "{{P0}}", "") +
+		udp("cpsudp", "{{P2}}", "\tcps = 20 1\n") +
+		udp("wrapudp", "{{P3}}", "\tlibwrap = wrapudp\n") + `
+service waittcp
+{
+	type        = UNLISTED
+	socket_type = stream
+	protocol    = tcp
+	port        = {{P1}}
+	bind        = 127.0.0.1
+	wait        = yes
+	user        = nobody
+	server      = ` + srv + `
+	server_args = acceptone hello
+}
+`
+	d := start(t, dir, render(t, dir, conf, ports),
+		"-hosts-allow", filepath.Join(dir, "hosts.allow"), "-hosts-deny", filepath.Join(dir, "hosts.deny"))
+
+	stop := make(chan struct{})
+	var waits []func()
+	for _, p := range []int{ports[0], ports[2], ports[3]} {
+		c, err := net.Dial("udp4", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		waits = append(waits, loadUntil(stop, 2*time.Millisecond, func() { c.Write([]byte("x\n")) }))
+	}
+	served := 0
+	waits = append(waits, loadUntil(stop, 5*time.Millisecond, func() {
+		if got, _ := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", 2*time.Second); strings.HasPrefix(got, "hello") {
+			served++
+		}
+	}))
+	stopLoad := func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		for _, w := range waits {
+			w()
+		}
+	}
+	defer stopLoad()
+
+	d.waitSvcLog(`START: waitudp`, 10*time.Second)
+	d.waitSvcLog(`START: waittcp`, 10*time.Second)
+	for i := 0; i < 30; i++ {
+		time.Sleep(time.Duration(100+rand.IntN(51)) * time.Millisecond)
+		n := strings.Count(d.daemonLog(), "Reconfigured:")
+		d.signal(syscall.SIGHUP)
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(d.daemonLog(), "Reconfigured:") <= n {
+			if time.Now().After(deadline) {
+				t.Fatalf("reload %d did not complete within 10 s (deadlock):\n%s", i+1, tail(d.daemonLog(), 30))
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	stopLoad()
+	if served == 0 {
+		t.Error("no TCP connection was served during the storm")
+	}
+	log := readFile(d.svcLog)
+	for _, want := range []string{"START: waitudp", "START: cpsudp", "FAIL: wrapudp libwrap", "FAIL: cpsudp connections per second"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no %q record: the storm did not exercise that path", want)
+		}
+	}
+	if !strings.Contains(d.daemonLog(), "Deactivating service cpsudp") {
+		t.Error("the cps limit never suspended cpsudp during the storm")
+	}
+	t0 := time.Now()
+	d.signal(syscall.SIGTERM)
+	d.waitExit(3 * time.Second)
+	t.Logf("SIGTERM to exit: %v; %d TCP connections served", time.Since(t0), served)
+}
+
+// tail returns the last n lines of s, leaving out the refusals of
+// tcp_wrappers, which flood a daemon log under load.
+func tail(s string, n int) string {
+	var l []string
+	for _, line := range strings.Split(strings.TrimRight(s, "\n"), "\n") {
+		if !strings.Contains(line, "libwrap refused") {
+			l = append(l, line)
+		}
+	}
+	if len(l) > n {
+		l = l[len(l)-n:]
+	}
+	return strings.Join(l, "\n")
+}
