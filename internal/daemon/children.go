@@ -96,9 +96,10 @@ var forkRetry = 5 * time.Second
 // a root process cannot be made to see otherwise.
 var startServer = spawn.Start
 
-// spawnServer starts the service's server on stdio and tracks it. It
-// returns nil when the server could not be started (already logged and
-// counted, lease released).
+// spawnServer starts the server of a wait=no request on stdio (its
+// connection) and tracks it. It returns nil when the server could not be
+// started now: logged and counted with the lease released, or, after a
+// fork failure, retried later on a copy of the connection (xinetd §7.5).
 //
 // With owned, stdio is the request's own descriptor and spawnServer closes
 // it as soon as the server has it: a server that answers and exits at
@@ -110,47 +111,107 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		defer stdio.Close()
 	}
 	if spec == nil {
-		t, err := r.template(svc)
-		if err != nil {
-			d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
-			r.cnt.execFail.Add(1)
-			releaseLease(lease)
+		if spec = d.specFor(r, svc, c, lease); spec == nil {
 			return nil
 		}
-		sp := t.Spec(c)
-		spec = &sp
 	}
+	ch, retry := d.startOnce(r, svc, stdio, owned, c, lease, spec, attempt)
+	if !retry {
+		return ch
+	}
+	// Retry later with a descriptor of our own: the caller closes its copy.
+	dup, derr := dupFile(stdio)
+	if derr != nil {
+		releaseLease(lease)
+		return nil
+	}
+	time.AfterFunc(forkRetry, func() {
+		defer dup.Close()
+		if d.stopping.Load() || r.removed {
+			d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
+			releaseLease(lease)
+			return
+		}
+		d.spawnServer(r, svc, dup, false, c, lease, spec, attempt+1)
+	})
+	return nil
+}
+
+// startWaitServer starts the server of a wait=yes socket with the socket
+// on its stdio. A wait=yes socket has one server at a time, always: a
+// fork failure is retried here, on the serving goroutine and with the
+// socket itself, every forkRetry up to maxForkFailures attempts, while
+// the socket is served by nobody else (a retry on a copy of the socket
+// beside a serving loop that carried on ran several servers on it). It
+// returns the server, or nil: with halted, the goroutine was told to
+// stop while it waited to retry, and the request is left pending for the
+// goroutine that takes the socket over; otherwise the server could not
+// start (logged, counted, lease released).
+func (r *svcRun) startWaitServer(sr *sockRun, svc *service.Service, c spawn.Conn, lease *access.Lease) (ch *child, halted bool) {
+	d := r.d
+	spec := d.specFor(r, svc, c, lease)
+	if spec == nil {
+		return nil, false
+	}
+	for attempt := 0; ; attempt++ {
+		ch, retry := d.startOnce(r, svc, sr.s.osFile(), false, c, lease, spec, attempt)
+		if !retry {
+			return ch, false
+		}
+		r.forkWait.Store(true)
+		t := time.NewTimer(forkRetry)
+		select {
+		case <-t.C:
+		case <-sr.stop:
+			t.Stop()
+		}
+		r.forkWait.Store(false)
+		if sr.stopped() || d.stopping.Load() {
+			if d.stopping.Load() {
+				d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
+			}
+			releaseLease(lease)
+			return nil, true
+		}
+	}
+}
+
+// specFor builds the request's server Spec from the service's template;
+// nil when it cannot be built (logged, counted, lease released).
+func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *access.Lease) *spawn.Spec {
+	t, err := r.template(svc)
+	if err != nil {
+		d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+		r.cnt.execFail.Add(1)
+		releaseLease(lease)
+		return nil
+	}
+	sp := t.Spec(c)
+	return &sp
+}
+
+// startOnce makes attempt number attempt (from 0) at starting the server
+// and, when it starts, records and reaps it. Otherwise it returns retry
+// when a fork failure may be retried (logged; the lease is kept for the
+// retry), or nil alone when the request is over (logged, counted, lease
+// released).
+func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) (ch *child, retry bool) {
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
 		if isForkFailure(err) {
 			attempt++
 			d.log.Logf(logging.LevelError, "spawn", "%s: fork failed: %s", svc.ID, logging.Errno(unwrapErrno(err)))
-			if svc.Flags.Has(service.FlagNoRetry) || attempt >= maxForkFailures {
-				if attempt >= maxForkFailures {
-					d.log.Logf(logging.LevelError, "spawn", "service %s: too many consecutive fork failures", svc.ID)
-				}
-				r.cnt.execFail.Add(1)
-				d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: c.Remote, Local: c.Local,
-					Reason: access.ReasonFork.String(), ReasonCode: access.ReasonFork.Code()})
-				releaseLease(lease)
-				return nil
+			if !svc.Flags.Has(service.FlagNoRetry) && attempt < maxForkFailures {
+				return nil, true
 			}
-			// Retry later with a descriptor of our own: the caller closes its copy.
-			dup, derr := dupFile(stdio)
-			if derr != nil {
-				releaseLease(lease)
-				return nil
+			if attempt >= maxForkFailures {
+				d.log.Logf(logging.LevelError, "spawn", "service %s: too many consecutive fork failures", svc.ID)
 			}
-			time.AfterFunc(forkRetry, func() {
-				defer dup.Close()
-				if d.stopping.Load() || r.removed {
-					d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
-					releaseLease(lease)
-					return
-				}
-				d.spawnServer(r, svc, dup, false, c, lease, spec, attempt)
-			})
-			return nil
+			r.cnt.execFail.Add(1)
+			d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: c.Remote, Local: c.Local,
+				Reason: access.ReasonFork.String(), ReasonCode: access.ReasonFork.Code()})
+			releaseLease(lease)
+			return nil, false
 		}
 		var se *spawn.StartError
 		if errors.As(err, &se) && se.Step != "exec" {
@@ -162,13 +223,13 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		}
 		r.cnt.execFail.Add(1)
 		releaseLease(lease)
-		return nil
+		return nil, false
 	}
 	fd := int(stdio.Fd())
 	if owned {
 		stdio.Close()
 	}
-	ch := &child{pid: proc.Pid, run: r, svc: svc, start: time.Now(), remote: c.Remote, known: c.RemoteKnown,
+	ch = &child{pid: proc.Pid, run: r, svc: svc, start: time.Now(), remote: c.Remote, known: c.RemoteKnown,
 		fd: fd, proc: proc, lease: lease, done: make(chan struct{})}
 	d.kids.add(ch)
 	r.cnt.served.Add(1)
@@ -178,7 +239,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 	}
 	d.record(rec)
 	go d.reap(ch)
-	return ch
+	return ch, false
 }
 
 func isForkFailure(err error) bool {

@@ -150,7 +150,7 @@ func (d *Daemon) consistencyCheck(report bool) {
 			if running[r] > 0 && state == "Active" {
 				problems = append(problems, fmt.Sprintf("Active single-threaded service %s: server running, descriptor set", s.ID))
 			}
-			if running[r] == 0 && state == "Suspended" && !d.stopping.Load() {
+			if running[r] == 0 && state == "Suspended" && !d.stopping.Load() && !r.forkWait.Load() {
 				problems = append(problems, fmt.Sprintf("service %s: suspended with no server running", s.ID))
 			}
 		}

@@ -41,6 +41,7 @@ type svcRun struct {
 	retrying     bool                           // inside retryBind: repeated failures stay quiet
 	suspended    bool                           // cps/looping trip: sockets closed until the timer fires
 	suspending   atomic.Bool                    // a suspension is on its way (see suspend)
+	forkWait     atomic.Bool                    // a wait=yes loop waits to retry a failed fork
 	tmpl         atomic.Pointer[spawn.Template] // the current service's server, prepared
 }
 
@@ -632,12 +633,15 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Local: local}, dec.Lease, nil, 0)
+		ch, halted := r.startWaitServer(sr, svc, spawn.Conn{Local: local}, dec.Lease)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
 		setBlocking(sr.s.osFile(), false)
+		if halted {
+			return // the connection waits for the next goroutine
+		}
 		if c, err := acceptOne(sr.s); err == nil {
 			// The server could not start: drop the connection that woke
 			// us, or we would try again at once, forever.
@@ -731,14 +735,17 @@ func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
+		ch, halted := r.startWaitServer(sr, svc, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
+		setBlocking(sr.s.osFile(), false)
+		if halted {
+			return // the datagram waits for the next goroutine
+		}
 		// As OpenBSD inetd: a server that cannot start must not leave
 		// its datagram behind to wake us again at once.
-		setBlocking(sr.s.osFile(), false)
 		dropDatagram(rc)
 		r.state.Store("Active")
 	}
