@@ -160,3 +160,80 @@ func tail(s string, n int) string {
 	}
 	return strings.Join(l, "\n")
 }
+
+// killAfter makes sure a server the test saw start (pid text from a
+// START record) does not outlive the test, whatever the daemon did.
+func killAfter(t *testing.T, pid string) {
+	var p int
+	if _, err := fmt.Sscan(pid, &p); err == nil && p > 1 {
+		t.Cleanup(func() { syscall.Kill(p, syscall.SIGKILL) })
+	}
+}
+
+// TestReloadTerminatesTCPMuxServersOfRemovedServices is issue 13.9: a
+// server started through tcpmux belongs to its service as much as one
+// started directly, and a reload that removes the service terminates
+// both alike (SIGTERM; EXIT records with the real status). The old
+// daemon ran tcpmux servers under a throwaway run that no reload ever
+// found, so they survived.
+func TestReloadTerminatesTCPMuxServersOfRemovedServices(t *testing.T) {
+	ports := freePorts(t, 2)
+	dir := newDir(t)
+	user := currentUser(t)
+	keep := baseDefaults + `
+service tcpmux
+{
+	type        = INTERNAL UNLISTED
+	socket_type = stream
+	protocol    = tcp
+	port        = {{P0}}
+	wait        = no
+}
+`
+	conf := keep + `
+service muxsleep
+{
+	type        = UNLISTED TCPMUX
+	socket_type = stream
+	protocol    = tcp
+	wait        = no
+	user        = ` + user + `
+	server      = /bin/sleep
+	server_args = 60
+}
+service sleeper
+{
+	type        = UNLISTED
+	socket_type = stream
+	protocol    = tcp
+	port        = {{P1}}
+	wait        = no
+	user        = ` + user + `
+	server      = /bin/sleep
+	server_args = 60
+}
+`
+	d := start(t, dir, render(t, dir, conf, ports), "-grace", "1s")
+	mux, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mux.Close()
+	if _, err := mux.Write([]byte("muxsleep\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	direct, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer direct.Close()
+	m := d.waitSvcLog(`START: muxsleep pid=(\d+)`, 10*time.Second)
+	killAfter(t, m[1])
+	s := d.waitSvcLog(`START: sleeper pid=(\d+)`, 10*time.Second)
+	killAfter(t, s[1])
+
+	reloadWith(t, d, keep, ports)
+	d.waitSvcLog(`EXIT: sleeper signal=15 pid=`+s[1], 10*time.Second)
+	d.waitSvcLog(`EXIT: muxsleep signal=15 pid=`+m[1], 10*time.Second)
+	d.waitLog(`Sending signal 15 to muxsleep server `+m[1], 5*time.Second)
+}

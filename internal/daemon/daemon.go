@@ -65,7 +65,7 @@ type Daemon struct {
 
 	kids     childSet // running servers; own lock
 	udpPorts atomic.Pointer[map[uint16]bool]
-	tcpmux   atomic.Pointer[map[string]*service.Service]
+	tcpmux   atomic.Pointer[map[string]*svcRun] // TCPMUX services by lower-case name
 	stopping atomic.Bool
 	fdLow    atomic.Bool // descriptors ran out; logged once per episode
 	metrics  *metricsServer
@@ -86,12 +86,6 @@ type counters struct {
 	// noid counts IDONLY requests refused for want of an ident answer:
 	// the engine admitted them, the daemon refused them (reason noid).
 	noid atomic.Uint64
-}
-
-func (d *Daemon) countersFor(id string) *counters {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.countersLocked(id)
 }
 
 // queuedLog is a daemon log line written while mu was held.
@@ -464,7 +458,7 @@ func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, drop
 		r.socks = nil
 	}
 
-	mux := map[string]*service.Service{}
+	mux := map[string]*svcRun{}
 	udp := map[uint16]bool{}
 	var runs []*svcRun
 	byID := map[string]*svcRun{}
@@ -475,9 +469,6 @@ func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, drop
 			// Same id on another port (xinetd allows it): give the run a
 			// distinct key so both are served and dumped.
 			id = id + "/" + s.Protocol + "/" + fmt.Sprint(s.Port)
-		}
-		if s.IsTCPMuxClient() {
-			mux[strings.ToLower(s.Name)] = s
 		}
 		if euid != 0 && s.User != nil && s.User.ID != euid && !s.IsInternal() && !s.IsRedirect() {
 			d.logLocked(logging.LevelWarning, "activate", "service %s: not running as root, so user %s is ineffective: its servers run as uid %d",
@@ -492,8 +483,9 @@ func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, drop
 			old := r.svc.Load()
 			r.svc.Store(s)
 			if !first {
-				if !sameListen(old, s) {
-					// The socket changes: its servers go, as in xinetd.
+				if !sameListen(old, s) || differentService(old, s) {
+					// The socket changes, or xinetd would see another
+					// service: the servers go, as in xinetd.
 					d.terminateServers(r)
 				}
 				switch {
@@ -520,6 +512,9 @@ func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, drop
 			if !first {
 				added = append(added, s.ID)
 			}
+		}
+		if s.IsTCPMuxClient() {
+			mux[strings.ToLower(s.Name)] = r
 		}
 		runs = append(runs, r)
 		byID[id] = r

@@ -56,8 +56,8 @@ func TestLeaseMismatches(t *testing.T) {
 	l1 := admit(ext)
 	rExt.cnt.inflight.Add(1)
 	check("ident in flight", nil)
-	// Its server started: the child holds the lease now. A server chosen
-	// through tcpmux runs under another run of the same id.
+	// Its server started: the child holds the lease now. Servers are
+	// counted by their service's id, whichever run they belong to.
 	rExt.cnt.inflight.Add(-1)
 	other := &svcRun{d: d, cnt: rExt.cnt}
 	other.svc.Store(ext)

@@ -883,19 +883,17 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 	return &builtins.Env{
 		Limits: builtins.Limits{IdleTimeout: builtins.DefaultIdleTimeout, MaxBytes: builtins.DefaultMaxBytes},
 		TCPMux: func(name string) (*service.Service, bool) {
-			m := d.tcpmux.Load()
-			if m == nil {
-				return nil, false
+			if r := d.muxRun(name); r != nil {
+				return r.svc.Load(), true
 			}
-			s, ok := (*m)[strings.ToLower(name)]
-			return s, ok
+			return nil, false
 		},
 		TCPMuxNames: func() []string {
 			m := d.tcpmux.Load()
 			var out []string
 			if m != nil {
-				for _, s := range *m {
-					out = append(out, s.Name)
+				for _, r := range *m {
+					out = append(out, r.svc.Load().Name)
 				}
 			}
 			sort.Strings(out)
@@ -911,13 +909,27 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 	}
 }
 
+// muxRun is the running TCPMUX service of that name, or nil.
+func (d *Daemon) muxRun(name string) *svcRun {
+	if m := d.tcpmux.Load(); m != nil {
+		return (*m)[strings.ToLower(name)]
+	}
+	return nil
+}
+
 // serveMux runs a service selected through tcpmux on the connection: the
 // selected service's own access checks, logging and server, as if its
-// client had connected to it directly.
+// client had connected to it directly. The server belongs to the
+// service's own run, so a reload that removes the service, or moves it,
+// terminates it as it does the servers started directly.
 func (d *Daemon) serveMux(ctx context.Context, svc *service.Service, c net.Conn) error {
+	r := d.muxRun(svc.Name)
+	if r == nil {
+		// Removed by a reload since the name was looked up.
+		c.Close()
+		return nil
+	}
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
-	r := &svcRun{d: d, cnt: d.countersFor(svc.ID)}
-	r.svc.Store(svc)
 	dec := d.eng.Decide(ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
 	if !dec.Allow {
 		dec.SuspendFor = 0
