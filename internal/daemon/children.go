@@ -127,7 +127,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 	}
 	time.AfterFunc(forkRetry, func() {
 		defer dup.Close()
-		if d.stopping.Load() || r.removed {
+		if d.stopping.Load() || r.removed.Load() {
 			d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
 			releaseLease(lease)
 			return
@@ -167,7 +167,7 @@ func (r *svcRun) startWaitServer(sr *sockRun, svc *service.Service, c spawn.Conn
 		}
 		r.forkWait.Store(false)
 		if sr.stopped() || d.stopping.Load() {
-			if d.stopping.Load() {
+			if d.stopping.Load() || r.removed.Load() {
 				d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
 			}
 			releaseLease(lease)
@@ -239,6 +239,13 @@ func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owne
 	}
 	d.record(rec)
 	go d.reap(ch)
+	if r.removed.Load() {
+		// A reload removed the service while this server was starting,
+		// and may have looked for its servers before this one was
+		// recorded: it goes the same way as theirs. (removed is set
+		// before that look, and the child recorded before this test.)
+		go d.terminate([]*child{ch})
+	}
 	return ch, false
 }
 

@@ -248,3 +248,108 @@ func TestForkRetryOnWaitSocketStopsWithTheGoroutine(t *testing.T) {
 	}
 	within(t, "shutdown", 10*time.Second, func() { d.shutdown(false) })
 }
+
+// TestForkRetryDroppedWhenServiceRemoved is issue 13.10: the fork retry
+// timer of a wait=no request learns that a reload removed the service,
+// drops the retry and releases the request. The old timer read the flag
+// without synchronisation (`make race` reported it); the behaviour is
+// checked here, the race by the race detector in `make race`.
+func TestForkRetryDroppedWhenServiceRemoved(t *testing.T) {
+	old, oldRetry := startServer, forkRetry
+	t.Cleanup(func() { startServer, forkRetry = old, oldRetry })
+	forkRetry = 200 * time.Millisecond
+	var calls atomic.Int32
+	startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+		calls.Add(1)
+		return nil, &spawn.StartError{Step: "fork", Arg: sp.Path, Err: unix.EAGAIN}
+	}
+	port := freeBlock(t, 2)
+	keep := fmt.Sprintf("service other\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\twait = no\n\tuser = root\n"+
+		"\tbind = 127.0.0.1\n\tport = %d\n\tserver = /bin/true\n}\n", port+1)
+	d, o := testDaemon(t, "service forky\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\twait = no\n\tuser = root\n"+
+		"\tbind = 127.0.0.1\n\tport = %d\n\tserver = /bin/true\n}\n%s", port, keep)
+	r := d.byID["forky"]
+	stdio, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.spawnServer(r, r.svc.Load(), stdio, true, spawn.Conn{}, nil, nil, 0)
+	// The same configuration without forky.
+	b, _ := os.ReadFile(o.ConfigFile)
+	text := string(b)
+	text = text[:strings.Index(text, "service forky")] + keep
+	if err := os.WriteFile(o.ConfigFile, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.reload()
+	if !r.removed.Load() {
+		t.Fatalf("the reload kept forky:\n%s", readLog(o))
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readLog(o), "dropping retry attempt for service forky"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the retry was not dropped:\n%s", readLog(o))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Errorf("%d start attempts, want 1: a removed service's retry must not run", n)
+	}
+	d.shutdown(false)
+}
+
+// TestServerStartingDuringRemovalIsTerminated: a wait=no server whose
+// start was under way while a reload removed its service is recorded
+// after the reload looked for the service's servers; it must be
+// terminated all the same, not left running unowned.
+func TestServerStartingDuringRemovalIsTerminated(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: the server runs as root (CI runs as root)")
+	}
+	old := startServer
+	t.Cleanup(func() { startServer = old })
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+		first := false
+		once.Do(func() { first = true })
+		if first {
+			close(entered)
+			<-release
+		}
+		return spawn.Start(sp, stdio)
+	}
+	port := freeBlock(t, 2)
+	keep := fmt.Sprintf("service other\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\twait = no\n\tuser = root\n"+
+		"\tbind = 127.0.0.1\n\tport = %d\n\tserver = /bin/true\n}\n", port+1)
+	d, o := testDaemon(t, "service sleeper\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\twait = no\n\tuser = root\n"+
+		"\tbind = 127.0.0.1\n\tport = %d\n\tserver = /usr/bin/sleep\n\tserver_args = 30\n}\n%s", port, keep)
+	defer d.shutdown(false)
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case <-entered:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("no server start:\n%s", readLog(o))
+	}
+	b, _ := os.ReadFile(o.ConfigFile)
+	text := string(b)
+	text = text[:strings.Index(text, "service sleeper")] + keep
+	if err := os.WriteFile(o.ConfigFile, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d.reload()
+	close(release)
+	svcLog := filepath.Join(filepath.Dir(o.FileLog), "service.log")
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(readFileText(svcLog), "EXIT: sleeper signal=15"); {
+		if time.Now().After(deadline) {
+			for _, ch := range d.kids.list() {
+				ch.proc.Kill()
+			}
+			t.Fatalf("the server of the removed service still runs:\n%s\n%s", readFileText(svcLog), readLog(o))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}

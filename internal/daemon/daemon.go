@@ -478,7 +478,7 @@ func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, drop
 			udp[uint16(s.Port)] = true
 		}
 		r := oldRuns[id]
-		if r != nil && !r.removed {
+		if r != nil && !r.removed.Load() {
 			delete(oldRuns, id)
 			old := r.svc.Load()
 			r.svc.Store(s)
@@ -522,7 +522,7 @@ func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, drop
 	d.tcpmux.Store(&mux)
 	d.udpPorts.Store(&udp)
 	for _, r := range oldRuns {
-		r.removed = true
+		r.removed.Store(true)
 		if r.retry != nil {
 			r.retry.Stop()
 		}
@@ -691,7 +691,7 @@ func (d *Daemon) retryBind(r *svcRun) {
 	d.mu.Lock()
 	defer d.unlock()
 	r.retry = nil
-	if r.removed || d.stopping.Load() {
+	if r.removed.Load() || d.stopping.Load() {
 		return
 	}
 	before := len(r.socks)

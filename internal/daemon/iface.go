@@ -160,7 +160,7 @@ func (d *Daemon) followOnce(failing map[*svcRun]map[sockKey]bool) bool {
 		return false
 	}
 	for r := range failing {
-		if r.removed {
+		if r.removed.Load() {
 			delete(failing, r)
 		}
 	}
@@ -169,7 +169,7 @@ func (d *Daemon) followOnce(failing map[*svcRun]map[sockKey]bool) bool {
 	wants := map[*svcRun]map[sockKey]bool{}
 	for _, r := range d.runs {
 		s := r.svc.Load()
-		if s.Bind.Interface == "" || r.removed || r.suspended {
+		if s.Bind.Interface == "" || r.removed.Load() || r.suspended {
 			continue
 		}
 		want := map[sockKey]bool{}

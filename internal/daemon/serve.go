@@ -34,8 +34,8 @@ type svcRun struct {
 	socks        sockSet
 	state        atomic.Value // "Active", "Suspended", "Disabled"
 	cnt          *counters
-	removed      bool
-	pending      bool // wants a socket it could not open yet
+	removed      atomic.Bool // dropped by a reload; read by timers and serving goroutines
+	pending      bool        // wants a socket it could not open yet
 	waitingIface bool
 	retry        *time.Timer
 	retrying     bool                           // inside retryBind: repeated failures stay quiet
@@ -520,7 +520,7 @@ func (d *Daemon) suspendRun(r *svcRun, svc *service.Service, dec access.Decision
 	d.change.Lock()
 	defer d.change.Unlock()
 	defer r.suspending.Store(false)
-	if r.suspended || r.removed || d.stopping.Load() {
+	if r.suspended || r.removed.Load() || d.stopping.Load() {
 		return
 	}
 	d.mu.Lock()
@@ -560,7 +560,7 @@ func (d *Daemon) resume(r *svcRun) {
 	d.mu.Lock()
 	defer d.unlock()
 	r.suspended = false
-	if r.removed || d.stopping.Load() {
+	if r.removed.Load() || d.stopping.Load() {
 		return
 	}
 	before := len(r.socks)
