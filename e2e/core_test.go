@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -236,4 +238,128 @@ service sleeper
 	d.waitSvcLog(`EXIT: sleeper signal=15 pid=`+s[1], 10*time.Second)
 	d.waitSvcLog(`EXIT: muxsleep signal=15 pid=`+m[1], 10*time.Second)
 	d.waitLog(`Sending signal 15 to muxsleep server `+m[1], 5*time.Second)
+}
+
+// startPID1 runs gxinetd as PID 1 of a new PID namespace (unshare, as
+// root), as a container runs it; it returns the harness handle (whose
+// process is unshare) and gxinetd's pid as seen from here.
+func startPID1(t *testing.T, dir, confPath string, args ...string) (*daemon, int) {
+	t.Helper()
+	needRoot(t)
+	needCmd(t, "unshare")
+	d := &daemon{t: t, dir: dir, conf: confPath, logFile: filepath.Join(dir, "daemon.log"),
+		svcLog: filepath.Join(dir, "services.log"), stderr: &syncBuf{}, exited: make(chan struct{})}
+	full := append([]string{"--pid", "--fork", "--mount-proc", gxinetd, "-f", confPath, "-dontfork", "-filelog", d.logFile,
+		"-pidfile", filepath.Join(dir, "gxinetd.pid"), "-dumpfile", filepath.Join(dir, "xinetd.dump")}, args...)
+	d.cmd = exec.Command("unshare", full...)
+	d.cmd.Stderr = d.stderr
+	d.cmd.Stdout = d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(func() {
+		select {
+		case <-d.exited:
+			return
+		default:
+		}
+		// SIGKILL to the namespace's init ends everything in it.
+		if kids, _ := children(d.pid()); len(kids) == 1 {
+			syscall.Kill(kids[0], syscall.SIGKILL)
+		}
+		d.cmd.Process.Kill()
+		<-d.exited
+	})
+	d.waitLog(`Started working`, 15*time.Second)
+	kids, _ := children(d.pid())
+	if len(kids) != 1 {
+		t.Fatalf("unshare has %d children, want gxinetd alone", len(kids))
+	}
+	return d, kids[0]
+}
+
+// TestPID1ReapsOrphansKeepsExitStatus is issue 15.1: gxinetd as a
+// container's PID 1. Servers that leave a background process behind make
+// orphans, which the kernel gives to PID 1: all are reaped (the old
+// daemon reaped only its own servers: 10 connections, 10 zombies for
+// good), while every server's EXIT record still carries its real exit
+// status (a wait(-1) would have stolen it). SIGTERM stops the daemon and,
+// as a container init must, first gives every process left SIGTERM: a
+// running server ends with signal 15, and its EXIT record is written.
+func TestPID1ReapsOrphansKeepsExitStatus(t *testing.T) {
+	ports := freePorts(t, 2)
+	dir := newDir(t)
+	script := filepath.Join(dir, "bg.sh")
+	// The subshell leaves sleep behind at once: an orphan of the server.
+	writeFile(t, script, "#!/bin/sh\n(sleep 0.3 </dev/null >/dev/null 2>&1 &)\necho hi\nexit 3\n")
+	if err := os.Chmod(script, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := baseDefaults + `
+service bg
+{
+	type        = UNLISTED
+	socket_type = stream
+	protocol    = tcp
+	port        = {{P0}}
+	bind        = 127.0.0.1
+	wait        = no
+	user        = root
+	server      = ` + script + `
+}
+service long
+{
+	type        = UNLISTED
+	socket_type = stream
+	protocol    = tcp
+	port        = {{P1}}
+	bind        = 127.0.0.1
+	wait        = no
+	user        = root
+	server      = /bin/sleep
+	server_args = 60
+}
+`
+	d, pid := startPID1(t, dir, render(t, dir, conf, ports))
+	for i := 0; i < 10; i++ {
+		if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[0]), "", 5*time.Second); err != nil || got != "hi\n" {
+			t.Fatalf("connection %d: %q, %v", i, got, err)
+		}
+	}
+	waitCount(t, func() string { return readFile(d.svcLog) }, `EXIT: bg status=3 pid=\d+`, 10, 10*time.Second)
+	if n := countIn(readFile(d.svcLog), `EXIT: bg `); n != 10 {
+		t.Errorf("%d EXIT records for bg, want 10 with status=3:\n%s", n, readFile(d.svcLog))
+	}
+	// Every orphan (sleep 0.3) ends and is reaped: no zombie, no child.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		all, zombies := children(pid)
+		if len(all) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("gxinetd (PID 1) still has %d children, %d of them zombies", len(all), zombies)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if strings.Contains(d.daemonLog(), "waiting for server") {
+		t.Errorf("a server's status was lost:\n%s", d.daemonLog())
+	}
+
+	c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	d.waitSvcLog(`START: long pid=\d+`, 10*time.Second)
+	syscall.Kill(pid, syscall.SIGTERM)
+	select {
+	case <-d.exited:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("gxinetd as PID 1 did not stop on SIGTERM:\n%s", d.daemonLog())
+	}
+	if !strings.Contains(readFile(d.svcLog), "EXIT: long signal=15") {
+		t.Errorf("the running server was not given SIGTERM before PID 1 exited:\n%s", readFile(d.svcLog))
+	}
 }

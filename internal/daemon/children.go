@@ -42,8 +42,61 @@ type child struct {
 type childSet struct {
 	mu sync.Mutex
 	m  map[int]*child
+	// kick is non-nil when the daemon reaps orphans (orphans.go): the
+	// reaper is woken when a server start ends and when a server is
+	// reaped, since a zombie of the daemon's own in front of an orphan
+	// stops it. starting counts the starts under way then.
+	kick     chan struct{}
+	starting int
 }
 
+// begin notes a start about to clone a process; started or failed ends
+// it. Only counted when orphans are reaped, which must never take the
+// new process for an orphan before it is recorded.
+func (s *childSet) begin() {
+	if s.kick == nil {
+		return
+	}
+	s.mu.Lock()
+	s.starting++
+	s.mu.Unlock()
+}
+
+// started records the new server and ends its start.
+func (s *childSet) started(c *child) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[int]*child{}
+	}
+	s.m[c.pid] = c
+	if s.kick != nil {
+		s.starting--
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+// failed ends a start that made no process (or reaped it already).
+func (s *childSet) failed() {
+	if s.kick == nil {
+		return
+	}
+	s.mu.Lock()
+	s.starting--
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *childSet) wake() {
+	if s.kick != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// add records a child outside a start (tests).
 func (s *childSet) add(c *child) {
 	s.mu.Lock()
 	if s.m == nil {
@@ -54,12 +107,14 @@ func (s *childSet) add(c *child) {
 }
 
 // remove forgets c, and only c: its pid may already name a newer server.
+// It is called once c has been reaped.
 func (s *childSet) remove(c *child) {
 	s.mu.Lock()
 	if s.m[c.pid] == c {
 		delete(s.m, c.pid)
 	}
 	s.mu.Unlock()
+	s.wake()
 }
 
 // list returns the running children, in no particular order.
@@ -196,8 +251,10 @@ func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *a
 // retry), or nil alone when the request is over (logged, counted, lease
 // released).
 func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) (ch *child, retry bool) {
+	d.kids.begin()
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
+		d.kids.failed()
 		if isForkFailure(err) {
 			attempt++
 			d.log.Logf(logging.LevelError, "spawn", "%s: fork failed: %s", svc.ID, logging.Errno(unwrapErrno(err)))
@@ -231,7 +288,7 @@ func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owne
 	}
 	ch = &child{pid: proc.Pid, run: r, svc: svc, start: time.Now(), remote: c.Remote, known: c.RemoteKnown,
 		fd: fd, proc: proc, lease: lease, done: make(chan struct{})}
-	d.kids.add(ch)
+	d.kids.started(ch)
 	r.cnt.served.Add(1)
 	rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: c.Local}
 	if c.RemoteKnown {
@@ -263,30 +320,34 @@ func dupFile(f *os.File) (*os.File, error) {
 
 // reap waits for one child (each has its own waiter, so only our own
 // children are ever reaped and os/exec never races a wait(-1) loop),
-// then writes its EXIT record with the real status and releases its lease.
+// then releases its lease and writes its EXIT record with the real
+// status. The record is queued before the child leaves the registry and
+// before done is closed: whoever waits for either (a shutdown about to
+// flush the logs) finds it written.
 func (d *Daemon) reap(ch *child) {
 	ws, err := spawn.Wait(ch.proc)
-	d.kids.remove(ch)
 	releaseLease(ch.lease)
-	close(ch.done)
-	if ch.silent {
-		return
-	}
-	rec := logging.Record{Event: logging.EventExit, Service: ch.svc, PID: ch.pid, Duration: time.Since(ch.start)}
-	if ch.known {
-		rec.Remote = ch.remote
-	}
-	if err == nil {
-		switch {
-		case ws.Signaled():
-			rec.Signal = int(ws.Signal())
-		case ws.Stopped():
-			d.log.Logf(logging.LevelWarning, "child", "service %s: server with pid %d stopped", ch.svc.ID, ch.pid)
-		default:
-			rec.ExitStatus = ws.ExitStatus()
+	if !ch.silent {
+		rec := logging.Record{Event: logging.EventExit, Service: ch.svc, PID: ch.pid, Duration: time.Since(ch.start)}
+		if ch.known {
+			rec.Remote = ch.remote
 		}
+		if err == nil {
+			switch {
+			case ws.Signaled():
+				rec.Signal = int(ws.Signal())
+			case ws.Stopped():
+				d.log.Logf(logging.LevelWarning, "child", "service %s: server with pid %d stopped", ch.svc.ID, ch.pid)
+			default:
+				rec.ExitStatus = ws.ExitStatus()
+			}
+		} else {
+			d.log.Logf(logging.LevelError, "child", "service %s: waiting for server %d: %v", ch.svc.ID, ch.pid, err)
+		}
+		d.record(rec)
 	}
-	d.record(rec)
+	d.kids.remove(ch)
+	close(ch.done)
 }
 
 // terminateServers ends the servers of a service that is removed or
@@ -354,15 +415,17 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 		return
 	}
 	defer stdio.Close()
+	d.kids.begin()
 	proc, err := spawn.Start(sp, stdio)
 	if err != nil {
+		d.kids.failed()
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: running %q: %v", svc.ID, cmd, err)
 		return
 	}
 	started = true
 	ch := &child{pid: proc.Pid, svc: svc, start: time.Now(), proc: proc, done: make(chan struct{}), silent: conn == nil,
 		remote: remote, known: remote.IsValid(), run: &svcRun{}, lease: lease}
-	d.kids.add(ch)
+	d.kids.started(ch)
 	go d.reap(ch)
 }
 

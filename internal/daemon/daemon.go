@@ -72,6 +72,7 @@ type Daemon struct {
 	acc      acceptor // raw-path listeners, one epoll set
 	rpc      rpcReg   // the RPC services' rpcbind mappings
 	fdt      fdTable
+	pid1     bool           // PID 1 of its namespace: reaps orphans (orphans.go)
 	wg       sync.WaitGroup // serving goroutines
 }
 
@@ -130,7 +131,9 @@ func Run(o *Options) int {
 	if o.Grace == 0 {
 		o.Grace = 5 * time.Second
 	}
-	if !o.DontFork && !o.Debug && !o.Foreground {
+	// As PID 1 (a container's init) there is nobody to detach from, and
+	// a parent that exits would end the container.
+	if !o.DontFork && !o.Debug && !o.Foreground && !reapsOrphans() {
 		return daemonize(o)
 	}
 	if o.Foreground && o.ReadyFD > 0 {
@@ -197,6 +200,10 @@ func (d *Daemon) run() int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
 		syscall.SIGABRT, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	if reapsOrphans() {
+		d.pid1 = true
+		d.startOrphanReaper()
+	}
 	// Dispositions and umask are final now: let the spawner read them once.
 	spawn.Refresh()
 
@@ -269,6 +276,11 @@ func (d *Daemon) run() int {
 				if o.Debug {
 					d.shutdown(true)
 					return 1
+				}
+				if d.pid1 {
+					// A container's init stops on SIGINT (docker run -it, ^C).
+					d.shutdown(true)
+					return 0
 				}
 				d.log.Logf(logging.LevelInfo, "main", "ignoring SIGINT outside debug mode")
 			}
@@ -831,6 +843,9 @@ func (d *Daemon) shutdown(terminate bool) {
 	if terminate {
 		d.cancel()
 		d.terminate(victims)
+		if d.pid1 {
+			d.endNamespace()
+		}
 	}
 	d.removePidFile()
 	d.log.Logf(logging.LevelWarning, "main", "Exiting...")
