@@ -363,3 +363,85 @@ service long
 		t.Errorf("the running server was not given SIGTERM before PID 1 exited:\n%s", readFile(d.svcLog))
 	}
 }
+
+// TestStopEndsWaitServersHoldingSockets is issue 15.9: at SIGTERM a
+// wait=yes server that holds the service's listening (or datagram)
+// socket is stopped (SIGTERM, grace, SIGKILL), so a new daemon binds the
+// socket at once; the old daemon left it running, and the next start
+// could not bind. A wait=no server's session keeps running, as in
+// xinetd (without -killservers).
+func TestStopEndsWaitServersHoldingSockets(t *testing.T) {
+	needRoot(t)
+	ports := freePorts(t, 3)
+	dir := newDir(t)
+	svc := func(id, typ, port, wait string) string {
+		proto := "tcp"
+		if typ == "dgram" {
+			proto = "udp"
+		}
+		return `
+service ` + id + `
+{
+	type        = UNLISTED
+	socket_type = ` + typ + `
+	protocol    = ` + proto + `
+	port        = ` + port + `
+	bind        = 127.0.0.1
+	wait        = ` + wait + `
+	user        = root
+	server      = /bin/sleep
+	server_args = 60
+}
+`
+	}
+	conf := baseDefaults + svc("holdtcp", "stream", "{{P0}}", "yes") + svc("holdudp", "dgram", "{{P1}}", "yes") +
+		svc("session", "stream", "{{P2}}", "no")
+	path := render(t, dir, conf, ports)
+	d := start(t, dir, path, "-grace", "1s")
+	// A pending connection, a datagram and a session start the servers;
+	// sleep takes neither, so the wait=yes ones keep their sockets.
+	tc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	uc, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", ports[1]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer uc.Close()
+	uc.Write([]byte("x"))
+	sc, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", ports[2]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.Close()
+	ht := d.waitSvcLog(`START: holdtcp pid=(\d+)`, 10*time.Second)
+	killAfter(t, ht[1])
+	hu := d.waitSvcLog(`START: holdudp pid=(\d+)`, 10*time.Second)
+	killAfter(t, hu[1])
+	ss := d.waitSvcLog(`START: session pid=(\d+)`, 10*time.Second)
+	killAfter(t, ss[1])
+
+	d.signal(syscall.SIGTERM)
+	d.waitExit(10 * time.Second)
+	log := readFile(d.svcLog)
+	for _, want := range []string{"EXIT: holdtcp signal=15 pid=" + ht[1], "EXIT: holdudp signal=15 pid=" + hu[1]} {
+		if !strings.Contains(log, want) {
+			t.Errorf("no %q: the wait=yes server was not stopped:\n%s", want, log)
+		}
+	}
+	var sp int
+	fmt.Sscan(ss[1], &sp)
+	if err := syscall.Kill(sp, 0); err != nil {
+		t.Errorf("the wait=no session %d did not survive SIGTERM without -killservers", sp)
+	}
+
+	// The next daemon binds every socket at once.
+	os.Remove(d.logFile)
+	d2 := start(t, dir, path, "-grace", "1s")
+	d2.waitLog(`Started working: 3 available services`, 5*time.Second)
+	if strings.Contains(d2.daemonLog(), "bind failed") {
+		t.Errorf("the new daemon could not bind:\n%s", d2.daemonLog())
+	}
+}

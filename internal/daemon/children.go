@@ -33,6 +33,16 @@ type child struct {
 	silent bool
 }
 
+// exited reports whether the child has been reaped.
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // childSet is the registry of running servers (and tcp_wrappers
 // commands). It has its own small lock, a leaf: taken after Daemon.mu
 // when both are needed, and never held while waiting for anything. A

@@ -809,8 +809,12 @@ func (d *Daemon) reload() {
 }
 
 // shutdown ends serving. With terminate (SIGTERM) running builtin and
-// redirect sessions are cancelled and, with -killservers, external servers
-// get SIGTERM then SIGKILL; SIGQUIT leaves every server alone.
+// redirect sessions are cancelled and the servers of wait=yes services
+// that hold one of the daemon's sockets get SIGTERM then SIGKILL: left
+// running, they would keep the socket, and its service, from the next
+// daemon. Servers of wait=no services own only their connection and keep
+// running, as in xinetd, unless -killservers. SIGQUIT leaves every
+// server alone.
 func (d *Daemon) shutdown(terminate bool) {
 	d.stopping.Store(true)
 	sdNotify("STOPPING=1")
@@ -828,13 +832,17 @@ func (d *Daemon) shutdown(terminate bool) {
 	}
 	d.unlock()
 	// As in a reload, the serving goroutines are waited for with no lock
-	// held.
+	// held. A halted wait=yes goroutine leaves the server holding its
+	// socket recorded as the holder.
 	haltAll(all)
+	var victims []*child
 	for _, sr := range all {
+		if h := sr.s.holder; h != nil && terminate && !d.o.KillServers && !h.exited() {
+			victims = append(victims, h)
+		}
 		sr.s.Close()
 	}
 	d.change.Unlock()
-	var victims []*child
 	if terminate && d.o.KillServers {
 		victims = d.kids.list()
 	}
