@@ -300,7 +300,7 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	d.benv = d.builtinEnv()
 	d.change.Lock()
 	defer d.change.Unlock()
-	d.applyConfig(cfg, true)
+	d.applyConfig(cfg, cfg.Accepted(), true)
 	return d.available()
 }
 
@@ -415,12 +415,12 @@ func writtenInEntry(src service.Source) bool {
 	return src.Origin != "default" && src.Origin != "defaults"
 }
 
-// applyConfig makes cfg the running configuration: sockets whose
-// address is unchanged are kept, others opened or closed, servers of
-// removed services terminated. It returns what changed. The caller holds
-// change, and not mu.
-func (d *Daemon) applyConfig(cfg *service.Config, first bool) (added, kept, dropped []string) {
-	accepted := cfg.Accepted()
+// applyConfig makes cfg the running configuration, running the services
+// accepted (cfg's accepted entries, and on reload previous definitions
+// kept): sockets whose address is unchanged are kept, others opened or
+// closed, servers of removed services terminated. It returns what
+// changed. The caller holds change, and not mu.
+func (d *Daemon) applyConfig(cfg *service.Config, accepted []*service.Service, first bool) (added, kept, dropped []string) {
 	if err := d.rec.Configure(&cfg.Defaults, accepted); err != nil {
 		// As xinetd: a service whose log cannot be created does not start.
 		var ce logging.ConfigureError
@@ -769,17 +769,20 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	}()
 }
 
-// reload is SIGHUP: read and validate the whole new configuration first;
-// if anything in it is wrong, keep serving the old one entirely.
+// reload is SIGHUP: read and validate the whole new configuration first.
+// A fatal error keeps the old configuration entirely; otherwise the new
+// one is applied per entry, as a start would apply it, except that a
+// running service whose new entry is rejected keeps its previous
+// definition (reload.go).
 func (d *Daemon) reload() {
 	d.log.Logf(logging.LevelNotice, "reconfig", "Starting reconfiguration")
 	sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer sdNotify("READY=1")
 	d.db.Refresh()
 	cfg := loadWith(d.o, d.db)
-	if cfg.Diags.HasErrors() || !cfg.Usable() {
+	if !cfg.Usable() {
 		d.logDiags(cfg)
-		d.log.Logf(logging.LevelWarning, "reconfig", "reconfiguration failed: %d errors in the new configuration; still serving the old one", len(cfg.Diags.Errors()))
+		d.log.Logf(logging.LevelWarning, "reconfig", "reconfiguration failed: a fatal error in the new configuration (%d errors); still serving the old one", len(cfg.Diags.Errors()))
 		return
 	}
 	d.logDiags(cfg)
@@ -792,7 +795,7 @@ func (d *Daemon) reload() {
 	d.log.Logf(logging.LevelNotice, "reconfig", "Swapping defaults")
 	d.rec.Reopen()
 	d.change.Lock()
-	added, kept, dropped := d.applyConfig(cfg, false)
+	added, kept, dropped := d.applyConfig(cfg, d.reloadServices(cfg), false)
 	n := d.available()
 	d.change.Unlock()
 	d.restartMetrics(cfg)
