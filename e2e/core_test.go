@@ -5,7 +5,9 @@ package e2e
 // wait=yes socket, servers of removed services, PID 1, stop and restart.
 
 import (
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -552,5 +554,80 @@ func TestReloadKeepsPreviousDefinitionOfRejectedEntry(t *testing.T) {
 	}
 	if got, _ := tcpExchange(t, addr(4), "", 5*time.Second); got != "included v2\n" {
 		t.Errorf("the readable file again: %q", got)
+	}
+}
+
+// TestInetdMaxChildQueuesInBacklog is issue 14.4: at FreeBSD's max-child
+// limit (nowait/N, -c N) inetd stops accepting on the service's socket;
+// new clients wait in the listen backlog and are served when a child
+// exits. The old daemon accepted them and closed them at once. Both
+// accept paths: external servers are accepted by the epoll acceptor,
+// builtins by Go's accept loop.
+func TestInetdMaxChildQueuesInBacklog(t *testing.T) {
+	user := currentUser(t)
+	cases := []struct {
+		name, wait, server string
+		flags              []string
+	}{
+		{"nowait/1 external server (epoll acceptor)", "nowait/1", "/bin/cat\tcat", nil},
+		{"-c 1 external server (epoll acceptor)", "nowait", "/bin/cat\tcat", []string{"-c", "1"}},
+		{"nowait/1 builtin echo (Go accept loop)", "nowait/1", "internal", nil},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ports := freePorts(t, 1)
+			dir := newDir(t)
+			line := fmt.Sprintf("echo\tstream\ttcp\t%s\t%s\t%s\n", tc.wait, user, tc.server)
+			if tc.server != "internal" {
+				line = fmt.Sprintf("%d\tstream\ttcp\t%s\t%s\t%s\n", ports[0], tc.wait, user, tc.server)
+			}
+			args := append([]string{"-dialect", "freebsd", "-a", "127.0.0.1", "-killservers", "-grace", "1s"}, tc.flags...)
+			if tc.server == "internal" {
+				// A builtin is named by its service: /etc/services says where.
+				args = append(args, "-sysroot", sysRoot(t, dir, map[string]int{"echo": ports[0]}))
+			}
+			d := startInetd(t, dir, line, args...)
+			addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+			first, ok := catServed(t, addr)
+			if !ok {
+				t.Fatalf("the first client was not served:\n%s", d.daemonLog())
+			}
+			defer first.Close()
+			// Two more clients: the kernel completes their connections,
+			// and they wait in the backlog, neither served nor closed.
+			var waiting []net.Conn
+			for i, msg := range []string{"second\n", "third\n"} {
+				c, err := net.DialTimeout("tcp", addr, 5*time.Second)
+				if err != nil {
+					t.Fatalf("client %d: %v", i+2, err)
+				}
+				defer c.Close()
+				io.WriteString(c, msg)
+				waiting = append(waiting, c)
+			}
+			for i, c := range waiting {
+				c.SetReadDeadline(time.Now().Add(1500 * time.Millisecond))
+				var b [1]byte
+				n, err := c.Read(b[:])
+				var ne net.Error
+				if !errors.As(err, &ne) || !ne.Timeout() {
+					t.Fatalf("client %d at the limit: read %d bytes, %v; want it left waiting in the backlog", i+2, n, err)
+				}
+			}
+			// Each child that exits lets the next client in.
+			first.Close()
+			for i, c := range waiting {
+				want := []string{"second\n", "third\n"}[i]
+				c.SetReadDeadline(time.Now().Add(10 * time.Second))
+				buf := make([]byte, len(want))
+				if _, err := io.ReadFull(c, buf); err != nil || string(buf) != want {
+					t.Fatalf("client %d after a child exited: %q, %v\n%s", i+2, buf, err, d.daemonLog())
+				}
+				c.Close()
+			}
+			if strings.Contains(readFile(d.svcLog), "FAIL") || strings.Contains(d.daemonLog(), "service_limit") {
+				t.Errorf("a queued client was refused:\n%s", d.daemonLog())
+			}
+		})
 	}
 }

@@ -525,6 +525,7 @@ func (d *Daemon) applyConfig(cfg *service.Config, accepted []*service.Service, f
 				added = append(added, s.ID)
 			}
 		}
+		r.setGate(s)
 		if s.IsTCPMuxClient() {
 			mux[strings.ToLower(s.Name)] = r
 		}

@@ -42,6 +42,7 @@ type svcRun struct {
 	suspended    bool                           // cps/looping trip: sockets closed until the timer fires
 	suspending   atomic.Bool                    // a suspension is on its way (see suspend)
 	forkWait     atomic.Bool                    // a wait=yes loop waits to retry a failed fork
+	gate         atomic.Pointer[acceptGate]     // inetd.conf child limit: accepts queue at it (queue.go)
 	tmpl         atomic.Pointer[spawn.Template] // the current service's server, prepared
 }
 
@@ -184,8 +185,18 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 	}
 	var bo acceptBackoff
 	for {
+		g := r.gate.Load()
+		if g != nil && !g.take() {
+			// At the service's limit of children: clients wait in the
+			// backlog until one exits.
+			if !waitSlot(g, sr) {
+				return
+			}
+			continue
+		}
 		c, err := ln.Accept()
 		if err != nil {
+			g.done()
 			if sr.stopped() || errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -202,7 +213,20 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		if tc, ok := c.(*net.TCPConn); ok {
 			systemKeepAlive(tc, r.svc.Load().Flags.Has(service.FlagKeepAlive))
 		}
-		go r.handleStream(c)
+		go r.handleStream(c, g)
+	}
+}
+
+// waitSlot waits until g may have a free slot, or the goroutine must stop
+// (false).
+func waitSlot(g *acceptGate, sr *sockRun) bool {
+	ch := make(chan struct{})
+	g.pause(func() { close(ch) })
+	select {
+	case <-ch:
+		return true
+	case <-sr.stop:
+		return false
 	}
 }
 
@@ -289,8 +313,9 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// handleStream serves one accepted connection of a stream service.
-func (r *svcRun) handleStream(c net.Conn) {
+// handleStream serves one accepted connection of a stream service; g is
+// the accept gate the connection holds a slot of, or nil.
+func (r *svcRun) handleStream(c net.Conn, g *acceptGate) {
 	d := r.d
 	svc := r.svc.Load()
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
@@ -306,6 +331,7 @@ func (r *svcRun) handleStream(c net.Conn) {
 	}
 	d.sendBanner(c, svc, svc.Banner)
 	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	g.admit(&dec)
 	if !dec.Allow {
 		d.refused(r, svc, c, remote, local, dec)
 		c.Close()
