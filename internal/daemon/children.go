@@ -261,6 +261,11 @@ func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *a
 // retry), or nil alone when the request is over (logged, counted, lease
 // released).
 func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) (ch *child, retry bool) {
+	if ue := d.unsafeExec(spec.Path, spec.Cred); ue != nil {
+		d.refuseServer(r, svc, c, ue) // ownership.go
+		releaseLease(lease)
+		return nil, false
+	}
 	d.kids.begin()
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
@@ -425,6 +430,10 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 		return
 	}
 	defer stdio.Close()
+	if ue := d.unsafeExec(sp.Path, sp.Cred); ue != nil {
+		d.log.Logf(logging.LevelError, "libwrap", "service %s: not running %q: %v", svc.ID, cmd, ue)
+		return
+	}
 	d.kids.begin()
 	proc, err := spawn.Start(sp, stdio)
 	if err != nil {
@@ -445,6 +454,10 @@ func (d *Daemon) wrapBanner(c net.Conn, svc *service.Service, w *access.WrapActi
 		return
 	}
 	if w.BannerFile == "" {
+		return
+	}
+	if ue := d.unsafeRead(w.BannerFile); ue != nil {
+		d.log.Logf(logging.LevelError, "libwrap", "service %s: banner not sent: %v", svc.ID, ue)
 		return
 	}
 	b, err := os.ReadFile(w.BannerFile)
