@@ -32,6 +32,16 @@ type acceptGate struct {
 
 	mu      sync.Mutex
 	waiters []func()
+	// releaseFn is release as a func value, made once: a method value
+	// made per request would be an allocation per connection.
+	releaseFn func()
+}
+
+func newAcceptGate(limit int) *acceptGate {
+	g := &acceptGate{}
+	g.limit.Store(int64(limit))
+	g.releaseFn = g.release
+	return g
 }
 
 // queuesAtLimit reports whether s's concurrent-children limit queues
@@ -57,9 +67,7 @@ func (r *svcRun) setGate(s *service.Service) {
 		return
 	}
 	if g == nil {
-		g = &acceptGate{}
-		g.limit.Store(int64(s.Instances))
-		r.gate.Store(g)
+		r.gate.Store(newAcceptGate(int(s.Instances)))
 		return
 	}
 	g.limit.Store(int64(s.Instances))
@@ -117,7 +125,7 @@ func (g *acceptGate) admit(dec *access.Decision) {
 		return
 	}
 	if dec.Allow && dec.Lease != nil {
-		dec.Lease.OnRelease(g.release)
+		dec.Lease.OnRelease(g.releaseFn)
 		return
 	}
 	g.release()
