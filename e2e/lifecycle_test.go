@@ -83,7 +83,7 @@ func TestReloadWithErrorsKeepsServing(t *testing.T) {
 	dir := newDir(t)
 	path := render(t, dir, baseDefaults+daytimeConf("dt1", "{{P0}}"), ports)
 	d := start(t, dir, path)
-	render(t, dir, strings.Replace(baseDefaults, "cps             = 0 0", "cps             = fast", 1)+daytimeConf("dt1", "{{P1}}"), ports)
+	render(t, dir, strings.Replace(baseDefaults, "instances       = UNLIMITED", "instances       = lots", 1)+daytimeConf("dt1", "{{P1}}"), ports)
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`reconfiguration failed`, 10*time.Second)
 	if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[0]), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
