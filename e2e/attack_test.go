@@ -645,14 +645,6 @@ service redir
 	}
 }
 
-func tail(s string, n int) string {
-	l := lines(s)
-	if len(l) > n {
-		l = l[len(l)-n:]
-	}
-	return strings.Join(l, "\n")
-}
-
 // TestAttack10000Services: 10,000 services (one port on 10,000 loopback
 // addresses): how long the start and each of 20 reloads take, and that
 // memory does not grow from reload to reload.
