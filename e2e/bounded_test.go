@@ -347,7 +347,20 @@ service hello
 		}
 		held = append(held, c)
 	}
-	// Servers of the other service still start, every time.
+	// Servers of the other service still start (once the burst of
+	// refused sessions has been closed: the acceptor takes connections
+	// faster than their sessions are refused), and then every time.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", 5*time.Second)
+		if err == nil && got == "served\n" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no server starts with the redirect sessions in place: %q, %v\n%s", got, err, d.daemonLog())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 	for i := 0; i < 20; i++ {
 		got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", 5*time.Second)
 		if err != nil || got != "served\n" {
