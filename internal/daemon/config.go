@@ -185,6 +185,12 @@ func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 	if cfg.Diags.HasFatal() || rejected > 0 || cfg.Diags.HasErrors() {
 		status = 1
 	}
+	verdictBad := status != 0
+	if o.CheckFatalOnly && cfg.Usable() {
+		// The daemon starts with every usable entry, as xinetd does:
+		// one broken entry must not keep the others from serving.
+		status = 0
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -201,7 +207,7 @@ func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 		logging.WriteConfigDump(stdout, cfg)
 	}
 	verdict := "configuration OK"
-	if status != 0 {
+	if verdictBad {
 		verdict = "configuration has errors"
 	}
 	fmt.Fprintf(stdout, "%s: %d services accepted, %d rejected, %d disabled (%s)\n",
