@@ -528,3 +528,105 @@ service whoami
 		t.Fatalf("server runs as %q (%v), want uid and gid 47110 with the NSS group 47112\n%s", got, err, d.daemonLog())
 	}
 }
+
+// TestContainerExample runs examples/container as its Dockerfile would
+// (docker itself cannot run here): the files are laid out as the COPY
+// lines put them (under a directory standing in for /, the absolute
+// paths in them pointed there, the ports moved to free ones), the check
+// mode passes, the image's CMD serves the challenge in the foreground
+// with the daemon's messages on stderr and the records on stdout, the
+// HEALTHCHECK command succeeds, and SIGTERM (docker stop) ends it with 0.
+func TestContainerExample(t *testing.T) {
+	needRoot(t) // the challenge runs as nobody
+	needCmd(t, "bash")
+	src := filepath.Join(repoRoot(t), "examples/container")
+	dockerfile := readFile(filepath.Join(src, "Dockerfile"))
+	ports := freePorts(t, 2)
+	root := newDir(t)
+	rewrite := strings.NewReplacer("/etc/xinetd.d", root+"/etc/xinetd.d", "/srv/challenge", root+"/srv/challenge",
+		"/etc/xinetd.conf", root+"/etc/xinetd.conf", "1337", fmt.Sprint(ports[0]), "9013", fmt.Sprint(ports[1]))
+	copies := 0
+	for _, m := range regexp.MustCompile(`(?m)^COPY (examples/container/\S*) (\S+)$`).FindAllStringSubmatch(dockerfile, -1) {
+		from := filepath.Join(repoRoot(t), m[1])
+		to := filepath.Join(root, m[2])
+		err := filepath.WalkDir(from, func(p string, e os.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			rel, _ := filepath.Rel(from, p)
+			dst := to
+			if strings.HasSuffix(m[2], "/") || rel != "." {
+				dst = filepath.Join(to, rel)
+			}
+			if e.IsDir() {
+				return os.MkdirAll(dst, 0o755)
+			}
+			os.MkdirAll(filepath.Dir(dst), 0o755)
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return err
+			}
+			fi, _ := e.Info()
+			return os.WriteFile(dst, []byte(rewrite.Replace(string(b))), fi.Mode().Perm())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		copies++
+	}
+	if copies != 3 {
+		t.Fatalf("found %d COPY lines of examples/container in the Dockerfile, want 3", copies)
+	}
+	conf := filepath.Join(root, "etc/xinetd.conf")
+	if out, err := exec.Command(gxinetd, "-t", "-f", conf).CombinedOutput(); err != nil || strings.Contains(string(out), "warning") {
+		t.Fatalf("gxinetd -t on the container configuration: %v\n%s", err, out)
+	}
+
+	jsonArgs := func(instr string) []string {
+		m := regexp.MustCompile(`(?m)^` + instr + `.*?\[(.*)\]$`).FindStringSubmatch(dockerfile)
+		if m == nil {
+			t.Fatalf("Dockerfile has no %s [...]", instr)
+		}
+		var out []string
+		for _, q := range regexp.MustCompile(`"((?:[^"\\]|\\.)*)"`).FindAllStringSubmatch(m[1], -1) {
+			out = append(out, rewrite.Replace(q[1]))
+		}
+		return out
+	}
+	cmdArgs := jsonArgs("CMD")
+	if cmdArgs[0] != "/usr/sbin/gxinetd" {
+		t.Fatalf("CMD runs %s", cmdArgs[0])
+	}
+	var stdout, stderr syncBuf
+	d := &daemon{t: t, dir: root, stderr: &stderr, exited: make(chan struct{})}
+	d.cmd = exec.Command(gxinetd, cmdArgs[1:]...)
+	d.cmd.Stdout, d.cmd.Stderr = &stdout, &stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
+	t.Cleanup(d.kill)
+	waitIn(t, stderr.String, `xinetd\[\d+\]: NOTICE: Started working: 2 available services`, 15*time.Second)
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if got, err := tcpExchange(t, addr, "42\n", 10*time.Second); err != nil || !strings.HasSuffix(got, "What is 6 * 7? flag{gxinetd-serves-containers}\n") {
+		t.Errorf("right answer: %q %v\n%s", got, err, stderr.String())
+	}
+	if got, err := tcpExchange(t, addr, "41\n", 10*time.Second); err != nil || !strings.HasSuffix(got, "No flag for you.\n") {
+		t.Errorf("wrong answer: %q %v", got, err)
+	}
+	waitIn(t, stdout.String, `(?s)START: challenge pid=\d+ from=\S+\n.*EXIT: challenge status=0 pid=\d+`, 10*time.Second)
+	if strings.Contains(stdout.String(), "NOTICE") || strings.Contains(stderr.String(), "START:") {
+		t.Errorf("records and daemon messages mixed up:\nstdout:\n%s\nstderr:\n%s", stdout.String(), stderr.String())
+	}
+	hc := jsonArgs("HEALTHCHECK")
+	if out, err := exec.Command(hc[0], hc[1:]...).CombinedOutput(); err != nil {
+		t.Errorf("HEALTHCHECK %v: %v %s", hc, err, out)
+	}
+	if strings.Contains(stdout.String(), "health") {
+		t.Errorf("health checks are logged:\n%s", stdout.String())
+	}
+	d.cmd.Process.Signal(syscall.SIGTERM)
+	if code := d.waitExit(15 * time.Second); code != 0 {
+		t.Errorf("docker stop (SIGTERM): exit %d\n%s", code, stderr.String())
+	}
+}
