@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 // unitEnv reads EnvironmentFile= files the way systemd does for the
@@ -628,5 +630,50 @@ func TestContainerExample(t *testing.T) {
 	d.cmd.Process.Signal(syscall.SIGTERM)
 	if code := d.waitExit(15 * time.Second); code != 0 {
 		t.Errorf("docker stop (SIGTERM): exit %d\n%s", code, stderr.String())
+	}
+}
+
+// TestMakeRunStopsOnCtrlC: Ctrl-C in a terminal sends SIGINT to the
+// foreground process group, here make and the gxinetd it runs. gxinetd
+// must stop, or make waits for it for ever.
+func TestMakeRunStopsOnCtrlC(t *testing.T) {
+	needCmd(t, "make")
+	if os.Getenv("GXINETD_SKIP_EXAMPLES") != "" {
+		t.Skip("GXINETD_SKIP_EXAMPLES set")
+	}
+	// The examples listen on fixed ports 10000-10199.
+	testnet.Lock(t, "examples-ports")
+	var out syncBuf
+	cmd := exec.Command("make", "-s", "-C", repoRoot(t), "run")
+	cmd.Env = goEnv()
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	pgid := cmd.Process.Pid
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			syscall.Kill(-pgid, syscall.SIGKILL)
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Errorf("make run's process group survived SIGKILL")
+			}
+		}
+	})
+	waitIn(t, out.String, `Started working: \d+ available services`, 60*time.Second)
+	syscall.Kill(-pgid, syscall.SIGINT)
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("make run still running 15s after Ctrl-C:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "SIGINT in the foreground: stopping") {
+		t.Errorf("gxinetd did not stop on SIGINT:\n%s", out.String())
 	}
 }
