@@ -12,8 +12,9 @@
 // size, and reports decisions as data: the daemon writes the log records,
 // closes listeners and runs tcp_wrappers actions.
 //
-// access imports only internal/service and its own tcpwrap subpackage
-// (the load average comes from syscall.Sysinfo); it must not import the
+// access imports only internal/service, internal/pathsafe (the ownership
+// rule for the two tables) and its own tcpwrap subpackage (the load
+// average comes from syscall.Sysinfo); it must not import the
 // daemon, the parser, logging, spawn or builtins. It opens no sockets; its
 // only I/O is reading the two tcp_wrappers files in Configure, the load
 // average, and name lookups through the injectable Resolver. The clock is

@@ -66,6 +66,9 @@ type Global struct {
 	// NameTTL and NegativeTTL are how long confirmed names and "no name"
 	// answers are kept; 0 = 5 min and 1 min. Failures are kept 10 s.
 	NameTTL, NegativeTTL time.Duration
+	// CheckOwnership (set when running as root) refuses a tcp_wrappers
+	// table that anyone but root could change (ownership.go).
+	CheckOwnership bool
 }
 
 // Request is one incoming request to decide on.
@@ -294,6 +297,9 @@ func stampOf(path string) fileStamp {
 }
 
 func (e *Engine) loadTable(p string) *tcpwrap.Rules {
+	if rs := e.unsafeTable(p); rs != nil {
+		return rs
+	}
 	rs, errs := tcpwrap.Load(p)
 	for _, err := range errs {
 		lvl := "error"

@@ -310,6 +310,9 @@ func (e *entry) cred(a *attrLine, what string, lookup func(string) (int, bool)) 
 func hServer(e *entry, a *attrLine) bool {
 	p := a.values[0].text
 	e.svc.Server = p
+	if e.kept != nil {
+		e.kept.serverCol = a.values[0].col
+	}
 	return e.checkServer(a, p)
 }
 
@@ -874,14 +877,17 @@ func (e *entry) filePath(p string) string {
 	return filepath.Join(dirOf(e.file), p)
 }
 
-func hBanner(e *entry, a *attrLine) bool { e.svc.Banner = e.filePath(a.values[0].text); return true }
+func hBanner(e *entry, a *attrLine) bool {
+	e.svc.Banner = e.filePath(a.values[0].text)
+	return e.checkBanner(a, e.svc.Banner)
+}
 func hBannerSuccess(e *entry, a *attrLine) bool {
 	e.svc.BannerSuccess = e.filePath(a.values[0].text)
-	return true
+	return e.checkBanner(a, e.svc.BannerSuccess)
 }
 func hBannerFail(e *entry, a *attrLine) bool {
 	e.svc.BannerFail = e.filePath(a.values[0].text)
-	return true
+	return e.checkBanner(a, e.svc.BannerFail)
 }
 
 func hDisable(e *entry, a *attrLine) bool {

@@ -132,6 +132,9 @@ func (l *loader) complete(e *readEntry) {
 			c.implied("group")
 		}
 	}
+	if !internal && !redirect {
+		c.checkServerOwner()
+	}
 
 	// Port from /etc/services.
 	if s.Port == 0 && !mux && !rpc && !unlisted && s.Protocol != "" {

@@ -39,6 +39,7 @@ type readEntry struct {
 	svc       *service.Service
 	incFrom   []service.Source
 	bindCands []netip.Addr
+	serverCol int // the column of the server path, for checkServerOwner
 }
 
 // word is one blank-separated word of an attribute line and its column.

@@ -66,6 +66,11 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		sp := t.Spec(c)
 		spec = &sp
 	}
+	if ue := d.unsafeExec(spec.Path, spec.Cred); ue != nil {
+		d.refuseServer(r, svc, c, ue) // ownership.go
+		releaseLease(lease)
+		return nil
+	}
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
 		if isForkFailure(err) {
@@ -242,6 +247,10 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 		return
 	}
 	defer stdio.Close()
+	if ue := d.unsafeExec(sp.Path, sp.Cred); ue != nil {
+		d.log.Logf(logging.LevelError, "libwrap", "service %s: not running %q: %v", svc.ID, cmd, ue)
+		return
+	}
 	proc, err := spawn.Start(sp, stdio)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: running %q: %v", svc.ID, cmd, err)
@@ -262,6 +271,10 @@ func (d *Daemon) wrapBanner(c net.Conn, svc *service.Service, w *access.WrapActi
 		return
 	}
 	if w.BannerFile == "" {
+		return
+	}
+	if ue := d.unsafeRead(w.BannerFile); ue != nil {
+		d.log.Logf(logging.LevelError, "libwrap", "service %s: banner not sent: %v", svc.ID, ue)
 		return
 	}
 	b, err := os.ReadFile(w.BannerFile)

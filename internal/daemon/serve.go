@@ -521,6 +521,10 @@ func (d *Daemon) sendBanner(c net.Conn, svc *service.Service, path string) {
 	if path == "" || c == nil {
 		return
 	}
+	if ue := d.unsafeRead(path); ue != nil {
+		d.log.Logf(logging.LevelError, "banner", "service = %s, banner not sent: %v", svc.ID, ue)
+		return
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "banner", "service = %s, open of banner %s failed", svc.ID, path)

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gxinetd/gxinetd/internal/pathsafe"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/internal/sysdb"
 )
@@ -130,7 +131,7 @@ func (p *parser) check(t []token, v *vals, l *line) {
 		l.warnf(CodeDgramNowait, t[3], "wait", "dgram nowait is a busybox extension: the server must read its datagram at once, or it is started again for the same datagram until the rate limit stops the service")
 	}
 	if p.opt.CheckOwnership && v.server != "" && len(l.errs) == 0 {
-		if code, msg := checkServer(v.server); code != "" {
+		if code, msg := checkServer(v.server, pathsafe.ForUser(v.user, v.group, true, p.sys)); code != "" {
 			l.errorf(code, t[5], "server", "%s", msg)
 		}
 	}

@@ -37,9 +37,11 @@ type Options struct {
 	// BindAddr is -a: the address entries without an address prefix
 	// listen on.
 	BindAddr string
-	// CheckOwnership refuses a configuration file writable by anyone but
-	// root, and entries whose server could be replaced by someone other
-	// than root (meant for a daemon running as root).
+	// CheckOwnership (meant for a daemon running as root) refuses a
+	// configuration file that anyone but root could change, and entries
+	// whose server could be replaced by someone other than root or the
+	// entry's own user: the rule of internal/pathsafe, shared with
+	// xinetd.conf, over every component of the path and of every link.
 	CheckOwnership bool
 }
 
@@ -113,7 +115,7 @@ const (
 	CodeUser         = "E-USER"          // unknown user
 	CodeGroup        = "E-GROUP"         // unknown group
 	CodeServer       = "E-SERVER"        // server path not absolute, or (CheckOwnership) missing
-	CodeServerPerm   = "E-SERVER-PERM"   // server replaceable by someone other than root
+	CodeServerPerm   = "E-SERVER-PERM"   // server replaceable by someone other than root or its user
 	CodeInternal     = "E-INTERNAL"      // no such internal service
 
 	CodeCRLF           = "W-CRLF"             // CRLF line ends (stripped)
