@@ -219,7 +219,7 @@ func (d *Daemon) terminate(victims []*child) {
 // twist that replaces an allowed request's server takes over its lease,
 // so it counts as that server until it exits; the lease is released on
 // every path.
-func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local netip.AddrPort, conn net.Conn, lease *access.Lease) {
+func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local netip.AddrPort, conn net.Conn, lease *access.Lease, opts *access.WrapProc) {
 	started := false
 	defer func() {
 		if !started {
@@ -230,7 +230,14 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 	// services have no server of their own to build it from.
 	sc := *svc
 	sc.Server, sc.Argv = "/bin/sh", []string{"sh", "-c", cmd}
-	sp, err := spawn.BuildSpec(&sc, spawn.Conn{Remote: remote, Local: local, RemoteKnown: remote.IsValid()}, d.startEnv, d.db)
+	over, err := d.procOverrides(svc, opts)
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return
+	}
+	sp, err := spawn.BuildSpec(&sc, spawn.Conn{Remote: remote, Local: local, RemoteKnown: remote.IsValid(), Over: over}, d.startEnv, d.db)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: %v", svc.ID, err)
 		return
