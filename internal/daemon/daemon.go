@@ -168,11 +168,7 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 }
 
 func newDaemonLog(o *Options) (*logging.Daemon, error) {
-	ident := o.LogIdent
-	if ident == "" {
-		ident = "gxinetd"
-	}
-	do := logging.DaemonOptions{Ident: ident, Stderr: os.Stderr, SyslogPath: o.SyslogPath, Debug: o.Debug}
+	do := logging.DaemonOptions{Ident: identOr(o.LogIdent), Stderr: os.Stderr, SyslogPath: o.SyslogPath, Debug: o.Debug}
 	switch {
 	case o.Debug && o.FileLog == "" && o.Syslog == "":
 		do.Mode = "debug"
@@ -248,6 +244,9 @@ func (d *Daemon) run() int {
 	debug.SetGCPercent(oldGC)
 	debug.FreeOSMemory()
 	d.log.Logf(logging.LevelNotice, "main", "%s started with libwrap loadavg options compiled in.", Version)
+	if !sysdb.NSS && o.SysRoot == "" {
+		d.log.Logf(logging.LevelNotice, "main", "built without cgo: users and groups come from /etc/passwd and /etc/group only (NSS modules such as LDAP, SSSD and extrausers are not consulted)")
+	}
 	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
 	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
 	signalReady(o.ReadyFD)
@@ -280,12 +279,16 @@ func (d *Daemon) run() int {
 					d.shutdown(true)
 					return 1
 				}
-				if d.pid1 {
-					// A container's init stops on SIGINT (docker run -it, ^C).
+				// In the foreground (make run, a container's init under
+				// docker run -it) Ctrl-C must stop the daemon; it stops as
+				// on SIGTERM. A detached daemon has no terminal to get it
+				// from, and ignores it as xinetd does.
+				if o.DontFork || d.pid1 {
+					d.log.Logf(logging.LevelNotice, "main", "SIGINT in the foreground: stopping")
 					d.shutdown(true)
 					return 0
 				}
-				d.log.Logf(logging.LevelInfo, "main", "ignoring SIGINT outside debug mode")
+				d.log.Logf(logging.LevelInfo, "main", "ignoring SIGINT outside debug mode and -dontfork")
 			}
 		case <-cc:
 			d.consistencyCheck(o.Debug)
@@ -309,7 +312,7 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 
 func identOr(s string) string {
 	if s == "" {
-		return "gxinetd"
+		return logging.DefaultIdent
 	}
 	return s
 }
