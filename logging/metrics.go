@@ -88,6 +88,8 @@ func WriteMetrics(w io.Writer, st *DumpState) {
 	for _, k := range sortedKeys(st.AccessTableFull) {
 		sample("gxinetd_access_table_full_total", []string{"table", k}, u(st.AccessTableFull[k]))
 	}
+	family("gxinetd_heap_live_bytes", "gauge", "Heap in use at the end of the last garbage collection.")
+	sample("gxinetd_heap_live_bytes", nil, u(st.HeapLive))
 	family("gxinetd_goroutines", "gauge", "Goroutines of the daemon.")
 	sample("gxinetd_goroutines", nil, i(st.Goroutines))
 	family("gxinetd_open_descriptors", "gauge", "Descriptors the daemon has open.")

@@ -99,6 +99,8 @@ type DumpState struct {
 	// across reloads can be watched from outside.
 	LogHeldBack, IdentSkipped   uint64
 	Goroutines, OpenDescriptors int
+	// HeapLive is the heap the last garbage collection found in use.
+	HeapLive uint64
 	// AccessTables are the sizes of the access engine's bounded tables
 	// (sources, rates, quiet, cps, names, deny) and AccessTableFull how
 	// often each was full.

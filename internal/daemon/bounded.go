@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"runtime/metrics"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -144,6 +145,17 @@ func (d *Daemon) reserveControl(fd int, svcID string) error {
 		return errInReserve
 	}
 	return nil
+}
+
+// heapLive is the heap the last collection found live: what a leak
+// grows, unlike the resident size, which follows the collector's slack.
+func heapLive() uint64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return s[0].Value.Uint64()
 }
 
 // connFD is the descriptor of a connection, or -1.

@@ -114,6 +114,7 @@ func (d *Daemon) snapshot() *logging.DumpState {
 	st.LogHeldBack = d.bnd.refusals.HeldTotal()
 	st.IdentSkipped = d.bnd.ident.Skipped()
 	st.Goroutines = runtime.NumGoroutine()
+	st.HeapLive = heapLive()
 	st.OpenDescriptors = openFDs()
 	return st
 }
