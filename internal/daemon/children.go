@@ -42,15 +42,16 @@ var forkRetry = 5 * time.Second
 // a root process cannot be made to see otherwise.
 var startServer = spawn.Start
 
-// spawnServer starts the service's server on stdio and tracks it. It
-// returns nil when the server could not be started (already logged and
-// counted, lease released).
+// spawnServer starts the service's server on stdio and tracks it; after
+// are the records to write after its START (records.go). It returns nil
+// when the server could not be started (already logged and counted,
+// lease released).
 //
 // With owned, stdio is the request's own descriptor and spawnServer closes
 // it as soon as the server has it: a server that answers and exits at
 // once then closes the connection itself, and the daemon never pays for
 // the TCP teardown.
-func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) *child {
+func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int, after ...logging.Record) *child {
 	if owned {
 		// Closing twice is harmless: *os.File remembers.
 		defer stdio.Close()
@@ -71,6 +72,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		releaseLease(lease)
 		return nil
 	}
+	began := time.Now()
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
 		if isForkFailure(err) {
@@ -99,7 +101,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 					releaseLease(lease)
 					return
 				}
-				d.spawnServer(r, svc, dup, false, c, lease, spec, attempt)
+				d.spawnServer(r, svc, dup, false, c, lease, spec, attempt, after...)
 			})
 			return nil
 		}
@@ -111,6 +113,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 			// xinetd's words: the path and strerror (errno = N).
 			d.log.Logf(logging.LevelError, "spawn", "execv( %s ) failed: %s", spec.Path, logging.Errno(unwrapErrno(err)))
 		}
+		d.startFailed(svc, c, began, err, after) // START and EXIT, as xinetd's failed child
 		r.cnt.execFail.Add(1)
 		releaseLease(lease)
 		return nil
@@ -129,7 +132,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 	if c.RemoteKnown {
 		rec.Remote = c.Remote
 	}
-	d.record(rec)
+	d.started(rec, after)
 	go d.reap(ch)
 	return ch
 }
@@ -269,6 +272,15 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 	d.mu.Lock()
 	d.children[ch.pid] = ch
 	d.mu.Unlock()
+	if conn != nil {
+		// A twist runs as the request's server (xinetd's child execs it
+		// from inside the libwrap check): START now, EXIT from reap.
+		rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: local}
+		if ch.known {
+			rec.Remote = remote
+		}
+		d.record(rec)
+	}
 	go d.reap(ch)
 }
 
