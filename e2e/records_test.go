@@ -181,7 +181,7 @@ service ` + id + `
 ` + extra + `}
 `
 	}
-	ports := freePorts(t, 8)
+	ports := freePorts(t, 9)
 	conf := rsDefaults
 	for i, f := range rsFormats {
 		conf += svc("noexec"+f.suffix, fmt.Sprintf("{{P%d}}", i), garbage, "stream", f.attrs)
@@ -191,6 +191,11 @@ service ` + id + `
 	conf += svc("noexec-udp", "{{P5}}", garbage, "dgram", "")
 	conf += svc("noexec-wait", "{{P6}}", garbage, "stream", "")
 	conf += svc("noexec-wait-json", "{{P7}}", garbage, "stream", rsFormats[2].attrs)
+	// A uid with no passwd entry and groups = yes: the initgroups lookup
+	// fails (in xinetd's child: exit 1). A daemon that is not root
+	// ignores user and group, so the start works there.
+	conf += strings.Replace(svc("nopasswd", "{{P8}}", "/bin/echo", "stream", "\tgroups      = yes\n"),
+		"user        = "+user, "user        = 4242", 1)
 	d := start(t, dir, render(t, dir, conf, ports))
 	if err := os.Remove(gone); err != nil {
 		t.Fatal(err)
@@ -237,6 +242,18 @@ service ` + id + `
 	if r := rsRecords(t, rsLogPath(d, "json"), "json", "noexec-wait-json"); len(r) > 0 && r[0]["remote"] != "" {
 		t.Errorf("wait=yes stream START names a client it cannot know: %v", r[0])
 	}
+
+	if os.Geteuid() != 0 {
+		t.Log("not root: user = 4242 is not applied, the nopasswd part is skipped")
+		return
+	}
+	if got, _ := readAllFrom("127.0.0.1", addr(8)); got != "" {
+		t.Errorf("nopasswd answered %q", got)
+	}
+	rsExpect(t, d.svcLog, "xinetd", "nopasswd",
+		rsWant{"event": "START", "pid": "0", "remote": "127.0.0.1"},
+		rsWant{"event": "EXIT", "pid": "0", "exit_status": "1"})
+	d.waitLog(`ERROR: service nopasswd: .*getpwuid 4242: no such user`, 5*time.Second)
 }
 
 // TestRecordsTwist: a tcp_wrappers twist runs as the request's server:

@@ -177,7 +177,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		defer stdio.Close()
 	}
 	if spec == nil {
-		if spec = d.specFor(r, svc, c, lease); spec == nil {
+		if spec = d.specFor(r, svc, c, lease, after...); spec == nil {
 			return nil
 		}
 	}
@@ -243,11 +243,15 @@ func (r *svcRun) startWaitServer(sr *sockRun, svc *service.Service, c spawn.Conn
 }
 
 // specFor builds the request's server Spec from the service's template;
-// nil when it cannot be built (logged, counted, lease released).
-func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *access.Lease) *spawn.Spec {
+// nil when it cannot be built (logged, counted, lease released; a step
+// xinetd's child would have failed, such as getpwuid for initgroups,
+// with START, after and EXIT as in startOnce).
+func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *access.Lease, after ...logging.Record) *spawn.Spec {
+	began := time.Now()
 	t, err := r.template(svc)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+		d.startFailed(svc, c, began, err, after)
 		r.cnt.execFail.Add(1)
 		releaseLease(lease)
 		return nil
