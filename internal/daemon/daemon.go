@@ -194,7 +194,12 @@ func (d *Daemon) run() int {
 	d.adoptActivatedSockets()
 
 	// Signals become events in this one loop. SIGPIPE is deliberately not
-	// ignored: ignored signals survive exec into every server.
+	// ignored: ignored signals survive exec into every server. It is
+	// caught instead (a caught signal is reset to default at exec): Go
+	// otherwise dies of a write to a broken pipe on descriptor 1 or 2,
+	// and a daemon logging to stderr (a container's, a supervisor's
+	// pipe) must outlive the reader going away.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
 		syscall.SIGABRT, syscall.SIGINT)

@@ -355,22 +355,23 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 		}
 	}
 	d.sendBanner(c, svc, svc.BannerSuccess)
+	var after []logging.Record // written after START (records.go)
 	if svc.LogOnSuccess.Has(service.LogSuccessUserID) && !svc.Wait && svc.SocketType == service.SockStream {
+		began := time.Now()
 		user, err := d.ident(svc, local, remote)
 		if err == nil {
-			d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+			after = append(after, userIDRecord(svc, remote, local, user))
 		} else if svc.Flags.Has(service.FlagIDOnly) {
 			// The record's reason code comes from the ident failure
 			// (no_server, timeout, ...), as the structured formats document.
-			d.record(logging.Record{Event: logging.EventNoID, Service: svc, Remote: remote, Local: local,
-				Reason: identReason(err)})
+			d.noIdent(svc, remote, local, identReason(err), began)
 			r.cnt.noid.Add(1)
 			c.Close()
 			releaseLease(lease)
 			return
 		}
 	}
-	d.dispatch(r, svc, c, remote, local, lease, dec.Wrap)
+	d.dispatch(r, svc, c, remote, local, lease, dec.Wrap, after...)
 }
 
 // ident runs the RFC 1413 lookup for a connection and reports a
@@ -417,8 +418,9 @@ func releaseLease(l *access.Lease) {
 // them in-process).
 var forkingBuiltins = map[string]bool{"echo": true, "discard": true, "chargen": true, "tcpmux": true}
 
-// dispatch runs an allowed stream request.
-func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease, w *access.WrapAction) {
+// dispatch runs an allowed stream request; after are the records to
+// write after its START.
+func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease, w *access.WrapAction, after ...logging.Record) {
 	start := time.Now()
 	if holdsSession(svc) && d.inReserve(connFD(c), svc.ID) {
 		d.refuseSession(r, svc, remote, local, lease)
@@ -428,7 +430,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 	switch {
 	case svc.IsInternal():
 		fn, ok := builtins.Stream(svc.Builtin)
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local}, after)
 		r.cnt.served.Add(1)
 		if ok {
 			if err := fn(d.ctx, c, svc, d.benv); err != nil && !isBenign(err) {
@@ -443,7 +445,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 	case svc.IsRedirect():
 		d.redirect(r, svc, remote, local, lease, func(o spawn.ProxyOptions) (int64, int64, error) {
 			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
-		})
+		}, after...)
 	default:
 		peer := peerCred(c)
 		over, err := d.wrapOverrides(svc, w)
@@ -461,17 +463,17 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over}, lease, nil, 0)
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over}, lease, nil, 0, after...)
 	}
 }
 
 // redirect runs one redirect session through proxy (Proxy on a net.Conn,
-// or ProxyFD on the raw path) and writes its records. The lease is
-// released when the session ends.
+// or ProxyFD on the raw path) and writes its records (after follow
+// START). The lease is released when the session ends.
 func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.AddrPort, lease *access.Lease,
-	proxy func(spawn.ProxyOptions) (in, out int64, err error)) {
+	proxy func(spawn.ProxyOptions) (in, out int64, err error), after ...logging.Record) {
 	start := time.Now()
-	d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+	d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local}, after)
 	r.cnt.served.Add(1)
 	in, out, err := proxy(spawn.ProxyOptions{
 		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
