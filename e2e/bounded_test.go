@@ -698,3 +698,32 @@ func procCPU(pid int) time.Duration {
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * time.Second / 100 // USER_HZ
 }
+
+// TestUnsafeServerRefusalsBounded: while a server is refused by the
+// ownership rule, each client meets the refusal, and its error line and
+// FAIL record are written within the refusal budget (before: two lines
+// for every connection).
+func TestUnsafeServerRefusalsBounded(t *testing.T) {
+	needRoot(t)
+	ports := freePorts(t, 1)
+	dir := newDir(t)
+	srv := ownFile(t, filepath.Join(dir, "bin/srv"), "#!/bin/sh\necho ok\n", 0o755, 0)
+	d := start(t, dir, render(t, dir, baseDefaults+extSvc("srv", "{{P0}}", "root", srv), ports))
+	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	if err := os.Chmod(srv, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 200; i++ {
+		tcpExchange(t, addr, "", 5*time.Second)
+	}
+	d.waitLog(`refusal logging: held back \d+ messages`, 20*time.Second)
+	errLines := strings.Count(d.daemonLog(), "not starting server")
+	fails := strings.Count(readFile(d.svcLog), "FAIL: srv ownership")
+	t.Logf("200 refused starts: %d error lines, %d FAIL records", errLines, fails)
+	if errLines > 20 || fails > 20 {
+		t.Errorf("200 refused starts from one client wrote %d error lines and %d FAIL records", errLines, fails)
+	}
+	if errLines == 0 || fails == 0 {
+		t.Errorf("the refusal was not reported at all: %d error lines, %d FAIL records", errLines, fails)
+	}
+}
