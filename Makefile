@@ -53,7 +53,7 @@ race:
 # server replaced while running. As root; about 3 minutes on 2 cores,
 # every test bounded in count and time. The smaller regression tests of
 # the issue also run in `make test`.
-ATTACKS ?= TestAttack|TestRefusalLogsBounded|TestDatagramBuiltinNotSwitchedOff|TestBacklogDrainAfterStop|TestDescriptorReserve|TestIdentOnRefusalBounded|TestNoDescriptorsOncePerInterval|TestIdleTimeoutEveryPath|TestMetricsOnlyItsPath|TestOwnershipCheckedAtEveryStart
+ATTACKS ?= TestAttack|TestRefusalLogsBounded|TestDatagramBuiltinNotSwitchedOff|TestBacklogDrainAfterStop|TestDescriptorReserve|TestIdentOnRefusalBounded|TestNoDescriptorsOncePerInterval|TestIdleTimeoutEveryPath|TestMetricsOnlyItsPath|TestOwnershipCheckedAtEveryStart|TestUnsafeServerRefusalsBounded
 attack:
 	GXINETD_ATTACK=1 $(GO) test -count=1 -timeout 20m -v -run '^($(ATTACKS))' ./e2e
 
