@@ -151,11 +151,12 @@ func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.A
 // waiting. done reports that the connection has been dealt with
 // (refused, or handed to the net.Conn path because its header is still
 // on its way); otherwise remote, local and via are its ends from now on.
-func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.AddrPort) (r2, l2, via netip.AddrPort, done bool) {
+func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.AddrPort, g *acceptGate, at time.Time) (r2, l2, via netip.AddrPort, done bool) {
 	d := r.d
 	if !d.eng.ProxyTrusted(d.ctx, svc, remote, time.Now()) {
 		d.proxyRefused(svc, remote, local, access.ReasonProxyUntrusted, nil)
 		closeRaw(fd)
+		g.done()
 		return remote, local, via, true
 	}
 	var buf [proxyproto.MaxLen]byte
@@ -164,12 +165,15 @@ func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.Ad
 	case err == proxyproto.ErrIncomplete:
 		// Still on its way: wait for it in the poller, on the net.Conn path.
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c)
+			r.handleStream(c, g, at)
+		} else {
+			g.done()
 		}
 		return remote, local, via, true
 	case err != nil:
 		d.proxyRefused(svc, remote, local, access.ReasonProxyMalformed, err)
 		closeRaw(fd)
+		g.done()
 		return remote, local, via, true
 	}
 	remote, local, via = takeHeader(h, remote, local)
@@ -183,6 +187,10 @@ func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.Ad
 // Nothing is sent to the peer: it is not known to be a client at all.
 func (d *Daemon) proxyRefused(svc *service.Service, remote, local netip.AddrPort, reason access.Reason, err error) {
 	d.eng.CountRefusal(svc, reason)
+	// Within the refusal budget, as every refusal's lines are.
+	if !d.mayLogRefusal(remote.Addr()) {
+		return
+	}
 	d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
 		Reason: reason.String(), ReasonCode: reason.Code()})
 	if reason == access.ReasonProxyMalformed && err != nil {

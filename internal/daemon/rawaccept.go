@@ -54,7 +54,9 @@ func fdConn(fd int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
+// handleRaw serves one connection the acceptor took; g is the accept gate
+// it holds a slot of, or nil; at is when the connection arrived.
+func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
 	d := r.d
 	svc := r.svc.Load()
 	if s := svc; s.Flags.Has(service.FlagKeepAlive) {
@@ -66,7 +68,7 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	var via netip.AddrPort
 	if svc.ProxyProtocol != 0 {
 		var done bool
-		if remote, local, via, done = r.proxyInRaw(fd, svc, remote, local); done {
+		if remote, local, via, done = r.proxyInRaw(fd, svc, remote, local, g, at); done {
 			return
 		}
 	}
@@ -74,11 +76,14 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 		// banner goes out before any check: the full path does that.
 		if c, err := fdConn(fd); err == nil {
 			streamOpts(c, svc)
-			r.serveStream(proxied(c, remote, local, via), svc, remote, local)
+			r.serveStream(proxied(c, remote, local, via), svc, remote, local, g, at)
+		} else {
+			g.done()
 		}
 		return
 	}
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at})
+	g.admit(&dec)
 	if !dec.Allow || needsConn(svc, &dec) {
 		c, err := fdConn(fd)
 		if err != nil {
@@ -95,6 +100,11 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 		return
 	}
 	if svc.IsRedirect() {
+		if d.inReserve(fd, svc.ID) {
+			d.refuseSession(r, svc, remote, local, dec.Lease)
+			closeRaw(fd)
+			return
+		}
 		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
 			spawn.ProxyFDAsync(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
