@@ -260,16 +260,17 @@ service strict
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
 
 	// Not in proxy_from: refused at once, header or not, LOCAL included.
+	// (From 127.0.0.3: each source has its own refusal-log budget.)
 	for _, in := range [][]byte{ppV1("192.0.2.1:1", "192.0.2.2:2"), ppV2Local, []byte("hello\n")} {
 		start := time.Now()
-		if got := ppExchange(t, "127.0.0.1", addr(0), 0, in); got != "" {
+		if got := ppExchange(t, "127.0.0.3", addr(0), 0, in); got != "" {
 			t.Errorf("untrusted balancer served: %q", got)
 		}
 		if el := time.Since(start); el > 5*time.Second {
 			t.Errorf("refusing an untrusted peer took %v", el)
 		}
 	}
-	d.waitSvcLog(`(?s)(FAIL: untrusted proxy_untrusted from=(::ffff:)?127\.0\.0\.1\n.*){3}`, 5*time.Second)
+	d.waitSvcLog(`(?s)(FAIL: untrusted proxy_untrusted from=(::ffff:)?127\.0\.0\.3\n.*){3}`, 5*time.Second)
 
 	// No header: after proxy_timeout. A trickle: the same.
 	c, err := dialFrom("127.0.0.1", addr(1))
