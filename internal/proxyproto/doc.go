@@ -11,8 +11,8 @@
 // connection afterwards are the daemon's business.
 //
 // Position in the dependency chain: a leaf. It imports the standard
-// library and golang.org/x/sys/unix only, and internal/daemon and spawn
-// import it.
+// library and golang.org/x/sys/unix only; internal/daemon imports it (and
+// hands spawn's redirect the header it builds as plain bytes).
 //
 // # Parsing rules
 //
