@@ -31,6 +31,7 @@ const usage = `Usage: gxinetd [-d] [-f config_file] [-filelog filename] [-syslog
        gxinetd -t [-json] [-d] [-f config_file | -inetd file]
        gxinetd -inetd file [-dialect freebsd|openbsd|netbsd|linux] [-l] [-w] [-W] [-c N] [-C N] [-R N] [-s N] [-a addr] [-p pidfile]
        gxinetd -dump [-pidfile filename] [-dumpfile filename]
+       gxinetd -upgrade [-pidfile filename] [-drain duration]
        gxinetd -version
 `
 
@@ -84,6 +85,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard)
 	var (
 		check, asJSON, version, dump, reuse bool
+		upgrade                             bool
+		drain                               time.Duration
 		shutdownProcs                       string
 		pidP                                string
 	)
@@ -109,6 +112,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&asJSON, "json", false, "with -t: print the resolved configuration as JSON")
 	fs.StringVar(&o.DumpFile, "dumpfile", "", "state dump file (default /var/run/xinetd.dump)")
 	fs.BoolVar(&dump, "dump", false, "ask the running daemon (by its pidfile) for a state dump and print it")
+	fs.BoolVar(&upgrade, "upgrade", false, "replace the running daemon (by its pidfile) with a fresh copy of its binary, keeping every listening socket")
+	fs.DurationVar(&drain, "drain", 30*time.Second, "with -upgrade: how long the old daemon lets its builtin and redirect sessions finish")
 	fs.BoolVar(&o.KillServers, "killservers", false, "on SIGTERM also terminate external servers")
 	fs.BoolVar(&o.NoLibwrap, "nolibwrap", false, "never consult hosts.allow/hosts.deny")
 	fs.StringVar(&o.HostsAllow, "hosts-allow", "", "hosts.allow path (default /etc/hosts.allow)")
@@ -187,8 +192,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if dump {
 		return requestDump(o, stdout, stderr)
 	}
+	if upgrade {
+		return daemon.RequestUpgrade(o.PidFile, drain, stdout, stderr)
+	}
 	if fd := daemon.DetachedReadyFD(); fd > 0 {
 		o.Foreground, o.ReadyFD = true, fd
+	}
+	if fd, detached := daemon.HandoverFromEnv(); fd > 0 {
+		// Started by a running daemon for -upgrade: it already detached
+		// (or runs in the foreground), so this one stays where it is.
+		o.Foreground, o.HandoverFD, o.HandoverDetached = true, fd, detached
 	}
 	return daemon.Run(o)
 }

@@ -55,6 +55,7 @@ type Daemon struct {
 	fdt       fdTable
 	pre       map[sockKey]opened // sockets opened ahead during a configuration change
 	wg        sync.WaitGroup     // serving goroutines
+	up        upgradeState       // -upgrade, the hand-over, systemd's fd store (upgrade.go)
 }
 
 // counters are the per-service figures of the state dump and metrics
@@ -98,7 +99,7 @@ func Run(o *Options) int {
 	if !o.DontFork && !o.Debug && !o.Foreground {
 		return daemonize(o)
 	}
-	if o.Foreground && o.ReadyFD > 0 {
+	if o.Foreground && (o.ReadyFD > 0 || o.HandoverDetached) {
 		if err := detachedChdir(o); err != nil {
 			fmt.Fprintf(os.Stderr, "gxinetd: %v\n", err)
 			return 1
@@ -119,6 +120,7 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
 		children: map[int]*child{}, counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.up.store.init(d)
 	d.acc.d = d
 	d.acc.work.jobs = make(chan rawJob)
 	// A hung rpcbind must not hold up a reload's mappings, or exit, long.
@@ -155,6 +157,10 @@ func (d *Daemon) run() int {
 	syscall.Umask(syscall.Umask(0) | 0o022)
 	d.startEnv = activationEnvStripped(os.Environ())
 	d.adoptActivatedSockets()
+	if err := d.receiveHandover(); err != nil {
+		d.log.Logf(logging.LevelCrit, "upgrade", "%v", err)
+		return 1
+	}
 
 	// Signals become events in this one loop. SIGPIPE is deliberately not
 	// ignored: ignored signals survive exec into every server.
@@ -165,7 +171,7 @@ func (d *Daemon) run() int {
 	// Dispositions and umask are final now: let the spawner read them once.
 	spawn.Refresh()
 
-	if o.PidFile != "" {
+	if o.PidFile != "" && o.HandoverFD == 0 { // a successor's is written at the cut-over
 		if err := writePidFile(o.PidFile); err != nil {
 			d.log.Logf(logging.LevelCrit, "main", "%v", err)
 			return 1
@@ -177,6 +183,9 @@ func (d *Daemon) run() int {
 	oldGC := debug.SetGCPercent(400)
 	cfg := loadWith(o, d.db)
 	d.logDiags(cfg)
+	if !d.handoverAccepts(cfg) {
+		return 1
+	}
 	if !cfg.Usable() {
 		if cfg.Diags.HasFatal() && defaultsFatal(cfg) {
 			d.log.Logf(logging.LevelCrit, "main", "A fatal error was encountered while parsing the default section. gxinetd will exit.")
@@ -204,8 +213,11 @@ func (d *Daemon) run() int {
 	debug.FreeOSMemory()
 	d.log.Logf(logging.LevelNotice, "main", "%s started with libwrap loadavg options compiled in.", Version)
 	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
-	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
-	signalReady(o.ReadyFD)
+	if !d.handoverReady(n) {
+		sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
+		signalReady(o.ReadyFD)
+	}
+	d.startControl()
 
 	go d.followInterfaces()
 	var cc <-chan time.Time
@@ -239,6 +251,10 @@ func (d *Daemon) run() int {
 			}
 		case <-cc:
 			d.consistencyCheck(o.Debug)
+		case req := <-d.up.ctl.reqs:
+			if code, exit := d.upgrade(req, sigs); exit {
+				return code
+			}
 		}
 	}
 }
@@ -395,6 +411,7 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 
 	// Socket pool: every open socket of the old configuration, by key.
 	pool := map[sockKey]*sock{}
+	d.up.intoPool(pool) // a predecessor's, or systemd's store's (handover.go)
 	oldRuns := map[string]*svcRun{}
 	for _, r := range d.runs {
 		oldRuns[strings.ToLower(r.svc.Load().ID)] = r
@@ -687,6 +704,10 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	r.socks.put(k, sr)
 	r.state.Store("Active")
 	d.rpc.kick()
+	d.up.store.track(sk)
+	if sk.gate != nil && d.serveGated(r, sr) {
+		return // a predecessor's server may still hold it
+	}
 	if sk.stream() && rawAcceptable(r.svc.Load()) {
 		if err := d.acc.add(r, sr); err == nil {
 			sr.acc = &d.acc
@@ -767,6 +788,7 @@ func (d *Daemon) shutdown(terminate bool) {
 	d.mu.Unlock()
 	d.rpc.stop()
 	d.stopMetrics()
+	d.up.ctl.stopControl(false)
 	if terminate {
 		d.cancel()
 		d.terminate(victims)

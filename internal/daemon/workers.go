@@ -34,7 +34,7 @@ func (w *workers) loop(j rawJob) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		j.r.handleRaw(j.fd, j.remote, j.local)
+		j.r.handleRawCounted(j.fd, j.remote, j.local)
 		j = rawJob{}
 		t.Reset(workerIdle)
 		select {
