@@ -78,6 +78,9 @@ type Request struct {
 	Local   netip.AddrPort
 	Now     time.Time // zero = time.Now()
 	User    string    // ident answer when already known
+	// PeerCred is the peer of a unix-domain connection (SO_PEERCRED);
+	// nil when unknown. only_users and only_groups are checked on it.
+	PeerCred *service.PeerCred
 }
 
 // Decision is the engine's answer.
@@ -101,6 +104,10 @@ type Decision struct {
 // WrapAction is tcpwrap.Action, named here so the daemon need not import tcpwrap.
 type WrapAction = tcpwrap.Action
 
+// WrapProc is tcpwrap.ProcOptions (hosts_options(5) nice, umask, user,
+// setenv), for the same reason.
+type WrapProc = tcpwrap.ProcOptions
+
 // Engine decides requests; it is safe for concurrent use.
 type Engine struct {
 	g       Global
@@ -121,7 +128,11 @@ type Engine struct {
 	// DenyHosts append to hosts.deny expecting the next connection to
 	// obey, so an edit must not wait for a reload.
 	wrapSeen [2]fileStamp
-	wrapNext atomic.Int64
+	// patFiles are the pattern files (/path patterns) the tables named
+	// and what they were read from: a change to one re-reads everything.
+	patFiles     []string
+	patFilesSeen []fileStamp
+	wrapNext     atomic.Int64
 }
 
 // wrapCheckInterval is how often, at most, Decide looks at the
@@ -236,6 +247,7 @@ func (e *Engine) Configure(svcs []*service.Service) {
 		e.wrapSeen = [2]fileStamp{stampOf(e.g.HostsAllow), stampOf(e.g.HostsDeny)}
 		e.wrapNext.Store(time.Now().Add(wrapCheckInterval).UnixNano())
 		policy = &tcpwrap.Policy{Allow: e.loadTable(e.g.HostsAllow), Deny: e.loadTable(e.g.HostsDeny)}
+		e.stampPatternFiles(policy)
 	}
 	old := e.cfg.Load()
 	nc := &config{byPtr: map[*service.Service]*svcState{}, byID: map[string]*svcState{}, policy: policy}
@@ -275,17 +287,37 @@ func (e *Engine) maybeRereadWrap(now time.Time) {
 	seen := [2]fileStamp{stampOf(e.g.HostsAllow), stampOf(e.g.HostsDeny)}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if seen[0].same(e.wrapSeen[0]) && seen[1].same(e.wrapSeen[1]) {
+	if seen[0].same(e.wrapSeen[0]) && seen[1].same(e.wrapSeen[1]) && !e.patternFilesChanged() {
 		return
 	}
 	e.wrapSeen = seen
 	policy := &tcpwrap.Policy{Allow: e.loadTable(e.g.HostsAllow), Deny: e.loadTable(e.g.HostsDeny)}
+	e.stampPatternFiles(policy)
 	old := e.cfg.Load()
 	for _, st := range old.byID {
 		st.comp.Store(e.compile(st.comp.Load().svc, policy))
 	}
 	e.cfg.Store(&config{byPtr: old.byPtr, byID: old.byID, policy: policy})
 	e.notify("notice", "tcp_wrappers tables changed: re-read "+e.g.HostsAllow+" and "+e.g.HostsDeny)
+}
+
+// stampPatternFiles remembers the pattern files of a new policy (under e.mu).
+func (e *Engine) stampPatternFiles(p *tcpwrap.Policy) {
+	e.patFiles = p.Files()
+	e.patFilesSeen = e.patFilesSeen[:0]
+	for _, f := range e.patFiles {
+		e.patFilesSeen = append(e.patFilesSeen, stampOf(f))
+	}
+}
+
+// patternFilesChanged reports whether a pattern file changed (under e.mu).
+func (e *Engine) patternFilesChanged() bool {
+	for i, f := range e.patFiles {
+		if !stampOf(f).same(e.patFilesSeen[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func stampOf(path string) fileStamp {
@@ -462,6 +494,12 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 			lease.Release()
 			return e.refuse(st, e.quiet(st, s, r.Peer, now, Decision{Reason: ReasonAddress, Detail: detail}))
 		}
+	}
+
+	// 9b. unix-domain peers: only_users / only_groups.
+	if d, refused := checkPeerCred(s, r.PeerCred); refused {
+		lease.Release()
+		return e.refuse(st, d)
 	}
 
 	// 10. tcp_wrappers.
@@ -700,6 +738,18 @@ type Lease struct {
 	src      netip.Addr
 	hasSrc   bool
 	released atomic.Bool
+	// onRelease runs once the lease is given back (see OnRelease).
+	onRelease func()
+}
+
+// OnRelease arranges for f to run when the lease is released, after the
+// counts are given back, whether or not ReleaseAll gave them up first.
+// The daemon frees an accept-queue slot with it (a lease lives exactly
+// as long as its request). Set it before handing the lease on.
+func (l *Lease) OnRelease(f func()) {
+	if l != nil {
+		l.onRelease = f
+	}
 }
 
 // Release stops counting the request as running; calling it again does nothing.
@@ -707,6 +757,13 @@ func (l *Lease) Release() {
 	if l == nil || !l.released.CompareAndSwap(false, true) {
 		return
 	}
+	l.release()
+	if f := l.onRelease; f != nil {
+		f()
+	}
+}
+
+func (l *Lease) release() {
 	st := l.st
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -23,6 +23,10 @@ func (e *entry) parseAddr(out []service.AddrEntry, a *attrLine, i int, w word) (
 		return out, false
 	}
 	switch {
+	case text[0] == '#':
+		// xinetd drops the word and reads the rest as host names, so
+		// `only_from = 10.0.0.1 # office` also lets in a host "office".
+		return bad(fmt.Sprintf("%q is not an address: a comment must start its own line (xinetd drops this word and reads the words after it as host names)", clip(text)))
 	case strings.IndexByte(text, '{') >= 0:
 		return e.factorised(out, a, i, w, src)
 	case strings.IndexByte(text, ',') >= 0:

@@ -350,8 +350,10 @@ func clip(s string) string {
 func (l *loader) finish() *service.Config {
 	l.cfg.Defaults = l.defs.build()
 	l.applyEnabled()
+	// Every entry gets every whole-entry check, also one whose lines
+	// already rejected it, so that -t shows all its problems at once.
 	for _, e := range l.entries {
-		if e.svc.Status == "" {
+		if e.svc.Status != service.StatusDisabled && !e.unread {
 			l.complete(e)
 		}
 	}

@@ -19,9 +19,13 @@
 //
 //	accept -> banner -> access.Decide (every check, before any process)
 //	       -> refused: FAIL record, banner_fail, close
-//	       -> allowed: banner_success, [ident], START
+//	       -> allowed: banner_success, [ident], START, [USERID]
 //	          -> builtin goroutine | redirect proxy | spawn.Start(exec)
-//	          -> EXIT/TRAFFIC records when it ends, lease released
+//	          -> TRAFFIC/EXIT records when it ends, lease released
+//
+// The records keep xinetd's order in every format (records.go): USERID
+// after START although the lookup comes first, and START and EXIT also
+// for a server that was started but could not run.
 //
 // wait=yes services hand the listening (stream) or datagram socket to one
 // server at a time and resume watching it when that server exits; a

@@ -203,7 +203,7 @@ func (st *fdStore) release() {
 
 // track makes sk one of the daemon's sockets: it is stored (with the store
 // on) and told about its closing. Sockets from a socket unit are systemd's
-// own and stay out of it.
+// own and stay out of it. The caller holds Daemon.mu.
 func (st *fdStore) track(sk *sock) {
 	if sk.activated {
 		return
@@ -220,7 +220,7 @@ func (st *fdStore) track(sk *sock) {
 	if len(st.stored) >= st.max {
 		if !st.full {
 			st.full = true
-			st.d.log.Logf(logging.LevelWarning, "fdstore", "systemd's file descriptor store is full (FDSTORE=%d): %s and later sockets are not kept across a restart", st.max, sk.key)
+			st.d.logLocked(logging.LevelWarning, "fdstore", "systemd's file descriptor store is full (FDSTORE=%d): %s and later sockets are not kept across a restart", st.max, sk.key)
 		}
 		return
 	}

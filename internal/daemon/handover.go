@@ -548,10 +548,9 @@ func (u *upgradeState) intoPool(pool map[sockKey]*sock) {
 	u.inherited = nil
 }
 
-// serveGated starts serving a socket whose gate is not open yet: it waits
-// for the gate first. The daemon's acceptor is not used for it (the
-// goroutine's own accept is as good, and the socket goes to the acceptor
-// again after a reload).
+// serveGated starts serving a socket whose gate is not open yet. Its
+// goroutine only waits for the gate (or a halt); when the gate opens, the
+// socket is started again as any other, on the acceptor where it belongs.
 func (d *Daemon) serveGated(r *svcRun, sr *sockRun) bool {
 	g := sr.s.gate
 	if g.isOpen() {
@@ -563,30 +562,33 @@ func (d *Daemon) serveGated(r *svcRun, sr *sockRun) bool {
 		defer close(sr.done)
 		select {
 		case <-g.open:
+			// On a goroutine of its own: it takes change, which a halt
+			// of this one may be holding.
+			go d.ungate(r, sr)
 		case <-sr.stop:
-			return
 		}
-		// The socket is the service's alone now. Whether this goroutine
-		// still serves it is decided under the lock that changes a
-		// service's sockets, so a halt comes either before (and this one
-		// returns) or after the socket is ready.
-		d.mu.Lock()
-		current := false
-		for _, e := range r.socks {
-			if e.run == sr {
-				current = true
-			}
-		}
-		if current {
-			readySock(sr.s)
-		}
-		d.mu.Unlock()
-		if !current || sr.stopped() {
-			return
-		}
-		r.serve(sr)
 	}()
 	return true
+}
+
+// ungate starts serving a socket whose gate has opened, if the gated
+// goroutine still stands for it (a reload, interface change or stop
+// meanwhile has halted it and done what it does with the socket).
+func (d *Daemon) ungate(r *svcRun, sr *sockRun) {
+	d.change.Lock()
+	defer d.change.Unlock()
+	if d.stopping.Load() {
+		return
+	}
+	d.mu.Lock()
+	defer d.unlock()
+	for k, cur := range r.socks.all() {
+		if cur == sr && !sr.stopped() {
+			readySock(sr.s)
+			d.startSockLocked(r, k, sr.s)
+			return
+		}
+	}
 }
 
 // readySock makes a socket whose gate opened what wrapSock makes: non-

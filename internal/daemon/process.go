@@ -27,6 +27,13 @@ const envDetached = "GXINETD_DETACHED_READY_FD"
 // returning its own status. Scripts that run `gxinetd` and then connect
 // therefore never race the start-up.
 func daemonize(o *Options) int {
+	// The detached daemon's standard error is /dev/null: without syslog
+	// its messages would be lost, so say so while there is a terminal.
+	if o.FileLog == "" && !o.Debug {
+		if err := logging.SyslogReachable(o.SyslogPath); err != nil {
+			fmt.Fprintf(os.Stderr, "gxinetd: %v: the daemon's messages will be lost; use -filelog FILE, or -dontfork (messages then go to standard error)\n", err)
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gxinetd: cannot find own executable: %v\n", err)
@@ -43,6 +50,9 @@ func daemonize(o *Options) int {
 		return 1
 	}
 	env := append(os.Environ(), envDetached+"=3")
+	if wd, err := os.Getwd(); err == nil {
+		env = append(env, envStartDir+"="+wd) // for DumpFileOf
+	}
 	// The child starts in our directory so that relative paths on the
 	// command line mean what the user meant; it moves to / itself once
 	// it has made them absolute (detachedChdir).
@@ -122,6 +132,8 @@ func DetachedReadyFD() int {
 		return 0
 	}
 	os.Unsetenv(envDetached)
+	// Servers must not see it; /proc/PID/environ keeps it for DumpFileOf.
+	os.Unsetenv(envStartDir)
 	n, _ := strconv.Atoi(v)
 	return n
 }

@@ -64,15 +64,15 @@ func (u *upgradeState) sessionEnd() {
 }
 
 // handleCounted serves a connection the Go accept path counted.
-func (r *svcRun) handleCounted(c net.Conn) {
+func (r *svcRun) handleCounted(c net.Conn, g *acceptGate) {
 	defer r.d.up.sessionEnd()
-	r.handleStream(c)
+	r.handleStream(c, g)
 }
 
 // handleRawCounted serves a connection the acceptor counted (enter).
-func (r *svcRun) handleRawCounted(fd int, remote, local netip.AddrPort) {
+func (r *svcRun) handleRawCounted(fd int, remote, local netip.AddrPort, g *acceptGate) {
 	defer r.d.up.sessionEnd()
-	r.handleRaw(fd, remote, local)
+	r.handleRaw(fd, remote, local, g)
 }
 
 // enter is the acceptor's check that a listener is still watched, and
@@ -141,17 +141,25 @@ type successor struct {
 // upgrade carries out one -upgrade request, in the run loop (so no reload
 // runs meanwhile). It returns exit = true when the daemon has handed over
 // and must now exit with code.
+//
+// Daemon.change is held from the snapshot of the sockets to the end of
+// the cut-over, so the set handed over is the set this daemon serves
+// until it stops: no bind retry, interface change or suspension opens or
+// closes a socket in between. Nothing that serves a request takes change,
+// and the new daemon, the one process waited for, knows nothing of it.
 func (d *Daemon) upgrade(req *ctlRequest, sigs <-chan os.Signal) (code int, exit bool) {
 	c := &d.up.ctl
 	c.busy.Store(true)
 	defer c.busy.Store(false)
-	if os.Getpid() == 1 {
+	if d.pid1 {
 		req.fail("gxinetd runs as PID 1 and cannot be replaced; restart it instead")
 		return 0, false
 	}
 	d.log.Logf(logging.LevelNotice, "upgrade", "upgrade requested: starting %s", startExe)
+	d.change.Lock()
 	s, err := d.startSuccessor()
 	if err != nil {
+		d.change.Unlock()
 		d.log.Logf(logging.LevelError, "upgrade", "upgrade failed: %v; still serving", err)
 		req.fail("%v; pid %d still serves", err, os.Getpid())
 		return 0, false
@@ -161,12 +169,14 @@ func (d *Daemon) upgrade(req *ctlRequest, sigs <-chan os.Signal) (code int, exit
 		if s.paused {
 			d.rpc.resume(reset)
 		}
+		d.change.Unlock()
 		d.log.Logf(logging.LevelError, "upgrade", "upgrade failed: %v; still serving", err)
 		req.fail("%v; pid %d still serves", err, os.Getpid())
 		return 0, false
 	}
 	// Committed: the new daemon serves.
 	perr := d.cutOver(s)
+	d.change.Unlock()
 	if perr != "" {
 		req.fail("pid %d serves, but writing the pidfile failed: %s", s.pid, perr)
 	} else {
@@ -175,7 +185,8 @@ func (d *Daemon) upgrade(req *ctlRequest, sigs <-chan os.Signal) (code int, exit
 	return d.drainAfterUpgrade(s.pid, req.cmd.drain, sigs), true
 }
 
-// startSuccessor starts the new daemon and passes it every socket.
+// startSuccessor starts the new daemon and passes it every socket. The
+// caller holds change.
 func (d *Daemon) startSuccessor() (*successor, error) {
 	conn, theirs, err := hoPair()
 	if err != nil {
@@ -227,7 +238,7 @@ func (d *Daemon) startSuccessor() (*successor, error) {
 			outs = append(outs, out{hoSock{ID: len(outs), Use: "systemd", Key: hoKeyOf(k), Activated: true}, fd})
 		}
 	}
-	d.mu.Unlock()
+	d.unlock()
 	if d.metrics != nil {
 		if fd := dupConn(d.metrics.ln); fd >= 0 {
 			outs = append(outs, out{hoSock{ID: len(outs), Use: "metrics", Addr: d.metrics.addr}, fd})
@@ -441,10 +452,11 @@ func (s *successor) abort() (reset bool) {
 // loop halts (the sockets stay open, the successor has them), the servers
 // still holding wait=yes sockets are named to the successor, the pidfile
 // and systemd's main pid move to it. It returns why the pidfile could not
-// be written, if so.
+// be written, if so. The caller holds change.
 func (d *Daemon) cutOver(s *successor) (pidfileErr string) {
-	// Everything that could open, close or reopen a socket here now
-	// stops: bind retries, interface changes, suspensions, fork retries.
+	// Everything that could open, close or reopen a socket later stops
+	// too: bind retries, interface changes, suspensions' ends, fork
+	// retries.
 	d.stopping.Store(true)
 	d.up.store.handedOver.Store(true)
 	d.mu.Lock()
@@ -457,12 +469,9 @@ func (d *Daemon) cutOver(s *successor) (pidfileErr string) {
 			all = append(all, sr)
 		}
 	}
-	d.mu.Unlock()
-	// No lock is held while the serving goroutines end: one may be
-	// stopping its service after a cps trip, which takes it.
-	for _, sr := range all {
-		sr.halt()
-	}
+	d.unlock()
+	// As in a reload: halted with change alone held.
+	haltAll(all)
 	d.stopMetrics()
 	d.up.ctl.stopControl(true)
 
@@ -520,7 +529,7 @@ func (d *Daemon) cutOver(s *successor) (pidfileErr string) {
 		sk.Close()
 		delete(d.activated, k)
 	}
-	d.mu.Unlock()
+	d.unlock()
 	return pidfileErr
 }
 
@@ -613,9 +622,7 @@ wait:
 			}
 		}
 	}
-	d.mu.Lock()
-	left := len(d.children)
-	d.mu.Unlock()
+	left := len(d.kids.list())
 	d.log.Logf(logging.LevelNotice, "upgrade", "Exiting after the upgrade: pid %d serves; %d %s keep running", successor, left, plural(left, "server"))
 	if d.rec != nil {
 		d.rec.Flush(2 * time.Second)

@@ -269,7 +269,7 @@ func readNotify(t *testing.T, c *net.UnixConn) (string, []int) {
 	return string(buf[:n]), fds
 }
 
-func testDaemon(t *testing.T) *Daemon {
+func upTestDaemon(t *testing.T) *Daemon {
 	t.Helper()
 	o := &Options{DontFork: true, FileLog: filepath.Join(t.TempDir(), "daemon.log")}
 	dl, err := newDaemonLog(o)
@@ -287,7 +287,7 @@ func testDaemon(t *testing.T) *Daemon {
 func TestFDStoreMessages(t *testing.T) {
 	nc := notifySocket(t)
 	t.Setenv("FDSTORE", "3")
-	d := testDaemon(t)
+	d := upTestDaemon(t)
 	ports := testnet.Ports(t, 4)
 	svc := &service.Service{ID: "t", SocketType: service.SockStream, Protocol: "tcp", Family: service.FamilyIPv4}
 	open := func(i int) *sock {
@@ -315,7 +315,10 @@ func TestFDStoreMessages(t *testing.T) {
 			t.Fatalf("the stored descriptor is another socket")
 		}
 	}
-	st := &d.up.store
+	st0 := &d.up.store
+	// track is called with the daemon's lock held; its log lines are
+	// written when the lock is released.
+	st := trackLocked{d, st0}
 	a, b := open(0), open(1)
 	st.track(a)
 	expect(a, false)
@@ -343,12 +346,12 @@ func TestFDStoreMessages(t *testing.T) {
 	}
 	st.track(u)
 	expect(u, false)
-	st.handedOver.Store(true)
+	st0.handedOver.Store(true)
 	u.Close()
 	if _, err := os.Lstat(upath); err != nil {
 		t.Errorf("a handed-over unix socket's path was removed: %v", err)
 	}
-	st.handedOver.Store(false)
+	st0.handedOver.Store(false)
 	// Nothing was sent for b or u: the next message is c's removal.
 	c.Close()
 	expect(c, true)
@@ -365,6 +368,19 @@ func TestFDStoreMessages(t *testing.T) {
 		t.Errorf("no warning about the full store:\n%s", log)
 	}
 }
+
+type trackLocked struct {
+	d  *Daemon
+	st *fdStore
+}
+
+func (t trackLocked) track(sk *sock) {
+	t.d.mu.Lock()
+	t.st.track(sk)
+	t.d.unlock()
+}
+func (t trackLocked) hold()    { t.st.hold() }
+func (t trackLocked) release() { t.st.release() }
 
 func waitFileText(t *testing.T, p string) string {
 	t.Helper()
