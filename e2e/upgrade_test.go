@@ -540,6 +540,28 @@ service holder
 	if !strings.Contains(u.log(), "held by servers of pid") {
 		t.Errorf("the new daemon did not say it waits for the holder:\n%s", u.log())
 	}
+
+	// A stop ends a wait=yes server the previous daemon left holding a
+	// socket, as it ends its own (so the next daemon finds the socket
+	// free).
+	if err := os.WriteFile(hold, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	send("four")
+	m := waitIn(t, func() string { return readFile(servers) }, `(?s)(?:start \d+\nend \d+\n){3}start (\d+)\n`, 10*time.Second)
+	holder, _ := strconv.Atoi(m[1])
+	last := u.mustUpgrade()
+	if !upGone(u.pids[len(u.pids)-2], 40*time.Second) {
+		t.Fatalf("the daemon before %d did not exit", last)
+	}
+	syscall.Kill(last, syscall.SIGTERM)
+	if !upGone(holder, 15*time.Second) {
+		t.Errorf("the previous daemon's wait=yes server %d outlived the stop:\n%s", holder, u.log())
+	}
+	if !upGone(last, 15*time.Second) {
+		t.Errorf("daemon %d did not stop", last)
+	}
+	os.Remove(hold)
 }
 
 // TestUpgradeDetachedDaemon: the default start (the daemon detaches) is

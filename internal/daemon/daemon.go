@@ -885,6 +885,7 @@ func (d *Daemon) shutdown(terminate bool) {
 	if terminate {
 		d.cancel()
 		d.terminate(victims)
+		d.endPredecessorHolders(all) // handover.go
 		if d.pid1 {
 			d.endNamespace()
 		}

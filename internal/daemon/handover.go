@@ -820,3 +820,70 @@ func (d *Daemon) handoverAccepts(cfg *service.Config) bool {
 	d.up.in = nil
 	return false
 }
+
+// endPredecessorHolders is a stop's end of the servers a predecessor left
+// holding wait=yes sockets (their gates still closed): as the daemon's
+// own, they get SIGTERM, and SIGKILL after the grace period, so the next
+// daemon finds every socket free. They are not our children; their
+// pidfds name them, and the process group is signalled only while the
+// leader provably exists.
+func (d *Daemon) endPredecessorHolders(all []*sockRun) {
+	var files []*os.File
+	for _, sr := range all {
+		for _, fd := range sr.s.gate.pending() {
+			files = append(files, os.NewFile(uintptr(fd), "pidfd"))
+		}
+	}
+	if len(files) == 0 {
+		return
+	}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	signal := func(f *os.File, sig unix.Signal) {
+		rc, err := f.SyscallConn()
+		if err != nil {
+			return
+		}
+		rc.Control(func(fd uintptr) {
+			if pidfdExited(int(fd)) {
+				return
+			}
+			pid := pidfdPid(int(fd))
+			if unix.PidfdSendSignal(int(fd), sig, nil, 0) == nil && pid > 0 {
+				unix.Kill(-pid, sig)
+			}
+		})
+	}
+	for _, f := range files {
+		rc, _ := f.SyscallConn()
+		rc.Control(func(fd uintptr) {
+			d.log.Logf(logging.LevelWarning, "terminate", "Sending signal %d to server %d (a wait=yes server of the previous daemon)", int(unix.SIGTERM), pidfdPid(int(fd)))
+		})
+		signal(f, unix.SIGTERM)
+	}
+	deadline := time.Now().Add(d.o.Grace)
+	for _, f := range files {
+		f.SetReadDeadline(deadline)
+		waitPidfd(f)
+		signal(f, unix.SIGKILL)
+	}
+}
+
+// pidfdPid reads the pid a pidfd names (its fdinfo's Pid: line), 0 when
+// unknown or gone.
+func pidfdPid(fd int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/self/fdinfo/%d", fd))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "Pid:"); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(v))
+			return max(n, 0)
+		}
+	}
+	return 0
+}
