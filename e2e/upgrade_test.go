@@ -144,10 +144,18 @@ func (u *upDaemon) mustUpgrade(args ...string) int {
 	return now
 }
 
-// stop ends whatever daemon the pidfile names, and the first one.
+// stop ends whatever daemon the pidfile names, the first one, and any
+// other running this test's own copy of the binary (a new daemon a failed
+// test left behind): nothing else runs that path.
 func (u *upDaemon) stop() {
 	if p := u.pid(); p > 0 {
 		u.pids = append(u.pids, p)
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && isOurs(pid, u.bin) {
+			u.pids = append(u.pids, pid)
+		}
 	}
 	for _, pid := range u.pids {
 		if pid > 0 && upAlive(pid) && isOurs(pid, u.bin) {

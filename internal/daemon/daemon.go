@@ -259,11 +259,11 @@ func (d *Daemon) run() int {
 		d.log.Logf(logging.LevelNotice, "main", "built without cgo: users and groups come from /etc/passwd and /etc/group only (NSS modules such as LDAP, SSSD and extrausers are not consulted)")
 	}
 	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
-	if !d.handoverReady(n) {
+	if !d.handoverReady(n) { // handover.go: a successor's start ends there
+		d.startControl() // before READY: whoever waits for it may ask for -upgrade at once
 		sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
 		signalReady(o.ReadyFD)
 	}
-	d.startControl()
 
 	go d.followInterfaces()
 	var cc <-chan time.Time

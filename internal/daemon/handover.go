@@ -689,6 +689,8 @@ func (d *Daemon) handoverReady(services int) bool {
 
 // becomeMain is the rest of a start once this daemon is the one serving.
 func (d *Daemon) becomeMain(services, old int) {
+	// Requests that came meanwhile wait in the control socket's backlog.
+	d.startControl()
 	d.up.store.release()
 	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", services))
 	if old > 0 {
