@@ -74,11 +74,18 @@ type upDaemon struct {
 // until it serves.
 func upStart(t *testing.T, bin, dir, conf string, extra ...string) *upDaemon {
 	t.Helper()
+	return upStartEnv(t, bin, dir, conf, nil, extra...)
+}
+
+// upStartEnv is upStart with more environment variables.
+func upStartEnv(t *testing.T, bin, dir, conf string, env []string, extra ...string) *upDaemon {
+	t.Helper()
 	u := &upDaemon{t: t, bin: bin, dir: dir, conf: conf, pidfile: filepath.Join(dir, "gxinetd.pid"),
 		logFile: filepath.Join(dir, "daemon.log"), exited: make(chan struct{})}
 	args := append([]string{"-f", conf, "-dontfork", "-filelog", u.logFile, "-pidfile", u.pidfile,
 		"-dumpfile", filepath.Join(dir, "xinetd.dump")}, extra...)
 	u.first = exec.Command(bin, args...)
+	u.first.Env = append(os.Environ(), env...)
 	// A file, not a pipe: the successors inherit the daemon's stdio, and
 	// Wait would wait for the last of them to close a pipe.
 	out, err := os.Create(filepath.Join(dir, "stdio.log"))
@@ -704,6 +711,7 @@ type fakeStore struct {
 	fds     map[string]*os.File
 	removed []string
 	msgs    []string
+	senders []int // the sending pid of each message (SO_PASSCRED)
 }
 
 func newFakeStore(t *testing.T, path string) *fakeStore {
@@ -713,6 +721,10 @@ func newFakeStore(t *testing.T, path string) *fakeStore {
 		t.Fatal(err)
 	}
 	s := &fakeStore{conn: c, fds: map[string]*os.File{}}
+	// systemd takes the sender from the message's credentials.
+	if rc, err := c.SyscallConn(); err == nil {
+		rc.Control(func(fd uintptr) { syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_PASSCRED, 1) })
+	}
 	t.Cleanup(func() {
 		c.Close()
 		s.mu.Lock()
@@ -734,10 +746,14 @@ func (s *fakeStore) run() {
 			return
 		}
 		var fds []int
+		sender := 0
 		if cms, err := syscall.ParseSocketControlMessage(oob[:oobn]); err == nil {
 			for _, cm := range cms {
 				if got, err := syscall.ParseUnixRights(&cm); err == nil {
 					fds = append(fds, got...)
+				}
+				if cred, err := syscall.ParseUnixCredentials(&cm); err == nil {
+					sender = int(cred.Pid)
 				}
 			}
 		}
@@ -750,6 +766,7 @@ func (s *fakeStore) run() {
 		}
 		s.mu.Lock()
 		s.msgs = append(s.msgs, msg)
+		s.senders = append(s.senders, sender)
 		switch {
 		case fields["FDSTORE"] == "1" && len(fds) == 1:
 			if _, dup := s.fds[fields["FDNAME"]]; dup {
@@ -957,4 +974,55 @@ func TestUpgradeDrainsSessions(t *testing.T) {
 		t.Fatalf("the old daemon did not exit after its drain:\n%s", u.log())
 	}
 	waitIn(t, u.log, `drain time is over: closing 1 remaining session`, 5*time.Second)
+}
+
+// TestUpgradeUnderSystemd plays systemd's notify socket (Type=notify,
+// NotifyAccess=main, a file descriptor store) through two upgrades: the
+// old daemon, main until then, names the new one (MAINPID=), and the new
+// one sends nothing before that (systemd would ignore it): then READY=1,
+// the sockets it opened (a service added meanwhile) and the removal of the
+// one it closed (a service dropped). The old daemon says nothing more.
+func TestUpgradeUnderSystemd(t *testing.T) {
+	ports := freePorts(t, 5)
+	dir := newDir(t)
+	bin := upBinary(t, dir)
+	notify := filepath.Join(dir, "notify.sock")
+	store := newFakeStore(t, notify)
+	backend := echoBackend(t)
+	u := upStartEnv(t, bin, dir, render(t, dir, upConf(backend), ports), []string{"NOTIFY_SOCKET=" + notify, "FDSTORE=64"})
+	old := u.pid()
+	waitIn(t, func() string { return strings.Join(store.names(), " ") },
+		fmt.Sprintf(`%%3A%d.*%%3A%d.*%%3A%d.*%%3A%d`, ports[0], ports[1], ports[2], ports[3]), 15*time.Second)
+	// The new daemon reads a configuration without the redirect and with
+	// another daytime.
+	render(t, dir, strings.Split(upConf(backend), "service relay")[0]+daytimeSvc("extra", "{{P4}}", "\tbind = 127.0.0.1"), ports)
+	now := u.mustUpgrade()
+	mainpid := fmt.Sprintf("MAINPID=%d", now)
+	waitIn(t, store.text, fmt.Sprintf(`(?s)%s.*READY=1.*removed: .*%%3A%d`, mainpid, ports[3]), 10*time.Second)
+	waitIn(t, func() string { return strings.Join(store.names(), " ") }, fmt.Sprintf(`%%3A%d`, ports[4]), 10*time.Second)
+	upGone(old, 40*time.Second)
+	u.mustUpgrade() // and once more, from the new one
+	waitIn(t, store.text, fmt.Sprintf("MAINPID=%d", u.pid()), 10*time.Second)
+	time.Sleep(500 * time.Millisecond)
+
+	store.mu.Lock()
+	defer store.mu.Unlock()
+	main := old
+	for i, m := range store.msgs {
+		if from := store.senders[i]; from != main {
+			t.Errorf("message %q came from pid %d while pid %d was the main process", m, from, main)
+		}
+		if strings.HasPrefix(m, "MAINPID=") {
+			fmt.Sscanf(m, "MAINPID=%d", &main)
+		}
+		if strings.Contains(m, "STOPPING=1") {
+			t.Errorf("message %q during upgrades", m)
+		}
+	}
+	if main != u.pid() {
+		t.Errorf("systemd was last told pid %d is the main process; the pidfile names %d", main, u.pid())
+	}
+	if len(store.removed) != 1 {
+		t.Errorf("removed from the store: %v; want only the redirect's socket", store.removed)
+	}
 }
