@@ -572,3 +572,16 @@ func TestRPCMappingsTakenOverAsRegistered(t *testing.T) {
 		t.Errorf("mappings afterwards: %v", have)
 	}
 }
+
+// BenchmarkSessionCounting is what every accepted connection now pays so
+// that an upgrade can wait for the sessions it serves: a count up and
+// down, from every core at once.
+func BenchmarkSessionCounting(b *testing.B) {
+	var u upgradeState
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			u.sessionStart()
+			u.sessionEnd()
+		}
+	})
+}
