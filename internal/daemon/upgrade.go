@@ -64,15 +64,15 @@ func (u *upgradeState) sessionEnd() {
 }
 
 // handleCounted serves a connection the Go accept path counted.
-func (r *svcRun) handleCounted(c net.Conn, g *acceptGate) {
+func (r *svcRun) handleCounted(c net.Conn, g *acceptGate, at time.Time) {
 	defer r.d.up.sessionEnd()
-	r.handleStream(c, g)
+	r.handleStream(c, g, at)
 }
 
 // handleRawCounted serves a connection the acceptor counted (enter).
-func (r *svcRun) handleRawCounted(fd int, remote, local netip.AddrPort, g *acceptGate) {
+func (r *svcRun) handleRawCounted(fd int, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
 	defer r.d.up.sessionEnd()
-	r.handleRaw(fd, remote, local, g)
+	r.handleRaw(fd, remote, local, g, at)
 }
 
 // enter is the acceptor's check that a listener is still watched, and
