@@ -583,10 +583,12 @@ service holder
 // upgraded the same way; the new daemon is detached as the old one was
 // (its own directory /, no terminal), and serves.
 func TestUpgradeDetachedDaemon(t *testing.T) {
-	ports := freePorts(t, 4)
+	ports := freePorts(t, 5)
 	dir := newDir(t)
 	bin := upBinary(t, dir)
-	render(t, dir, upConf(echoBackend(t)), ports)
+	// With a metrics listener: it is handed over too (the new daemon
+	// could not bind its address while the old one listens there).
+	render(t, dir, strings.Replace(upConf(echoBackend(t)), "defaults\n{\n", "defaults\n{\n\tmetrics = 127.0.0.1:{{P4}}\n", 1), ports)
 	u := &upDaemon{t: t, bin: bin, dir: dir, pidfile: filepath.Join(dir, "gxinetd.pid"),
 		logFile: filepath.Join(dir, "daemon.log"), exited: make(chan struct{})}
 	// Relative paths, from the test directory: the detached daemon makes
@@ -607,7 +609,7 @@ func TestUpgradeDetachedDaemon(t *testing.T) {
 	if cwd, _ := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid)); cwd != "/" {
 		t.Errorf("upgraded detached daemon works in %q, want /", cwd)
 	}
-	for i, port := range ports {
+	for i, port := range ports[:4] {
 		in := "x\n" // echo and the redirect; daytime and /bin/echo read nothing
 		if i == 0 || i == 2 {
 			in = ""
@@ -615,6 +617,12 @@ func TestUpgradeDetachedDaemon(t *testing.T) {
 		if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", port), in, 5*time.Second); err != nil || got == "" {
 			t.Errorf("port %d after two upgrades: %q %v\n%s", port, got, err, u.log())
 		}
+	}
+	if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[4]), "GET /metrics HTTP/1.0\r\n\r\n", 5*time.Second); err != nil || !strings.Contains(got, "200 OK") {
+		t.Errorf("metrics after two upgrades: %q %v", got, err)
+	}
+	if strings.Contains(u.log(), "metrics listener") {
+		t.Errorf("the metrics listener was not handed over:\n%s", u.log())
 	}
 	// It reloads from the same (absolute) files.
 	syscall.Kill(pid, syscall.SIGHUP)
