@@ -142,16 +142,18 @@ func (a *acceptor) loop(rc syscall.RawConn) {
 func (a *acceptor) drain(e *acceptEntry) {
 	d := a.d
 	for i := 0; i < maxAcceptBurst; i++ {
-		if a.current(int32(e.fd)) != e {
+		if !a.enter(e) { // counts the connection (upgrade.go)
 			return // halted meanwhile
 		}
 		g := e.r.gate.Load()
 		if g != nil && !g.take() {
+			d.up.sessionEnd()
 			a.queue(e, g)
 			return
 		}
 		nfd, remote, err := acceptRaw(e.fd)
 		if err != nil {
+			d.up.sessionEnd()
 			g.done()
 			switch {
 			case errors.Is(err, unix.EAGAIN):
@@ -173,7 +175,7 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
 			// A few bytes written to a fresh connection: handing that to
 			// a worker cost more than doing it.
-			e.r.handleRaw(nfd, remote, local, g, at)
+			e.r.handleRawCounted(nfd, remote, local, g, at)
 			continue
 		}
 		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local, gate: g, at: at})

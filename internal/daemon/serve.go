@@ -216,7 +216,8 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		if tc, ok := c.(*net.TCPConn); ok {
 			systemKeepAlive(tc, r.svc.Load().Flags.Has(service.FlagKeepAlive))
 		}
-		go r.handleStream(c, g, at)
+		d.up.sessionStart() // upgrade.go: the old daemon waits for it
+		go r.handleCounted(c, g, at)
 	}
 }
 
