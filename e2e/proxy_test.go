@@ -647,3 +647,45 @@ service daytime
 		t.Fatalf("without proxy_protocol a direct client is served: %q", got)
 	}
 }
+
+// TestUpgradeDrainsRelaySession: a redirect session runs in the relay,
+// with no goroutine of the request left; after an upgrade the old daemon
+// must still count it, and stay until it ends.
+func TestUpgradeDrainsRelaySession(t *testing.T) {
+	ports := freePorts(t, 4)
+	dir := newDir(t)
+	bin := upBinary(t, dir)
+	u := upStart(t, bin, dir, render(t, dir, upConf(echoBackend(t)), ports))
+	c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[3]), 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	say := func(line string) {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.WriteString(c, line); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, len(line))
+		if _, err := io.ReadFull(c, buf); err != nil || string(buf) != line {
+			t.Fatalf("sent %q, got %q, %v", line, buf, err)
+		}
+	}
+	say("before\n")
+	old := u.pid()
+	u.mustUpgrade("-drain", "30s")
+	// The old daemon has only this session left: it must not go.
+	time.Sleep(1500 * time.Millisecond)
+	if !upAlive(old) {
+		t.Fatalf("the old daemon exited with a redirect session open:\n%s", u.log())
+	}
+	say("after\n")
+	c.(*net.TCPConn).CloseWrite()
+	if rest, err := io.ReadAll(c); err != nil || len(rest) != 0 {
+		t.Errorf("end of session: %q %v", rest, err)
+	}
+	if !upGone(old, 10*time.Second) {
+		t.Fatalf("the old daemon did not exit when its session ended:\n%s", u.log())
+	}
+}

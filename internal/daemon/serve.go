@@ -523,8 +523,14 @@ func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via ne
 	case 2:
 		o.Preamble = proxyproto.AppendV2(make([]byte, 0, 52), remote, local)
 	}
+	// The session outlives the request's goroutine (it runs in the
+	// relay): it counts as the daemon's own until it ends, so that after
+	// an upgrade the old daemon stays for it. The request still holds its
+	// own count here, so this one never starts from zero.
+	d.up.sessionStart()
 	start(o, func(in, out int64, err error) {
 		// Called by the relay's goroutine: nothing here may wait.
+		defer d.up.sessionEnd()
 		releaseLease(lease)
 		switch {
 		case errors.Is(err, errInReserve):
