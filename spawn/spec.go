@@ -187,7 +187,7 @@ func newTemplate(svc *service.Service, startEnv []string, db *sysdb.DB, h hostEn
 		n := *svc.Nice
 		spec.Nice = &n
 	}
-	spec.Rlimits = buildRlimits(svc.Rlim, h.nofileHard)
+	spec.Rlimits = buildRlimits(svc.Rlim.Get(), h.nofileHard)
 	t := &Template{svc: svc, spec: spec, connNamed: make([]bool, len(spec.Env))}
 	for i, kv := range spec.Env {
 		t.connNamed[i] = connVars[envName(kv)]

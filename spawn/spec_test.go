@@ -214,14 +214,14 @@ func TestBuildSpec(t *testing.T) {
 					t.Errorf("umask %o", s.Umask)
 				}
 			}},
-		{"rlimits", service.Service{Server: "/bin/true", Rlim: service.Rlimits{
+		{"rlimits", service.Service{Server: "/bin/true", Rlim: service.RlimitsOf(service.Rlimits{
 			AS:    service.Rlimit{Set: true, Value: 1 << 30},
 			CPU:   service.Rlimit{Set: true, Infinity: true},
 			Data:  service.Rlimit{Set: true, Value: 0}, // 0 = not set
 			RSS:   service.Rlimit{Set: true, Value: 1 << 20},
 			Stack: service.Rlimit{Set: true, Value: 8 << 20},
 			Files: service.Rlimit{Set: true, Value: 100},
-		}}, rootHost,
+		})}, rootHost,
 			func(t *testing.T, s Spec) {
 				want := []Rlimit{{unix.RLIMIT_NOFILE, 100}, {unix.RLIMIT_AS, 1 << 30}, {unix.RLIMIT_CPU, unix.RLIM_INFINITY},
 					{unix.RLIMIT_RSS, 1 << 20}, {unix.RLIMIT_STACK, 8 << 20}}
