@@ -24,10 +24,9 @@ import (
 // whole process), and the column.
 //
 // The zero value is empty and ready to use; Set is not safe for
-// concurrent use with anything else on the same value. The entries are
-// kept in attribute-name order, which is the order All yields and JSON
-// writes them in: an object from attribute name to Source, as
-// encoding/json writes a map.
+// concurrent use with anything else on the same value. All yields the
+// entries in attribute-name order, and JSON writes them so: an object
+// from attribute name to Source, as encoding/json writes a map.
 type Origins struct {
 	list []origin
 }
@@ -62,7 +61,11 @@ func (e origin) name() string { return attrNames.name(e.attr()) }
 func newOrigin(attr string, src Source) origin {
 	col := min(max(src.Col, 0), maxCol)
 	line := min(max(src.Line, math.MinInt32), math.MaxInt32)
-	key := uint32(attrNames.intern(attr)) | uint32(fromNames.intern(src.Origin))<<attrBits | uint32(col)<<(attrBits+fromBits)
+	var from uint16 // "" is number 0 (init): most values are written in the entry
+	if src.Origin != "" {
+		from = fromNames.intern(src.Origin)
+	}
+	key := uint32(attrNames.intern(attr)) | uint32(from)<<attrBits | uint32(col)<<(attrBits+fromBits)
 	return origin{file: src.File, line: int32(line), key: key}
 }
 
@@ -79,20 +82,19 @@ func (o Origins) Len() int { return len(o.list) }
 // IsZero reports whether nothing is recorded (for JSON's omitzero).
 func (o Origins) IsZero() bool { return len(o.list) == 0 }
 
-// search returns where attr is, or would be inserted, in o.list (kept
-// in attribute-name order), and whether it is there.
-func (o Origins) search(attr string) (int, bool) {
-	if len(o.list) == 0 {
-		return 0, false
-	}
-	names := attrNames.state.Load().names
-	return slices.BinarySearchFunc(o.list, attr, func(e origin, attr string) int {
-		return strings.Compare(names[e.attr()], attr)
-	})
+// search returns where the attribute interned as id is, or would be
+// inserted, in o.list (kept in the order of those numbers: comparing
+// them is what makes a lookup cheap), and whether it is there.
+func (o Origins) search(id uint16) (int, bool) {
+	return slices.BinarySearchFunc(o.list, id, func(e origin, id uint16) int { return int(e.attr()) - int(id) })
 }
 
 func (o Origins) find(attr string) int {
-	if i, ok := o.search(attr); ok {
+	id, ok := attrNames.lookup(attr)
+	if !ok {
+		return -1 // never recorded anywhere
+	}
+	if i, ok := o.search(id); ok {
 		return i
 	}
 	return -1
@@ -131,7 +133,7 @@ func (o Origins) Has(attr string) bool { return o.find(attr) >= 0 }
 // Set records (or replaces) where attr's value came from.
 func (o *Origins) Set(attr string, src Source) {
 	e := newOrigin(attr, src)
-	i, ok := o.search(attr)
+	i, ok := o.search(e.attr())
 	if ok {
 		o.list[i] = e
 		return
@@ -177,7 +179,7 @@ func (o *Origins) Keep(keep func(attr string, src Source) bool) {
 // All yields every attribute and its source, in attribute-name order.
 func (o Origins) All() iter.Seq2[string, Source] {
 	return func(yield func(string, Source) bool) {
-		for _, e := range o.list {
+		for _, e := range o.byName() {
 			if !yield(e.name(), e.source()) {
 				return
 			}
@@ -185,11 +187,18 @@ func (o Origins) All() iter.Seq2[string, Source] {
 	}
 }
 
+// byName returns the entries in attribute-name order.
+func (o Origins) byName() []origin {
+	sorted := slices.Clone(o.list)
+	slices.SortFunc(sorted, func(a, b origin) int { return strings.Compare(a.name(), b.name()) })
+	return sorted
+}
+
 // MarshalJSON writes the object a map[string]Source would give.
 func (o Origins) MarshalJSON() ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteByte('{')
-	for n, e := range o.list {
+	for n, e := range o.byName() {
 		if n > 0 {
 			b.WriteByte(',')
 		}
@@ -228,6 +237,8 @@ var (
 	fromNames = internTable{limit: 1 << fromBits}
 )
 
+func init() { fromNames.intern("") }
+
 // internTable gives each string a small number. Readers take the current
 // state without a lock; a new string replaces it whole (rare: once per
 // string in the life of the process), and a number once given never
@@ -241,6 +252,16 @@ type internTable struct {
 type internState struct {
 	index map[string]uint16
 	names []string
+}
+
+// lookup returns s's number if it has one.
+func (t *internTable) lookup(s string) (uint16, bool) {
+	st := t.state.Load()
+	if st == nil {
+		return 0, false
+	}
+	i, ok := st.index[s]
+	return i, ok
 }
 
 func (t *internTable) intern(s string) uint16 {
