@@ -79,9 +79,12 @@ func (a *acceptor) add(r *svcRun, sr *sockRun) error {
 	}
 	e := &acceptEntry{r: r, sr: sr, fd: sr.s.fd(), fixedLocal: sr.s.key.addr.IsValid()}
 	// acceptRaw must never block: a socket passed by systemd may come
-	// blocking.
-	if err := unix.SetNonblock(e.fd, true); err != nil {
-		return err
+	// blocking, or one a wait=yes server had. One openSock has just made
+	// is non-blocking already (a system call per socket at start-up).
+	if !sr.s.fresh.Swap(false) {
+		if err := unix.SetNonblock(e.fd, true); err != nil {
+			return err
+		}
 	}
 	if e.fixedLocal {
 		e.local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gxinetd/gxinetd/internal/service"
 )
 
@@ -101,5 +103,48 @@ func TestPreopenLeavesContestedPorts(t *testing.T) {
 		if k.port == base {
 			t.Errorf("contested %v was opened ahead", k)
 		}
+	}
+}
+
+// TestAcceptorMakesUsedSocketNonblocking: the acceptor skips asking the
+// flags of a socket openSock has just made (non-blocking, one system call
+// per socket at start-up), but a socket a wait=yes server has had may be
+// blocking, and accepting on it would then hang the acceptor.
+func TestAcceptorMakesUsedSocketNonblocking(t *testing.T) {
+	dir := t.TempDir()
+	port := freeBlock(t, 1)
+	o := &Options{DontFork: true, FileLog: filepath.Join(dir, "daemon.log")}
+	dl, err := newDaemonLog(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	d := newDaemon(o, dl)
+	svc := &service.Service{ID: "daytime", Type: service.TypeInternal | service.TypeUnlisted, Builtin: "daytime",
+		SocketType: service.SockStream, Protocol: "tcp", Family: service.FamilyIPv4, Port: port,
+		Bind: service.Bind{Text: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1")}}
+	for _, used := range []bool{false, true} {
+		sk, err := openSock(svc, keyFor(svc, svc.Bind.Addr), 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used {
+			// As a wait=yes server's stdio: blocking, shared with the daemon.
+			if err := setBlocking(sk.osFile(), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := &svcRun{d: d}
+		r.svc.Store(svc)
+		sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
+		if err := d.acc.add(r, sr); err != nil {
+			t.Fatal(err)
+		}
+		fl, err := unix.FcntlInt(uintptr(sk.fd()), unix.F_GETFL, 0)
+		if err != nil || fl&unix.O_NONBLOCK == 0 {
+			t.Errorf("used=%v: the acceptor's socket is blocking (flags %#x, %v)", used, fl, err)
+		}
+		d.acc.remove(sr)
+		sk.Close()
 	}
 }
