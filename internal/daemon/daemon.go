@@ -781,6 +781,7 @@ func (d *Daemon) takeActivated(k sockKey) *sock {
 // service asked for (a systemd socket may be bound more narrowly) and
 // starts serving it.
 func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
+	setDeferAccept(sk, r.svc.Load())
 	sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
 	r.socks.put(k, sr)
 	r.state.Store("Active")

@@ -142,6 +142,11 @@ type sock struct {
 	// had since: the acceptor takes it without asking its flags. Anything
 	// that takes its *os.File (a wait=yes server's stdio) clears it.
 	fresh atomic.Bool
+	// deferAccept is the socket's TCP_DEFER_ACCEPT in seconds, known
+	// once deferKnown (setDeferAccept); only the daemon's lock holder
+	// touches them.
+	deferAccept int
+	deferKnown  bool
 }
 
 // osFile returns the socket's *os.File, making it on first use.
@@ -303,6 +308,7 @@ func openSock(s *service.Service, k sockKey, backlog int) (*sock, error) {
 	s2, err := wrapSock(fd, k)
 	if s2 != nil {
 		s2.fresh.Store(true)
+		s2.deferKnown = true // a new socket has none
 	}
 	return s2, err
 }
