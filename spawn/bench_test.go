@@ -25,9 +25,45 @@ func BenchmarkStartTrue(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			if _, err := p.Wait(); err != nil {
+			if _, err := Wait(p); err != nil {
 				b.Fatal(err)
 			}
 		}
+	})
+}
+
+// BenchmarkStartParallel starts and reaps servers from eight goroutines
+// at once, as a busy daemon does: the start path's shared state (the
+// pre-exec cap, the status pipes every child inherits) shows here and
+// not in a loop of one.
+func BenchmarkStartParallel(b *testing.B) {
+	truePath, err := findProgram("true")
+	if err != nil {
+		b.Skip(err)
+	}
+	null, err := os.OpenFile("/dev/null", os.O_RDWR, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer null.Close()
+	var cur *testing.B
+	inModes(func(name string, g func()) bool {
+		return b.Run(name, func(b *testing.B) { cur = b; g() })
+	}, func() {
+		b := cur
+		b.SetParallelism(4) // 4 × GOMAXPROCS goroutines
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				p, err := Start(Spec{Path: truePath, Umask: -1}, null)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if _, err := Wait(p); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
 	})
 }
