@@ -57,7 +57,7 @@ func TestForkFailureRetries(t *testing.T) {
 			defer d.shutdown(false)
 			r := d.byID["forky"]
 			var calls atomic.Int32
-			startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+			startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 				if int(calls.Add(1)) <= tc.fails {
 					return nil, &spawn.StartError{Step: "fork", Arg: sp.Path, Err: unix.EAGAIN}
 				}
