@@ -136,6 +136,8 @@ func (d *defaultsState) build() service.Defaults {
 		BannerFail:       s.BannerFail,
 		IdentTimeout:     s.IdentTimeout,
 		Backlog:          s.Backlog,
+		CPM:              s.Inetd.PerMinute,
+		PerSourceCPM:     s.Inetd.PerIPPerMinute,
 		Metrics:          d.metrics,
 		MetricsOnlyFrom:  d.metricsOnlyFrom,
 	}
@@ -177,7 +179,8 @@ func setByEntry(s *service.Service, attr string) bool {
 //
 // Attributes: instances, per_source, per_source_prefix, cps, max_load,
 // groups, umask, bind (interface), v6only, log_type, log_on_success,
-// log_on_failure, log_format, ident_timeout, backlog. A FILE log_type
+// log_on_failure, log_format, ident_timeout, backlog, cpm,
+// per_source_cpm. A FILE log_type
 // taken from defaults is marked Common (one shared writer).
 func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	if s.Origins == nil {
@@ -270,6 +273,12 @@ func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	}
 	if take("backlog") {
 		s.Backlog = d.Backlog
+	}
+	if take("cpm") {
+		s.Inetd.PerMinute = d.CPM
+	}
+	if take("per_source_cpm") {
+		s.Inetd.PerIPPerMinute = d.PerSourceCPM
 	}
 	// A bind inherited by a dual-stack entry decides its family, as an
 	// explicit one does for xinetd services.
