@@ -447,12 +447,10 @@ static long gx_spawn(struct gx_req *r) {
 	}
 	r->stack = stack;
 	r->pidfd = pidfd;
-	if (pidfd >= 0) {
-		int fl = fcntl(pidfd, F_GETFL);
-		if (fl < 0 || fcntl(pidfd, F_SETFL, fl | O_NONBLOCK) < 0) {
-			close(pidfd);
-			r->pidfd = -1;
-		}
+	// A pidfd has no other file status flag to keep: F_SETFL alone.
+	if (pidfd >= 0 && fcntl(pidfd, F_SETFL, O_NONBLOCK) < 0) {
+		close(pidfd);
+		r->pidfd = -1;
 	}
 	return pid;
 }
