@@ -160,8 +160,9 @@ enum {
 };
 
 // Test switches (gx_req.test): stop before execve; pretend close_range
-// does not exist; and /proc too.
-enum { GX_TEST_STOP = 1, GX_TEST_NO_CLOSE_RANGE = 2, GX_TEST_NO_PROC = 4 };
+// does not exist; and /proc too; keep every descriptor (what the child
+// did before it closed them first).
+enum { GX_TEST_STOP = 1, GX_TEST_NO_CLOSE_RANGE = 2, GX_TEST_NO_PROC = 4, GX_TEST_KEEP_FDS = 8 };
 
 // GX_RLIM_HARD as a limit's value: the hard limit the child inherited
 // (the daemon's own, as it is at this start).
@@ -383,7 +384,8 @@ static int gx_child(void *p) {
 
 	// First of all: until this step the child holds every descriptor
 	// of the daemon.
-	GX_STEP(GX_CLOSE, gx_close_others(r->fd, r->status_fd, r->test));
+	if (!(r->test & GX_TEST_KEEP_FDS))
+		GX_STEP(GX_CLOSE, gx_close_others(r->fd, r->status_fd, r->test));
 	GX_STEP(GX_SIGNALS, gx_default_signals());
 	GX_STEP(GX_SETSID, gx_sys(SYS_setsid, 0, 0, 0, 0));
 	if (r->has_nice)
@@ -458,6 +460,7 @@ static long gx_spawn(struct gx_req *r) {
 import "C"
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
@@ -477,6 +480,7 @@ const (
 	cloneTestStop         = C.GX_TEST_STOP
 	cloneTestNoCloseRange = C.GX_TEST_NO_CLOSE_RANGE
 	cloneTestNoProc       = C.GX_TEST_NO_PROC
+	cloneTestKeepFDs      = C.GX_TEST_KEEP_FDS
 )
 
 // cloneTest is or'ed into every request's test switches; tests only.
@@ -490,8 +494,8 @@ var cloneTest int
 // why the exec helper exists; this needs no second execve. Unlike Go's
 // fork and posix_spawn (CLONE_VFORK), no thread of the daemon waits in
 // the kernel while the child gets ready: the clone returns at once, and
-// the goroutine waits in the runtime's poller, for at most execTimeout,
-// for the child's execve (or exit) to close the status pipe. A failed
+// the goroutine waits in the runtime's poller for the child's execve (or
+// exit) to close the status pipe, under the watchdog (execTimeout). A failed
 // step comes back through the memory the child shares with the daemon
 // until then.
 func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
@@ -500,7 +504,8 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 		// rather than run the server with a truncated argument.
 		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: syscall.EINVAL}
 	}
-	if err := acquireSlot(spec); err != nil {
+	sl, err := acquireSlot(spec)
+	if err != nil {
 		return nil, err
 	}
 	// The status pipe: the child keeps its copy of the write end, which
@@ -508,7 +513,7 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	// step; it closes every other descriptor first.
 	p, err := statusPipe()
 	if err != nil {
-		releaseSlot()
+		sl.release()
 		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: err}
 	}
 	status := os.NewFile(uintptr(p[0]), "exec status")
@@ -528,7 +533,7 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	if pid < 0 {
 		status.Close()
 		C.free(b.base)
-		releaseSlot()
+		sl.release()
 		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: syscall.Errno(-pid)}
 	}
 	proc := newProcess(pid, int(req.pidfd), true)
@@ -536,45 +541,48 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 		onStart(spec, pid)
 	}
 	// Wait in the runtime's poller, not in a blocked thread, until the
-	// child no longer uses the request and its stack.
-	if waitEOF(status, execTimeout) {
-		status.Close()
-		C.free(req.stack)
-		defer C.free(b.base)
-		releaseSlot()
-		switch {
-		case req.err != 0:
+	// child no longer uses the request and its stack. The watchdog kills
+	// a child that has not exec'd after execTimeout (its pipe then closes
+	// too), and wakes this wait if not even that ends it.
+	w := watch(proc, status, spec.testBound)
+	eof := waitEOF(status)
+	if killed := unwatch(w); killed || !eof {
+		free := func() {
+			// The child shares the request and its stack until it is
+			// gone, which its status pipe says.
+			_ = status.SetReadDeadline(time.Time{})
+			waitEOF(status)
+			status.Close()
+			C.free(req.stack)
+			C.free(b.base)
+			sl.release()
 			_, _ = proc.Wait()
-			return nil, cloneError(spec, req, syscall.Errno(req.err))
-		case req.step != C.GX_EXEC:
-			// Gone before its execve, with no step failed: killed by
-			// a signal (a process running as the service's user may
-			// send SIGKILL once the child has that user's ids).
-			ws, _ := proc.Wait()
-			return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &preExecDeathError{ws}}
 		}
-		return proc, nil
+		if eof {
+			free()
+		} else {
+			// Not even SIGKILL ended it (uninterruptible sleep): leave
+			// the memory, the slot and the reap to a goroutine.
+			go free()
+		}
+		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{w.bound}}
 	}
-	// No execve in time: the child is stopped, or stuck before its
-	// execve. It still shares the request and its stack until it is
-	// gone, which its status pipe says.
-	_ = proc.Kill()
-	free := func() {
-		waitEOF(status, 0)
-		status.Close()
-		C.free(req.stack)
-		C.free(b.base)
-		releaseSlot()
+	status.Close()
+	C.free(req.stack)
+	defer C.free(b.base)
+	sl.release()
+	switch {
+	case req.err != 0:
 		_, _ = proc.Wait()
+		return nil, cloneError(spec, req, syscall.Errno(req.err))
+	case req.step != C.GX_EXEC:
+		// Gone before its execve, with no step failed: killed by a
+		// signal (a process running as the service's user may send
+		// SIGKILL once the child has that user's ids).
+		ws, _ := proc.Wait()
+		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &preExecDeathError{ws}}
 	}
-	if !waitEOF(status, killTimeout) {
-		// Not even SIGKILL ends it (uninterruptible sleep): leave the
-		// memory, the slot and the reap to a goroutine, and report now.
-		go free()
-	} else {
-		free()
-	}
-	return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{execTimeout}}
+	return proc, nil
 }
 
 // statusPipe makes the status pipe, both ends above 2: a daemon started
@@ -601,18 +609,12 @@ func statusPipe() ([2]int, error) {
 	return p, nil
 }
 
-// waitEOF reads the status pipe until end of file, for at most timeout
-// (0: no limit), and reports whether it got there. Nothing is ever
-// written to the pipe; only the close of the child's copy matters.
-func waitEOF(f *os.File, timeout time.Duration) bool {
+// waitEOF reads the status pipe until end of file and reports whether
+// it got there (false: a read deadline, the watchdog's, stopped it).
+// Nothing is ever written to the pipe; only the close of the child's
+// copy matters.
+func waitEOF(f *os.File) bool {
 	rc, err := f.SyscallConn()
-	if err == nil {
-		if timeout > 0 {
-			err = f.SetReadDeadline(time.Now().Add(timeout))
-		} else {
-			err = f.SetReadDeadline(time.Time{})
-		}
-	}
 	if err == nil {
 		var buf [16]byte
 		eof := false
@@ -621,27 +623,22 @@ func waitEOF(f *os.File, timeout time.Duration) bool {
 			eof = n == 0 && err == nil
 			return eof || (err != nil && err != unix.EAGAIN && err != unix.EINTR)
 		})
-		return eof
+		if err == nil {
+			return eof
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
 	}
 	// No poller: wait the blocking way.
-	ms := -1
-	if timeout > 0 {
-		ms = int(timeout / time.Millisecond)
-	}
-	deadline := time.Now().Add(timeout)
 	pfd := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
 	for {
-		n, err := unix.Poll(pfd, ms)
+		n, err := unix.Poll(pfd, -1)
 		if n > 0 {
 			return true
 		}
 		if err != nil && err != unix.EINTR {
 			return false
-		}
-		if timeout > 0 {
-			if ms = int(time.Until(deadline) / time.Millisecond); ms <= 0 {
-				return false
-			}
 		}
 	}
 }

@@ -16,6 +16,7 @@ const (
 	cloneTestStop         = 1
 	cloneTestNoCloseRange = 2
 	cloneTestNoProc       = 4
+	cloneTestKeepFDs      = 8
 )
 
 var cloneTest int

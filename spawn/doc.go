@@ -65,9 +65,10 @@
 // without a second program.
 //
 // Between its setuid and its execve the child can be stopped by any
-// process of the service's user. The wait is bounded (execTimeout, 10 s;
-// then SIGKILL, and the memory is freed only once the status pipe says
-// the child is gone), the children that have not exec'd yet are capped
+// process of the service's user. The wait is bounded (execTimeout, 10 s,
+// kept by one watchdog goroutine rather than a timer per start; then
+// SIGKILL, and the memory is freed only once the status pipe says the
+// child is gone), the children that have not exec'd yet are capped
 // (maxPreExec), and because the child closed every other descriptor
 // first, a stopped child holds up no other start.
 //

@@ -110,7 +110,16 @@ func waitStopped(t testing.TB, pid int) {
 			return
 		}
 	}
-	t.Fatalf("child %d did not stop within 30s (state %c)", pid, procState(pid))
+	// A zombie's wait status is the last field of its stat line.
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	f := strings.Fields(string(b))
+	status := ""
+	if len(f) > 0 {
+		if n, err := strconv.Atoi(f[len(f)-1]); err == nil {
+			status = " " + syscall.WaitStatus(n).Signal().String() + " / exit " + strconv.Itoa(syscall.WaitStatus(n).ExitStatus())
+		}
+	}
+	t.Fatalf("child %d did not stop within 30s (state %c%s)", pid, procState(pid), status)
 }
 
 func devNull(t testing.TB) *os.File {
@@ -648,4 +657,62 @@ func TestProcessByPid(t *testing.T) {
 			t.Error("reaped server still signalled")
 		}
 	})
+}
+
+// TestStartUnendingChild: a child that not even SIGKILL makes close its
+// status pipe does not hold its start beyond the bound and killTimeout.
+// Here another stopped child holds the pipe, one that kept every
+// descriptor (as children did before they closed them first). The start
+// fails while that holder is still stopped; once the holder is gone, the
+// pipe closes, and the killed child is reaped in the background.
+func TestStartUnendingChild(t *testing.T) {
+	if !haveClone {
+		t.Skip("no clone path in this build")
+	}
+	starts := hookStarts(t)
+	null := devNull(t)
+	holder := make(chan startResult, 1)
+	beforeFork = func(spec *Spec) {
+		if tagOf(spec) != "victim" {
+			return
+		}
+		go func() {
+			spec := stopSpec(t, "holder")
+			spec.test |= cloneTestKeepFDs
+			spec.testBound = 10 * time.Minute
+			p, err := Start(spec, null)
+			holder <- startResult{p, err}
+		}()
+		waitStopped(t, starts.wait(t, "holder"))
+	}
+	t.Cleanup(func() { beforeFork = nil })
+	spec := stopSpec(t, "victim")
+	spec.testBound = 2 * time.Second
+	_, err := Start(spec, null)
+	if !errors.Is(err, ErrExecTimeout) || !strings.HasSuffix(err.Error(), "no execve within 2s, killed") {
+		t.Errorf("victim: %v, want ErrExecTimeout after 2s", err)
+	}
+	holderPid, _ := starts.get("holder")
+	victimPid, _ := starts.get("victim")
+	if s := procState(holderPid); s != 'T' && s != 't' {
+		t.Fatalf("the victim's start ended only after the holder %d was no longer stopped (state %c)", holderPid, s)
+	}
+	if s := procState(victimPid); s != 'Z' {
+		t.Errorf("victim child %d: state %c, want a zombie (killed, its pipe still held)", victimPid, s)
+	}
+	syscall.Kill(holderPid, syscall.SIGKILL)
+	select {
+	case r := <-holder:
+		if r.err == nil {
+			r.p.Wait()
+			t.Error("the holder's start succeeded")
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the holder's start did not end after SIGKILL")
+	}
+	for deadline := time.Now().Add(30 * time.Second); procState(victimPid) == 'Z'; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("victim child %d never reaped", victimPid)
+		}
+	}
 }

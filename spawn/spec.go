@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -57,7 +58,8 @@ type Spec struct {
 	Rlimits []Rlimit // each applied with soft = hard = Value
 	Dir     string   // working directory; "" means "/"
 
-	test int // tests: cloneTest* switches for this start only
+	test      int           // tests: cloneTest* switches for this start only
+	testBound time.Duration // tests: execTimeout for this start only
 }
 
 // Cred is the identity a server runs with. Groups nil or empty means no

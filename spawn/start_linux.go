@@ -40,8 +40,9 @@ func (e *StartError) Unwrap() error { return e.Err }
 // execve. The steps before execve take well under a millisecond; only a
 // child that is stopped (a process running as the service's user may
 // send SIGSTOP once the child has that user's ids) or an execve stuck on
-// a dead file system comes near it. Such a child is killed and the start
-// fails. The same bound applies to waiting for a pre-exec slot.
+// a dead file system comes near it. Such a child is killed (by the
+// watchdog, within a second after the bound) and the start fails. The
+// same bound applies to waiting for a pre-exec slot.
 var execTimeout = 10 * time.Second
 
 // killTimeout bounds the wait for a killed child's status pipe to close
@@ -63,23 +64,29 @@ const maxPreExec = 128
 // replace it to try a smaller cap.
 var preExec = make(chan struct{}, maxPreExec)
 
-func acquireSlot(spec *Spec) error {
+// acquireSlot takes a pre-exec slot; the slot's release gives it back
+// to the channel it came from (tests swap preExec).
+func acquireSlot(spec *Spec) (slot, error) {
+	sem := preExec
 	select {
-	case preExec <- struct{}{}:
-		return nil
+	case sem <- struct{}{}:
+		return sem, nil
 	default:
 	}
 	t := time.NewTimer(execTimeout)
 	defer t.Stop()
 	select {
-	case preExec <- struct{}{}:
-		return nil
+	case sem <- struct{}{}:
+		return sem, nil
 	case <-t.C:
-		return &StartError{Step: "fork", Arg: spec.Path, Err: syscall.EAGAIN}
+		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: syscall.EAGAIN}
 	}
 }
 
-func releaseSlot() { <-preExec }
+// slot is a pre-exec slot taken from its channel.
+type slot chan struct{}
+
+func (s slot) release() { <-s }
 
 // onStart, when set (tests only), is called with the pid of every child
 // as soon as it exists, before Start waits for its execve; beforeFork
@@ -364,11 +371,12 @@ func needsHelper(spec *Spec) bool {
 // descriptors with Go's own fork (syscall.StartProcess: os.StartProcess
 // would hold a second pidfd for its os.Process).
 func startPlain(spec *Spec, stdio *os.File) (*Process, error) {
-	if err := acquireSlot(spec); err != nil {
+	sl, err := acquireSlot(spec)
+	if err != nil {
 		return nil, err
 	}
 	// Go's fork returns after the child's execve (or its end).
-	defer releaseSlot()
+	defer sl.release()
 	pidfd := -1
 	// The same descriptor three times: the fork dup2s it onto 0, 1 and
 	// 2 with no copying goroutine. Fd switches it to blocking mode, which
@@ -423,11 +431,11 @@ func startHelper(spec *Spec, stdio *os.File) (*Process, error) {
 	if err := gob.NewEncoder(&buf).Encode(helperMsg{Spec: *spec, Stop: spec.test&cloneTestStop != 0}); err != nil {
 		return nil, fmt.Errorf("spawn: encode spec for %s: %w", spec.Path, err)
 	}
-	if err := acquireSlot(spec); err != nil {
+	sl, err := acquireSlot(spec)
+	if err != nil {
 		return nil, err
 	}
-	defer releaseSlot()
-	deadline := time.Now().Add(execTimeout)
+	defer sl.release()
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("spawn: spec pipe: %w", err)
@@ -462,19 +470,21 @@ func startHelper(spec *Spec, stdio *os.File) (*Process, error) {
 		onStart(spec, pid)
 	}
 
+	// The watchdog kills a helper that has not exec'd the server after
+	// execTimeout, which ends the write and the read below.
+	w := watch(p, statR, spec.testBound)
 	// A helper that died before reading everything makes this write fail
 	// with EPIPE; its status (or the lack of one) says why.
-	_ = specW.SetWriteDeadline(deadline)
 	_, werr := specW.Write(buf.Bytes())
 	specW.Close()
 
-	_ = statR.SetReadDeadline(deadline)
 	msg, rerr := io.ReadAll(io.LimitReader(statR, 4096))
+	killed := unwatch(w)
 	switch {
-	case rerr != nil:
+	case killed || rerr != nil:
 		_ = p.Kill()
 		reapKilled(p)
-		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{execTimeout}}
+		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{w.bound}}
 	case len(msg) > 0:
 		_, _ = p.Wait()
 		return nil, decodeStatus(msg)
