@@ -398,10 +398,14 @@ static int gx_child(void *p) {
 	GX_STEP(GX_CHDIR, gx_sys(SYS_chdir, (long)r->dir, 0, 0, 0));
 	GX_STEP(GX_RLIMIT, gx_set_limits(r, &arg));
 	GX_STEP(GX_DUP, gx_stdio(r->fd));
+	// Tests: stopped here by a process of the service's user, and kept
+	// stopped until killed (every signal still blocked, so a SIGHUP and
+	// SIGCONT that the kernel may send a stopped child of a session of
+	// its own cannot end or resume it).
+	while (r->test & GX_TEST_STOP)
+		gx_sys(SYS_kill, gx_sys(SYS_getpid, 0, 0, 0, 0), SIGSTOP, 0, 0);
 	unsigned long none = 0;
 	gx_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
-	if (r->test & GX_TEST_STOP)
-		gx_sys(SYS_kill, gx_sys(SYS_getpid, 0, 0, 0, 0), SIGSTOP, 0, 0);
 	// Reached execve: a child that is gone from here on either exec'd or
 	// failed it (and says so below), not died on the way.
 	step = GX_EXEC;

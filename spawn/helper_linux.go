@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -157,8 +158,13 @@ func runHelper() {
 
 	if msg.Stop {
 		// Tests: a process running as the service's user stops the
-		// server between its setuid and its execve.
-		syscall.Kill(syscall.Getpid(), syscall.SIGSTOP)
+		// server between its setuid and its execve, for good (a SIGHUP
+		// and SIGCONT that the kernel may send a stopped process of a
+		// session of its own neither end nor resume it).
+		signal.Ignore(syscall.SIGHUP)
+		for {
+			syscall.Kill(syscall.Getpid(), syscall.SIGSTOP)
+		}
 	}
 	var errno syscall.Errno
 	if !memLimited {
