@@ -716,3 +716,46 @@ func TestStartUnendingChild(t *testing.T) {
 		}
 	}
 }
+
+// TestExitedUnderSignals: a running server never counts as ended
+// because a signal interrupted the poll on its pidfd (the runtime
+// preempts goroutines with SIGURG). Terminate took EINTR for "ended"
+// and left a server that ignores SIGTERM running.
+func TestExitedUnderSignals(t *testing.T) {
+	sleep, err := findProgram("sleep")
+	if err != nil {
+		t.Skip(err)
+	}
+	p, err := Start(Spec{Path: sleep, Argv: []string{"sleep", "60"}, Umask: -1}, devNull(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.Kill()
+		p.Wait()
+	}()
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+				syscall.Kill(os.Getpid(), syscall.SIGURG)
+			}
+		}
+	}()
+	deadline := time.Now().Add(3 * time.Second)
+	n := 0
+	for ; n < 2_000_000 && time.Now().Before(deadline); n++ {
+		if p.exited() {
+			t.Errorf("a running server counted as ended (after %d checks)", n)
+			break
+		}
+	}
+	close(stop)
+	<-done
+	t.Logf("%d checks", n)
+}

@@ -209,23 +209,36 @@ func (p *Process) exited() bool {
 		if p.reaped {
 			return true
 		}
-		var info sigchldInfo
-		_, _, e := unix.RawSyscall6(unix.SYS_WAITID, unix.P_PID, uintptr(p.Pid), uintptr(unsafe.Pointer(&info)),
-			unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, 0, 0)
-		return e != 0 || info.Pid != 0
+		for {
+			var info sigchldInfo
+			_, _, e := unix.RawSyscall6(unix.SYS_WAITID, unix.P_PID, uintptr(p.Pid), uintptr(unsafe.Pointer(&info)),
+				unix.WEXITED|unix.WNOHANG|unix.WNOWAIT, 0, 0)
+			if e != unix.EINTR {
+				// ECHILD: reaped by someone else, so gone too.
+				return e != 0 || info.Pid != 0
+			}
+		}
 	}
 	rc, err := p.pidfd.SyscallConn()
 	if err != nil {
-		return true
+		return true // closed: reaped
 	}
-	ready := true
+	ready := false
 	if err := rc.Control(func(fd uintptr) {
-		// A pidfd polls readable once the process has exited.
+		// A pidfd polls readable once the process has exited. EINTR is
+		// common here (the runtime preempts with signals); any other
+		// error says nothing, and Terminate then goes on to SIGKILL,
+		// which is harmless for a process that has ended.
 		pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(pfd, 0)
-		ready = err != nil || n > 0
+		for {
+			n, err := unix.Poll(pfd, 0)
+			if err != unix.EINTR {
+				ready = err == nil && n > 0
+				return
+			}
+		}
 	}); err != nil {
-		return true
+		return true // closed: reaped
 	}
 	return ready
 }
