@@ -540,6 +540,10 @@ func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via ne
 				d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
 					Reason: access.ReasonDescriptors.String(), ReasonCode: access.ReasonDescriptors.Code(), Proxy: via})
 			}
+		case errors.Is(err, spawn.ErrIdleTimeout):
+			// The configured idle_timeout did its job: the EXIT record
+			// says the session ended, and idle sessions are what an
+			// attacker would make to fill the log.
 		case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
 			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
 		}
