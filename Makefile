@@ -7,12 +7,13 @@ BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR  ?= /lib/systemd/system
+DOCDIR   ?= $(PREFIX)/share/doc/gxinetd
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/gxinetd/gxinetd/internal/daemon.Version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 15m
 FUZZTIME ?= 30s
 
-.PHONY: all build run test unit e2e race fuzz bench lint install uninstall clean man-check
+.PHONY: all build run test unit e2e race fuzz bench lint install uninstall clean man-check attack
 
 all: build
 
@@ -46,6 +47,16 @@ race:
 	GOFLAGS=-race GORACE='log_path=$(RACEDIR)/report' $(GO) test $(TESTFLAGS) ./...
 	@if ls $(RACEDIR)/report.* >/dev/null 2>&1; then cat $(RACEDIR)/report.*; echo "data races reported"; exit 1; fi
 
+# The attack suite (GitHub issue 13): connection floods, 5,000 idle
+# connections, descriptor limits, UDP floods from 140,000 sources,
+# malformed input, a stopped daemon, a SIGHUP storm, 10,000 services, a
+# server replaced while running. As root; about 3 minutes on 2 cores,
+# every test bounded in count and time. The smaller regression tests of
+# the issue also run in `make test`.
+ATTACKS ?= TestAttack|TestRefusalLogsBounded|TestDatagramBuiltinNotSwitchedOff|TestBacklogDrainAfterStop|TestDescriptorReserve|TestIdentOnRefusalBounded|TestNoDescriptorsOncePerInterval|TestIdleTimeoutEveryPath|TestMetricsOnlyItsPath|TestOwnershipCheckedAtEveryStart|TestUnsafeServerRefusalsBounded
+attack:
+	GXINETD_ATTACK=1 $(GO) test -count=1 -timeout 20m -v -run '^($(ATTACKS))' ./e2e
+
 # Run each fuzz target for FUZZTIME (go test allows one -fuzz target per package and run).
 fuzz:
 	@for pkg in $$($(GO) list ./...); do \
@@ -70,15 +81,20 @@ man-check:
 	  if [ -n "$$w" ]; then echo "$$m:"; echo "$$w"; exit 1; fi; \
 	done
 
+# The unit runs the binary where this install puts it: its paths are
+# generated from SBINDIR (so from PREFIX), never assumed.
 install: build
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 gxinetd $(DESTDIR)$(SBINDIR)/gxinetd
 	install -m 0755 xconv $(DESTDIR)$(BINDIR)/xconv
 	install -m 0644 docs/gxinetd.8 $(DESTDIR)$(MANDIR)/man8/gxinetd.8
 	install -m 0644 docs/gxinetd.conf.5 $(DESTDIR)$(MANDIR)/man5/gxinetd.conf.5
 	install -m 0644 docs/gxinetd.log.5 $(DESTDIR)$(MANDIR)/man5/gxinetd.log.5
 	install -m 0644 docs/xconv.1 $(DESTDIR)$(MANDIR)/man1/xconv.1
-	install -m 0644 dist/gxinetd.service $(DESTDIR)$(UNITDIR)/gxinetd.service
+	sed 's|@SBINDIR@|$(SBINDIR)|g' dist/gxinetd.service.in > $(DESTDIR)$(UNITDIR)/gxinetd.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/gxinetd.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/gxinetd.service.tmp $(DESTDIR)$(UNITDIR)/gxinetd.service
+	install -m 0644 dist/gxinetd.socket dist/gxinetd.default $(DESTDIR)$(DOCDIR)/examples/
 	@# An existing xinetd installation is kept exactly as it is.
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/xinetd.conf ]; then \
 	  install -d $(DESTDIR)$(SYSCONFDIR); install -m 0644 dist/xinetd.conf $(DESTDIR)$(SYSCONFDIR)/xinetd.conf; fi
@@ -87,7 +103,8 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/gxinetd $(DESTDIR)$(BINDIR)/xconv $(DESTDIR)$(MANDIR)/man8/gxinetd.8 \
 	  $(DESTDIR)$(MANDIR)/man5/gxinetd.conf.5 $(DESTDIR)$(MANDIR)/man5/gxinetd.log.5 $(DESTDIR)$(MANDIR)/man1/xconv.1 \
-	  $(DESTDIR)$(UNITDIR)/gxinetd.service
+	  $(DESTDIR)$(UNITDIR)/gxinetd.service $(DESTDIR)$(DOCDIR)/examples/gxinetd.socket $(DESTDIR)$(DOCDIR)/examples/gxinetd.default
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 clean:
 	rm -f gxinetd xconv

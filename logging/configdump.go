@@ -125,6 +125,13 @@ func writtenIn(origins map[string]service.Source, attr string) bool {
 	return ok && src.Origin != "default" && src.Origin != "defaults"
 }
 
+// implied reports whether attr's value was filled in rather than
+// written (an entry built without origins counts as written).
+func implied(origins map[string]service.Source, attr string) bool {
+	src, ok := origins[attr]
+	return ok && (src.Origin == "default" || src.Origin == "defaults")
+}
+
 func (d *dumper) defaults(df *service.Defaults) {
 	d.line(0, "Service defaults")
 	if writtenIn(df.Origins, "instances") {
@@ -205,7 +212,9 @@ func (d *dumper) service(s *service.Service, tabs int) {
 	if s.User != nil {
 		d.line(a, "user = "+strconv.Itoa(s.User.ID))
 	}
-	if s.Group != nil {
+	if s.Group != nil && !implied(s.Origins, "group") {
+		// xinetd prints the gid only when `group` was written: the one
+		// a user implies is used, never shown.
 		d.line(a, "group = "+strconv.Itoa(s.Group.ID))
 	}
 	d.line(a, "Groups = "+yesNo(s.Groups))
@@ -252,6 +261,18 @@ func (d *dumper) service(s *service.Service, tabs int) {
 	}
 	d.line(a, "Only from:"+addrList(s.OnlyFrom, "All sites"))
 	d.line(a, "No access:"+addrList(s.NoAccess, "No blocked sites"))
+	if s.ProxyProtocol != 0 {
+		// gxinetd's own: xinetd has no PROXY protocol.
+		t := s.ProxyTimeout
+		if t == 0 {
+			t = service.DefaultProxyTimeout
+		}
+		d.line(a, "PROXY protocol = "+s.ProxyProtocol.String()+" (timeout "+strconv.Itoa(t)+" s)")
+		d.line(a, "PROXY from:"+addrList(s.ProxyFrom, "No sites"))
+	}
+	if s.RedirectProxyProtocol != 0 {
+		d.line(a, "Redirect PROXY protocol = v"+strconv.Itoa(s.RedirectProxyProtocol))
+	}
 	if s.Flags.Has(service.FlagSensor) {
 		d.line(a, "Deny Time: "+strconv.Itoa(s.DenyTime))
 	}

@@ -40,6 +40,7 @@ type acceptEntry struct {
 	local      netip.AddrPort
 	fixedLocal bool
 	bo         acceptBackoff
+	clock      arrivalClock
 }
 
 // maxAcceptBurst bounds how many connections one listener takes per
@@ -141,11 +142,19 @@ func (a *acceptor) loop(rc syscall.RawConn) {
 func (a *acceptor) drain(e *acceptEntry) {
 	d := a.d
 	for i := 0; i < maxAcceptBurst; i++ {
-		if a.current(int32(e.fd)) != e {
+		if !a.enter(e) { // counts the connection (upgrade.go)
 			return // halted meanwhile
+		}
+		g := e.r.gate.Load()
+		if g != nil && !g.take() {
+			d.up.sessionEnd()
+			a.queue(e, g)
+			return
 		}
 		nfd, remote, err := acceptRaw(e.fd)
 		if err != nil {
+			d.up.sessionEnd()
+			g.done()
 			switch {
 			case errors.Is(err, unix.EAGAIN):
 				return
@@ -156,6 +165,7 @@ func (a *acceptor) drain(e *acceptEntry) {
 			return
 		}
 		e.bo.ok(d)
+		at := e.clock.arrived(nfd, time.Now())
 		local := e.local
 		if !e.fixedLocal {
 			if lsa, err := unix.Getsockname(nfd); err == nil {
@@ -165,11 +175,24 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
 			// A few bytes written to a fresh connection: handing that to
 			// a worker cost more than doing it.
-			e.r.handleRaw(nfd, remote, local)
+			e.r.handleRawCounted(nfd, remote, local, g, at)
 			continue
 		}
-		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local})
+		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local, gate: g, at: at})
 	}
+}
+
+// queue takes a listener out of the epoll set while its service is at its
+// limit of children: new clients wait in the listen backlog, and the
+// release of a slot (a child exits) puts it back; level-triggered, the
+// set then reports the waiting clients at once.
+func (a *acceptor) queue(e *acceptEntry, g *acceptGate) {
+	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+	g.pause(func() {
+		if a.current(int32(e.fd)) == e && !e.sr.stopped() {
+			a.watch(e)
+		}
+	})
 }
 
 // pause takes a listener out of the epoll set after an accept error (out
@@ -180,11 +203,7 @@ func (a *acceptor) pause(e *acceptEntry, err error) {
 	d := a.d
 	r := e.r
 	e.bo.delay = backoff(e.bo.delay)
-	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-		if d.fdLow.CompareAndSwap(false, true) {
-			d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
-		}
-	} else {
+	if !d.fdShortage(err, r.svc.Load().ID) {
 		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
 	}
 	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
@@ -198,10 +217,11 @@ func (a *acceptor) pause(e *acceptEntry, err error) {
 // answersInline reports whether the acceptor itself may serve s's
 // connections: daytime and time, which write a line to a fresh
 // connection (its send buffer takes it without blocking) and close, with
-// no banner to send and no ident lookup to make. The access decision
+// no banner to send, no ident lookup to make and no PROXY header to read. The access decision
 // must not block either (access.Engine.Instant).
 func answersInline(s *service.Service) bool {
-	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") &&
+	// A PROXY header is read by a worker, never by the acceptor.
+	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") && s.ProxyProtocol == 0 &&
 		s.Banner == "" && s.BannerSuccess == "" && s.BannerFail == "" &&
 		!s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.LogOnFailure.Has(service.LogFailureUserID)
 }

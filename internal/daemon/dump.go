@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -39,11 +40,12 @@ func (d *Daemon) snapshot() *logging.DumpState {
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
 		st.MaxDescriptors = int(rl.Cur)
 	}
+	kids := d.kids.list()
 	running := map[*svcRun]int{}
-	for _, c := range d.children {
+	for _, c := range kids {
 		running[c.run]++
 	}
-	byID := d.leasedServersLocked()
+	byID := leasedServers(kids)
 	for _, r := range d.runs {
 		s := r.svc.Load()
 		ds := logging.DumpService{ID: s.ID, Running: running[r], FD: -1}
@@ -69,7 +71,7 @@ func (d *Daemon) snapshot() *logging.DumpState {
 	}
 	st.AvailableServices = len(d.runs)
 	sort.Ints(st.SocketFDs)
-	for _, c := range d.children {
+	for _, c := range kids {
 		if c.silent {
 			continue
 		}
@@ -97,12 +99,23 @@ func (d *Daemon) snapshot() *logging.DumpState {
 		if n := r.cnt.noid.Load(); n > 0 {
 			sc.Refused[access.ReasonNoID.Code()] += n
 		}
+		if n := r.cnt.noFD.Load(); n > 0 {
+			sc.Refused[access.ReasonDescriptors.Code()] += n
+		}
 		st.Counters = append(st.Counters, sc)
 	}
 	for _, e := range snap.Deny {
 		st.DenyList = append(st.DenyList, logging.DenyEntry{Addr: e.Addr.String(), Expires: e.Expires})
 	}
 	st.LogDrops = d.rec.Stats().Drops()
+	st.AccessTables = map[string]int{"sources": snap.Tables.Sources, "rates": snap.Tables.Rates, "quiet": snap.Tables.Quiet,
+		"cps": snap.Tables.CPS, "names": snap.Tables.Names, "deny": snap.Tables.Deny}
+	st.AccessTableFull = snap.CapHits
+	st.LogHeldBack = d.bnd.refusals.HeldTotal()
+	st.IdentSkipped = d.bnd.ident.Skipped()
+	st.Goroutines = runtime.NumGoroutine()
+	st.HeapLive = heapLive()
+	st.OpenDescriptors = openFDs()
 	return st
 }
 
@@ -133,10 +146,10 @@ func (d *Daemon) consistencyCheck(report bool) {
 	var problems []string
 	d.mu.Lock()
 	running := map[*svcRun]int{}
-	for pid, c := range d.children {
+	for _, c := range d.kids.list() {
 		running[c.run]++
-		if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
-			problems = append(problems, fmt.Sprintf("service %s: server %d is tracked but does not exist", c.svc.ID, pid))
+		if err := unix.Kill(c.pid, 0); err != nil && err != unix.EPERM {
+			problems = append(problems, fmt.Sprintf("service %s: server %d is tracked but does not exist", c.svc.ID, c.pid))
 		}
 	}
 	for _, r := range d.runs {
@@ -149,7 +162,7 @@ func (d *Daemon) consistencyCheck(report bool) {
 			if running[r] > 0 && state == "Active" {
 				problems = append(problems, fmt.Sprintf("Active single-threaded service %s: server running, descriptor set", s.ID))
 			}
-			if running[r] == 0 && state == "Suspended" && !d.stopping.Load() {
+			if running[r] == 0 && state == "Suspended" && !d.stopping.Load() && !r.forkWait.Load() {
 				problems = append(problems, fmt.Sprintf("service %s: suspended with no server running", s.ID))
 			}
 		}
@@ -164,7 +177,7 @@ func (d *Daemon) consistencyCheck(report bool) {
 			}
 		}
 	}
-	d.mu.Unlock()
+	d.unlock()
 	if diff := d.leaseMismatches(); len(diff) > 0 {
 		// A request passes from "admitted" to "server started" (and a
 		// server from "exited" to "released") without one lock over both
@@ -191,13 +204,12 @@ func (d *Daemon) consistencyCheck(report bool) {
 // difference between the engine's running counts and the servers.
 const consistencyRecheck = 100 * time.Millisecond
 
-// leasedServersLocked counts, per lower-case service id, the servers that
-// hold an access lease. Services are keyed by id, not by run: a server
-// chosen through tcpmux runs under a run of its own, and the engine keeps
-// one count per id. Called with d.mu held.
-func (d *Daemon) leasedServersLocked() map[string]int {
+// leasedServers counts, per lower-case service id, the servers that
+// hold an access lease. Services are keyed by id, not by run, as the
+// engine keeps one count per id.
+func leasedServers(kids []*child) map[string]int {
 	n := map[string]int{}
-	for _, c := range d.children {
+	for _, c := range kids {
 		if c.lease != nil && c.svc != nil {
 			n[strings.ToLower(c.svc.ID)]++
 		}
@@ -222,7 +234,7 @@ func (d *Daemon) leaseMismatches() map[string]leaseMismatch {
 	if d.stopping.Load() {
 		return out
 	}
-	held := d.leasedServersLocked()
+	held := leasedServers(d.kids.list())
 	snap := d.eng.Snapshot()
 	for _, r := range d.runs {
 		s := r.svc.Load()
@@ -267,7 +279,11 @@ func (d *Daemon) startMetrics(cfg *service.Config) {
 	if addr == "" {
 		return
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln := d.up.takeMetricsListener(addr) // a predecessor's (handover.go)
+	var err error
+	if ln == nil {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		d.log.Logf(logging.LevelError, "metrics", "metrics listener %s: %v", addr, err)
 		return
@@ -275,21 +291,10 @@ func (d *Daemon) startMetrics(cfg *service.Config) {
 	m := &metricsServer{addr: addr, ln: ln}
 	allow := cfg.Defaults.MetricsOnlyFrom
 	m.allow.Store(&allow)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ap := addrPortOf(ln.Addr())
-		if ta, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
-			ap = ta.AddrPort()
-		}
-		if !addrListAllows(*m.allow.Load(), ap.Addr().Unmap()) {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		logging.WriteMetrics(w, d.snapshot())
-	})
-	m.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	h := logging.MetricsHandler(func(a netip.Addr) bool { return addrListAllows(*m.allow.Load(), a) }, d.snapshot)
+	m.srv = logging.NewMetricsServer(h)
 	d.metrics = m
-	go m.srv.Serve(ln)
+	go m.srv.Serve(logging.LimitListener(ln, logging.MetricsMaxConns))
 }
 
 // addrListAllows applies a metrics_only_from list: numeric entries only

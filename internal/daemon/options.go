@@ -23,7 +23,7 @@ type Options struct {
 	PidFile     string
 	Syslog      string // -syslog FACILITY
 	FileLog     string // -filelog FILE
-	LogIdent    string // syslog identity, "gxinetd" or "xinetd"
+	LogIdent    string // syslog identity; "" is logging.DefaultIdent ("xinetd")
 	SyslogPath  string // where /dev/log is (tests)
 	DumpFile    string // -dumpfile; default /var/run/xinetd.dump
 	Limit       int    // -limit N
@@ -53,9 +53,18 @@ type Options struct {
 	Foreground bool
 	// ReadyFD, when >0, is a pipe the detached child closes once serving.
 	ReadyFD int
+	// HandoverFD, when >0, is the channel from the daemon that started
+	// this one for -upgrade (handover.go); HandoverDetached says that one
+	// had detached, as this one then has.
+	HandoverFD       int
+	HandoverDetached bool
 
 	// SysRoot points every /etc lookup elsewhere (tests).
 	SysRoot string
 	// CheckOwnership refuses files writable by non-root (set when root).
 	CheckOwnership bool
+	// CheckFatalOnly makes Check fail only for what stops the daemon from
+	// starting (an unreadable or fatal configuration), not for one
+	// rejected entry: the start gate of a unit (-t -fatal-only).
+	CheckFatalOnly bool
 }

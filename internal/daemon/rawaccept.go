@@ -54,7 +54,9 @@ func fdConn(fd int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
+// handleRaw serves one connection the acceptor took; g is the accept gate
+// it holds a slot of, or nil; at is when the connection arrived.
+func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
 	d := r.d
 	svc := r.svc.Load()
 	if s := svc; s.Flags.Has(service.FlagKeepAlive) {
@@ -63,20 +65,32 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	if svc.Flags.Has(service.FlagNoDelay) {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
+	var via netip.AddrPort
+	if svc.ProxyProtocol != 0 {
+		var done bool
+		if remote, local, via, done = r.proxyInRaw(fd, svc, remote, local, g, at); done {
+			return
+		}
+	}
 	if svc.Banner != "" {
 		// banner goes out before any check: the full path does that.
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c)
+			streamOpts(c, svc)
+			r.serveStream(proxied(c, remote, local, via), svc, remote, local, g, at)
+		} else {
+			g.done()
 		}
 		return
 	}
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at})
+	g.admit(&dec)
 	if !dec.Allow || needsConn(svc, &dec) {
 		c, err := fdConn(fd)
 		if err != nil {
 			releaseLease(dec.Lease)
 			return
 		}
+		c = proxied(c, remote, local, via)
 		if !dec.Allow {
 			d.refused(r, svc, c, remote, local, dec)
 			c.Close()
@@ -86,13 +100,18 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 		return
 	}
 	if svc.IsRedirect() {
-		d.redirect(r, svc, remote, local, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
-			return spawn.ProxyFD(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o)
+		if d.inReserve(fd, svc.ID) {
+			d.refuseSession(r, svc, remote, local, dec.Lease)
+			closeRaw(fd)
+			return
+		}
+		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
+			spawn.ProxyFDAsync(r.sessions(), fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 		return
 	}
 	if svc.IsInternal() {
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: via})
 		r.cnt.served.Add(1)
 		var buf [64]byte
 		var out []byte
@@ -114,6 +133,6 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	}
 	r.cnt.inflight.Add(1)
 	f := os.NewFile(uintptr(fd), "conn")
-	d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, dec.Lease, nil, 0)
+	d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Proxy: via}, dec.Lease, nil, 0)
 	r.cnt.inflight.Add(-1)
 }

@@ -19,27 +19,88 @@ import (
 
 	"github.com/gxinetd/gxinetd/access"
 	"github.com/gxinetd/gxinetd/internal/builtins"
+	"github.com/gxinetd/gxinetd/internal/proxyproto"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
 	"github.com/gxinetd/gxinetd/spawn"
 )
 
 // svcRun is the running state of one accepted service. The service value
-// itself is swapped atomically on reload; sockets and flags are guarded by
-// Daemon.mu.
+// itself is swapped atomically on reload; sockets and flags are written
+// with Daemon.change and Daemon.mu held (see Daemon.mu). Nothing a
+// serving goroutine does reads them.
 type svcRun struct {
 	d            *Daemon
 	svc          atomic.Pointer[service.Service]
 	socks        sockSet
 	state        atomic.Value // "Active", "Suspended", "Disabled"
 	cnt          *counters
-	removed      bool
-	pending      bool // wants a socket it could not open yet
+	removed      atomic.Bool // dropped by a reload; read by timers and serving goroutines
+	pending      bool        // wants a socket it could not open yet
 	waitingIface bool
 	retry        *time.Timer
 	retrying     bool                           // inside retryBind: repeated failures stay quiet
 	suspended    bool                           // cps/looping trip: sockets closed until the timer fires
+	suspending   atomic.Bool                    // a suspension is on its way (see suspend)
+	forkWait     atomic.Bool                    // a wait=yes loop waits to retry a failed fork
+	gate         atomic.Pointer[acceptGate]     // inetd.conf child limit: accepts queue at it (queue.go)
 	tmpl         atomic.Pointer[spawn.Template] // the current service's server, prepared
+	// scope is what the service's in-process sessions (builtins,
+	// redirects) run under: ended with the service's servers, when a
+	// reload removes the service or moves its socket. nil: the daemon's.
+	scope atomic.Pointer[sessionScope]
+}
+
+// endedScope is the scope of a removed service: already over.
+var endedScope = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// sessionScope is one generation of a service's in-process sessions.
+type sessionScope struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// sessions is the context a new builtin or redirect session of the
+// service runs under: cancelled by endSessions, and by the daemon's own
+// end (its context is the parent).
+func (r *svcRun) sessions() context.Context {
+	if sc := r.scope.Load(); sc != nil {
+		return sc.ctx
+	}
+	if r.removed.Load() {
+		// A request accepted just before its service was removed.
+		return endedScope
+	}
+	if sc := r.newScope(); sc != nil {
+		return sc.ctx
+	}
+	return r.d.ctx
+}
+
+func (r *svcRun) newScope() *sessionScope {
+	if r.d == nil || r.d.ctx == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(r.d.ctx)
+	sc := &sessionScope{ctx, cancel}
+	if r.scope.CompareAndSwap(nil, sc) {
+		return sc
+	}
+	cancel()
+	return r.scope.Load()
+}
+
+// endSessions ends the sessions running now, as xinetd's SIGKILL ends a
+// removed redirect's children; sessions started later (the service is
+// kept on a new socket) get a new scope.
+func (r *svcRun) endSessions() {
+	if sc := r.scope.Swap(nil); sc != nil {
+		sc.cancel()
+	}
 }
 
 // template returns the prepared server of svc, making it on first use
@@ -78,8 +139,27 @@ type sockRun struct {
 
 // halt stops the serving goroutine without closing the socket, so a
 // reload can hand the socket to the new configuration: a deadline in the
-// past wakes a blocked Accept or read, which then sees stop.
+// past wakes a blocked Accept or read, which then sees stop. It waits for
+// the goroutine, so it must never be called with a lock held that a
+// serving goroutine may take (see Daemon.change).
 func (sr *sockRun) halt() {
+	sr.signal()
+	sr.wait()
+}
+
+// haltAll halts every goroutine of srs: all are told first, then each is
+// waited for, so they stop together rather than one after another.
+func haltAll(srs []*sockRun) {
+	for _, sr := range srs {
+		sr.signal()
+	}
+	for _, sr := range srs {
+		sr.wait()
+	}
+}
+
+// signal is the first half of halt: it tells the goroutine to stop.
+func (sr *sockRun) signal() {
 	if sr.acc != nil {
 		sr.once.Do(func() {
 			close(sr.stop)
@@ -90,8 +170,7 @@ func (sr *sockRun) halt() {
 	}
 	sr.once.Do(func() { close(sr.stop) })
 	past := time.Unix(1, 0)
-	ln := sr.s.existingListener()
-	if ln != nil {
+	if ln := sr.s.existingListener(); ln != nil {
 		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(past)
 		}
@@ -102,8 +181,16 @@ func (sr *sockRun) halt() {
 	if f := sr.s.existingFile(); f != nil {
 		f.SetReadDeadline(past)
 	}
+}
+
+// wait is the second half of halt: it waits for the goroutine to end and
+// clears the deadlines signal set, for the socket's next user.
+func (sr *sockRun) wait() {
 	<-sr.done
-	if ln != nil {
+	if sr.acc != nil {
+		return
+	}
+	if ln := sr.s.existingListener(); ln != nil {
 		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(time.Time{})
 		}
@@ -154,9 +241,20 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		return
 	}
 	var bo acceptBackoff
+	var clock arrivalClock
 	for {
+		g := r.gate.Load()
+		if g != nil && !g.take() {
+			// At the service's limit of children: clients wait in the
+			// backlog until one exits.
+			if !waitSlot(g, sr) {
+				return
+			}
+			continue
+		}
 		c, err := ln.Accept()
 		if err != nil {
+			g.done()
 			if sr.stopped() || errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -170,10 +268,25 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 			continue
 		}
 		bo.ok(d)
+		at := clock.arrivedConn(c, time.Now())
 		if tc, ok := c.(*net.TCPConn); ok {
 			systemKeepAlive(tc, r.svc.Load().Flags.Has(service.FlagKeepAlive))
 		}
-		go r.handleStream(c)
+		d.up.sessionStart() // upgrade.go: the old daemon waits for it
+		go r.handleCounted(c, g, at)
+	}
+}
+
+// waitSlot waits until g may have a free slot, or the goroutine must stop
+// (false).
+func waitSlot(g *acceptGate, sr *sockRun) bool {
+	ch := make(chan struct{})
+	g.pause(func() { close(ch) })
+	select {
+	case <-ch:
+		return true
+	case <-sr.stop:
+		return false
 	}
 }
 
@@ -213,11 +326,7 @@ type acceptBackoff struct{ delay time.Duration }
 func (b *acceptBackoff) failed(r *svcRun, sr *sockRun, err error) bool {
 	d := r.d
 	b.delay = backoff(b.delay)
-	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-		if d.fdLow.CompareAndSwap(false, true) {
-			d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
-		}
-	} else {
+	if !d.fdShortage(err, r.svc.Load().ID) {
 		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
 	}
 	select {
@@ -228,15 +337,12 @@ func (b *acceptBackoff) failed(r *svcRun, sr *sockRun, err error) bool {
 	}
 }
 
-// ok notes a successful accept, ending an out-of-descriptors episode.
+// ok notes a successful accept: the next failure backs off from the
+// start again. The out-of-descriptors episode ends by itself, once an
+// interval passes without a shortage (logging.Episode); ending it at the
+// first success wrote two lines for every connection under pressure.
 func (b *acceptBackoff) ok(d *Daemon) {
-	if b.delay == 0 {
-		return
-	}
 	b.delay = 0
-	if d.fdLow.CompareAndSwap(true, false) {
-		d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
-	}
 }
 
 func backoff(d time.Duration) time.Duration {
@@ -260,11 +366,25 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// handleStream serves one accepted connection of a stream service.
-func (r *svcRun) handleStream(c net.Conn) {
-	d := r.d
+// handleStream serves one accepted connection of a stream service; g is
+// the accept gate the connection holds a slot of, or nil; at is when the
+// connection arrived.
+func (r *svcRun) handleStream(c net.Conn, g *acceptGate, at time.Time) {
 	svc := r.svc.Load()
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
+	streamOpts(c, svc)
+	if svc.ProxyProtocol != 0 {
+		var ok bool
+		if c, remote, local, ok = r.proxyIn(c, svc, remote, local); !ok {
+			g.done()
+			return
+		}
+	}
+	r.serveStream(c, svc, remote, local, g, at)
+}
+
+// streamOpts gives an accepted connection the service's socket options.
+func streamOpts(c net.Conn, svc *service.Service) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		if svc.Flags.Has(service.FlagKeepAlive) {
 			tc.SetKeepAlive(true)
@@ -275,8 +395,15 @@ func (r *svcRun) handleStream(c net.Conn) {
 			tc.SetNoDelay(false)
 		}
 	}
+}
+
+// serveStream serves a connection whose ends are known (after its PROXY
+// header, if the service takes one): banner, checks, then the request.
+func (r *svcRun) serveStream(c net.Conn, svc *service.Service, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
+	d := r.d
 	d.sendBanner(c, svc, svc.Banner)
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now(), PeerCred: peerCred(c)})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at, PeerCred: peerCred(c)})
+	g.admit(&dec)
 	if !dec.Allow {
 		d.refused(r, svc, c, remote, local, dec)
 		c.Close()
@@ -304,22 +431,26 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 		}
 	}
 	d.sendBanner(c, svc, svc.BannerSuccess)
+	var after []logging.Record // written after START (records.go)
 	if svc.LogOnSuccess.Has(service.LogSuccessUserID) && !svc.Wait && svc.SocketType == service.SockStream {
-		user, err := d.ident(svc, local, remote)
+		began := time.Now()
+		via := proxyOf(c)
+		user, err := d.ident(svc, identLocal(local, via), remote)
 		if err == nil {
-			d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+			rec := userIDRecord(svc, remote, local, user)
+			rec.Proxy = via
+			after = append(after, rec)
 		} else if svc.Flags.Has(service.FlagIDOnly) {
 			// The record's reason code comes from the ident failure
 			// (no_server, timeout, ...), as the structured formats document.
-			d.record(logging.Record{Event: logging.EventNoID, Service: svc, Remote: remote, Local: local,
-				Reason: identReason(err)})
+			d.noIdent(svc, remote, local, identReason(err), began)
 			r.cnt.noid.Add(1)
 			c.Close()
 			releaseLease(lease)
 			return
 		}
 	}
-	d.dispatch(r, svc, c, remote, local, lease, dec.Wrap)
+	d.dispatch(r, svc, c, remote, local, lease, dec.Wrap, after...)
 }
 
 // ident runs the RFC 1413 lookup for a connection and reports a
@@ -327,7 +458,7 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 func (d *Daemon) ident(svc *service.Service, local, remote netip.AddrPort) (string, error) {
 	user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
 	var ie *logging.IdentError
-	if errors.As(err, &ie) && ie.Reason == "bad response" {
+	if errors.As(err, &ie) && ie.Reason == "bad response" && d.mayLogRefusal(remote.Addr()) {
 		// The answer comes from the network: no control characters in our log.
 		line := strings.Map(func(r rune) rune {
 			if r < 0x20 || r == 0x7f {
@@ -338,6 +469,18 @@ func (d *Daemon) ident(svc *service.Service, local, remote netip.AddrPort) (stri
 		d.log.Logf(logging.LevelError, "ident", "Bad line received from identity server at %s: %s", remote.Addr(), line)
 	}
 	return user, err
+}
+
+// identLocal is the local end an ident lookup connects from and names
+// in its query. Behind a balancer the client connected to the
+// balancer's address (the header's destination), which is the port the
+// client's ident server knows; the lookup itself must leave from an
+// address of this host, so the kernel chooses it.
+func identLocal(local, via netip.AddrPort) netip.AddrPort {
+	if !via.IsValid() {
+		return local
+	}
+	return netip.AddrPortFrom(netip.Addr{}, local.Port())
 }
 
 func identTimeout(svc *service.Service) time.Duration {
@@ -366,16 +509,22 @@ func releaseLease(l *access.Lease) {
 // them in-process).
 var forkingBuiltins = map[string]bool{"echo": true, "discard": true, "chargen": true, "tcpmux": true}
 
-// dispatch runs an allowed stream request.
-func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease, w *access.WrapAction) {
+// dispatch runs an allowed stream request; after are the records to
+// write after its START.
+func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease, w *access.WrapAction, after ...logging.Record) {
 	start := time.Now()
+	if holdsSession(svc) && d.inReserve(connFD(c), svc.ID) {
+		d.refuseSession(r, svc, remote, local, lease)
+		c.Close()
+		return
+	}
 	switch {
 	case svc.IsInternal():
 		fn, ok := builtins.Stream(svc.Builtin)
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: proxyOf(c)}, after)
 		r.cnt.served.Add(1)
 		if ok {
-			if err := fn(d.ctx, c, svc, d.benv); err != nil && !isBenign(err) {
+			if err := fn(r.sessions(), c, svc, d.benv); err != nil && !isBenign(err) {
 				d.log.Logf(logging.LevelDebug, "builtin", "service %s: %v", svc.ID, err)
 			}
 		}
@@ -385,9 +534,9 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
 		}
 	case svc.IsRedirect():
-		d.redirect(r, svc, remote, local, lease, func(o spawn.ProxyOptions) (int64, int64, error) {
-			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
-		})
+		d.redirect(r, svc, remote, local, proxyOf(c), lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
+			spawn.ProxyAsync(r.sessions(), c, svc.Redirect.Host, svc.Redirect.Port, o, done)
+		}, after...)
 	default:
 		peer := peerCred(c)
 		over, err := d.wrapOverrides(svc, w)
@@ -399,35 +548,68 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 		f, err := connFile(c)
 		c.Close()
 		if err != nil {
-			d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+			if !d.fdShortage(err, svc.ID) {
+				d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+			}
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over}, lease, nil, 0)
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over, Proxy: proxyOf(c)}, lease, nil, 0, after...)
 	}
 }
 
-// redirect runs one redirect session through proxy (Proxy on a net.Conn,
-// or ProxyFD on the raw path) and writes its records. The lease is
-// released when the session ends.
-func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.AddrPort, lease *access.Lease,
-	proxy func(spawn.ProxyOptions) (in, out int64, err error)) {
-	start := time.Now()
-	d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+// redirect starts one redirect session through start (ProxyAsync on a
+// net.Conn, or ProxyFDAsync on the raw path), which returns once the
+// upstream connect has begun: the session then runs in the relay, with
+// no goroutine of its own, and its end writes the records (after follow
+// START) and releases the lease. via is the balancer the connection came
+// through, if a PROXY header named remote.
+func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via netip.AddrPort, lease *access.Lease,
+	start func(o spawn.ProxyOptions, done func(in, out int64, err error)), after ...logging.Record) {
+	begin := time.Now()
+	d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: via}, after)
 	r.cnt.served.Add(1)
-	in, out, err := proxy(spawn.ProxyOptions{
+	o := spawn.ProxyOptions{
 		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
-		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
-	releaseLease(lease)
-	if err != nil && !isBenign(err) {
-		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
+		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource,
+		Control: func(fd int) error { return d.reserveControl(fd, svc.ID) }}
+	switch svc.RedirectProxyProtocol {
+	case 1:
+		o.Preamble = proxyproto.AppendV1(make([]byte, 0, 108), remote, local)
+	case 2:
+		o.Preamble = proxyproto.AppendV2(make([]byte, 0, 52), remote, local)
 	}
-	r.cnt.bytesIn.Add(uint64(in))
-	r.cnt.bytesOut.Add(uint64(out))
-	if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
-		d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
-	}
-	d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
+	// The session outlives the request's goroutine (it runs in the
+	// relay): it counts as the daemon's own until it ends, so that after
+	// an upgrade the old daemon stays for it. The request still holds its
+	// own count here, so this one never starts from zero.
+	d.up.sessionStart()
+	start(o, func(in, out int64, err error) {
+		// Called by the relay's goroutine: nothing here may wait.
+		defer d.up.sessionEnd()
+		releaseLease(lease)
+		switch {
+		case errors.Is(err, errInReserve):
+			// The upstream socket would have eaten into the reserve.
+			r.cnt.noFD.Add(1)
+			if d.mayLogRefusal(remote.Addr()) {
+				d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
+					Reason: access.ReasonDescriptors.String(), ReasonCode: access.ReasonDescriptors.Code(), Proxy: via})
+			}
+		case errors.Is(err, spawn.ErrIdleTimeout):
+			// The configured idle_timeout did its job: the EXIT record
+			// says the session ended, and idle sessions are what an
+			// attacker would make to fill the log.
+		case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
+			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
+		}
+		r.cnt.bytesIn.Add(uint64(in))
+		r.cnt.bytesOut.Add(uint64(out))
+		if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
+			d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
+		}
+		d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(begin)})
+	})
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
@@ -448,9 +630,10 @@ func connFile(c net.Conn) (*os.File, error) {
 // refused handles a refusal: FAIL record, banner_fail, the failure-path
 // ident lookup, and closing the listener for a cps or looping trip.
 func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
-	if !dec.Quiet {
+	via := proxyOf(c)
+	if !dec.Quiet && d.mayLogRefusal(remote.Addr()) {
 		d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
-			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code()})
+			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code(), Proxy: via})
 	}
 	if c != nil {
 		d.sendBanner(c, svc, svc.BannerFail)
@@ -468,15 +651,21 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 	}
 	if svc.LogOnFailure.Has(service.LogFailureUserID) && remote.IsValid() && svc.SocketType == service.SockStream {
 		// The lookup must not hold the refused connection's goroutine
-		// hostage: it runs on its own, bounded by the ident timeout.
-		go func() {
-			user, err := d.ident(svc, local, remote)
-			if err == nil {
-				d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
-			} else if reason := identReason(err); reason != "no server" {
-				d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
-			}
-		}()
+		// hostage: it runs on its own, bounded by the ident timeout,
+		// and by the gate: a refused client could otherwise make the
+		// daemon open one outgoing connection per refusal, each held
+		// for the timeout.
+		if release, ok := d.bnd.ident.Acquire(remote.Addr(), time.Now()); ok {
+			go func() {
+				defer release()
+				user, err := d.ident(svc, identLocal(local, via), remote)
+				if err == nil {
+					d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user, Proxy: via})
+				} else if reason := identReason(err); reason != "no server" && d.mayLogRefusal(remote.Addr()) {
+					d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
+				}
+			}()
+		}
 	}
 	if dec.SuspendFor > 0 {
 		d.suspend(r, svc, dec)
@@ -485,17 +674,35 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 
 // suspend closes a service's sockets for a while after a cps or looping
 // trip, then reopens them. Running servers are untouched and stay counted.
+// It is called on the request's goroutine, often a serving goroutine that
+// a reload may be waiting for, so the work is done on a goroutine of its
+// own under Daemon.change (one per trip).
 func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r.suspended || r.removed || d.stopping.Load() {
+	if r.suspending.CompareAndSwap(false, true) {
+		go d.suspendRun(r, svc, dec)
+	}
+}
+
+func (d *Daemon) suspendRun(r *svcRun, svc *service.Service, dec access.Decision) {
+	d.change.Lock()
+	defer d.change.Unlock()
+	defer r.suspending.Store(false)
+	if r.suspended || r.removed.Load() || d.stopping.Load() {
 		return
 	}
+	d.mu.Lock()
 	r.suspended = true
-	for _, sr := range r.socks.all() {
-		go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
-	}
+	socks := r.socks
 	r.socks = nil
+	d.unlock()
+	var all []*sockRun
+	for _, sr := range socks.all() {
+		all = append(all, sr)
+	}
+	haltAll(all)
+	for _, sr := range all {
+		sr.s.Close()
+	}
 	d.rpc.kick()
 	r.state.Store("Disabled")
 	wait := dec.SuspendFor
@@ -506,21 +713,30 @@ func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
 		d.log.Logf(logging.LevelError, "access", "Deactivating service %s due to excessive incoming connections.  Restarting in %d seconds.",
 			svc.Name, int(wait/time.Second))
 	}
-	time.AfterFunc(wait, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		r.suspended = false
-		if r.removed || d.stopping.Load() {
-			return
-		}
-		before := len(r.socks)
-		d.openRunLocked(r, nil)
-		if len(r.socks) > before {
-			d.log.Logf(logging.LevelError, "access", "Activating service %s", r.svc.Load().Name)
-		} else {
-			d.log.Logf(logging.LevelError, "access", "Error activating service %s", r.svc.Load().Name)
-		}
-	})
+	time.AfterFunc(wait, func() { d.resume(r) })
+}
+
+// resume reopens a suspended service's sockets when its time is up. A
+// reload meanwhile has already reopened them (and cleared suspended).
+func (d *Daemon) resume(r *svcRun) {
+	d.change.Lock()
+	defer d.change.Unlock()
+	if !r.suspended {
+		return
+	}
+	d.mu.Lock()
+	defer d.unlock()
+	r.suspended = false
+	if r.removed.Load() || d.stopping.Load() {
+		return
+	}
+	before := len(r.socks)
+	d.openRunLocked(r, nil)
+	if len(r.socks) > before {
+		d.logLocked(logging.LevelError, "access", "Activating service %s", r.svc.Load().Name)
+	} else {
+		d.logLocked(logging.LevelError, "access", "Error activating service %s", r.svc.Load().Name)
+	}
 }
 
 // sendBanner copies a banner file to the client, bounded in size and time.
@@ -588,12 +804,15 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Local: local}, dec.Lease, nil, 0)
+		ch, halted := r.startWaitServer(sr, svc, spawn.Conn{Local: local}, dec.Lease)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
 		setBlocking(sr.s.osFile(), false)
+		if halted {
+			return // the connection waits for the next goroutine
+		}
 		if c, err := acceptOne(sr.s); err == nil {
 			// The server could not start: drop the connection that woke
 			// us, or we would try again at once, forever.
@@ -687,14 +906,17 @@ func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
+		ch, halted := r.startWaitServer(sr, svc, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
+		setBlocking(sr.s.osFile(), false)
+		if halted {
+			return // the datagram waits for the next goroutine
+		}
 		// As OpenBSD inetd: a server that cannot start must not leave
 		// its datagram behind to wake us again at once.
-		setBlocking(sr.s.osFile(), false)
 		dropDatagram(rc)
 		r.state.Store("Active")
 	}
@@ -832,19 +1054,17 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 	return &builtins.Env{
 		Limits: builtins.Limits{IdleTimeout: builtins.DefaultIdleTimeout, MaxBytes: builtins.DefaultMaxBytes},
 		TCPMux: func(name string) (*service.Service, bool) {
-			m := d.tcpmux.Load()
-			if m == nil {
-				return nil, false
+			if r := d.muxRun(name); r != nil {
+				return r.svc.Load(), true
 			}
-			s, ok := (*m)[strings.ToLower(name)]
-			return s, ok
+			return nil, false
 		},
 		TCPMuxNames: func() []string {
 			m := d.tcpmux.Load()
 			var out []string
 			if m != nil {
-				for _, s := range *m {
-					out = append(out, s.Name)
+				for _, r := range *m {
+					out = append(out, r.svc.Load().Name)
 				}
 			}
 			sort.Strings(out)
@@ -857,16 +1077,38 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 			return m != nil && (*m)[p]
 		},
 		Logf: func(format string, args ...any) { d.log.Logf(logging.LevelWarning, "builtin", format, args...) },
+		AllowLog: func(a netip.Addr, repeat bool) bool {
+			if repeat {
+				// Said within the minute already: counted, not written.
+				d.bnd.refusals.Hold(time.Now())
+				return false
+			}
+			return d.mayLogRefusal(a)
+		},
 	}
+}
+
+// muxRun is the running TCPMUX service of that name, or nil.
+func (d *Daemon) muxRun(name string) *svcRun {
+	if m := d.tcpmux.Load(); m != nil {
+		return (*m)[strings.ToLower(name)]
+	}
+	return nil
 }
 
 // serveMux runs a service selected through tcpmux on the connection: the
 // selected service's own access checks, logging and server, as if its
-// client had connected to it directly.
+// client had connected to it directly. The server belongs to the
+// service's own run, so a reload that removes the service, or moves it,
+// terminates it as it does the servers started directly.
 func (d *Daemon) serveMux(ctx context.Context, svc *service.Service, c net.Conn) error {
+	r := d.muxRun(svc.Name)
+	if r == nil {
+		// Removed by a reload since the name was looked up.
+		c.Close()
+		return nil
+	}
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
-	r := &svcRun{d: d, cnt: d.countersFor(svc.ID)}
-	r.svc.Store(svc)
 	dec := d.eng.Decide(ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
 	if !dec.Allow {
 		dec.SuspendFor = 0
