@@ -118,7 +118,7 @@ func (r *svcRun) handleRaw(fd int, nonblock bool, remote, local netip.AddrPort, 
 		}
 		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
 			o.Nonblocking = nonblock
-			spawn.ProxyFDAsync(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
+			spawn.ProxyFDAsync(r.sessions(), fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 		return
 	}
