@@ -335,7 +335,7 @@ service long
 		t.Errorf("%d EXIT records for bg, want 10 with status=3:\n%s", n, readFile(d.svcLog))
 	}
 	// Every orphan (sleep 0.3) ends and is reaped: no zombie, no child.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for {
 		all, zombies := children(pid)
 		if len(all) == 0 {

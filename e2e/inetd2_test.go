@@ -144,7 +144,7 @@ func TestInetdLimits(t *testing.T) {
 				// Room again once one ends.
 				held[0].Close()
 				held = held[1:]
-				deadline := time.Now().Add(5 * time.Second)
+				deadline := waitBound(5 * time.Second)
 				for {
 					if c, ok := catServed(t, addr); ok {
 						held = append(held, c)
@@ -180,7 +180,7 @@ func TestInetdLimits(t *testing.T) {
 					t.Fatalf("invocation %d in a minute served", tc.n+1)
 				}
 				d.waitLog(`server failing \(looping\)`, 5*time.Second)
-				deadline := time.Now().Add(5 * time.Second)
+				deadline := waitBound(5 * time.Second)
 				for !isRefused(addr) {
 					if time.Now().After(deadline) {
 						t.Fatalf("service still accepting after it failed (looping)")
@@ -258,7 +258,7 @@ func TestInetdLogFlag(t *testing.T) {
 	}
 	re := mustRE(`^<30>.* xinetd\[\d+\]: START: \S+ pid=(\d+) from=(::ffff:)?127\.0\.0\.1$`)
 	buf := make([]byte, 2048)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := waitBound(5 * time.Second)
 	var seen []string
 	for time.Now().Before(deadline) {
 		rx.SetReadDeadline(deadline)

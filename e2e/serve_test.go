@@ -466,7 +466,7 @@ service hello
 	if bad > 0 {
 		t.Errorf("%d of 480 connections failed", bad)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := waitBound(5 * time.Second)
 	for {
 		kids, zombies := children(d.pid())
 		after := countFDs(d.pid())
