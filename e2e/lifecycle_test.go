@@ -55,8 +55,19 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 			}
 		}(w)
 	}
+	// Each reload happens while the load runs: a few connections are
+	// made before it, however slow the machine (never a fixed sleep).
+	loadGoesOn := func() {
+		t.Helper()
+		from := ok.Load() + failed.Load()
+		for deadline := waitBound(20 * time.Second); ok.Load()+failed.Load() < from+20; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the client load stalled at %d connections", ok.Load()+failed.Load())
+			}
+		}
+	}
 	for i := 0; i < 6; i++ {
-		time.Sleep(150 * time.Millisecond)
+		loadGoesOn()
 		conf := confA
 		if i%2 == 0 {
 			conf = confB
@@ -65,6 +76,7 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 		d.signal(syscall.SIGHUP)
 		d.waitLog(fmt.Sprintf(`(?s)(Reconfigured: new=\d+ old=\d+ dropped=\d+.*){%d}`, i+1), 10*time.Second)
 	}
+	loadGoesOn()
 	close(stop)
 	wg.Wait()
 	if failed.Load() != 0 {
