@@ -75,24 +75,31 @@ service daytime
 	echo := fmt.Sprintf("127.0.0.1:%d", ports[0])
 
 	// A privileged source port: nothing back, one log line for two tries.
-	var privileged string
-	for p := 999; p > 900 && privileged == ""; p-- {
-		if l, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			l.Close()
-			privileged = fmt.Sprintf("127.0.0.1:%d", p)
-		}
+	// The socket bound to it is kept until the test ends: closed and bound
+	// again, the port could meanwhile be another process's (another test
+	// run probes the same range).
+	var priv *net.UDPConn
+	for p := 999; p > 900 && priv == nil; p-- {
+		priv, _ = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
 	}
-	if privileged == "" {
+	if priv == nil {
 		t.Skip("no free privileged UDP port on 127.0.0.1")
 	}
+	defer priv.Close()
+	privileged := priv.LocalAddr().String()
+	echoAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[0]}
 	for i := 0; i < 2; i++ {
-		if b, ok := udpFrom(t, "udp4", privileged, echo, []byte("spoofed?"), 500*time.Millisecond); ok {
-			t.Fatalf("answered a privileged source port: %q", b)
+		if _, err := priv.WriteToUDP([]byte("spoofed?"), echoAddr); err != nil {
+			t.Fatal(err)
 		}
 	}
 	host, port, _ := net.SplitHostPort(privileged)
 	pat := `refused datagram from \[::ffff:` + strings.ReplaceAll(host, ".", `\.`) + `\]:` + port + `: privileged source port`
 	d.waitLog(pat, 5*time.Second)
+	priv.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, _, err := priv.ReadFromUDP(make([]byte, 64)); err == nil {
+		t.Fatalf("answered a privileged source port (%d bytes)", n)
+	}
 
 	// The daemon's own builtin port (daytime's, bound to 127.0.0.1 only,
 	// so ::1 with that port is free for the client).
