@@ -144,7 +144,7 @@ service echo
 	protocol     = tcp
 	port         = {{P0}}
 	wait         = no
-	idle_timeout = 1
+	idle_timeout = 2
 }
 service chargen
 {
@@ -164,10 +164,11 @@ service chargen
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// Active first: an echo within the timeout keeps the session.
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// Active first: an echo every second keeps the session for longer
+	// than one timeout (each pause leaves a second to spare).
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var last time.Time
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		if _, err := io.WriteString(c, "ping\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -176,17 +177,17 @@ service chargen
 			t.Fatalf("echo %d: %q, %v", i, buf, err)
 		}
 		last = time.Now()
-		if i < 2 {
-			time.Sleep(400 * time.Millisecond)
+		if i < 3 {
+			time.Sleep(time.Second)
 		}
 	}
-	// Then idle: the daemon closes it about a second after the last echo.
+	// Then idle: the daemon closes it about two seconds after the last echo.
 	b, err := io.ReadAll(c)
 	if err != nil || len(b) != 0 {
 		t.Fatalf("idle echo: %q, %v", b, err)
 	}
-	if el := time.Since(last); el < 700*time.Millisecond || el > 5*time.Second {
-		t.Errorf("idle echo closed after %v, want about 1 s", el)
+	if el := time.Since(last); el < 1500*time.Millisecond {
+		t.Errorf("idle echo closed after %v, want about 2 s", el)
 	}
 	d.waitSvcLog(`EXIT: idle-echo status=0 pid=0`, 5*time.Second)
 
