@@ -879,9 +879,23 @@ service daytime
 	u.Write([]byte("wake"))
 	u.Close()
 	d.waitSvcLog(`START: waiter pid=\d+`, 5*time.Second)
+	// Two connections within a second trip cps = 1: both connect before
+	// either is read, so the daemon takes them in one burst however
+	// slowly this test runs.
 	tripAddr := fmt.Sprintf("127.0.0.1:%d", ports[2])
-	tcpExchange(t, tripAddr, "", 3*time.Second)
-	tcpExchange(t, tripAddr, "", 3*time.Second)
+	var trips []net.Conn
+	for i := 0; i < 2; i++ {
+		c, err := net.DialTimeout("tcp", tripAddr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		trips = append(trips, c)
+	}
+	for _, c := range trips {
+		c.SetDeadline(time.Now().Add(10 * time.Second))
+		io.ReadAll(c)
+	}
 	d.waitLog(`Deactivating service daytime due to excessive incoming connections`, 5*time.Second)
 	d.waitSvcLog(`(?s)(FAIL: dt address.*){3}`, 5*time.Second)
 
