@@ -455,11 +455,18 @@ service hello
 `
 	d := start(t, dir, render(t, dir, conf, ports))
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	// Warm up, then measure.
+	// Warm up, then measure once the warm-up's servers are gone.
 	for i := 0; i < 20; i++ {
 		tcpExchange(t, addr, "", 5*time.Second)
 	}
-	time.Sleep(300 * time.Millisecond)
+	for deadline := waitBound(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if kids, _ := children(d.pid()); len(kids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the warm-up's servers did not end")
+		}
+	}
 	before := countFDs(d.pid())
 	var wg sync.WaitGroup
 	var mu sync.Mutex
