@@ -290,45 +290,48 @@ service daytime
 			if strings.Contains(readFile(def), "@") {
 				t.Errorf("structured file lines must have no YY/M/D@ prefix:\n%s", readFile(def))
 			}
-			one := func(recs []lgRecord, want lgRecord) lgRecord {
+			// one waits for the record (records are written
+			// asynchronously, in no order across services), then wants it
+			// alone.
+			one := func(path, format string, want lgRecord) lgRecord {
 				t.Helper()
+				recs := lgWaitRecords(t, path, format, want, 5*time.Second)
 				got := lgFind(recs, want)
 				if len(got) != 1 {
 					t.Fatalf("%d records with %v, want 1; all:\n%v", len(got), want, recs)
 				}
 				return got[0]
 			}
-			st := one(recs, lgRecord{"event": "START", "id": "dt", "service": "daytime", "pid": "0"})
+			st := one(def, tc.def, lgRecord{"event": "START", "id": "dt", "service": "daytime", "pid": "0"})
 			if !lgIsLoopback(st["remote"]) || st["remote_port"] != strconv.Itoa(dtPort) || !lgIsLoopback(st["local"]) {
 				t.Errorf("START remote/remote_port/local = %v, want the client 127.0.0.1:%d", st, dtPort)
 			}
-			fl := one(recs, lgRecord{"event": "FAIL", "id": "dt", "reason": "address"})
+			fl := one(def, tc.def, lgRecord{"event": "FAIL", "id": "dt", "reason": "address"})
 			if fl["remote"] != "127.0.0.2" && fl["remote"] != "::ffff:127.0.0.2" || fl["remote_port"] != strconv.Itoa(failPort) {
 				t.Errorf("FAIL remote = %v, want 127.0.0.2:%d", fl, failPort)
 			}
-			ex := one(recs, lgRecord{"event": "EXIT", "id": "exiter"})
-			sx := one(recs, lgRecord{"event": "START", "id": "exiter"})
+			ex := one(def, tc.def, lgRecord{"event": "EXIT", "id": "exiter"})
+			sx := one(def, tc.def, lgRecord{"event": "START", "id": "exiter"})
 			if ex["exit_status"] != "3" || ex["pid"] == "" || ex["pid"] != sx["pid"] || ex["pid"] == "0" || ex["duration_ms"] == "" || ex["signal"] != "" {
 				t.Errorf("EXIT of a server that exits 3: %v (START %v)", ex, sx)
 			}
 			if _, has := ex["remote"]; has {
 				t.Errorf("EXIT carries remote, which the xinetd layout never shows: %v", ex)
 			}
-			kx := one(recs, lgRecord{"event": "EXIT", "id": "killed"})
+			kx := one(def, tc.def, lgRecord{"event": "EXIT", "id": "killed"})
 			if kx["signal"] != strconv.Itoa(int(syscall.SIGTERM)) || kx["exit_status"] != "" {
 				t.Errorf("EXIT of a server killed by SIGTERM: %v", kx)
 			}
-			tr := one(recs, lgRecord{"event": "TRAFFIC", "id": "proxy"})
+			tr := one(def, tc.def, lgRecord{"event": "TRAFFIC", "id": "proxy"})
 			if tr["bytes_in"] != "5" || tr["bytes_out"] != "5" {
 				t.Errorf("TRAFFIC of a 5-byte echo: %v", tr)
 			}
 			// The service with its own format and file.
-			orecs := lgWaitRecords(t, own, tc.own, lgRecord{"event": "FAIL"}, 5*time.Second)
-			os1 := one(orecs, lgRecord{"event": "START", "id": "own", "service": "daytime"})
+			os1 := one(own, tc.own, lgRecord{"event": "START", "id": "own", "service": "daytime"})
 			if os1["remote_port"] != strconv.Itoa(ownPort) {
 				t.Errorf("own START: %v, want remote_port %d", os1, ownPort)
 			}
-			one(orecs, lgRecord{"event": "FAIL", "id": "own", "reason": "address"})
+			one(own, tc.own, lgRecord{"event": "FAIL", "id": "own", "reason": "address"})
 			if strings.Contains(readFile(def), `own`) {
 				t.Errorf("records of the service with its own log_type went to the common file:\n%s", readFile(def))
 			}
