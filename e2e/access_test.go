@@ -128,12 +128,13 @@ service daytime
 	// the daemon takes them in one burst, well within one second however
 	// slowly the test itself runs (one exchange after the other could
 	// spread them over more than a second on a loaded machine, and then
-	// cps need not trip, or the service could already be back).
+	// cps need not trip, or the service could already be back). Once it
+	// trips, the listener is closed: later ones may be refused.
 	var conns []net.Conn
 	for i := 0; i < 6; i++ {
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
-			t.Fatalf("connection %d: %v", i, err)
+			continue
 		}
 		defer c.Close()
 		conns = append(conns, c)
