@@ -15,13 +15,16 @@ func dialFrom(src, addr string) (net.Conn, error) {
 	return d.Dial("tcp", addr)
 }
 
+// readAllFrom connects from src and reads until the daemon closes the
+// connection. The bound is generous: the answer may come from a server
+// started on a loaded host; a refused client is closed at once.
 func readAllFrom(src, addr string) (string, error) {
 	c, err := dialFrom(src, addr)
 	if err != nil {
 		return "", err
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(3 * time.Second))
+	c.SetDeadline(time.Now().Add(15 * time.Second))
 	var b strings.Builder
 	buf := make([]byte, 512)
 	for {
