@@ -293,7 +293,9 @@ func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owne
 			return nil, false
 		}
 		var se *spawn.StartError
-		if errors.As(err, &se) && se.Step != "exec" {
+		if d.fdShortage(err, svc.ID) {
+			// Said once per interval with a count, not per connection.
+		} else if errors.As(err, &se) && se.Step != "exec" {
 			// A step before execve (setuid, an rlimit, ...) failed: name it.
 			d.log.Logf(logging.LevelError, "spawn", "service %s: %s( %s ) failed: %s", svc.ID, se.Step, se.Arg, logging.Errno(se.Err))
 		} else {

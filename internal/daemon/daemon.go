@@ -67,7 +67,7 @@ type Daemon struct {
 	udpPorts atomic.Pointer[map[uint16]bool]
 	tcpmux   atomic.Pointer[map[string]*svcRun] // TCPMUX services by lower-case name
 	stopping atomic.Bool
-	fdLow    atomic.Bool // descriptors ran out; logged once per episode
+	bnd      bounds // what one client can make the daemon write, look up or hold
 	metrics  *metricsServer
 	acc      acceptor // raw-path listeners, one epoll set
 	rpc      rpcReg   // the RPC services' rpcbind mappings
@@ -87,6 +87,8 @@ type counters struct {
 	// noid counts IDONLY requests refused for want of an ident answer:
 	// the engine admitted them, the daemon refused them (reason noid).
 	noid atomic.Uint64
+	// noFD counts sessions refused at the descriptor reserve.
+	noFD atomic.Uint64
 }
 
 // queuedLog is a daemon log line written while mu was held.
@@ -157,6 +159,7 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
 		counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.initBounds()
 	d.acc.d = d
 	d.acc.work.jobs = make(chan rawJob)
 	// A hung rpcbind must not hold up a reload's mappings, or exit, long.
@@ -304,7 +307,7 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	o := d.o
 	d.rec = logging.NewManager(logging.Options{Ident: identOr(o.LogIdent), SyslogPath: o.SyslogPath, Daemon: d.log})
 	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
-		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, CheckOwnership: o.CheckOwnership})
+		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, Refusal: d.refusalFromAccess, CheckOwnership: o.CheckOwnership})
 	d.benv = d.builtinEnv()
 	d.change.Lock()
 	defer d.change.Unlock()
@@ -365,6 +368,14 @@ func (d *Daemon) notifyFromAccess(level, msg string) {
 		lvl = logging.LevelDebug
 	}
 	d.log.Logf(lvl, "access", "%s", msg)
+}
+
+// refusalFromAccess writes the engine's message about one refused
+// request, within the refusal budget.
+func (d *Daemon) refusalFromAccess(level string, peer netip.Addr, msg string) {
+	if d.mayLogRefusal(peer) {
+		d.notifyFromAccess(level, msg)
+	}
 }
 
 // raiseNoFile lifts the soft descriptor limit to the hard one: a
