@@ -233,7 +233,7 @@ func TestDaemonModeDetachesAndRefusesSecondStart(t *testing.T) {
 		t.Errorf("second start gave no reason: %s", readFile(filepath.Join(dir, "daemon2.log")))
 	}
 	syscall.Kill(pid, syscall.SIGTERM)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for syscall.Kill(pid, 0) == nil && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -360,7 +360,7 @@ service discard
 	if out, err := exec.Command("prlimit", "--pid", fmt.Sprint(pid), "--nofile=40:40").CombinedOutput(); err != nil {
 		t.Fatalf("prlimit: %v\n%s", err, out)
 	}
-	dtDeadline := time.Now().Add(10 * time.Second)
+	dtDeadline := waitBound(10 * time.Second)
 	for {
 		got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", time.Second)
 		if err == nil && dayTimeRE.MatchString(got) {
@@ -372,7 +372,7 @@ service discard
 		time.Sleep(100 * time.Millisecond)
 	}
 	// Once descriptors are free again new clients are served.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
