@@ -38,7 +38,7 @@ const originsHint = 24
 // parseTimeAttrs are copied from the defaults read so far into each
 // service when its block starts (xinetd §2.5 step 1). A service's own `=`
 // replaces the copy; `+=` and `-=` edit it.
-var parseTimeAttrs = []string{"log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "banner", "banner_success", "banner_fail"}
+var parseTimeAttrs = []string{"log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "banner", "banner_success", "banner_fail", "proxy_from"}
 
 // copyListsTo gives a new service its parse-time copy of the defaults.
 func (d *defaultsState) copyListsTo(s *service.Service) {
@@ -67,6 +67,8 @@ func (d *defaultsState) copyListsTo(s *service.Service) {
 			s.BannerSuccess = d.svc.BannerSuccess
 		case "banner_fail":
 			s.BannerFail = d.svc.BannerFail
+		case "proxy_from":
+			s.ProxyFrom = copyAddrList(d.svc.ProxyFrom)
 		}
 		if s.Origins == nil {
 			s.Origins = make(map[string]service.Source, originsHint)
@@ -140,6 +142,8 @@ func (d *defaultsState) build() service.Defaults {
 		PerSourceCPM:     s.Inetd.PerIPPerMinute,
 		Metrics:          d.metrics,
 		MetricsOnlyFrom:  d.metricsOnlyFrom,
+		ProxyFrom:        s.ProxyFrom,
+		ProxyTimeout:     s.ProxyTimeout,
 	}
 	if _, ok := d.origins["instances"]; ok {
 		out.Instances = s.Instances
@@ -180,7 +184,7 @@ func setByEntry(s *service.Service, attr string) bool {
 // Attributes: instances, per_source, per_source_prefix, cps, max_load,
 // groups, umask, bind (interface), v6only, log_type, log_on_success,
 // log_on_failure, log_format, ident_timeout, backlog, cpm,
-// per_source_cpm. A FILE log_type
+// per_source_cpm, proxy_timeout. A FILE log_type
 // taken from defaults is marked Common (one shared writer).
 func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	if s.Origins == nil {
@@ -273,6 +277,9 @@ func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	}
 	if take("backlog") {
 		s.Backlog = d.Backlog
+	}
+	if take("proxy_timeout") {
+		s.ProxyTimeout = d.ProxyTimeout
 	}
 	if take("cpm") {
 		s.Inetd.PerMinute = d.CPM

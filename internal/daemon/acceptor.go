@@ -142,16 +142,18 @@ func (a *acceptor) loop(rc syscall.RawConn) {
 func (a *acceptor) drain(e *acceptEntry) {
 	d := a.d
 	for i := 0; i < maxAcceptBurst; i++ {
-		if a.current(int32(e.fd)) != e {
+		if !a.enter(e) { // counts the connection (upgrade.go)
 			return // halted meanwhile
 		}
 		g := e.r.gate.Load()
 		if g != nil && !g.take() {
+			d.up.sessionEnd()
 			a.queue(e, g)
 			return
 		}
 		nfd, remote, err := acceptRaw(e.fd)
 		if err != nil {
+			d.up.sessionEnd()
 			g.done()
 			switch {
 			case errors.Is(err, unix.EAGAIN):
@@ -173,7 +175,7 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
 			// A few bytes written to a fresh connection: handing that to
 			// a worker cost more than doing it.
-			e.r.handleRaw(nfd, remote, local, g, at)
+			e.r.handleRawCounted(nfd, remote, local, g, at)
 			continue
 		}
 		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local, gate: g, at: at})
@@ -215,10 +217,11 @@ func (a *acceptor) pause(e *acceptEntry, err error) {
 // answersInline reports whether the acceptor itself may serve s's
 // connections: daytime and time, which write a line to a fresh
 // connection (its send buffer takes it without blocking) and close, with
-// no banner to send and no ident lookup to make. The access decision
+// no banner to send, no ident lookup to make and no PROXY header to read. The access decision
 // must not block either (access.Engine.Instant).
 func answersInline(s *service.Service) bool {
-	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") &&
+	// A PROXY header is read by a worker, never by the acceptor.
+	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") && s.ProxyProtocol == 0 &&
 		s.Banner == "" && s.BannerSuccess == "" && s.BannerFail == "" &&
 		!s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.LogOnFailure.Has(service.LogFailureUserID)
 }

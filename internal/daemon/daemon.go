@@ -74,6 +74,7 @@ type Daemon struct {
 	fdt      fdTable
 	pid1     bool           // PID 1 of its namespace: reaps orphans (orphans.go)
 	wg       sync.WaitGroup // serving goroutines
+	up       upgradeState   // -upgrade, the hand-over, systemd's fd store (upgrade.go)
 }
 
 // counters are the per-service figures of the state dump and metrics
@@ -138,7 +139,7 @@ func Run(o *Options) int {
 	if !o.DontFork && !o.Debug && !o.Foreground && !reapsOrphans() {
 		return daemonize(o)
 	}
-	if o.Foreground && o.ReadyFD > 0 {
+	if o.Foreground && (o.ReadyFD > 0 || o.HandoverDetached) {
 		if err := detachedChdir(o); err != nil {
 			fmt.Fprintf(os.Stderr, "gxinetd: %v\n", err)
 			return 1
@@ -159,6 +160,7 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
 		counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.up.store.init(d)
 	d.initBounds()
 	d.acc.d = d
 	d.acc.work.jobs = make(chan rawJob)
@@ -192,6 +194,10 @@ func (d *Daemon) run() int {
 	syscall.Umask(syscall.Umask(0) | 0o022)
 	d.startEnv = activationEnvStripped(os.Environ())
 	d.adoptActivatedSockets()
+	if err := d.receiveHandover(); err != nil {
+		d.log.Logf(logging.LevelCrit, "upgrade", "%v", err)
+		return 1
+	}
 
 	// Signals become events in this one loop. SIGPIPE is deliberately not
 	// ignored: ignored signals survive exec into every server. It is
@@ -211,7 +217,7 @@ func (d *Daemon) run() int {
 	// Dispositions and umask are final now: let the spawner read them once.
 	spawn.Refresh()
 
-	if o.PidFile != "" {
+	if o.PidFile != "" && o.HandoverFD == 0 { // a successor's is written at the cut-over
 		if err := writePidFile(o.PidFile); err != nil {
 			d.log.Logf(logging.LevelCrit, "main", "%v", err)
 			return 1
@@ -223,6 +229,9 @@ func (d *Daemon) run() int {
 	oldGC := debug.SetGCPercent(400)
 	cfg := loadWith(o, d.db)
 	d.logDiags(cfg)
+	if !d.handoverAccepts(cfg) {
+		return 1
+	}
 	if !cfg.Usable() {
 		if cfg.Diags.HasFatal() && defaultsFatal(cfg) {
 			d.log.Logf(logging.LevelCrit, "main", "A fatal error was encountered while parsing the default section. gxinetd will exit.")
@@ -253,8 +262,11 @@ func (d *Daemon) run() int {
 		d.log.Logf(logging.LevelNotice, "main", "built without cgo: users and groups come from /etc/passwd and /etc/group only (NSS modules such as LDAP, SSSD and extrausers are not consulted)")
 	}
 	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
-	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
-	signalReady(o.ReadyFD)
+	if !d.handoverReady(n) { // handover.go: a successor's start ends there
+		d.startControl() // before READY: whoever waits for it may ask for -upgrade at once
+		sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
+		signalReady(o.ReadyFD)
+	}
 
 	go d.followInterfaces()
 	var cc <-chan time.Time
@@ -297,6 +309,10 @@ func (d *Daemon) run() int {
 			}
 		case <-cc:
 			d.consistencyCheck(o.Debug)
+		case req := <-d.up.ctl.reqs:
+			if code, exit := d.upgrade(req, sigs); exit {
+				return code
+			}
 		}
 	}
 }
@@ -309,6 +325,7 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
 		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, Refusal: d.refusalFromAccess, CheckOwnership: o.CheckOwnership})
 	d.benv = d.builtinEnv()
+	warmConfigTemplates(cfg)
 	d.change.Lock()
 	defer d.change.Unlock()
 	d.applyConfig(cfg, cfg.Accepted(), true)
@@ -480,6 +497,7 @@ func (d *Daemon) applyConfig(cfg *service.Config, accepted []*service.Service, f
 	defer d.unlock()
 	// Socket pool: every open socket of the old configuration, by key.
 	pool := map[sockKey]*sock{}
+	d.up.intoPool(pool) // a predecessor's, or systemd's store's (handover.go)
 	oldRuns := map[string]*svcRun{}
 	for _, r := range d.runs {
 		oldRuns[strings.ToLower(r.svc.Load().ID)] = r
@@ -628,6 +646,13 @@ func (d *Daemon) wantedKeys(s *service.Service) []sockKey {
 		}
 		return keys
 	}
+	if s.Bind.Template != "" {
+		var keys []sockKey
+		for _, a := range d.templateAddrs(s) {
+			keys = append(keys, keyFor(s, a))
+		}
+		return keys
+	}
 	addr := s.Bind.Addr
 	if !addr.IsValid() && d.o.BindAddr != "" && s.Language == service.LangInetd {
 		if a, err := netip.ParseAddr(d.o.BindAddr); err == nil {
@@ -645,7 +670,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 	keys := d.wantedKeys(s)
 	if len(keys) == 0 {
 		if !r.waitingIface {
-			d.logLocked(logging.LevelWarning, "activate", "service %s: interface %s has no usable address yet; will listen when it gets one", s.ID, s.Bind.Interface)
+			d.logLocked(logging.LevelWarning, "activate", "service %s: %s has no usable address yet; will listen when it gets one", s.ID, bindWhat(s))
 		}
 		r.waitingIface = true
 		r.pending = true
@@ -774,6 +799,10 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	r.socks.put(k, sr)
 	r.state.Store("Active")
 	d.rpc.kick()
+	d.up.store.track(sk)
+	if sk.gate != nil && d.serveGated(r, sr) {
+		return // a predecessor's server may still hold it
+	}
 	if sk.stream() && rawAcceptable(r.svc.Load()) {
 		if err := d.acc.add(r, sr); err == nil {
 			sr.acc = &d.acc
@@ -814,6 +843,7 @@ func (d *Daemon) reload() {
 	}
 	d.log.Logf(logging.LevelNotice, "reconfig", "Swapping defaults")
 	d.rec.Reopen()
+	warmConfigTemplates(cfg)
 	d.change.Lock()
 	added, kept, dropped := d.applyConfig(cfg, d.reloadServices(cfg), false)
 	n := d.available()
@@ -871,9 +901,11 @@ func (d *Daemon) shutdown(terminate bool) {
 	}
 	d.rpc.stop()
 	d.stopMetrics()
+	d.up.ctl.stopControl(false)
 	if terminate {
 		d.cancel()
 		d.terminate(victims)
+		d.endPredecessorHolders(all) // handover.go
 		if d.pid1 {
 			d.endNamespace()
 		}

@@ -1,8 +1,10 @@
 // Package daemon is gxinetd's core: it loads the configuration (both
 // languages), opens and keeps the listening sockets, runs every request
 // through the access engine, hands it to a builtin, the redirect proxy or
-// a spawned server, tracks and reaps the children, and reacts to signals
-// (reload, dump, consistency check, shutdown).
+// a spawned server, tracks and reaps the children, reacts to signals
+// (reload, dump, consistency check, shutdown), and replaces itself with a
+// fresh binary without closing a socket (-upgrade: upgrade.go,
+// handover.go, control.go; systemd's fd store: fdstore.go).
 //
 // Dependencies point one way:
 //
@@ -15,7 +17,8 @@
 //
 // Request path (stream, wait=no):
 //
-//	accept -> banner -> access.Decide (every check, before any process)
+//	accept -> [PROXY header: proxy_from, then the header, in a worker]
+//	       -> banner -> access.Decide (every check, before any process)
 //	       -> refused: FAIL record, banner_fail, close
 //	       -> allowed: banner_success, [ident], START, [USERID]
 //	          -> builtin goroutine | redirect proxy | spawn.Start(exec)

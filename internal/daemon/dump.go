@@ -279,7 +279,11 @@ func (d *Daemon) startMetrics(cfg *service.Config) {
 	if addr == "" {
 		return
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln := d.up.takeMetricsListener(addr) // a predecessor's (handover.go)
+	var err error
+	if ln == nil {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		d.log.Logf(logging.LevelError, "metrics", "metrics listener %s: %v", addr, err)
 		return

@@ -36,7 +36,7 @@ func (w *workers) loop(j rawJob) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		j.r.handleRaw(j.fd, j.remote, j.local, j.gate, j.at)
+		j.r.handleRawCounted(j.fd, j.remote, j.local, j.gate, j.at)
 		j = rawJob{}
 		t.Reset(workerIdle)
 		select {
