@@ -355,7 +355,7 @@ service hello
 	// Servers of the other service still start (once the burst of
 	// refused sessions has been closed: the acceptor takes connections
 	// faster than their sessions are refused), and then every time.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for {
 		got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[1]), "", 5*time.Second)
 		if err == nil && got == "served\n" {
@@ -677,7 +677,7 @@ service hello
 	}
 	held = nil
 	prlimit(1024)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for {
 		got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[2]), "", 2*time.Second)
 		if err == nil && got == "served\n" {
