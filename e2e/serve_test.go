@@ -237,6 +237,12 @@ func builtinClientMatrix(t *testing.T, ports []int) {
 			return append(args, h, strconv.Itoa(port))
 		}},
 	}
+	// The forty runs are independent (each its own client and socket);
+	// most of their time is the datagram clients' wait for the end of a
+	// timeout, so a few run at once.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	defer wg.Wait()
 	for _, c := range clients {
 		for _, fam := range []string{"4", "6"} {
 			host := "127.0.0.1"
@@ -245,26 +251,31 @@ func builtinClientMatrix(t *testing.T, ports []int) {
 			}
 			for _, udp := range []bool{false, true} {
 				for i, name := range names {
-					out, err := patient(func(wait int) ([]byte, error) {
-						argv := c.argv(fam, host, ports[i], udp, name, wait)
-						cmd := exec.Command(argv[0], argv[1:]...)
-						cmd.Stdin = strings.NewReader("ping")
-						if !udp && name != "echo" && name != "discard" {
-							// daytime, time and chargen write and close: data sent
-							// to them can make the kernel reset the connection
-							// before the client has read the answer.
-							cmd.Stdin = strings.NewReader("")
+					wg.Add(1)
+					sem <- struct{}{}
+					go func() {
+						defer func() { <-sem; wg.Done() }()
+						out, err := patient(func(wait int) ([]byte, error) {
+							argv := c.argv(fam, host, ports[i], udp, name, wait)
+							cmd := exec.Command(argv[0], argv[1:]...)
+							cmd.Stdin = strings.NewReader("ping")
+							if !udp && name != "echo" && name != "discard" {
+								// daytime, time and chargen write and close: data sent
+								// to them can make the kernel reset the connection
+								// before the client has read the answer.
+								cmd.Stdin = strings.NewReader("")
+							}
+							if name == "chargen" && !udp && c.name == "nc" {
+								// nc has no byte limit: read a bounded prefix ourselves.
+								cmd.Stdin = nil
+								return readPrefix(cmd, 740)
+							}
+							return cmd.Output()
+						}, func(out []byte) bool { return check[name](out, udp) })
+						if !check[name](out, udp) {
+							t.Errorf("%s %s over %s: %q (%v)", c.name, name, map[bool]string{false: "tcp" + fam, true: "udp" + fam}[udp], out, err)
 						}
-						if name == "chargen" && !udp && c.name == "nc" {
-							// nc has no byte limit: read a bounded prefix ourselves.
-							cmd.Stdin = nil
-							return readPrefix(cmd, 740)
-						}
-						return cmd.Output()
-					}, func(out []byte) bool { return check[name](out, udp) })
-					if !check[name](out, udp) {
-						t.Errorf("%s %s over %s: %q (%v)", c.name, name, map[bool]string{false: "tcp" + fam, true: "udp" + fam}[udp], out, err)
-					}
+					}()
 				}
 			}
 		}
