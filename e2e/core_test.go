@@ -583,6 +583,7 @@ func TestInetdMaxChildQueuesInBacklog(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a daemon and port of its own; mostly waiting
 			ports := freePorts(t, 1)
 			dir := newDir(t)
 			line := fmt.Sprintf("echo\tstream\ttcp\t%s\t%s\t%s\n", tc.wait, user, tc.server)

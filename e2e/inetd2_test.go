@@ -123,6 +123,9 @@ func TestInetdLimits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// Each case has a daemon and port of its own; much of a
+			// case's time is waiting out a check that nothing is served.
+			t.Parallel()
 			ports := freePorts(t, 1)
 			dir := newDir(t)
 			server := "/bin/cat\tcat"
@@ -314,6 +317,7 @@ func TestInetdTCPWrappers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a daemon and ports of its own
 			ports := freePorts(t, 2)
 			dir := newDir(t)
 			root := sysRoot(t, dir, map[string]int{"daytime": ports[1]})
