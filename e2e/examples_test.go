@@ -2,9 +2,12 @@ package e2e
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -45,13 +48,26 @@ func TestExamplesCheckClean(t *testing.T) {
 	}
 }
 
+// examplePort matches the example services' ports, 10000-10199.
+var examplePort = regexp.MustCompile(`\b10[01]\d\d\b`)
+
 // copyExamples copies examples/ into a fresh world-readable directory, so
 // the daemon's relative log file lands there and not in the source tree.
 // With unprivileged, the directory is handed to the user the daemon runs
 // as (uid 65534), who must write its log there; a root daemon refuses a
-// configuration in a directory others could write.
-func copyExamples(t *testing.T, unprivileged bool) string {
+// configuration in a directory others could write. The examples' fixed
+// ports 10000-10199 are any program's to take (a developer's `make run`
+// beside the tests, for one): in the copy, port 100NN becomes base+NN,
+// from a block the test holds; the caller gets base.
+func copyExamples(t *testing.T, unprivileged bool) (string, int) {
 	t.Helper()
+	base := testnet.Block(t, 200)
+	move := func(b []byte) []byte {
+		return examplePort.ReplaceAllFunc(b, func(m []byte) []byte {
+			n, _ := strconv.Atoi(string(m))
+			return []byte(strconv.Itoa(base + n - 10000))
+		})
+	}
 	dst := filepath.Join(newDir(t), "examples")
 	err := filepath.WalkDir("../examples", func(p string, e os.DirEntry, err error) error {
 		if err != nil {
@@ -69,7 +85,7 @@ func copyExamples(t *testing.T, unprivileged bool) string {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(to, b, 0o644)
+		return os.WriteFile(to, move(b), 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +94,7 @@ func copyExamples(t *testing.T, unprivileged bool) string {
 	if unprivileged {
 		os.Chown(dst, 65534, 65534)
 	}
-	return dst
+	return dst, base
 }
 
 // TestMakeRunExamplesServe starts the daemon the way `make run` does and
@@ -88,8 +104,6 @@ func TestMakeRunExamplesServe(t *testing.T) {
 	if os.Getenv("GXINETD_SKIP_EXAMPLES") != "" {
 		t.Skip("GXINETD_SKIP_EXAMPLES set")
 	}
-	// The examples listen on fixed ports 10000-10199.
-	testnet.Lock(t, "examples-ports")
 	t.Run("root", func(t *testing.T) { runExamples(t, nil) })
 	t.Run("unprivileged", func(t *testing.T) {
 		needRoot(t)
@@ -99,7 +113,8 @@ func TestMakeRunExamplesServe(t *testing.T) {
 }
 
 func runExamples(t *testing.T, prefix []string) {
-	ex := copyExamples(t, prefix != nil)
+	ex, base := copyExamples(t, prefix != nil)
+	at := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", base+port-10000) }
 	dir := filepath.Dir(ex)
 	conf := filepath.Join(ex, "xinetd.conf")
 	d := &daemon{t: t, dir: dir, conf: conf, logFile: filepath.Join(ex, "daemon.log"), svcLog: filepath.Join(ex, "services.log"),
@@ -113,19 +128,19 @@ func runExamples(t *testing.T, prefix []string) {
 	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(d.kill)
 	d.waitLog(`Started working: 17 available services`, 15*time.Second)
-	if got, err := tcpExchange(t, "127.0.0.1:10013", "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
+	if got, err := tcpExchange(t, at(10013), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
 		t.Errorf("example daytime: %q %v\n%s", got, err, d.daemonLog())
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10007", "example\n", 5*time.Second); err != nil || got != "example\n" {
+	if got, err := tcpExchange(t, at(10007), "example\n", 5*time.Second); err != nil || got != "example\n" {
 		t.Errorf("example echo: %q %v", got, err)
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10102", "via proxy\n", 5*time.Second); err != nil || got != "via proxy\n" {
+	if got, err := tcpExchange(t, at(10102), "via proxy\n", 5*time.Second); err != nil || got != "via proxy\n" {
 		t.Errorf("example redirect: %q %v", got, err)
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10001", "help\r\n", 5*time.Second); err != nil || !strings.Contains(strings.ToLower(got), "uptime") {
+	if got, err := tcpExchange(t, at(10001), "help\r\n", 5*time.Second); err != nil || !strings.Contains(strings.ToLower(got), "uptime") {
 		t.Errorf("example tcpmux help: %q %v", got, err)
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10100", "", 5*time.Second); err != nil || !strings.HasPrefix(got, "Welcome to the gxinetd example.\r\n") || !strings.Contains(got, "hello from gxinetd") {
+	if got, err := tcpExchange(t, at(10100), "", 5*time.Second); err != nil || !strings.HasPrefix(got, "Welcome to the gxinetd example.\r\n") || !strings.Contains(got, "hello from gxinetd") {
 		t.Errorf("example external server: %q %v\n%s", got, err, d.daemonLog())
 	}
 	d.waitSvcLog(`START: hello pid=\d+ from=127\.0\.0\.1`, 5*time.Second)
