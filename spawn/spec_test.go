@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -320,6 +321,32 @@ func TestCheckLimits(t *testing.T) {
 				t.Errorf("got %q\nwant %q", got, want)
 			}
 		})
+	}
+}
+
+// TestCheckLimitsProbesOnlyWhenSet: the daemon calls CheckLimits for
+// every service it loads; the host's limits (two system calls) are asked
+// only for a service that sets rlimit_files, and its warning still comes.
+func TestCheckLimitsProbesOnlyWhenSet(t *testing.T) {
+	probes := 0
+	old := hostLimits
+	hostLimits = func() (uint64, bool) { probes++; return 100, false }
+	t.Cleanup(func() { hostLimits = old })
+	plain := &service.Service{ID: "p", Server: "/bin/cat"}
+	zero := &service.Service{ID: "z", Rlim: service.RlimitsOf(service.Rlimits{Files: service.Rlimit{Set: true}})}
+	for _, s := range []*service.Service{plain, zero} {
+		if d := CheckLimits(s); len(d) != 0 {
+			t.Errorf("%s: got %v, want nothing", s.ID, d)
+		}
+	}
+	if probes != 0 {
+		t.Errorf("%d probes of the host's limits for services without rlimit_files, want 0", probes)
+	}
+	set := &service.Service{ID: "s", Src: service.Source{File: "f", Line: 1, Col: 1},
+		Rlim: service.RlimitsOf(service.Rlimits{Files: service.Rlimit{Set: true, Value: 500}})}
+	d := CheckLimits(set)
+	if probes != 1 || len(d) != 1 || !strings.Contains(d[0].String(), "hard limit (100)") {
+		t.Errorf("rlimit_files = 500 over a hard limit of 100: %d probes, %v; want 1 probe and the W-RLIMIT warning", probes, d)
 	}
 }
 
