@@ -220,7 +220,8 @@ func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	// (Plain code rather than a table of closures: this runs once per
 	// service and closures would allocate.)
 	take := func(attr string) bool {
-		if setByEntry(s, attr) || !inDefaults(attr) {
+		// The defaults' few attributes first: most names end there.
+		if !inDefaults(attr) || setByEntry(s, attr) {
 			return false
 		}
 		src := d.Origins.At(attr)
