@@ -40,9 +40,17 @@ type attrSpec struct {
 	handle func(e *entry, a *attrLine) bool
 	// gxinetd marks attributes xinetd 2.3.15 does not have.
 	gxinetd bool
-	// bit identifies the attribute in entry.set.
-	bit uint64
+	// bit identifies the attribute in entry.set (1-based; 0 = not yet
+	// numbered).
+	bit int
 }
+
+// attrSet is a set of attributes by attrSpec.bit: two words, since there
+// are more than 64 attributes.
+type attrSet [2]uint64
+
+func (s *attrSet) has(bit int) bool { return s[bit/64]&(1<<(bit%64)) != 0 }
+func (s *attrSet) add(bit int)      { s[bit/64] |= 1 << (bit % 64) }
 
 var (
 	attrSpecs         map[string]*attrSpec
@@ -126,15 +134,18 @@ func init() {
 	add("max_bytes", kindFixed, 1, S|X, hMaxBytes)
 	add("connect_timeout", kindFixed, 1, S|X, hConnectTimeout)
 	add("ident_timeout", kindFixed, 1, S|D|X, hIdentTimeout)
+	addSandboxAttrs(func(name string, kind attrKind, n int, h func(*entry, *attrLine) bool) {
+		add(name, kind, n, S|D|X, h)
+	})
 
-	var next uint64 = 1
+	next := 1
 	for _, name := range AttributeNames() {
 		sp := attrSpecs[name]
 		if sp.bit == 0 {
-			if next == 0 {
-				panic("parser: more than 64 attributes")
+			if next >= len(attrSet{})*64 {
+				panic("parser: more attributes than attrSet holds")
 			}
-			sp.bit, next = next, next<<1
+			sp.bit, next = next, next+1
 		}
 		if sp.inService {
 			serviceAttrNames = append(serviceAttrNames, name)
@@ -310,6 +321,11 @@ func (e *entry) cred(a *attrLine, what string, lookup func(string) (int, bool)) 
 func hServer(e *entry, a *attrLine) bool {
 	p := a.values[0].text
 	e.svc.Server = p
+	e.serverSrc = a.src(e.file)
+	if e.chrootSoFar() != "" && e.kept != nil {
+		e.kept.serverDeferred = true // judged inside the chroot by checkSandbox
+		return true
+	}
 	return e.checkServer(a, p)
 }
 

@@ -22,15 +22,16 @@ type entry struct {
 	isDefaults bool
 	file       string
 	incFrom    []service.Source
-	set        uint64 // attributes already given in this block, by attrSpec.bit
+	set        attrSet // attributes already given in this block
 	diags      service.Diags
 	rejecting  []bool // parallel to diags: did this one reject the entry
 	rejected   bool
 	stop       bool // disable = yes ends the entry
 
-	bindCands []netip.Addr // a bind host name's addresses, chosen once flags are known
-	argsLine  int          // line of server_args, for the NAMEINARGS order warning
-	flagsLine int          // line of a flags line with NAMEINARGS
+	bindCands []netip.Addr   // a bind host name's addresses, chosen once flags are known
+	argsLine  int            // line of server_args, for the NAMEINARGS order warning
+	serverSrc service.Source // the server line, for a chroot read after it
+	flagsLine int            // line of a flags line with NAMEINARGS
 }
 
 // readEntry is what the whole-configuration steps (finish) need of a
@@ -39,6 +40,10 @@ type readEntry struct {
 	svc       *service.Service
 	incFrom   []service.Source
 	bindCands []netip.Addr
+	kafel     *service.Source // a kafel_rule line (sandbox.go)
+	// serverDeferred: the server path was left to checkSandbox, a chroot
+	// being known when it was read.
+	serverDeferred bool
 }
 
 // word is one blank-separated word of an attribute line and its column.
@@ -467,7 +472,7 @@ func (e *entry) dispatch(a *attrLine) {
 			return
 		}
 	case !list:
-		if e.set&spec.bit != 0 || e.isDefaults && e.l.defs.onceSeen[spec.name] {
+		if e.set.has(spec.bit) || e.isDefaults && e.l.defs.onceSeen[spec.name] {
 			// xinetd keeps the first value (also across the defaults
 			// blocks of different files); so do we, but say so loudly.
 			e.report(service.SevError, CodeAlreadySet, a.key, a.line, a.col, false,
@@ -487,7 +492,7 @@ func (e *entry) dispatch(a *attrLine) {
 		e.errAt(a, -1, CodeAttrCount, fmt.Sprintf("attribute %s expects at least 1 value and none was given.", a.name))
 		return
 	}
-	e.set |= spec.bit
+	e.set.add(spec.bit)
 	if e.isDefaults {
 		e.l.defs.onceSeen[spec.name] = true
 	}

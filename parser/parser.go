@@ -97,11 +97,12 @@ type loader struct {
 	entries  []*readEntry
 	scratch  entry // the block being read
 
-	hosts   map[string]hostAnswer
-	servers map[string]serverCheck
-	ifaces  map[string]bool
-	words   []word   // scratch for attribute lines
-	attr    attrLine // scratch for attribute lines
+	hosts    map[string]hostAnswer
+	servers  map[string]serverCheck
+	profiles map[string]profileRead // seccomp profile files
+	ifaces   map[string]bool
+	words    []word   // scratch for attribute lines
+	attr     attrLine // scratch for attribute lines
 }
 
 func newLoader(main string, opt Options) *loader {

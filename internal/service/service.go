@@ -330,6 +330,13 @@ type Service struct {
 	// Builtin is the internal service's name (echo, daytime, ..., tcpmux,
 	// auth, sensor) for INTERNAL services, lower-case.
 	Builtin string `json:"builtin,omitempty"`
+
+	// Sandbox isolates the server from the host (chroot, namespaces,
+	// mounts, no_new_privs, seccomp).
+	Sandbox Sandbox `json:"sandbox,omitzero"`
+	// MaxDuration ends a server that runs longer (max_duration, seconds;
+	// 0 = no limit): SIGTERM, then SIGKILL after the daemon's grace.
+	MaxDuration int `json:"max_duration,omitempty"`
 }
 
 // IsInternal reports whether the daemon answers the service itself.
@@ -402,6 +409,9 @@ type Defaults struct {
 	// (`metrics = 127.0.0.1:9101`); MetricsOnlyFrom restricts its clients.
 	Metrics         string   `json:"metrics,omitempty"`
 	MetricsOnlyFrom AddrList `json:"metrics_only_from"`
+
+	Sandbox     Sandbox `json:"sandbox,omitzero"`
+	MaxDuration int     `json:"max_duration,omitempty"`
 }
 
 // Config is a whole configuration: the merged defaults, every entry in

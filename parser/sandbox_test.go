@@ -1,0 +1,184 @@
+package parser
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gxinetd/gxinetd/internal/service"
+)
+
+// sandboxSvc is an external service for the sandbox tests.
+func sandboxSvc(name string, port int, lines ...string) string {
+	return fmt.Sprintf("service %s\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\tport = %d\n\twait = no\n\tuser = nobody\n\t%s\n}\n",
+		name, port, strings.Join(lines, "\n\t"))
+}
+
+// chrootTree makes a directory with a server that exists only inside it,
+// reached through an absolute symbolic link that means something else on
+// the host.
+func chrootTree(t *testing.T) string {
+	t.Helper()
+	root := t.TempDir()
+	write(t, filepath.Join(root, "opt/chal/real"), "#!/bin/sh\n")
+	if err := os.Chmod(filepath.Join(root, "opt/chal/real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(root, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// On the host, /opt/chal/real does not exist.
+	if err := os.Symlink("/opt/chal/real", filepath.Join(root, "bin/chal")); err != nil {
+		t.Fatal(err)
+	}
+	return root
+}
+
+func serviceNamed(cfg *service.Config, name string) *service.Service {
+	for _, s := range cfg.Services {
+		if s.Name == name {
+			return s
+		}
+	}
+	return nil
+}
+
+// TestSandboxServerInChroot: with a chroot, the server path is the one
+// inside it (links resolved there), wherever the chroot comes from: a
+// line before the server, a line after it, or the defaults.
+func TestSandboxServerInChroot(t *testing.T) {
+	root := chrootTree(t)
+	text := "defaults\n{\n}\n" +
+		sandboxSvc("before", 6000, "chroot = "+root, "server = /bin/chal") +
+		sandboxSvc("after", 6001, "server = /bin/chal", "chroot = "+root) +
+		sandboxSvc("missing", 6002, "chroot = "+root, "server = /bin/cat") +
+		sandboxSvc("unset", 6003, "chroot = /", "server = /bin/chal")
+	cfg := parseText(t, text)
+	for _, name := range []string{"before", "after"} {
+		if s := serviceNamed(cfg, name); s.Status != service.StatusAccepted {
+			t.Errorf("%s: %s %v", name, s.Status, s.Reasons)
+		}
+	}
+	if s := serviceNamed(cfg, "missing"); s.Status != service.StatusRejected || s.Reasons[0].Code != CodeServer ||
+		!strings.Contains(s.Reasons[0].Msg, "in chroot "+root) {
+		t.Errorf("missing: %s %v", s.Status, s.Reasons)
+	}
+	if s := serviceNamed(cfg, "unset"); s.Status != service.StatusRejected || s.Reasons[0].Code != CodeServer {
+		t.Errorf("unset (chroot = / is no chroot: /bin/chal is judged on the host): %s %v", s.Status, s.Reasons)
+	}
+
+	withDefaults := "defaults\n{\n\tchroot = " + root + "\n}\n" +
+		sandboxSvc("inherits", 6004, "server = /bin/chal") +
+		sandboxSvc("optout", 6005, "chroot = /", "server = /bin/cat")
+	cfg = parseText(t, withDefaults)
+	for _, name := range []string{"inherits", "optout"} {
+		if s := serviceNamed(cfg, name); s.Status != service.StatusAccepted {
+			t.Errorf("%s: %s %v", name, s.Status, s.Reasons)
+		}
+	}
+	if s := serviceNamed(cfg, "inherits"); s.Sandbox.Chroot != root || s.Origins["chroot"].Origin != "defaults" {
+		t.Errorf("inherits: chroot %q from %v", s.Sandbox.Chroot, s.Origins["chroot"])
+	}
+	if s := serviceNamed(cfg, "optout"); s.Sandbox.Chroot != "" {
+		t.Errorf("optout: chroot %q", s.Sandbox.Chroot)
+	}
+}
+
+// TestSandboxOwnership: as root, a chroot or a seccomp profile that
+// someone else could change is refused, like a server.
+func TestSandboxOwnership(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ownership checks need root")
+	}
+	root := chrootTree(t)
+	if err := os.Chmod(root, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	prof := filepath.Join(t.TempDir(), "open.profile")
+	write(t, prof, "include default\n")
+	if err := os.Chmod(prof, 0o666); err != nil {
+		t.Fatal(err)
+	}
+	opt := testOptions()
+	opt.CheckOwnership = true
+	cfg := Parse("t.conf", []byte(sandboxSvc("openroot", 6010, "chroot = "+root, "server = /bin/chal")+
+		sandboxSvc("openprofile", 6011, "server = /bin/cat", "seccomp = "+prof)), opt)
+	if s := serviceNamed(cfg, "openroot"); s.Status != service.StatusRejected || s.Reasons[0].Code != CodeOwnership {
+		t.Errorf("openroot: %s %v", s.Status, s.Reasons)
+	}
+	if s := serviceNamed(cfg, "openprofile"); s.Status != service.StatusRejected || s.Reasons[0].Code != CodeSeccomp ||
+		!strings.Contains(s.Reasons[0].Msg, "writable by group or others") {
+		t.Errorf("openprofile: %s %v", s.Status, s.Reasons)
+	}
+	if err := os.Chmod(root, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(prof, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = Parse("t.conf", []byte(sandboxSvc("openroot", 6010, "chroot = "+root, "server = /bin/chal")+
+		sandboxSvc("openprofile", 6011, "server = /bin/cat", "seccomp = "+prof)), opt)
+	for _, s := range cfg.Services {
+		if s.Status != service.StatusAccepted {
+			t.Errorf("%s once safe: %s %v", s.Name, s.Status, s.Reasons)
+		}
+	}
+}
+
+// TestSandboxProfileTextInModel: the profile's text as read at load time
+// travels in the model, so a later change to the file changes nothing
+// until the next reload.
+func TestSandboxProfileTextInModel(t *testing.T) {
+	prof := filepath.Join(t.TempDir(), "p.profile")
+	write(t, prof, "include default\ndeny execve\n")
+	cfg := parseText(t, sandboxSvc("a", 6020, "server = /bin/cat", "seccomp = "+prof)+
+		sandboxSvc("b", 6021, "server = /bin/cat", "seccomp = "+prof))
+	a, b := serviceNamed(cfg, "a"), serviceNamed(cfg, "b")
+	if a.Sandbox.Seccomp == nil || a.Sandbox.Seccomp.Text != "include default\ndeny execve\n" || a.Sandbox.Seccomp.File != prof {
+		t.Fatalf("a: %+v", a.Sandbox.Seccomp)
+	}
+	if a.Sandbox.Seccomp == b.Sandbox.Seccomp {
+		t.Error("two services share one *Seccomp")
+	}
+	n := 0
+	for _, f := range cfg.Files {
+		if f == prof {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("profile listed %d times in Files %v", n, cfg.Files)
+	}
+}
+
+// TestSandboxListsFromDefaults: namespaces, read_only_paths and
+// writable_paths take += and -= against the defaults, like only_from.
+func TestSandboxListsFromDefaults(t *testing.T) {
+	cfg := parseText(t, "defaults\n{\n\tnamespaces = pid mount\n\tread_only_paths = /usr\n}\n"+
+		sandboxSvc("a", 6030, "server = /bin/cat", "namespaces += net", "read_only_paths += /etc", "read_only_paths -= /usr")+
+		sandboxSvc("b", 6031, "server = /bin/cat"))
+	a, b := serviceNamed(cfg, "a"), serviceNamed(cfg, "b")
+	if a.Sandbox.Namespaces != service.NsPID|service.NsMount|service.NsNet || strings.Join(a.Sandbox.ReadOnlyPaths, " ") != "/etc" {
+		t.Errorf("a: %v %v", a.Sandbox.Namespaces, a.Sandbox.ReadOnlyPaths)
+	}
+	if b.Sandbox.Namespaces != service.NsPID|service.NsMount || strings.Join(b.Sandbox.ReadOnlyPaths, " ") != "/usr" {
+		t.Errorf("b: %v %v", b.Sandbox.Namespaces, b.Sandbox.ReadOnlyPaths)
+	}
+}
+
+// TestSandboxFillFromDefaults: inetd.conf entries (-inetd_compat) get the
+// sandbox of xinetd.conf's defaults through FillFromDefaults.
+func TestSandboxFillFromDefaults(t *testing.T) {
+	cfg := parseText(t, "defaults\n{\n\tnamespaces = pid mount\n\tseccomp = default\n\tmax_duration = 30\n\tchroot = /usr\n}\n")
+	s := &service.Service{Name: "finger", Server: "/bin/cat"}
+	FillFromDefaults(&cfg.Defaults, s)
+	if s.Sandbox.Namespaces != service.NsPID|service.NsMount || s.Sandbox.Seccomp == nil || s.Sandbox.Seccomp.Profile != "default" ||
+		s.MaxDuration != 30 || s.Sandbox.Chroot != "/usr" {
+		t.Fatalf("%+v max_duration=%d", s.Sandbox, s.MaxDuration)
+	}
+	if s.Sandbox.Seccomp == cfg.Defaults.Sandbox.Seccomp {
+		t.Error("the service shares the defaults' *Seccomp")
+	}
+}
