@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,6 +31,10 @@ type child struct {
 	done   chan struct{}
 	// exitNote replaces the EXIT record (wrap spawn commands log none).
 	silent bool
+	// limit ends the server at max_duration (sandbox.go); overdue is set
+	// when it did, for the EXIT record's reason.
+	limit   *time.Timer
+	overdue atomic.Bool
 }
 
 // maxForkFailures and forkRetry follow xinetd §7.5: a failed fork is
@@ -125,6 +130,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		rec.Remote = c.Remote
 	}
 	d.record(rec)
+	d.armMaxDuration(ch)
 	go d.reap(ch)
 	return ch
 }
@@ -146,6 +152,9 @@ func dupFile(f *os.File) (*os.File, error) {
 // then writes its EXIT record with the real status and releases its lease.
 func (d *Daemon) reap(ch *child) {
 	ws, err := spawn.Wait(ch.proc)
+	if ch.limit != nil {
+		ch.limit.Stop()
+	}
 	d.mu.Lock()
 	delete(d.children, ch.pid)
 	d.mu.Unlock()
@@ -167,6 +176,7 @@ func (d *Daemon) reap(ch *child) {
 		default:
 			rec.ExitStatus = ws.ExitStatus()
 		}
+		rec.Reason = exitReason(ch, ws)
 	}
 	d.record(rec)
 }

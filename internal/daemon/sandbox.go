@@ -1,0 +1,49 @@
+package daemon
+
+import (
+	"syscall"
+	"time"
+
+	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/spawn"
+)
+
+// armMaxDuration starts the wall-clock limit of a server whose service
+// has max_duration: when it fires, the server gets SIGTERM and, after the
+// daemon's grace period, SIGKILL (the process and its process group, as
+// when a service is removed). Rlimits bound CPU time, not a server that
+// sleeps or waits on its client; this bounds both.
+func (d *Daemon) armMaxDuration(ch *child) {
+	if ch.svc.MaxDuration <= 0 {
+		return
+	}
+	limit := time.Duration(ch.svc.MaxDuration) * time.Second
+	ch.limit = time.AfterFunc(limit, func() { d.endOverdue(ch, limit) })
+}
+
+// endOverdue ends a server that ran past its max_duration. It runs in the
+// timer's own goroutine and holds no lock while it waits out the grace.
+func (d *Daemon) endOverdue(ch *child, limit time.Duration) {
+	select {
+	case <-ch.done:
+		return // exited as the timer fired
+	default:
+	}
+	ch.overdue.Store(true)
+	d.log.Logf(logging.LevelWarning, "max_duration", "service %s: server %d ran for its max_duration of %v; sending signal %d",
+		ch.svc.ID, ch.pid, limit, int(syscall.SIGTERM))
+	spawn.Terminate(ch.proc, d.o.Grace)
+}
+
+// exitReason is the EXIT record's reason= when gxinetd itself ended the
+// server: its max_duration ran out, or its seccomp filter killed it
+// (SECCOMP_RET_KILL_PROCESS ends the process with SIGSYS).
+func exitReason(ch *child, ws syscall.WaitStatus) string {
+	switch {
+	case ch.overdue.Load():
+		return "max_duration"
+	case ws.Signaled() && ws.Signal() == syscall.SIGSYS && ch.svc.Sandbox.Seccomp != nil:
+		return "seccomp"
+	}
+	return ""
+}
