@@ -36,6 +36,9 @@ type Spec struct {
 	Nice    *int     // added to the daemon's niceness, as nice(2) does
 	Rlimits []Rlimit // each applied with soft = hard = Value
 	Dir     string   // working directory; "" means "/"
+
+	// Sandbox isolates the server (sandbox.go); nil for none.
+	Sandbox *Sandbox
 }
 
 // Cred is the identity a server runs with. Groups nil or empty means no
@@ -72,13 +75,13 @@ func rlimitName(r int) string {
 // hostEnv is what BuildSpec needs to know about the daemon process; tests
 // replace it to see how a non-root daemon behaves.
 type hostEnv struct {
-	euid       int
+	euid, egid int
 	nofileHard uint64
 	umask      int // the daemon's umask, -1 when it cannot be read
 }
 
 func currentHost() hostEnv {
-	h := hostEnv{euid: syscall.Geteuid(), nofileHard: unix.RLIM_INFINITY, umask: -1}
+	h := hostEnv{euid: syscall.Geteuid(), egid: syscall.Getegid(), nofileHard: unix.RLIM_INFINITY, umask: -1}
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
 		h.nofileHard = lim.Max
@@ -166,6 +169,9 @@ func newTemplate(svc *service.Service, startEnv []string, db *sysdb.DB, h hostEn
 		spec.Nice = &n
 	}
 	spec.Rlimits = buildRlimits(svc.Rlim, h.nofileHard)
+	if spec.Sandbox, err = buildSandbox(&svc.Sandbox, h); err != nil {
+		return nil, fmt.Errorf("spawn: service %s: %w", svc.ID, err)
+	}
 	t := &Template{svc: svc, spec: spec, connNamed: make([]bool, len(spec.Env))}
 	for i, kv := range spec.Env {
 		t.connNamed[i] = connVars[envName(kv)]

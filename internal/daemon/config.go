@@ -66,6 +66,7 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 		}
 	}
 	applyGlobal(o, cfg)
+	checkSandboxHost(cfg)
 	return cfg
 }
 
@@ -115,6 +116,7 @@ func loadInetd(o *Options, db *sysdb.DB, path string) *service.Config {
 			Code: "E-OPEN", Fatal: true, Msg: fmt.Sprintf("open( %s ) failed: %v", path, err)})
 	}
 	applyGlobal(o, cfg)
+	checkSandboxHost(cfg)
 	return cfg
 }
 

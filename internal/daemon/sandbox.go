@@ -1,10 +1,13 @@
 package daemon
 
 import (
+	"fmt"
 	"syscall"
 	"time"
 
+	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/parser"
 	"github.com/gxinetd/gxinetd/spawn"
 )
 
@@ -46,4 +49,35 @@ func exitReason(ch *child, ws syscall.WaitStatus) string {
 		return "seccomp"
 	}
 	return ""
+}
+
+// sandboxSupport is spawn.SandboxSupport; tests replace it to see a host
+// that cannot.
+var sandboxSupport = spawn.SandboxSupport
+
+// checkSandboxHost rejects every accepted service whose sandbox this
+// build, on this host, with this process's privileges, cannot provide
+// (E-SANDBOX-HOST, at the attribute at fault): the check mode says so for
+// this host, and the daemon never runs such a server less isolated than
+// configured. Check mode and reload share it through loadWith.
+func checkSandboxHost(cfg *service.Config) {
+	for _, s := range cfg.Services {
+		if s.Status != service.StatusAccepted || s.Sandbox.IsZero() || s.IsInternal() || s.IsRedirect() {
+			continue
+		}
+		serr := sandboxSupport(&s.Sandbox)
+		if serr == nil {
+			continue
+		}
+		pos := s.Src
+		if o, ok := s.Origins[serr.Attr]; ok && o.Line > 0 {
+			pos = o
+			pos.Origin = ""
+		}
+		d := service.Diag{Pos: pos, Severity: service.SevError, Code: parser.CodeSandboxHost, Service: s.ID, Attr: serr.Attr,
+			Msg: fmt.Sprintf("%v - DISABLING", serr.Err)}
+		s.Status = service.StatusRejected
+		s.Reasons = append(s.Reasons, d)
+		cfg.Diags = append(cfg.Diags, d)
+	}
 }
