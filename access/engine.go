@@ -66,6 +66,9 @@ type Global struct {
 	// NameTTL and NegativeTTL are how long confirmed names and "no name"
 	// answers are kept; 0 = 5 min and 1 min. Failures are kept 10 s.
 	NameTTL, NegativeTTL time.Duration
+	// CheckOwnership (set when running as root) refuses a tcp_wrappers
+	// table that anyone but root could change (ownership.go).
+	CheckOwnership bool
 }
 
 // Request is one incoming request to decide on.
@@ -75,6 +78,9 @@ type Request struct {
 	Local   netip.AddrPort
 	Now     time.Time // zero = time.Now()
 	User    string    // ident answer when already known
+	// PeerCred is the peer of a unix-domain connection (SO_PEERCRED);
+	// nil when unknown. only_users and only_groups are checked on it.
+	PeerCred *service.PeerCred
 }
 
 // Decision is the engine's answer.
@@ -98,6 +104,10 @@ type Decision struct {
 // WrapAction is tcpwrap.Action, named here so the daemon need not import tcpwrap.
 type WrapAction = tcpwrap.Action
 
+// WrapProc is tcpwrap.ProcOptions (hosts_options(5) nice, umask, user,
+// setenv), for the same reason.
+type WrapProc = tcpwrap.ProcOptions
+
 // Engine decides requests; it is safe for concurrent use.
 type Engine struct {
 	g       Global
@@ -118,7 +128,11 @@ type Engine struct {
 	// DenyHosts append to hosts.deny expecting the next connection to
 	// obey, so an edit must not wait for a reload.
 	wrapSeen [2]fileStamp
-	wrapNext atomic.Int64
+	// patFiles are the pattern files (/path patterns) the tables named
+	// and what they were read from: a change to one re-reads everything.
+	patFiles     []string
+	patFilesSeen []fileStamp
+	wrapNext     atomic.Int64
 }
 
 // wrapCheckInterval is how often, at most, Decide looks at the
@@ -233,6 +247,7 @@ func (e *Engine) Configure(svcs []*service.Service) {
 		e.wrapSeen = [2]fileStamp{stampOf(e.g.HostsAllow), stampOf(e.g.HostsDeny)}
 		e.wrapNext.Store(time.Now().Add(wrapCheckInterval).UnixNano())
 		policy = &tcpwrap.Policy{Allow: e.loadTable(e.g.HostsAllow), Deny: e.loadTable(e.g.HostsDeny)}
+		e.stampPatternFiles(policy)
 	}
 	old := e.cfg.Load()
 	nc := &config{byPtr: map[*service.Service]*svcState{}, byID: map[string]*svcState{}, policy: policy}
@@ -272,17 +287,37 @@ func (e *Engine) maybeRereadWrap(now time.Time) {
 	seen := [2]fileStamp{stampOf(e.g.HostsAllow), stampOf(e.g.HostsDeny)}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if seen[0].same(e.wrapSeen[0]) && seen[1].same(e.wrapSeen[1]) {
+	if seen[0].same(e.wrapSeen[0]) && seen[1].same(e.wrapSeen[1]) && !e.patternFilesChanged() {
 		return
 	}
 	e.wrapSeen = seen
 	policy := &tcpwrap.Policy{Allow: e.loadTable(e.g.HostsAllow), Deny: e.loadTable(e.g.HostsDeny)}
+	e.stampPatternFiles(policy)
 	old := e.cfg.Load()
 	for _, st := range old.byID {
 		st.comp.Store(e.compile(st.comp.Load().svc, policy))
 	}
 	e.cfg.Store(&config{byPtr: old.byPtr, byID: old.byID, policy: policy})
 	e.notify("notice", "tcp_wrappers tables changed: re-read "+e.g.HostsAllow+" and "+e.g.HostsDeny)
+}
+
+// stampPatternFiles remembers the pattern files of a new policy (under e.mu).
+func (e *Engine) stampPatternFiles(p *tcpwrap.Policy) {
+	e.patFiles = p.Files()
+	e.patFilesSeen = e.patFilesSeen[:0]
+	for _, f := range e.patFiles {
+		e.patFilesSeen = append(e.patFilesSeen, stampOf(f))
+	}
+}
+
+// patternFilesChanged reports whether a pattern file changed (under e.mu).
+func (e *Engine) patternFilesChanged() bool {
+	for i, f := range e.patFiles {
+		if !stampOf(f).same(e.patFilesSeen[i]) {
+			return true
+		}
+	}
+	return false
 }
 
 func stampOf(path string) fileStamp {
@@ -294,6 +329,9 @@ func stampOf(path string) fileStamp {
 }
 
 func (e *Engine) loadTable(p string) *tcpwrap.Rules {
+	if rs := e.unsafeTable(p); rs != nil {
+		return rs
+	}
 	rs, errs := tcpwrap.Load(p)
 	for _, err := range errs {
 		lvl := "error"
@@ -456,6 +494,12 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 			lease.Release()
 			return e.refuse(st, e.quiet(st, s, r.Peer, now, Decision{Reason: ReasonAddress, Detail: detail}))
 		}
+	}
+
+	// 9b. unix-domain peers: only_users / only_groups.
+	if d, refused := checkPeerCred(s, r.PeerCred); refused {
+		lease.Release()
+		return e.refuse(st, d)
 	}
 
 	// 10. tcp_wrappers.

@@ -75,3 +75,34 @@ func TestWrapTablesFollowEdits(t *testing.T) {
 		t.Errorf("-nolibwrap engine consulted the files: %v %q", d.Allow, n2.all())
 	}
 }
+
+// TestWrapPatternFilesFollowEdits: tcp_wrappers reads a /path pattern
+// file at every match; the engine re-reads the tables when the file
+// changes (or appears), within wrapCheckInterval of request time.
+func TestWrapPatternFilesFollowEdits(t *testing.T) {
+	dir := t.TempDir()
+	blocked := filepath.Join(dir, "blocked")
+	deny := writeFile(t, filepath.Join(dir, "hosts.deny"), "sshd: "+blocked+"\n")
+	s := svc("sshd")
+	s.Flags = 0
+	s.Server = "/usr/sbin/sshd"
+	e, _ := newEngine(t, Global{HostsAllow: filepath.Join(dir, "hosts.allow"), HostsDeny: deny}, s)
+	now := time.Now()
+	decide := func(peer string, at time.Time) bool {
+		t.Helper()
+		d := e.Decide(context.Background(), Request{Service: s, Peer: ap(peer), Now: at})
+		d.Lease.Release()
+		return d.Allow
+	}
+	if !decide("127.0.0.2", now) {
+		t.Fatal("a missing pattern file matches nothing: must allow")
+	}
+	writeFile(t, blocked, "127.0.0.2\n")
+	if decide("127.0.0.2", now.Add(2*wrapCheckInterval)) {
+		t.Error("a client listed in a new pattern file was allowed")
+	}
+	writeFile(t, blocked, "127.0.0.9 127.0.0.10\n")
+	if !decide("127.0.0.2", now.Add(4*wrapCheckInterval)) {
+		t.Error("a client removed from the pattern file is still refused")
+	}
+}

@@ -45,7 +45,10 @@ func TestExamplesCheckClean(t *testing.T) {
 
 // copyExamples copies examples/ into a fresh world-readable directory, so
 // the daemon's relative log file lands there and not in the source tree.
-func copyExamples(t *testing.T) string {
+// With unprivileged, the directory is handed to the user the daemon runs
+// as (uid 65534), who must write its log there; a root daemon refuses a
+// configuration in a directory others could write.
+func copyExamples(t *testing.T, unprivileged bool) string {
 	t.Helper()
 	dst := filepath.Join(newDir(t), "examples")
 	err := filepath.WalkDir("../examples", func(p string, e os.DirEntry, err error) error {
@@ -70,7 +73,9 @@ func copyExamples(t *testing.T) string {
 		t.Fatal(err)
 	}
 	// The daemon writes its service log next to the configuration.
-	os.Chmod(dst, 0o777)
+	if unprivileged {
+		os.Chown(dst, 65534, 65534)
+	}
 	return dst
 }
 
@@ -90,7 +95,7 @@ func TestMakeRunExamplesServe(t *testing.T) {
 }
 
 func runExamples(t *testing.T, prefix []string) {
-	ex := copyExamples(t)
+	ex := copyExamples(t, prefix != nil)
 	dir := filepath.Dir(ex)
 	conf := filepath.Join(ex, "xinetd.conf")
 	d := &daemon{t: t, dir: dir, conf: conf, logFile: filepath.Join(ex, "daemon.log"), svcLog: filepath.Join(ex, "services.log"),

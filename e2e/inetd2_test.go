@@ -554,7 +554,7 @@ func TestXconvEndToEnd(t *testing.T) {
 	}
 
 	// Lossy: 1, and the loss is named with file:line.
-	lossy := write("lossy.conf", fmt.Sprintf("%d\tstream\ttcp\tnowait/0/10\t%s\t/bin/echo\techo x\n", ports[2], user))
+	lossy := write("lossy.conf", fmt.Sprintf("%d\tstream\ttcp\tnowait/3/10\t%s\t/bin/echo\techo x\n", ports[2], user))
 	if out, errText, code := xrun("-dialect", "freebsd", lossy); code != 1 || !strings.Contains(errText, lossy+":1:") || !strings.Contains(out, "# xconv:") {
 		t.Errorf("lossy input: exit %d, want 1\nstderr:\n%s\nout:\n%s", code, errText, out)
 	}

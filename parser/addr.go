@@ -23,6 +23,10 @@ func (e *entry) parseAddr(out []service.AddrEntry, a *attrLine, i int, w word) (
 		return out, false
 	}
 	switch {
+	case text[0] == '#':
+		// xinetd drops the word and reads the rest as host names, so
+		// `only_from = 10.0.0.1 # office` also lets in a host "office".
+		return bad(fmt.Sprintf("%q is not an address: a comment must start its own line (xinetd drops this word and reads the words after it as host names)", clip(text)))
 	case strings.IndexByte(text, '{') >= 0:
 		return e.factorised(out, a, i, w, src)
 	case strings.IndexByte(text, ',') >= 0:
@@ -287,39 +291,7 @@ func (l *loader) judgeServer(p string) serverCheck {
 		c.code, c.msg = CodeServer, "Server "+p+" is not executable"
 		return c
 	}
-	if !l.opt.CheckOwnership {
-		return c
-	}
-	real, err := filepath.EvalSymlinks(p)
-	if err != nil {
-		c.code, c.msg = CodeServer, fmt.Sprintf("Unable to stat: %s (%s)", p, errText(err))
-		return c
-	}
-	if msg := unsafeOwnership(fi, real); msg != "" {
-		c.code, c.msg = CodeOwnership, "server "+p+": "+msg
-		return c
-	}
-	childRoot := true
-	for dir := filepath.Dir(real); ; dir = filepath.Dir(dir) {
-		di, err := os.Stat(dir)
-		if err != nil {
-			c.code, c.msg = CodeServer, fmt.Sprintf("Unable to stat: %s (%s)", dir, errText(err))
-			return c
-		}
-		uid, _ := ownerOf(di)
-		switch {
-		case uid != 0:
-			c.code, c.msg = CodeOwnership, fmt.Sprintf("server %s: directory %s is owned by uid %d, not root", p, dir, uid)
-			return c
-		case di.Mode().Perm()&0o022 != 0 && !(di.Mode()&os.ModeSticky != 0 && childRoot):
-			// A sticky world-writable directory (/tmp) only lets others
-			// replace entries they own; ours are root's.
-			c.code, c.msg = CodeOwnership, fmt.Sprintf("server %s: directory %s is writable by group or others (mode %04o)", p, dir, di.Mode().Perm())
-			return c
-		}
-		childRoot = uid == 0
-		if dir == "/" || dir == "." {
-			return c
-		}
-	}
+	// Who may own it depends on the service's user, known only when the
+	// entry is complete: checkServerOwner (ownership.go).
+	return c
 }

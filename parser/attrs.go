@@ -45,12 +45,13 @@ type attrSpec struct {
 	bit int
 }
 
-// attrSet is a set of attributes by attrSpec.bit: two words, since there
-// are more than 64 attributes.
-type attrSet [2]uint64
+// attrSet is a set of attributes by attrSpec.bit. Four words leave room
+// for every attribute xinetd has and gxinetd's own, with space to grow
+// (one word overflowed once the unix-socket and rate attributes came).
+type attrSet [4]uint64
 
-func (s *attrSet) has(bit int) bool { return s[bit/64]&(1<<(bit%64)) != 0 }
-func (s *attrSet) add(bit int)      { s[bit/64] |= 1 << (bit % 64) }
+func (s *attrSet) has(bit int) bool { return s[bit>>6]&(1<<(bit&63)) != 0 }
+func (s *attrSet) add(bit int)      { s[bit>>6] |= 1 << (bit & 63) }
 
 var (
 	attrSpecs         map[string]*attrSpec
@@ -134,6 +135,14 @@ func init() {
 	add("max_bytes", kindFixed, 1, S|X, hMaxBytes)
 	add("connect_timeout", kindFixed, 1, S|X, hConnectTimeout)
 	add("ident_timeout", kindFixed, 1, S|D|X, hIdentTimeout)
+	add("unix_path", kindFixed, 1, S|X, hUnixPath)
+	add("unix_owner", kindFixed, 1, S|X, hUnixOwner)
+	add("unix_group", kindFixed, 1, S|X, hUnixGroup)
+	add("unix_mode", kindFixed, 1, S|X, hUnixMode)
+	add("only_users", kindAny, 0, S|X, hOnlyUsers)
+	add("only_groups", kindAny, 0, S|X, hOnlyGroups)
+	add("cpm", kindFixed, 1, S|D|X, hCPM)
+	add("per_source_cpm", kindFixed, 1, S|D|X, hPerSourceCPM)
 	addSandboxAttrs(func(name string, kind attrKind, n int, h func(*entry, *attrLine) bool) {
 		add(name, kind, n, S|D|X, h)
 	})
@@ -143,7 +152,7 @@ func init() {
 		sp := attrSpecs[name]
 		if sp.bit == 0 {
 			if next >= len(attrSet{})*64 {
-				panic("parser: more attributes than attrSet holds")
+				panic("parser: too many attributes for attrSet")
 			}
 			sp.bit, next = next, next+1
 		}
@@ -254,6 +263,12 @@ func hSocketType(e *entry, a *attrLine) bool {
 
 func hProtocol(e *entry, a *attrLine) bool {
 	name := strings.ToLower(a.values[0].text)
+	if name == "unix" {
+		// Not in /etc/protocols: the protocol of unix_path services, as
+		// inetd.conf writes it.
+		e.svc.Protocol, e.svc.ProtoNum = name, 0
+		return true
+	}
 	n, ok := e.l.sys.Protocol(name)
 	if !ok {
 		e.valueErr(a, 0, "Protocol "+a.values[0].text+" not in /etc/protocols")
@@ -322,6 +337,9 @@ func hServer(e *entry, a *attrLine) bool {
 	p := a.values[0].text
 	e.svc.Server = p
 	e.serverSrc = a.src(e.file)
+	if e.kept != nil {
+		e.kept.serverCol = a.values[0].col
+	}
 	if e.chrootSoFar() != "" && e.kept != nil {
 		e.kept.serverDeferred = true // judged inside the chroot by checkSandbox
 		return true
@@ -890,14 +908,17 @@ func (e *entry) filePath(p string) string {
 	return filepath.Join(dirOf(e.file), p)
 }
 
-func hBanner(e *entry, a *attrLine) bool { e.svc.Banner = e.filePath(a.values[0].text); return true }
+func hBanner(e *entry, a *attrLine) bool {
+	e.svc.Banner = e.filePath(a.values[0].text)
+	return e.checkBanner(a, e.svc.Banner)
+}
 func hBannerSuccess(e *entry, a *attrLine) bool {
 	e.svc.BannerSuccess = e.filePath(a.values[0].text)
-	return true
+	return e.checkBanner(a, e.svc.BannerSuccess)
 }
 func hBannerFail(e *entry, a *attrLine) bool {
 	e.svc.BannerFail = e.filePath(a.values[0].text)
-	return true
+	return e.checkBanner(a, e.svc.BannerFail)
 }
 
 func hDisable(e *entry, a *attrLine) bool {
@@ -1128,6 +1149,107 @@ func hMaxBytes(e *entry, a *attrLine) bool {
 	}
 	e.svc.MaxBytes = int64(v)
 	return true
+}
+
+// perMinute parses the count of cpm and per_source_cpm: 0 turns the
+// limit off, as -R 0 does for FreeBSD inetd.
+func perMinute(e *entry, a *attrLine) (int, bool) {
+	n, err := strconv.ParseUint(a.values[0].text, 10, 31)
+	if err != nil {
+		e.valueErr(a, 0, fmt.Sprintf("Bad value for %s: %s (a number of connections per minute; 0 for no limit)", a.name, a.values[0].text))
+		return 0, false
+	}
+	return int(n), true
+}
+
+// hCPM is inetd's invocation rate (`nowait.N`, FreeBSD -R): at most N
+// new connections (or, for wait services, server starts) per minute; one
+// more stops the service for ten minutes.
+func hCPM(e *entry, a *attrLine) bool {
+	n, ok := perMinute(e, a)
+	e.svc.Inetd.PerMinute = n
+	return ok
+}
+
+// hPerSourceCPM is FreeBSD inetd's max-connections-per-ip-per-minute
+// (`nowait/C/N`, -C): a client address over N connections in a minute is
+// refused; the service keeps serving others.
+func hPerSourceCPM(e *entry, a *attrLine) bool {
+	n, ok := perMinute(e, a)
+	e.svc.Inetd.PerIPPerMinute = n
+	return ok
+}
+
+// maxUnixPath is the longest path a sockaddr_un holds with its NUL.
+const maxUnixPath = 107
+
+// hUnixPath makes the service a unix-domain one listening on the path.
+func hUnixPath(e *entry, a *attrLine) bool {
+	p := a.values[0].text
+	if !filepath.IsAbs(p) || len(p) > maxUnixPath || strings.ContainsRune(p, 0) {
+		e.valueErr(a, 0, fmt.Sprintf("unix_path must be an absolute path of at most %d bytes: %s", maxUnixPath, clip(p)))
+		return false
+	}
+	e.svc.UnixPath = filepath.Clean(p)
+	return true
+}
+
+func hUnixOwner(e *entry, a *attrLine) bool {
+	c, ok := e.cred(a, "user", e.l.sys.UID)
+	e.svc.UnixOwner = c
+	return ok
+}
+
+func hUnixGroup(e *entry, a *attrLine) bool {
+	c, ok := e.cred(a, "group", e.l.sys.GID)
+	e.svc.UnixGroup = c
+	return ok
+}
+
+func hUnixMode(e *entry, a *attrLine) bool {
+	v, err := strconv.ParseUint(a.values[0].text, 8, 32)
+	if err != nil || v > 0o777 {
+		e.valueErr(a, 0, "unix_mode is invalid: "+a.values[0].text+" (octal 0 to 777)")
+		return false
+	}
+	if v&0o222 == 0 {
+		e.warnAt(a, 0, WarnUnixMode, fmt.Sprintf("unix_mode %04o gives nobody write permission, which connecting to a socket needs: only root can connect", v))
+	}
+	e.svc.UnixMode = uint32(v)
+	return true
+}
+
+func hOnlyUsers(e *entry, a *attrLine) bool {
+	list, ok := e.creds(a, "user", e.l.sys.UID)
+	e.svc.OnlyUsers = list
+	return ok
+}
+
+func hOnlyGroups(e *entry, a *attrLine) bool {
+	list, ok := e.creds(a, "group", e.l.sys.GID)
+	e.svc.OnlyGroups = list
+	return ok
+}
+
+// creds resolves every word of only_users or only_groups.
+func (e *entry) creds(a *attrLine, what string, lookup func(string) (int, bool)) ([]service.Cred, bool) {
+	out := make([]service.Cred, 0, len(a.values))
+	ok := true
+	for i, w := range a.values {
+		if allDigits(w.text) {
+			n, err := strconv.ParseUint(w.text, 10, 31)
+			if err == nil {
+				out = append(out, service.Cred{Name: w.text, ID: int(n)})
+				continue
+			}
+		} else if id, found := lookup(w.text); found {
+			out = append(out, service.Cred{Name: w.text, ID: id})
+			continue
+		}
+		e.valueErr(a, i, "Unknown "+what+": "+w.text)
+		ok = false
+	}
+	return out, ok
 }
 
 // baseName is argv[0] for a server without NAMEINARGS.

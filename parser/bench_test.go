@@ -2,6 +2,8 @@ package parser
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -76,5 +78,40 @@ func BenchmarkParticiple10k(b *testing.B) {
 		if _, err := grammarOnly("bench.conf", src); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkIncludeDir1k loads 1,000 one-service files from an includedir,
+// with and without the ownership rule (root walks every file's path from
+// /; the verdict on the shared server is computed once).
+func BenchmarkIncludeDir1k(b *testing.B) {
+	if os.Geteuid() != 0 {
+		b.Skip("the ownership rule refuses a non-root user's files")
+	}
+	dir := b.TempDir()
+	d := filepath.Join(dir, "xinetd.d")
+	if err := os.Mkdir(d, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 1000; i++ {
+		svc := fmt.Sprintf("service svc%d\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\tprotocol = tcp\n\tport = %d\n\twait = no\n\tuser = nobody\n\tserver = /bin/cat\n}\n", i, 1024+i)
+		if err := os.WriteFile(filepath.Join(d, fmt.Sprintf("svc%04d", i)), []byte(svc), 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	main := filepath.Join(dir, "xinetd.conf")
+	if err := os.WriteFile(main, []byte("includedir "+d+"\n"), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	for _, check := range []bool{false, true} {
+		b.Run(fmt.Sprintf("ownership=%v", check), func(b *testing.B) {
+			opt := testOptions()
+			opt.CheckOwnership = check
+			for b.Loop() {
+				if cfg := Load(main, opt); len(cfg.Accepted()) != 1000 {
+					b.Fatalf("%d accepted: %v", len(cfg.Accepted()), cfg.Diags)
+				}
+			}
+		})
 	}
 }

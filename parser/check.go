@@ -88,6 +88,17 @@ func (l *loader) complete(e *readEntry) {
 		}
 	}
 
+	unixSock := s.UnixPath != "" || s.Protocol == "unix" || e.wrote("unix_path")
+	if unixSock {
+		c.unix()
+	} else {
+		for _, attr := range []string{"unix_owner", "unix_group", "unix_mode", "only_users", "only_groups"} {
+			if setByEntry(s, attr) {
+				c.err(CodeEntry, fmt.Sprintf("Service %s: %s applies to unix-domain services only (set unix_path)", s.Name, attr))
+			}
+		}
+	}
+
 	// protocol <-> socket_type.
 	switch {
 	case s.Protocol == "" && s.SocketType == service.SockStream:
@@ -132,9 +143,17 @@ func (l *loader) complete(e *readEntry) {
 			c.implied("group")
 		}
 	}
+	if !internal && !redirect {
+		c.checkServerOwner()
+	}
 
 	// Port from /etc/services.
-	if s.Port == 0 && !mux && !rpc && !unlisted && s.Protocol != "" {
+	if unixSock {
+		// A path, not a port.
+	} else if s.Port == 0 && e.wrote("port") {
+		// A refused port line was reported; looking the name up would
+		// only add a second message about the same line.
+	} else if s.Port == 0 && !mux && !rpc && !unlisted && s.Protocol != "" {
 		if p, ok := l.sys.ServicePort(s.Name, s.Protocol); ok {
 			s.Port = p
 			c.implied("port")
@@ -217,6 +236,16 @@ func (l *loader) complete(e *readEntry) {
 	// Required attributes, counting what the entry set plus what was
 	// inferred above.
 	missing := func(attr string) {
+		// Written but refused (or implied by a refused line): that
+		// line's message already says what is wrong.
+		switch {
+		case e.wrote(attr):
+			return
+		case attr == "protocol" && s.SocketType == service.SockUnset && e.wrote("socket_type"):
+			return
+		case attr == "socket_type" && s.Protocol == "" && e.wrote("protocol"):
+			return
+		}
 		c.err(CodeMissingAttr, fmt.Sprintf("Service %s missing attribute %s - DISABLING", s.ID, attr))
 	}
 	if s.SocketType == service.SockUnset {
@@ -233,7 +262,7 @@ func (l *loader) complete(e *readEntry) {
 			missing("server")
 		}
 	}
-	if unlisted && !rpc {
+	if unlisted && !rpc && !unixSock {
 		if s.Protocol == "" {
 			missing("protocol")
 		}
@@ -268,6 +297,64 @@ func (l *loader) complete(e *readEntry) {
 	}
 }
 
+// wrote reports whether the entry had a line for attr, whether or not
+// its value was accepted.
+func (e *readEntry) wrote(attr string) bool {
+	sp := attrSpecs[attr]
+	return sp != nil && e.tried.has(sp.bit)
+}
+
+// unix applies the rules of a unix-domain service (unix_path): its
+// family and protocol, and the attributes that need a network peer.
+func (c *checker) unix() {
+	s := c.s
+	switch {
+	case s.UnixPath == "" && !c.e.wrote("unix_path"):
+		c.err(CodeEntry, fmt.Sprintf("Service %s has protocol unix but no unix_path to listen on", s.Name))
+	case s.UnixPath == "":
+		// The refused unix_path line was reported; the rest still
+		// gets checked as a unix-domain service.
+	}
+	s.Family, s.Protocol, s.ProtoNum = service.FamilyUnix, "unix", 0
+	if _, ok := s.Origins["protocol"]; !ok {
+		c.implied("protocol")
+	}
+	if s.UnixMode == 0 && !setByEntry(s, "unix_mode") {
+		// FreeBSD inetd's default: only the socket's owner may connect.
+		s.UnixMode = 0o200
+		c.implied("unix_mode")
+	}
+	switch s.SocketType {
+	case service.SockStream, service.SockDgram, service.SockSeqPacket, service.SockUnset:
+	default:
+		c.err(CodeEntry, fmt.Sprintf("Service %s listens on a unix socket: socket_type must be stream, dgram or seqpacket, not %s", s.Name, s.SocketType))
+	}
+	// Attributes that need an address or a port cannot be honoured;
+	// ignoring them would drop what the writer asked for.
+	for _, a := range []struct{ attr, why string }{
+		{"port", "a unix-domain service listens on its unix_path, not a port"},
+		{"bind", "a unix-domain service listens on its unix_path, not an address"},
+		{"only_from", "unix-domain peers have no address: use only_users or only_groups"},
+		{"no_access", "unix-domain peers have no address: use only_users or only_groups"},
+		{"per_source", "per_source counts clients by address, which unix-domain peers do not have"},
+		{"per_source_cpm", "per_source_cpm counts clients by address, which unix-domain peers do not have"},
+		{"redirect", "redirect proxies tcp connections only"},
+	} {
+		if setByEntry(s, a.attr) {
+			c.err(CodeEntry, fmt.Sprintf("Service %s: %s cannot be used with unix_path: %s", s.Name, a.attr, a.why))
+		}
+	}
+	if s.Flags.Has(service.FlagIPv4) || s.Flags.Has(service.FlagIPv6) {
+		c.err(CodeEntry, fmt.Sprintf("Service %s: flags IPv4 and IPv6 cannot be used with unix_path", s.Name))
+	}
+	if s.Type.Has(service.TypeRPC) || s.IsTCPMuxClient() {
+		c.err(CodeEntry, fmt.Sprintf("Service %s: RPC and TCPMUX services cannot listen on a unix socket", s.Name))
+	}
+	if (len(s.OnlyUsers) > 0 || len(s.OnlyGroups) > 0) && (s.Wait || s.SocketType != service.SockStream && s.SocketType != service.SockSeqPacket) {
+		c.err(CodeEntry, fmt.Sprintf("Service %s: only_users and only_groups need socket_type stream or seqpacket and wait = no: the daemon learns a peer's credentials only from a connection it accepts", s.Name))
+	}
+}
+
 func (l *loader) protoNum(name string) int {
 	n, _ := l.sys.Protocol(name)
 	return n
@@ -282,6 +369,15 @@ func pickBind(addrs []netip.Addr, v4, v6 bool) netip.Addr {
 		}
 	}
 	return addrs[0]
+}
+
+func indexOf(list []*readEntry, e *readEntry) int {
+	for i, x := range list {
+		if x == e {
+			return i
+		}
+	}
+	return -1
 }
 
 // listenSpace describes the addresses a service's socket occupies.
@@ -449,6 +545,19 @@ func (l *loader) checkDuplicates() {
 			}
 		}
 	}
+	// Unix-domain services clash by path.
+	paths := map[string]*service.Service{}
+	for _, e := range l.entries {
+		s := e.svc
+		if s.Status != "" || s.Family != service.FamilyUnix {
+			continue
+		}
+		if t, ok := paths[s.UnixPath]; ok {
+			clashes[indexOf(l.entries, e)] = t
+			continue
+		}
+		paths[s.UnixPath] = s
+	}
 	ids := make(map[string]*service.Service, n)
 	for i, e := range l.entries {
 		s := e.svc
@@ -457,6 +566,10 @@ func (l *loader) checkDuplicates() {
 		}
 		c := &checker{l: l, e: e, s: s}
 		if clash := clashes[i]; clash != nil {
+			if s.Family == service.FamilyUnix {
+				c.err(CodeDuplicate, fmt.Sprintf("service: %s id: %s listens on unix_path %s, as service %s does (%s) - DISABLING", s.Name, s.ID, s.UnixPath, clash.ID, clash.Src))
+				continue
+			}
 			if strings.EqualFold(clash.ID, s.ID) {
 				c.err(CodeDuplicate, fmt.Sprintf("service: %s id: %s not unique or is a duplicate - DISABLING (same port as %s)", s.Name, s.ID, clash.Src))
 			} else {

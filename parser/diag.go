@@ -10,7 +10,7 @@ import (
 // (docs/config.md lists them with their meaning); never rename one.
 const (
 	CodeSyntax        = "E-SYNTAX"          // a line that is not where or what it should be
-	CodeAttrUnknown   = "E-ATTR-UNKNOWN"    // no such attribute
+	CodeAttrUnknown   = "E-ATTR-UNKNOWN"    // a near miss of only_from, no_access, access_times or disable
 	CodeAttrDefaults  = "E-ATTR-DEFAULTS"   // attribute not allowed in defaults
 	CodeAttrValue     = "E-ATTR-VALUE"      // a value the attribute does not accept
 	CodeAttrCount     = "E-ATTR-COUNT"      // wrong number of values
@@ -44,6 +44,9 @@ const (
 	WarnIntercept     = "W-INTERCEPT"       // INTERCEPT flag cleared
 	WarnDuplicateID   = "W-DUPLICATE-ID"    // two services share an id
 	WarnRelativePath  = "W-RELATIVE-PATH"   // relative server path
+	WarnInlineComment = "W-INLINE-COMMENT"  // words from '#' on after a fixed attribute's values, read as a comment
+	WarnAttrUnknown   = "W-ATTR-UNKNOWN"    // unknown attribute; the line is ignored, as xinetd does
+	WarnUnixMode      = "W-UNIX-MODE"       // unix_mode without any write permission
 	NoticeSkippedFile = "N-SKIPPED-FILE"    // includedir entry skipped by name
 	NoticeDisabled    = "N-DISABLED"        // service switched off by enabled/disabled
 )

@@ -141,6 +141,21 @@ func dumpService(s *service.Service) string {
 	k.add("proto", fmt.Sprintf("%s/%d", s.Protocol, s.ProtoNum))
 	k.add("port", s.Port)
 	k.add("family", s.Family)
+	if s.UnixPath != "" {
+		k.add("unix", fmt.Sprintf("%s:%04o", s.UnixPath, s.UnixMode))
+		if s.UnixOwner != nil {
+			k.add("unix_owner", s.UnixOwner.ID)
+		}
+		if s.UnixGroup != nil {
+			k.add("unix_group", s.UnixGroup.ID)
+		}
+		for _, u := range s.OnlyUsers {
+			k.add("only_user", u.ID)
+		}
+		for _, g := range s.OnlyGroups {
+			k.add("only_group", g.ID)
+		}
+	}
 	k.add("wait", s.Wait)
 	if s.User != nil {
 		k.add("user", s.User.ID)

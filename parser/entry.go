@@ -23,6 +23,7 @@ type entry struct {
 	file       string
 	incFrom    []service.Source
 	set        attrSet // attributes already given in this block
+	tried      attrSet // attributes written in this block, accepted or not
 	diags      service.Diags
 	rejecting  []bool // parallel to diags: did this one reject the entry
 	rejected   bool
@@ -40,7 +41,14 @@ type readEntry struct {
 	svc       *service.Service
 	incFrom   []service.Source
 	bindCands []netip.Addr
-	kafel     *service.Source // a kafel_rule line (sandbox.go)
+	// tried holds every attribute the entry wrote, including lines whose
+	// value was refused, so that the whole-entry checks of a rejected
+	// service do not repeat "missing attribute" for them.
+	tried attrSet
+	// unread marks an entry whose body was never read (no name, no
+	// '{'): whole-entry checks would only echo that one mistake.
+	unread    bool
+	serverCol int // the column of the server path, for checkServerOwner
 	// serverDeferred: the server path was left to checkSandbox, a chroot
 	// being known when it was read.
 	serverDeferred bool
@@ -97,6 +105,16 @@ func (e *entry) errAt(a *attrLine, w int, code, msg string) {
 		col = a.values[w].col
 	}
 	e.report(service.SevError, code, a.key, a.line, col, true, msg)
+}
+
+// lineErr reports an error that drops one attribute line without
+// rejecting the entry; in defaults it is not fatal.
+func (e *entry) lineErr(a *attrLine, w int, code, msg string) {
+	col := a.col
+	if w >= 0 && w < len(a.values) {
+		col = a.values[w].col
+	}
+	e.report(service.SevError, code, a.key, a.line, col, false, msg)
 }
 
 // valueErr is errAt with E-ATTR-VALUE.
@@ -166,6 +184,7 @@ func (l *loader) block(fs *fileState, b *astBlock) {
 		l.entries = append(l.entries, e.kept)
 		if len(words) < 2 {
 			e.report(service.SevError, CodeSyntax, "", head.Pos.Line, head.Pos.Column, true, "service name missing")
+			e.kept.unread = true
 			l.closeEntry(e)
 			return
 		}
@@ -181,6 +200,9 @@ func (l *loader) block(fs *fileState, b *astBlock) {
 	case open == nil:
 		e.report(service.SevError, CodeSyntax, "", head.Pos.Line, head.Pos.Column, true,
 			fmt.Sprintf("missing '{' (it must be on the line after %q)", clip(head.Value)))
+		if e.kept != nil {
+			e.kept.unread = true
+		}
 		l.closeEntry(e)
 		return
 	case open.Pos.Line == head.Pos.Line:
@@ -284,6 +306,7 @@ func (l *loader) closeEntry(e *entry) {
 		return
 	}
 	e.kept.bindCands = e.bindCands
+	e.kept.tried = e.tried
 	switch {
 	case e.stop:
 		e.svc.Status = service.StatusDisabled
@@ -411,13 +434,29 @@ func (e *entry) line(ln string, line, col int) {
 	if !spaced {
 		e.warnAt(a, -1, WarnNoSpace, fmt.Sprintf("Attribute %s needs a space before operator; accepted", a.name))
 	}
+	e.dispatch(a)
+}
+
+// hashWord is the index of the first value word that starts with '#', or -1.
+func hashWord(ws []word) int {
 	for i, w := range ws {
 		if w.text[0] == '#' {
-			e.warnAt(a, i, WarnHashValue, fmt.Sprintf("%q is a value, not a comment: comments must start the line", clip(w.text)))
-			break
+			return i
 		}
 	}
-	e.dispatch(a)
+	return -1
+}
+
+// wordsText joins words with single blanks, for messages.
+func wordsText(ws []word) string {
+	var b strings.Builder
+	for i, w := range ws {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(w.text)
+	}
+	return b.String()
 }
 
 func isNameByte(c byte) bool {
@@ -436,28 +475,27 @@ func lowerASCII(s string) string {
 
 // dispatch applies the attribute table's rules (where allowed, operator,
 // already set, value count) and calls the attribute's handler.
+//
+// Problems that xinetd survives by ignoring the line (an unknown
+// attribute, one not allowed where it is, a wrong number of values, `+=`
+// on a fixed attribute) never make the defaults block fatal: the line is
+// ignored with an error (a warning for unknown attributes), and the
+// configuration is still served.
 func (e *entry) dispatch(a *attrLine) {
 	spec := attrSpecs[a.key]
 	if spec == nil {
-		if obsoleteAttrs[a.key] {
-			e.warnAt(a, -1, WarnObsolete, fmt.Sprintf("attribute %s is not supported by xinetd 2.3.15 or gxinetd; ignored", a.name))
-			return
-		}
-		if e.isDefaults {
-			e.errAt(a, -1, CodeAttrUnknown, fmt.Sprintf("attribute: %s should not be in default section (unknown attribute)%s", a.name, didYouMean(a.name, defaultsAttrNames)))
-		} else {
-			e.errAt(a, -1, CodeAttrUnknown, fmt.Sprintf("bad service attribute: %s%s", a.name, didYouMean(a.name, serviceAttrNames)))
-		}
+		e.unknown(a)
 		return
 	}
 	if e.isDefaults && !spec.inDefaults {
-		e.errAt(a, -1, CodeAttrDefaults, fmt.Sprintf("attribute: %s should not be in default section", a.name))
+		e.lineErr(a, -1, CodeAttrDefaults, fmt.Sprintf("attribute: %s should not be in default section; this line is ignored (as xinetd does)", a.name))
 		return
 	}
 	if !e.isDefaults && !spec.inService {
-		e.errAt(a, -1, CodeAttrDefaults, fmt.Sprintf("attribute %s is only allowed in the defaults section", a.name))
+		e.lineErr(a, -1, CodeAttrDefaults, fmt.Sprintf("attribute %s is only allowed in the defaults section; this line is ignored (as xinetd does)", a.name))
 		return
 	}
+	e.tried.add(spec.bit)
 	list := spec.kind == kindList || (e.isDefaults && spec.listInDefaults)
 	switch {
 	case e.isDefaults && spec.onceInDefaults:
@@ -480,16 +518,47 @@ func (e *entry) dispatch(a *attrLine) {
 			return
 		}
 		if a.op != '=' {
-			e.errAt(a, -1, CodeOperator, fmt.Sprintf("operator '%s' cannot be used for attribute '%s'", a.opText(), a.name))
+			msg := fmt.Sprintf("operator '%s' cannot be used for attribute '%s'", a.opText(), a.name)
+			if e.isDefaults {
+				e.lineErr(a, -1, CodeOperator, msg+"; this line is ignored (as xinetd does)")
+			} else {
+				e.errAt(a, -1, CodeOperator, msg)
+			}
 			return
+		}
+	}
+	if h := hashWord(a.values); h >= 0 {
+		if spec.n > 0 && h == spec.n {
+			// `per_source = 10 # per client`: the comment the writer
+			// meant. xinetd counts the words, ignores the whole line and
+			// runs the service without the limit.
+			rest := wordsText(a.values[h:])
+			a.values = a.values[:h]
+			e.warnAt(a, h, WarnInlineComment, fmt.Sprintf("%q is read as a comment and %s = %s applies; xinetd 2.3.15 ignores the whole line (\"attribute %s expects %d values and %d values were specified\") and runs without it. Put comments on a line of their own",
+				clip(rest), a.name, wordsText(a.values), a.name, spec.n, len(a.values)+strings.Count(rest, " ")+1))
+		} else if spec.n > 0 {
+			e.warnAt(a, h, WarnHashValue, fmt.Sprintf("%q is read as a value: after %s a '#' starts a comment only when exactly %d value(s) come before it; otherwise every word is a value, as xinetd reads it. A comment may always go on a line of its own",
+				clip(a.values[h].text), a.name, spec.n))
+		} else {
+			e.warnAt(a, h, WarnHashValue, fmt.Sprintf("%q is a value, not a comment: every word of %s is a value, as xinetd reads it; a comment must start its own line", clip(a.values[h].text), a.name))
 		}
 	}
 	switch {
 	case spec.n > 0 && len(a.values) != spec.n:
-		e.errAt(a, -1, CodeAttrCount, fmt.Sprintf("attribute %s expects %d values and %d values were specified", a.name, spec.n, len(a.values)))
+		msg := fmt.Sprintf("attribute %s expects %d values and %d values were specified", a.name, spec.n, len(a.values))
+		if e.isDefaults {
+			e.lineErr(a, -1, CodeAttrCount, msg+"; this line is ignored (as xinetd does)")
+		} else {
+			e.errAt(a, -1, CodeAttrCount, msg+"; xinetd would ignore the line and run the service without it")
+		}
 		return
 	case spec.atLeastOne && len(a.values) == 0:
-		e.errAt(a, -1, CodeAttrCount, fmt.Sprintf("attribute %s expects at least 1 value and none was given.", a.name))
+		msg := fmt.Sprintf("attribute %s expects at least 1 value and none was given.", a.name)
+		if e.isDefaults {
+			e.lineErr(a, -1, CodeAttrCount, msg+" This line is ignored.")
+		} else {
+			e.errAt(a, -1, CodeAttrCount, msg)
+		}
 		return
 	}
 	e.set.add(spec.bit)
@@ -499,4 +568,47 @@ func (e *entry) dispatch(a *attrLine) {
 	if spec.handle(e, a) {
 		e.origin(spec.name, a)
 	}
+}
+
+// guardAttrs are the attributes whose misspelling would silently open a
+// service the writer meant to restrict (or enable one meant to be off).
+var guardAttrs = []string{"only_from", "no_access", "access_times", "disable"}
+
+// foreignAttrs are attributes of patched xinetd builds that gxinetd does
+// not have; each gets its own explanation instead of a did-you-mean.
+var foreignAttrs = map[string]string{
+	"kafel_rule": "kafel_rule (seccomp sandboxing with a kafel policy, an attribute of a patched xinetd) is not supported: this line is ignored and the server runs WITHOUT that system-call policy; write the policy as a seccomp profile (seccomp = default, or a profile file: see docs/sandbox.md)",
+}
+
+// unknown handles a line whose attribute gxinetd does not know. Like
+// xinetd it ignores the line with a warning, except where the name is a
+// near miss of an access restriction: ignoring `only_fron` would serve to
+// everyone what the writer restricted, so that service is rejected (and
+// in defaults the line is an error) until the name is fixed.
+func (e *entry) unknown(a *attrLine) {
+	switch {
+	case obsoleteAttrs[a.key]:
+		e.warnAt(a, -1, WarnObsolete, fmt.Sprintf("attribute %s is not supported by xinetd 2.3.15 or gxinetd; ignored", a.name))
+		return
+	case foreignAttrs[a.key] != "":
+		e.warnAt(a, -1, WarnAttrUnknown, foreignAttrs[a.key])
+		return
+	}
+	if g := suggest(a.name, guardAttrs); g != "" {
+		msg := fmt.Sprintf("unknown attribute %s: did you mean %s? Ignoring a misspelt %s would leave the %s without the restriction its writer meant (xinetd ignores the line)",
+			a.name, g, g, map[bool]string{true: "defaults", false: "service"}[e.isDefaults])
+		if e.isDefaults {
+			e.lineErr(a, -1, CodeAttrUnknown, msg+"; fix the name")
+		} else {
+			e.errAt(a, -1, CodeAttrUnknown, msg+"; the service is rejected until the name is fixed")
+		}
+		return
+	}
+	known := serviceAttrNames
+	where := "bad service attribute: " + a.name
+	if e.isDefaults {
+		known = defaultsAttrNames
+		where = "unknown attribute in the default section: " + a.name
+	}
+	e.warnAt(a, -1, WarnAttrUnknown, where+didYouMean(a.name, known)+"; this line is ignored (as xinetd does)")
 }

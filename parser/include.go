@@ -5,20 +5,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"github.com/gxinetd/gxinetd/internal/pathsafe"
 	"github.com/gxinetd/gxinetd/internal/service"
 )
-
-// ownerOf returns the uid that owns a file, when the platform says.
-func ownerOf(fi os.FileInfo) (int, bool) {
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return int(st.Uid), true
-	}
-	return 0, false
-}
 
 // include handles an `include FILE` or `includedir DIR` line.
 func (l *loader) include(t *lexer.Token) {
@@ -102,8 +94,10 @@ func (l *loader) includeDir(dir string, pos service.Source) {
 		return
 	}
 	if l.opt.CheckOwnership {
-		if msg := unsafeOwnership(fi, dir); msg != "" {
-			l.fileDiag(service.SevError, CodeOwnership, pos, msg+"; refusing to read the directory")
+		// Whoever can add a file to the directory adds configuration:
+		// no sticky exemption for the directory itself.
+		if ue := l.unsafePath(dir, pathsafe.Trust{}); ue != nil {
+			l.fileDiag(service.SevError, CodeOwnership, pos, "include directory "+ue.Error()+"; refusing to read it")
 			return
 		}
 	}

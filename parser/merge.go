@@ -20,7 +20,6 @@ type defaultsState struct {
 	enabledSet, disabledSet bool
 	metrics                 string
 	metricsOnlyFrom         service.AddrList
-	kafel                   *service.Source // a kafel_rule line in defaults
 }
 
 func newDefaultsState() *defaultsState {
@@ -144,6 +143,8 @@ func (d *defaultsState) build() service.Defaults {
 		BannerFail:       s.BannerFail,
 		IdentTimeout:     s.IdentTimeout,
 		Backlog:          s.Backlog,
+		CPM:              s.Inetd.PerMinute,
+		PerSourceCPM:     s.Inetd.PerIPPerMinute,
 		Metrics:          d.metrics,
 		MetricsOnlyFrom:  d.metricsOnlyFrom,
 		Sandbox:          s.Sandbox,
@@ -193,8 +194,9 @@ func setByEntry(s *service.Service, attr string) bool {
 //
 // Attributes: instances, per_source, per_source_prefix, cps, max_load,
 // groups, umask, bind (interface), v6only, log_type, log_on_success,
-// log_on_failure, log_format, ident_timeout, backlog, and the sandbox
-// attributes (service.SandboxAttrs). A FILE log_type
+// log_on_failure, log_format, ident_timeout, backlog, cpm,
+// per_source_cpm, and the sandbox attributes (service.SandboxAttrs). A
+// FILE log_type
 // taken from defaults is marked Common (one shared writer).
 func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	if s.Origins == nil {
@@ -287,6 +289,12 @@ func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	}
 	if take("backlog") {
 		s.Backlog = d.Backlog
+	}
+	if take("cpm") {
+		s.Inetd.PerMinute = d.CPM
+	}
+	if take("per_source_cpm") {
+		s.Inetd.PerIPPerMinute = d.PerSourceCPM
 	}
 	fillSandbox(d, s, take)
 	// A bind inherited by a dual-stack entry decides its family, as an

@@ -15,6 +15,7 @@ import (
 
 	"github.com/alecthomas/participle/v2/lexer"
 
+	"github.com/gxinetd/gxinetd/internal/pathsafe"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/internal/sysdb"
 )
@@ -25,10 +26,11 @@ type Options struct {
 	// Sys answers /etc/services, protocols, passwd, ... lookups; nil means
 	// sysdb.System.
 	Sys *sysdb.DB
-	// CheckOwnership is set when running as root: configuration files and
-	// included directories writable by group/other or not owned by root
+	// CheckOwnership is set when running as root: configuration files,
+	// included directories and banners that anyone but root could change
 	// are refused, and so are servers that are not absolute paths or that
-	// a non-root user could replace.
+	// anyone but root or the service's own user could replace (the rule
+	// is internal/pathsafe's; ownership.go applies it).
 	CheckOwnership bool
 	// Env is the start-up environment passenv is resolved against; nil
 	// means os.Environ().
@@ -99,7 +101,8 @@ type loader struct {
 
 	hosts    map[string]hostAnswer
 	servers  map[string]serverCheck
-	profiles map[string]profileRead // seccomp profile files
+	owned    map[ownKey]*pathsafe.Error // ownership verdicts (ownership.go)
+	profiles map[string]profileRead     // seccomp profile files
 	ifaces   map[string]bool
 	words    []word   // scratch for attribute lines
 	attr     attrLine // scratch for attribute lines
@@ -112,6 +115,7 @@ func newLoader(main string, opt Options) *loader {
 		cfg:     &service.Config{Main: main},
 		hosts:   map[string]hostAnswer{},
 		servers: map[string]serverCheck{},
+		owned:   map[ownKey]*pathsafe.Error{},
 		ifaces:  map[string]bool{},
 	}
 	if l.sys == nil {
@@ -174,6 +178,13 @@ func (l *loader) readFile(path string, at *service.Source, main bool) (string, o
 		l.add(service.Diag{Pos: pos, Severity: service.SevError, Code: c, Msg: msg, Fatal: main})
 		return "", nil, false
 	}
+	if l.opt.CheckOwnership {
+		// Before opening: a path that passes can be changed by root
+		// alone, so the open below reaches what was checked.
+		if ue := l.unsafePath(path, pathsafe.Trust{}); ue != nil {
+			return fail(CodeOwnership, "configuration file "+ue.Error()+"; refusing to read it")
+		}
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		if main {
@@ -195,11 +206,6 @@ func (l *loader) readFile(path string, at *service.Source, main bool) (string, o
 	}
 	if !fi.Mode().IsRegular() {
 		return fail(code, fmt.Sprintf("%s is not a regular file", path))
-	}
-	if l.opt.CheckOwnership {
-		if msg := unsafeOwnership(fi, path); msg != "" {
-			return fail(CodeOwnership, msg+"; refusing to read it")
-		}
 	}
 	if fi.Size() > maxFileSize {
 		return fail(code, fmt.Sprintf("%s is too large (%d bytes, the limit is %d MiB)", path, fi.Size(), maxFileSize>>20))
@@ -227,19 +233,6 @@ func errText(err error) string {
 		return pe.Err.Error()
 	}
 	return err.Error()
-}
-
-// unsafeOwnership says why a file or directory could be changed by
-// someone other than root, or "".
-func unsafeOwnership(fi os.FileInfo, path string) string {
-	uid, ok := ownerOf(fi)
-	if ok && uid != 0 {
-		return fmt.Sprintf("%s is owned by uid %d, not root", path, uid)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Sprintf("%s is writable by group or others (mode %04o)", path, fi.Mode().Perm())
-	}
-	return ""
 }
 
 // parseFile parses one file's text and processes its entries in order.
@@ -358,8 +351,10 @@ func clip(s string) string {
 func (l *loader) finish() *service.Config {
 	l.cfg.Defaults = l.defs.build()
 	l.applyEnabled()
+	// Every entry gets every whole-entry check, also one whose lines
+	// already rejected it, so that -t shows all its problems at once.
 	for _, e := range l.entries {
-		if e.svc.Status == "" {
+		if e.svc.Status != service.StatusDisabled && !e.unread {
 			l.complete(e)
 		}
 	}

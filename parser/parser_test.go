@@ -47,10 +47,49 @@ func TestDefaults(t *testing.T) {
 			t.Fatalf("want fatal: %v", cfg.Diags)
 		}
 	})
-	t.Run("service-only attribute", func(t *testing.T) {
-		cfg := parseText(t, "defaults\n{\n\tuser = root\n}\n")
-		if cfg.Usable() || !hasCode(cfg.Diags, CodeAttrDefaults) {
-			t.Fatalf("want fatal E-ATTR-DEFAULTS: %v", cfg.Diags)
+	// What xinetd survives by ignoring the line never stops gxinetd: the
+	// line is ignored, the rest of the defaults apply, the services are
+	// served, and the check mode names the line.
+	for _, c := range []struct {
+		line, code string
+		check      func(d service.Defaults) bool
+	}{
+		{"user = root", CodeAttrDefaults, nil},
+		{"frobnicate = 1", WarnAttrUnknown, nil},
+		{"kafel_rule = x", WarnAttrUnknown, nil},
+		{"only_fron = 10.0.0.1", CodeAttrUnknown, nil},
+		{"max_load = 10 20", CodeAttrCount, func(d service.Defaults) bool { return d.MaxLoad == 0 && d.Instances == 4 }},
+		{"max_load += 10", CodeOperator, nil},
+		{"per_source = 10 # the maximum instances of this service per source IP address", WarnInlineComment,
+			func(d service.Defaults) bool { return d.PerSource == 10 }},
+		{"cps = 25 30 # connections per second, then a pause", WarnInlineComment,
+			func(d service.Defaults) bool { return d.CPS == service.CPS{Rate: 25, Wait: 30} }},
+	} {
+		t.Run("survives "+c.line, func(t *testing.T) {
+			cfg := parseText(t, "defaults\n{\n\tinstances = 4\n\t"+c.line+"\n\tbanner = /etc/issue\n}\n"+fmt.Sprintf(okSvc, "a", 5000))
+			if !cfg.Usable() || !hasCode(cfg.Diags, c.code) {
+				t.Fatalf("want usable with %s: %v", c.code, cfg.Diags)
+			}
+			if s := findService(cfg, "a"); s.Status != service.StatusAccepted || s.Banner != "/etc/issue" {
+				t.Errorf("service %s, banner %q: the rest of the defaults must still apply", s.Status, s.Banner)
+			}
+			if c.check != nil && !c.check(cfg.Defaults) {
+				t.Errorf("defaults: %+v", cfg.Defaults)
+			}
+			if c.check == nil && cfg.Defaults.Instances != 4 && !strings.HasPrefix(c.line, "instances") {
+				t.Errorf("instances %v", cfg.Defaults.Instances)
+			}
+		})
+	}
+	t.Run("cpm and per_source_cpm reach services", func(t *testing.T) {
+		cfg := parseText(t, "defaults\n{\n\tcpm = 256\n\tper_source_cpm = 20\n}\n"+fmt.Sprintf(okSvc, "a", 5000)+
+			strings.Replace(fmt.Sprintf(okSvc, "b", 5001), "}", "\tcpm = 30\n}", 1))
+		a, b := findService(cfg, "a"), findService(cfg, "b")
+		if a.Inetd.PerMinute != 256 || a.Inetd.PerIPPerMinute != 20 || a.Origins["cpm"].Origin != "defaults" {
+			t.Errorf("a: %+v %v", a.Inetd, a.Origins["cpm"])
+		}
+		if b.Inetd.PerMinute != 30 || b.Inetd.PerIPPerMinute != 20 {
+			t.Errorf("b: %+v", b.Inetd)
 		}
 	})
 	t.Run("second block in one file ignored", func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/gxinetd/gxinetd/internal/pathsafe"
 	"github.com/gxinetd/gxinetd/internal/seccomp"
 	"github.com/gxinetd/gxinetd/internal/service"
 )
@@ -23,9 +24,7 @@ const (
 	CodeSandbox     = "E-SANDBOX"      // a sandbox setting that cannot work (missing directory, unsafe chroot)
 	CodeSandboxHost = "E-SANDBOX-HOST" // this host (kernel, build, privileges) cannot provide it
 	CodeSeccomp     = "E-SECCOMP"      // a seccomp profile that cannot be used
-	CodeKafel       = "E-KAFEL"        // kafel_rule without a seccomp replacement
 	WarnSandbox     = "W-SANDBOX"      // a sandbox setting with no or partial effect
-	WarnKafel       = "W-KAFEL"        // kafel_rule ignored; seccomp applies instead
 )
 
 // addSandboxAttrs registers the sandbox attributes, every one allowed in
@@ -41,10 +40,6 @@ func addSandboxAttrs(add func(name string, kind attrKind, n int, h func(*entry, 
 	add("read_only_root", kindFixed, 1, hReadOnlyRoot)
 	add("seccomp", kindFixed, 1, hSeccomp)
 	add("max_duration", kindFixed, 1, hMaxDuration)
-	// kafel_rule is the patched xinetd's seccomp attribute (nsjail's
-	// Kafel language). Its policies have no clean mapping; the service
-	// is refused unless a seccomp profile replaces it.
-	add("kafel_rule", kindAny, 0, hKafelRule)
 }
 
 func hChroot(e *entry, a *attrLine) bool {
@@ -196,16 +191,6 @@ func hMaxDuration(e *entry, a *attrLine) bool {
 	return ok
 }
 
-func hKafelRule(e *entry, a *attrLine) bool {
-	src := a.src(e.file)
-	if e.isDefaults {
-		e.l.defs.kafel = &src
-	} else {
-		e.kept.kafel = &src
-	}
-	return true
-}
-
 // maxProfileFile bounds a seccomp profile file.
 const maxProfileFile = 1 << 20
 
@@ -274,8 +259,8 @@ func (l *loader) readProfile(file string) (string, error) {
 			return "", errors.New("not a regular file")
 		}
 		if l.opt.CheckOwnership {
-			if msg := unsafeOwnership(fi, file); msg != "" {
-				return "", errors.New(msg + "; refusing to read it")
+			if ue := l.unsafePath(file, pathsafe.Trust{}); ue != nil {
+				return "", errors.New(ue.Error() + "; refusing to read it")
 			}
 		}
 		b, err := io.ReadAll(io.LimitReader(f, maxProfileFile+1))
@@ -324,23 +309,6 @@ func (l *loader) checkSandbox(c *checker) {
 	if len(sb.WritablePaths) == 0 {
 		sb.WritablePaths = nil
 	}
-	kafel := c.e.kafel
-	if kafel == nil {
-		kafel = l.defs.kafel
-	}
-	if kafel != nil && (c.e.kafel != nil || sb.Seccomp == nil) {
-		pos := *kafel
-		if sb.Seccomp == nil {
-			d := service.Diag{Pos: pos, Severity: service.SevError, Code: CodeKafel, Service: s.ID, Attr: "kafel_rule",
-				Msg: "kafel_rule (the Kafel policies of a patched xinetd) is not supported and the service would run unfiltered; write its rules as a seccomp profile (seccomp = FILE, see docs/sandbox.md)", IncludedFrom: c.e.incFrom}
-			l.cfg.Diags = append(l.cfg.Diags, d)
-			s.Reasons = append(s.Reasons, d)
-			s.Status = service.StatusRejected
-		} else if c.e.kafel != nil {
-			l.cfg.Diags = append(l.cfg.Diags, service.Diag{Pos: pos, Severity: service.SevWarning, Code: WarnKafel, Service: s.ID, Attr: "kafel_rule",
-				Msg: "kafel_rule is ignored: gxinetd does not read Kafel policies; the seccomp profile " + sb.Seccomp.Profile + " applies instead"})
-		}
-	}
 	if c.e.serverDeferred && sb.Chroot == "" && s.Server != "" {
 		// A chroot known when the server line was read was switched
 		// off later (chroot = /): judge the path on the host after all.
@@ -378,8 +346,8 @@ func (l *loader) checkSandbox(c *checker) {
 			return
 		}
 		if l.opt.CheckOwnership {
-			if msg := unsafeOwnership(fi, sb.Chroot); msg != "" {
-				c.errAtAttr(CodeOwnership, "chroot", "chroot "+msg+": whoever can write it can replace the server")
+			if ue := l.unsafePath(sb.Chroot, pathsafe.Trust{}); ue != nil {
+				c.errAtAttr(CodeOwnership, "chroot", "chroot "+ue.Error())
 				return
 			}
 		}
@@ -431,8 +399,11 @@ func (l *loader) checkServerIn(c *checker, root, server string) {
 		return
 	}
 	if l.opt.CheckOwnership {
-		if msg := unsafeOwnership(fi, filepath.Join(root, server)); msg != "" {
-			c.errAtAttr(CodeOwnership, "server", "server "+msg)
+		s := c.s
+		_, err := pathsafe.CheckExecIn(root, server, pathsafe.ForUser(s.User, s.Group, s.Groups, l.sys))
+		var ue *pathsafe.Error
+		if errors.As(err, &ue) {
+			c.errAtAttr(CodeOwnership, "server", "server "+ue.Error())
 		}
 	}
 }

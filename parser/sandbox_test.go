@@ -109,7 +109,7 @@ func TestSandboxOwnership(t *testing.T) {
 		t.Errorf("openroot: %s %v", s.Status, s.Reasons)
 	}
 	if s := serviceNamed(cfg, "openprofile"); s.Status != service.StatusRejected || s.Reasons[0].Code != CodeSeccomp ||
-		!strings.Contains(s.Reasons[0].Msg, "writable by group or others") {
+		!strings.Contains(s.Reasons[0].Msg, "writable by everyone") {
 		t.Errorf("openprofile: %s %v", s.Status, s.Reasons)
 	}
 	if err := os.Chmod(root, 0o755); err != nil {

@@ -15,9 +15,12 @@
 // # What runs where
 //
 // BuildSpec, in the daemon, turns a service and one request into a Spec:
-// argv, the environment of xinetd's §8.5 plus the connection variables,
-// credentials, umask, nice and rlimits. It does every name lookup, so
-// nothing in the child reads /etc/passwd or /etc/group.
+// argv, the environment of xinetd's §8.5 plus the connection variables
+// (for unix-domain peers ucspi-unix's UNIXREMOTEEUID/EGID/PID), credentials,
+// umask, nice and rlimits; a request's Overrides (the tcp_wrappers
+// process options of the rule that allowed it) change the last four. It
+// does every name lookup, so nothing in the child reads /etc/passwd or
+// /etc/group.
 //
 // Start, in the daemon, runs a Spec. Go's own fork cannot run code
 // between fork and exec: os.StartProcess can only set the session, the

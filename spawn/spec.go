@@ -21,6 +21,24 @@ import (
 type Conn struct {
 	Remote, Local netip.AddrPort
 	RemoteKnown   bool
+	// Peer is the peer of a unix-domain connection (SO_PEERCRED), nil
+	// when unknown.
+	Peer *service.PeerCred
+	// Over holds per-request changes to the process, nil for none.
+	Over *Overrides
+}
+
+// Overrides change one request's process: the tcp_wrappers process
+// options (hosts_options(5) nice, umask, user, setenv) of the rule that
+// allowed it, which tcpd would have applied to itself before running the
+// server.
+type Overrides struct {
+	Nice  int   // added to the service's own nice
+	Umask *int  // replaces the umask
+	Cred  *Cred // replaces the credentials (nil: unchanged)
+	// Env holds NAME=VALUE assignments; they replace variables of the
+	// same name, but never the connection's variables.
+	Env []string
 }
 
 // Spec is everything Start needs to run one server. The zero value of
@@ -187,6 +205,21 @@ func (t *Template) Service() *service.Service { return t.svc }
 func (t *Template) Spec(c Conn) Spec {
 	spec := t.spec
 	spec.Env = t.env(c)
+	if o := c.Over; o != nil {
+		if o.Nice != 0 {
+			n := o.Nice
+			if spec.Nice != nil {
+				n += *spec.Nice
+			}
+			spec.Nice = &n
+		}
+		if o.Umask != nil {
+			spec.Umask = *o.Umask & 0o777
+		}
+		if o.Cred != nil {
+			spec.Cred = o.Cred
+		}
+	}
 	return spec
 }
 
@@ -198,6 +231,13 @@ func (t *Template) env(c Conn) []string {
 			continue
 		}
 		env = append(env, kv)
+	}
+	if c.Over != nil {
+		for _, kv := range c.Over.Env {
+			if !connVars[envName(kv)] {
+				env = setEnv(env, kv)
+			}
+		}
 	}
 	return append(env, conn...)
 }
@@ -215,6 +255,7 @@ func setsName(vars []string, name string) bool {
 var connVars = map[string]bool{
 	"REMOTE_HOST": true, "REMOTE_PORT": true, "LOCAL_HOST": true, "LOCAL_PORT": true, "PROTO": true,
 	"TCPREMOTEIP": true, "TCPREMOTEPORT": true, "TCPLOCALIP": true, "TCPLOCALPORT": true,
+	"UNIXLOCALPATH": true, "UNIXREMOTEEUID": true, "UNIXREMOTEEGID": true, "UNIXREMOTEPID": true,
 }
 
 // buildRlimits lists the rlimit_* attributes in xinetd's order. A limit
@@ -362,7 +403,7 @@ func baseEnv(svc *service.Service, startEnv []string) []string {
 // IPv4 text as tcpserver does.
 func connEnv(svc *service.Service, c Conn) []string {
 	if svc.Family == service.FamilyUnix {
-		return nil
+		return unixEnv(svc, c)
 	}
 	remote := "<no address>"
 	if c.RemoteKnown && c.Remote.IsValid() {
@@ -386,6 +427,18 @@ func connEnv(svc *service.Service, c Conn) []string {
 			out = append(out, "TCPLOCALIP="+c.Local.Addr().Unmap().String(),
 				"TCPLOCALPORT="+strconv.Itoa(int(c.Local.Port())))
 		}
+	}
+	return out
+}
+
+// unixEnv describes a unix-domain connection with ucspi-unix's names:
+// the socket's path and, when the daemon accepted the connection, the
+// peer's effective uid, gid and pid.
+func unixEnv(svc *service.Service, c Conn) []string {
+	out := []string{"PROTO=UNIX", "UNIXLOCALPATH=" + svc.UnixPath}
+	if p := c.Peer; p != nil {
+		out = append(out, "UNIXREMOTEEUID="+strconv.Itoa(p.UID), "UNIXREMOTEEGID="+strconv.Itoa(p.GID),
+			"UNIXREMOTEPID="+strconv.Itoa(p.PID))
 	}
 	return out
 }

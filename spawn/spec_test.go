@@ -95,14 +95,15 @@ func TestBuildEnv(t *testing.T) {
 	tcpVars := []string{"REMOTE_HOST=::ffff:127.0.0.1", "REMOTE_PORT=40000", "LOCAL_HOST=::ffff:127.0.0.1", "LOCAL_PORT=2323",
 		"PROTO=TCP", "TCPREMOTEIP=127.0.0.1", "TCPREMOTEPORT=40000", "TCPLOCALIP=127.0.0.1", "TCPLOCALPORT=2323"}
 	cases := []struct {
-		name    string
-		passenv []string
-		env     []string
-		sock    service.SocketType
-		proto   string
-		family  service.Family
-		conn    Conn
-		want    []string
+		name     string
+		passenv  []string
+		env      []string
+		sock     service.SocketType
+		proto    string
+		family   service.Family
+		unixPath string
+		conn     Conn
+		want     []string
 	}{
 		{name: "full-start-env", conn: tcpConn,
 			want: append([]string{"PATH=/bin", "HOME=/root", "FOO=start", "LANG=C"}, tcpVars...)},
@@ -118,7 +119,11 @@ func TestBuildEnv(t *testing.T) {
 		{name: "nothing-known", passenv: []string{}, want: []string{"REMOTE_HOST=<no address>", "PROTO=TCP"}},
 		{name: "udp", passenv: []string{"HOME"}, sock: service.SockDgram, proto: "udp", conn: Conn{Remote: v6, Local: local6, RemoteKnown: true},
 			want: []string{"HOME=/root", "REMOTE_HOST=::1", "REMOTE_PORT=40001", "LOCAL_HOST=::1", "LOCAL_PORT=2323"}},
-		{name: "unix", passenv: []string{"HOME"}, family: service.FamilyUnix, want: []string{"HOME=/root"}},
+		{name: "unix", passenv: []string{"HOME"}, family: service.FamilyUnix, unixPath: "/run/x.sock",
+			want: []string{"HOME=/root", "PROTO=UNIX", "UNIXLOCALPATH=/run/x.sock"}},
+		{name: "unix-peer", passenv: []string{"HOME"}, family: service.FamilyUnix, unixPath: "/run/x.sock",
+			conn: Conn{Peer: &service.PeerCred{PID: 4242, UID: 1000, GID: 100}},
+			want: []string{"HOME=/root", "PROTO=UNIX", "UNIXLOCALPATH=/run/x.sock", "UNIXREMOTEEUID=1000", "UNIXREMOTEEGID=100", "UNIXREMOTEPID=4242"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -126,7 +131,7 @@ func TestBuildEnv(t *testing.T) {
 			if sock == service.SockUnset {
 				sock, proto = service.SockStream, "tcp"
 			}
-			svc := &service.Service{PassEnv: tc.passenv, Env: tc.env, SocketType: sock, Protocol: proto, Family: tc.family}
+			svc := &service.Service{PassEnv: tc.passenv, Env: tc.env, SocketType: sock, Protocol: proto, Family: tc.family, UnixPath: tc.unixPath}
 			startCopy := slices.Clone(start)
 			got := BuildEnv(svc, tc.conn, start)
 			if !slices.Equal(got, tc.want) {
@@ -344,5 +349,16 @@ func TestBuildSpecStart(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestUnixPeerEnvCannotBeSpoofed: a start-up variable named like a
+// peer variable never reaches the server beside the real one.
+func TestUnixPeerEnvCannotBeSpoofed(t *testing.T) {
+	svc := &service.Service{SocketType: service.SockStream, Protocol: "unix", Family: service.FamilyUnix, UnixPath: "/run/x.sock"}
+	got := BuildEnv(svc, Conn{Peer: &service.PeerCred{PID: 1, UID: 1000, GID: 100}}, []string{"UNIXREMOTEEUID=0", "PATH=/bin"})
+	want := []string{"PATH=/bin", "PROTO=UNIX", "UNIXLOCALPATH=/run/x.sock", "UNIXREMOTEEUID=1000", "UNIXREMOTEEGID=100", "UNIXREMOTEPID=1"}
+	if !slices.Equal(got, want) {
+		t.Errorf("got %q, want %q", got, want)
 	}
 }

@@ -22,8 +22,37 @@ type Action struct {
 	Twist      string
 	// Rule is the deciding rule's file:line, for log messages.
 	Rule string
+	// Proc holds the process options (nice, umask, user, setenv) for the
+	// server the rule allows, or the twist command that replaces it;
+	// SpawnProc those in force where the spawn option stands, since
+	// tcp_wrappers carries options out in order. nil when none.
+	Proc, SpawnProc *ProcOptions
 
 	env env
+}
+
+// ProcOptions are hosts_options(5)'s process options. The daemon
+// applies them to the process it starts, as tcpd applies them to itself
+// before it runs the server.
+type ProcOptions struct {
+	// Nice is added to the process's niceness (nice(2)); `nice` alone is 10.
+	Nice *int
+	// Umask replaces the process's umask.
+	Umask *int
+	// User and Group name the identity to run as (`user name[.group]`);
+	// without a group, the user's primary group. "" leaves it unchanged.
+	User, Group string
+	// Env holds `setenv` assignments, NAME=VALUE, %-expanded.
+	Env []string
+}
+
+func (p *ProcOptions) clone() *ProcOptions {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Env = append([]string(nil), p.Env...)
+	return &c
 }
 
 // Expand applies the %-expansions of this connection to s, as the daemon
@@ -79,8 +108,32 @@ func (r *Rule) Action(daemon string, c Client) *Action {
 		}
 		return a
 	}
+	var proc *ProcOptions
+	cur := func() *ProcOptions {
+		if proc == nil {
+			proc = &ProcOptions{}
+		}
+		return proc
+	}
 	for _, o := range r.Options {
 		switch o.Name {
+		case "nice":
+			n := 10
+			if o.Arg != "" {
+				n, _ = strconv.Atoi(o.Arg) // checked by the parser
+			}
+			cur().Nice = &n
+		case "umask":
+			v, _ := strconv.ParseUint(o.Arg, 8, 32)
+			u := int(v)
+			cur().Umask = &u
+		case "user":
+			u, g, _ := strings.Cut(o.Arg, ".")
+			cur().User, cur().Group = u, g
+		case "setenv":
+			x := get()
+			name, val, _ := strings.Cut(o.Arg, " ")
+			cur().Env = append(cur().Env, name+"="+expand(strings.TrimSpace(val), &x.env))
 		case "severity":
 			get().Severity = o.Arg
 		case "banners":
@@ -90,10 +143,14 @@ func (r *Rule) Action(daemon string, c Client) *Action {
 		case "spawn":
 			x := get()
 			x.Spawn = expand(o.Arg, &x.env)
+			x.SpawnProc = proc.clone()
 		case "twist":
 			x := get()
 			x.Twist = expand(o.Arg, &x.env)
 		}
+	}
+	if proc != nil {
+		get().Proc = proc
 	}
 	return a
 }

@@ -227,6 +227,17 @@ func hostMatch(p *pattern, m *matcher) bool {
 		}
 		n, st := m.hostName()
 		return st == NameKnown && glob(p.text, n)
+	case patFile:
+		for i := range p.sub {
+			if hostMatch(&p.sub[i], m) {
+				return true
+			}
+		}
+		return false
+	case patNetgroup:
+		n, st := m.hostName()
+		ng := Netgroup
+		return ng != nil && st == NameKnown && ng(p.text, n)
 	}
 	return false
 }
@@ -347,8 +358,21 @@ func listNeedsNames(l *list) bool {
 			if p.kind == patUserHost {
 				p = p.host
 			}
-			switch p.kind {
-			case patLocal, patKnown, patUnknown, patParanoid, patDomain, patName, patGlob:
+			if patNeedsNames(p) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func patNeedsNames(p *pattern) bool {
+	switch p.kind {
+	case patLocal, patKnown, patUnknown, patParanoid, patDomain, patName, patGlob, patNetgroup:
+		return true
+	case patFile:
+		for i := range p.sub {
+			if patNeedsNames(&p.sub[i]) {
 				return true
 			}
 		}

@@ -107,6 +107,9 @@ func Parse(name string, data []byte) (*Rules, []error) {
 		r, lineErrs := parseRule(name, start, t)
 		rs.Rules = append(rs.Rules, r)
 		errs = append(errs, lineErrs...)
+		for _, l := range []*list{r.Daemons, r.Clients} {
+			errs = append(errs, resolveFiles(l, name, start, nil)...)
+		}
 	}
 	return rs, errs
 }
@@ -172,7 +175,29 @@ func parseRule(file string, line int, text string) (*Rule, []error) {
 			if kw == "twist" && !last {
 				fail(`option "twist" must be the last option`)
 			}
-		case "keepalive", "linger", "rfc931", "nice", "setenv", "umask", "user":
+		case "nice":
+			if arg != "" {
+				if _, err := strconv.Atoi(arg); err != nil {
+					fail(fmt.Sprintf("option \"nice\": bad value %q (a number)", arg))
+					continue
+				}
+			}
+		case "umask":
+			if v, err := strconv.ParseUint(arg, 8, 32); err != nil || v > 0o777 {
+				fail(fmt.Sprintf("option \"umask\": bad value %q (octal 0 to 777)", arg))
+				continue
+			}
+		case "user":
+			if arg == "" || strings.ContainsAny(arg, " \t") {
+				fail(`option "user" needs one value: user or user.group`)
+				continue
+			}
+		case "setenv":
+			if n, _, _ := strings.Cut(arg, " "); n == "" || strings.ContainsAny(n, "=\t") {
+				fail(`option "setenv" needs a name and a value`)
+				continue
+			}
+		case "keepalive", "linger", "rfc931":
 			r.Unsupported = append(r.Unsupported, kw)
 			warn(fmt.Sprintf("option %q is not supported by gxinetd and is ignored", kw))
 			continue
@@ -253,6 +278,8 @@ const (
 	patNet      // n.n.n.n/m.m.m.m, /len, [v6]/len, [v6], plain address
 	patGlob     // * and ?
 	patUserHost // user@host (client) or daemon@host (daemon)
+	patFile     // /path: the host patterns listed in a file
+	patNetgroup // @group: an NIS netgroup (through NSS)
 )
 
 type pattern struct {
@@ -261,6 +288,8 @@ type pattern struct {
 	prefix netip.Prefix
 	user   *pattern // user@host: the user part (client lists) or daemon part (daemon lists)
 	host   *pattern
+	// sub holds a pattern file's patterns once read (see resolveFiles).
+	sub []pattern
 }
 
 func parseList(s string, daemon bool) (*list, error) {
@@ -350,9 +379,12 @@ func parseHostPattern(t string) (pattern, error) {
 	case lt == "paranoid":
 		return pattern{kind: patParanoid, text: lt}, nil
 	case t[0] == '@':
-		return pattern{}, fmt.Errorf("NIS netgroup %q is not supported", t)
+		if len(t) == 1 {
+			return pattern{}, errors.New(`"@" without a netgroup name`)
+		}
+		return pattern{kind: patNetgroup, text: t[1:]}, nil
 	case t[0] == '/':
-		return pattern{}, fmt.Errorf("pattern file %q is not supported", t)
+		return pattern{kind: patFile, text: t}, nil
 	case t[0] == '[':
 		return parseBracket(t)
 	case strings.Contains(t, "/"):

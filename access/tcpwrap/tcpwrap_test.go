@@ -3,6 +3,7 @@ package tcpwrap
 import (
 	"flag"
 	"fmt"
+	"io/fs"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -56,7 +57,30 @@ func parseQuery(t *testing.T, line string) (string, Client) {
 	return f[0], c
 }
 
+// procText is the golden form of process options.
+func procText(p *ProcOptions) string {
+	var out []string
+	if p.Nice != nil {
+		out = append(out, fmt.Sprintf("nice:%d", *p.Nice))
+	}
+	if p.Umask != nil {
+		out = append(out, fmt.Sprintf("umask:%03o", *p.Umask))
+	}
+	if p.User != "" {
+		out = append(out, "user:"+p.User+"."+p.Group)
+	}
+	for _, e := range p.Env {
+		out = append(out, "env:"+e)
+	}
+	return strings.Join(out, ",")
+}
+
 func TestGolden(t *testing.T) {
+	// Netgroups come from NSS; the golden answers must not depend on
+	// the machine (or on cgo): no host is in any netgroup here.
+	old := Netgroup
+	t.Cleanup(func() { Netgroup = old })
+	Netgroup = func(group, host string) bool { return group == "trusted" && host == "ws1.example.org" }
 	cases, err := filepath.Glob("testdata/*.txt")
 	if err != nil || len(cases) == 0 {
 		t.Fatalf("no cases: %v", err)
@@ -88,6 +112,12 @@ func TestGolden(t *testing.T) {
 					fmt.Fprintf(&b, " rule=%s", r.Where())
 					if a := r.Action(d, c); a != nil {
 						fmt.Fprintf(&b, " severity=%q banners=%q file=%q spawn=%q twist=%q", a.Severity, a.Banners, a.BannerFile, a.Spawn, a.Twist)
+						if a.Proc != nil {
+							fmt.Fprintf(&b, " proc=%s", procText(a.Proc))
+						}
+						if a.SpawnProc != nil {
+							fmt.Fprintf(&b, " spawnproc=%s", procText(a.SpawnProc))
+						}
 					}
 				}
 				b.WriteString("\n")
@@ -126,7 +156,7 @@ func TestLoad(t *testing.T) {
 func TestBrokenRuleNeverAllows(t *testing.T) {
 	// Every broken line in hosts.allow refuses instead of granting.
 	for _, line := range []string{
-		"sshd: @netgroup", "sshd: /etc/sshd.clients", "sshd: 10.0.0.0/33", "sshd: [::1",
+		"sshd: @", "sshd: 10.0.0.0/33", "sshd: [::1", "sshd: ALL : umask 999", "sshd: ALL : nice x", "sshd: ALL : user",
 		"sshd: ALL : bogus", "sshd: ALL : allow : deny", "sshd 10.0.0.1", "sshd: ALL EXCEPT",
 		"sshd: ALL : aclexec /bin/true", "sshd: ALL : twist /x : spawn /y",
 	} {
@@ -217,8 +247,22 @@ func FuzzHostsParse(f *testing.F) {
 		"in.telnetd@10.0.0.1: alice@.example.org KNOWN UNKNOWN PARANOID LOCAL\n",
 		"x: y : banners /etc/b : severity mail.info : twist /bin/false %%\n",
 		"::::\n[:\n]\n",
+		"sshd: /pf @ng : nice : umask 022 : user a.b : setenv X %a : spawn x\n",
 	} {
 		f.Add([]byte(s))
+	}
+	// Pattern files come from a fixed table, not the disk: one names
+	// itself, one another, so nesting and cycles are exercised.
+	oldRead := readPatternFile
+	f.Cleanup(func() { readPatternFile = oldRead })
+	readPatternFile = func(path string) ([]byte, error) {
+		switch path {
+		case "/pf":
+			return []byte("10.0.0.0/8 /pf2 .example.com"), nil
+		case "/pf2":
+			return []byte("/pf @ng 192.0.2.1"), nil
+		}
+		return nil, fs.ErrNotExist
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		rs, errs := Parse("f", data)
@@ -256,4 +300,101 @@ func FuzzHostsParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPatternFiles: a /path pattern matches the host patterns listed in
+// the file (nested files too); a file that cannot be read, or a cycle,
+// matches nothing, with a warning, as in tcp_wrappers.
+func TestPatternFiles(t *testing.T) {
+	dir := t.TempDir()
+	inner := filepath.Join(dir, "inner")
+	outer := filepath.Join(dir, "outer")
+	loop := filepath.Join(dir, "loop")
+	os.WriteFile(inner, []byte("192.0.2.7\n.example.org\n"), 0o644)
+	os.WriteFile(outer, []byte("10.0.0.0/8   "+inner+"\n[2001:db8::]/32\n"), 0o644)
+	os.WriteFile(loop, []byte(loop+"\n"), 0o644)
+	table := fmt.Sprintf("sshd: %s\nftpd: %s\nmail: ALL EXCEPT %s\n", outer, filepath.Join(dir, "missing"), outer)
+	rs, errs := Parse("hosts.allow", []byte(table))
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "missing cannot be read") || !errs[0].(*ParseError).Warning {
+		t.Errorf("warnings: %v", errs)
+	}
+	p := &Policy{Allow: rs, Deny: &Rules{Rules: []*Rule{mustRule(t, "ALL: ALL")}}}
+	for _, c := range []struct {
+		daemon, addr, name string
+		want               bool
+	}{
+		{"sshd", "10.1.2.3", "", true},
+		{"sshd", "192.0.2.7", "", true},
+		{"sshd", "198.51.100.1", "www.example.org", true},
+		{"sshd", "2001:db8::5", "", true},
+		{"sshd", "198.51.100.1", "", false},
+		{"ftpd", "10.1.2.3", "", false},
+		{"mail", "10.1.2.3", "", false},
+		{"mail", "198.51.100.1", "", true},
+	} {
+		cl := Client{Addr: netip.MustParseAddr(c.addr)}
+		cl.Lookup = func(netip.Addr) (string, NameState) {
+			if c.name == "" {
+				return "", NameUnknown
+			}
+			return c.name, NameKnown
+		}
+		if got, _ := p.Check(c.daemon, cl); got != c.want {
+			t.Errorf("%s from %s (%s): %v, want %v", c.daemon, c.addr, c.name, got, c.want)
+		}
+	}
+	if files := p.Files(); strings.Join(files, " ") != outer+" "+inner+" "+filepath.Join(dir, "missing") {
+		t.Errorf("Files() = %v", files)
+	}
+	_, errs = Parse("hosts.allow", []byte("sshd: "+loop+"\n"))
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "includes itself") {
+		t.Errorf("cycle: %v", errs)
+	}
+}
+
+func mustRule(t *testing.T, line string) *Rule {
+	t.Helper()
+	rs, errs := Parse("t", []byte(line))
+	if len(errs) != 0 || len(rs.Rules) != 1 {
+		t.Fatalf("%q: %v", line, errs)
+	}
+	return rs.Rules[0]
+}
+
+// TestNetgroups: @group asks Netgroup with the client's verified name.
+func TestNetgroups(t *testing.T) {
+	old := Netgroup
+	t.Cleanup(func() { Netgroup = old })
+	Netgroup = func(group, host string) bool { return group == "admins" && host == "ws1.example.org" }
+	rs, errs := Parse("hosts.allow", []byte("sshd: @admins\n"))
+	if len(errs) != 0 {
+		t.Fatal(errs)
+	}
+	for _, c := range []struct {
+		name  string
+		state NameState
+		want  bool
+	}{{"ws1.example.org", NameKnown, true}, {"ws2.example.org", NameKnown, false}, {"ws1.example.org", NameParanoid, false}, {"", NameUnknown, false}} {
+		cl := Client{Addr: netip.MustParseAddr("10.0.0.1"), Lookup: func(netip.Addr) (string, NameState) { return c.name, c.state }}
+		if got, _ := rs.Match("sshd", cl); got != c.want {
+			t.Errorf("%s (%v): %v, want %v", c.name, c.state, got, c.want)
+		}
+	}
+	if !(&Policy{Allow: rs}).NeedsNames() {
+		t.Error("a netgroup needs the client's name")
+	}
+	Netgroup = nil
+	if _, errs := Parse("hosts.allow", []byte("sshd: @admins\n")); len(errs) != 1 || !strings.Contains(errs[0].Error(), "without cgo") {
+		t.Errorf("no NSS: %v", errs)
+	}
+}
+
+// TestNetgroupNSS asks the C library about a group that does not exist.
+func TestNetgroupNSS(t *testing.T) {
+	if !NetgroupSupported() {
+		t.Skip("built without cgo: netgroups cannot be asked for")
+	}
+	if Netgroup("gxinetd-test-no-such-netgroup", "localhost") {
+		t.Error("a group that does not exist has members")
+	}
 }

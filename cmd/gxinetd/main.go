@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"syscall"
@@ -208,6 +209,13 @@ func requestDump(o *daemon.Options, stdout, stderr io.Writer) int {
 	path := o.DumpFile
 	if path == "" {
 		path = daemon.DefaultDumpFile
+	}
+	// Read the file the daemon writes, which its own command line says.
+	if own, err := daemon.DumpFileOf(pid); err == nil {
+		if abs, _ := filepath.Abs(path); o.DumpFile != "" && abs != own {
+			fmt.Fprintf(stderr, "gxinetd: -dump: the daemon (pid %d) appends its dumps to %s, not %s: reading %s\n", pid, own, path, own)
+		}
+		path = own
 	}
 	var start int64
 	if fi, err := os.Stat(path); err == nil {

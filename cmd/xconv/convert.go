@@ -3,7 +3,9 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -23,14 +25,19 @@ type converter struct {
 	rules        []hostsRule
 	sys          *sysdb.DB
 	stderr       io.Writer
+	det          inetd.Detection // the dialect the file is read with, and why
 
 	lossy bool
 	lines []string
 	// dups maps the id of an entry that an earlier one shadows to the
 	// parser's message.
 	dups map[string]string
+	// unknown holds, by line, the names this machine does not know.
+	unknown map[lineKey][]string
+	// others caches the lines of files read through NetBSD's .include.
+	others map[string][]string
 	// quoted marks entries whose text is already in the output.
-	quoted map[int]bool
+	quoted map[lineKey]bool
 }
 
 // attr is one `name = value` line with the comments printed above it.
@@ -57,7 +64,7 @@ type output struct {
 
 // lossyWarnings are the parser warnings that mean something in the
 // input has no equivalent in the output.
-var lossyWarnings = map[string]bool{inetd.CodeIPsec: true, inetd.CodeInclude: true,
+var lossyWarnings = map[string]bool{inetd.CodeIPsec: true,
 	inetd.CodeLoginClass: true, inetd.CodeAcceptFilter: true}
 
 func (c *converter) report(format string, a ...any) {
@@ -69,18 +76,38 @@ func (c *converter) lose(format string, a ...any) {
 	c.report(format, a...)
 }
 
-func (c *converter) opts() inetd.Options { return inetd.Options{Sys: c.sys, Dialect: c.dialect} }
+// opts reads the file in the dialect asked for, or the one recognised
+// in it; lines read on their own (commented-out entries) use the
+// dialect chosen for the whole file.
+// Names this machine does not know are kept: validating them is the
+// job of `gxinetd -t` on the host that will run the result.
+func (c *converter) opts() inetd.Options {
+	return inetd.Options{Sys: c.sys, Dialect: c.dialect, KeepUnknownNames: true}
+}
+
+func (c *converter) lineOpts() inetd.Options {
+	return inetd.Options{Sys: c.sys, Dialect: c.det.Dialect, KeepUnknownNames: true}
+}
 
 // convert reads inetd.conf text and lays out the xinetd.conf blocks.
 func (c *converter) convert(data []byte) (*output, bool) {
+	c.det = inetd.Detect(data)
+	if c.dialect != "" {
+		c.det = inetd.Detection{Dialect: strings.ToLower(c.dialect), Explicit: true}
+	}
 	svcs, diags := inetd.Parse(c.file, data, c.opts())
 	c.dups = map[string]string{}
+	c.unknown = map[lineKey][]string{}
 	for _, d := range diags {
 		if d.Severity == service.SevNotice {
 			continue
 		}
 		if d.Code == inetd.CodeDuplicate {
 			c.dups[d.Service] = d.Msg
+		}
+		if d.Code == inetd.CodeUnknownName {
+			k := lineKey{d.Pos.File, d.Pos.Line}
+			c.unknown[k] = append(c.unknown[k], d.Msg)
 		}
 		if d.Severity == service.SevError || lossyWarnings[d.Code] {
 			c.lossy = true
@@ -96,10 +123,21 @@ func (c *converter) convert(data []byte) (*output, bool) {
 	}
 	byLine := map[int][]*service.Service{}
 	used := map[string]bool{}
+	// Entries of included files come, in read order, after the main
+	// file's entry that precedes the .include: they are written where
+	// the first .include line after that entry stands.
+	included := map[int][]*service.Service{}
+	lastMain := 0
 	for _, s := range svcs {
-		byLine[s.Src.Line] = append(byLine[s.Src.Line], s)
+		if s.Src.File == c.file {
+			byLine[s.Src.Line] = append(byLine[s.Src.Line], s)
+			lastMain = s.Src.Line
+		} else {
+			included[lastMain] = append(included[lastMain], s)
+		}
 		used[strings.ToLower(s.ID)] = true
 	}
+	lastMain = 0
 	out := &output{header: c.header()}
 	var pending []string
 	emitted := false
@@ -123,6 +161,7 @@ func (c *converter) convert(data []byte) (*output, bool) {
 				bs = append(bs, c.block(s, false))
 			}
 			attach(bs)
+			lastMain = n
 			if end := group[0].EndLine; end > n {
 				i = end - 1
 			}
@@ -130,6 +169,16 @@ func (c *converter) convert(data []byte) (*output, bool) {
 		}
 		t := strings.TrimLeft(line, " \t")
 		switch {
+		case strings.HasPrefix(line, ".include"):
+			pending = append(pending, "# inetd.conf "+printable(t)+": the entries it read follow")
+			if group := included[lastMain]; group != nil {
+				delete(included, lastMain)
+				var bs []*block
+				for _, s := range group {
+					bs = append(bs, c.block(s, false))
+				}
+				attach(bs)
+			}
 		case t == "":
 			if !emitted && len(pending) > 0 {
 				out.header = append(out.header, "")
@@ -159,9 +208,6 @@ func (c *converter) convert(data []byte) (*output, bool) {
 		pending = pending[:len(pending)-1]
 	}
 	out.trailer = pending
-	if d := c.defaults(svcs); d != nil {
-		out.blocks = append([]*block{d}, out.blocks...)
-	}
 	return out, true
 }
 
@@ -175,23 +221,14 @@ func printable(s string) string {
 }
 
 func (c *converter) header() []string {
-	return []string{
-		fmt.Sprintf("# xinetd.conf converted from %s by xconv (gxinetd), reading it as the %s inetd.conf dialect.", c.file, c.dialect),
-		`# Lines starting with "# xconv:" say what could not be carried over exactly.`,
+	h := []string{
+		fmt.Sprintf("# xinetd.conf converted from %s by xconv (gxinetd), reading it as the %s inetd.conf dialect", c.file, c.det.Dialect),
+		"# (" + c.det.Reason() + ").",
 	}
-}
-
-// defaults adds `groups = yes` when an external server runs: inetd
-// always gives servers their user's supplementary groups, xinetd only
-// when asked.
-func (c *converter) defaults(svcs []*service.Service) *block {
-	for _, s := range svcs {
-		if s.Status == service.StatusAccepted && !s.IsInternal() && s.Family != service.FamilyUnix {
-			return &block{name: "defaults", id: "defaults", attrs: []attr{{name: "groups", value: "yes",
-				comments: []string{"inetd starts every server with its user's supplementary groups"}}}}
-		}
+	if len(c.det.Against) > 0 {
+		h = append(h, "# xconv: the file's dialect signals disagree: "+strings.Join(c.det.Against, "; ")+"; run xconv -dialect D to choose.")
 	}
-	return nil
+	return append(h, `# Lines starting with "# xconv:" say what could not be carried over exactly.`)
 }
 
 // disabled converts a commented-out entry, or returns nil when the
@@ -210,7 +247,7 @@ func (c *converter) disabled(line string, n int, used map[string]bool) []*block 
 	if t == "" || t[0] == '#' {
 		return nil
 	}
-	svcs, diags := inetd.Parse(c.file, []byte(t), c.opts())
+	svcs, diags := inetd.Parse(c.file, []byte(t), c.lineOpts())
 	if len(svcs) == 0 || diags.HasErrors() {
 		return nil
 	}
@@ -237,18 +274,42 @@ func (c *converter) disabled(line string, n int, used map[string]bool) []*block 
 // original returns the entry's lines as comments, once per entry: a
 // line with many addresses must not be copied once per address.
 func (c *converter) original(s *service.Service) []string {
-	if c.quoted[s.Src.Line] {
+	k := lineKey{s.Src.File, s.Src.Line}
+	if c.quoted[k] {
 		return nil
 	}
 	if c.quoted == nil {
-		c.quoted = map[int]bool{}
+		c.quoted = map[lineKey]bool{}
 	}
-	c.quoted[s.Src.Line] = true
+	c.quoted[k] = true
+	lines := c.linesOf(s.Src.File)
 	var out []string
-	for n := s.Src.Line; n <= s.EndLine && n-1 < len(c.lines); n++ {
-		out = append(out, "# "+printable(strings.TrimLeft(c.lines[n-1], " \t")))
+	for n := s.Src.Line; n <= s.EndLine && n-1 < len(lines); n++ {
+		out = append(out, "# "+printable(strings.TrimLeft(lines[n-1], " \t")))
 	}
 	return out
+}
+
+// lineKey names a line of the main file or of an included one.
+type lineKey struct {
+	file string
+	line int
+}
+
+// linesOf is the text of the main file, or of a file it included.
+func (c *converter) linesOf(file string) []string {
+	if file == c.file {
+		return c.lines
+	}
+	if l, ok := c.others[file]; ok {
+		return l
+	}
+	if c.others == nil {
+		c.others = map[string][]string{}
+	}
+	data, _ := os.ReadFile(file)
+	c.others[file] = strings.Split(strings.ReplaceAll(string(data), "\r\n", "\n"), "\n")
+	return c.others[file]
 }
 
 // unconverted is the block for an entry that has no xinetd form.
@@ -269,18 +330,20 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 		}
 		return c.unconverted(s, strings.Join(why, "; "), false)
 	}
-	if s.Family == service.FamilyUnix {
-		return c.unconverted(s, "xinetd.conf has no unix-domain sockets", !disabled)
-	}
-	if msg, dup := c.dups[s.ID]; dup && !disabled {
-		// Reported already; the service could never have started.
-		c.lossy = true
-		return c.unconverted(s, msg, false)
-	}
+	_, dup := c.dups[s.ID]
 	if s.SocketType == service.SockRDM {
 		return c.unconverted(s, "xinetd.conf has no rdm sockets", !disabled)
 	}
+	unixSock := s.Family == service.FamilyUnix
 	b := &block{name: s.Name, id: s.ID}
+	if unixSock {
+		// The service is named by the path's last component, as FreeBSD
+		// picks a builtin; the id keeps the path, which is unique.
+		b.name = path.Base(s.UnixPath)
+		if s.IsInternal() {
+			b.name = s.Builtin
+		}
+	}
 	add := func(name, value string, comments ...string) {
 		b.attrs = append(b.attrs, attr{name: name, value: value, comments: comments})
 	}
@@ -290,10 +353,17 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 		}
 		b.attrs = append(b.attrs, attr{comments: []string{"xconv: " + comment}})
 	}
-	if disabled {
+	switch {
+	case disabled:
 		add("disable", "yes", "commented out in inetd.conf")
+	case dup:
+		// inetd could not bind it either; kept, off, with the reason.
+		add("disable", "yes", "xconv: "+c.dups[s.ID]+": inetd could not serve this entry either")
 	}
-	if s.ID != s.Name {
+	for _, u := range c.unknown[lineKey{s.Src.File, s.Src.Line}] {
+		b.attrs = append(b.attrs, attr{comments: []string{"xconv: " + u}})
+	}
+	if s.ID != b.name {
 		add("id", s.ID)
 	}
 	if t := s.Type.Names(); len(t) > 0 {
@@ -327,10 +397,23 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	case s.Family == service.FamilyIPv6, s.Family == service.FamilyDual:
 		flags = append(flags, "IPv6")
 	}
+	if unixSock {
+		flags = slices.DeleteFunc(flags, func(f string) bool { return f == "IPv4" || f == "IPv6" })
+	}
 	add("flags", strings.Join(flags, " "))
 	add("socket_type", s.SocketType.String())
 	add("protocol", s.Protocol)
-	if s.Type.Has(service.TypeUnlisted) && !s.Type.Has(service.TypeRPC) && !s.IsTCPMuxClient() {
+	if unixSock {
+		add("unix_path", s.UnixPath)
+		if s.UnixOwner != nil {
+			add("unix_owner", s.UnixOwner.Name)
+		}
+		if s.UnixGroup != nil {
+			add("unix_group", s.UnixGroup.Name)
+		}
+		add("unix_mode", fmt.Sprintf("%04o", s.UnixMode))
+	}
+	if s.Type.Has(service.TypeUnlisted) && !s.Type.Has(service.TypeRPC) && !s.IsTCPMuxClient() && s.Port > 0 {
 		add("port", strconv.Itoa(s.Port))
 	}
 	if !s.Bind.IsZero() {
@@ -360,6 +443,9 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	}
 	if s.Group != nil && s.Origins["group"].Line > 0 {
 		add("group", s.Group.Name)
+	}
+	if !s.IsInternal() {
+		add("groups", "yes", "inetd starts every server with its user's supplementary groups")
 	}
 	if !s.IsInternal() {
 		add("server", server)
@@ -412,27 +498,38 @@ func badArgs(args []string) string {
 	return ""
 }
 
-// limits maps inetd's limits onto instances, per_source and cps.
+// limits maps inetd's limits onto instances, per_source, cps, cpm and
+// per_source_cpm. Every rate is written, the dialect's default too, so
+// that the block means the same wherever it is included: inetd has no
+// per-second limit (xinetd's default cps is 50 10).
 func (c *converter) limits(s *service.Service, add func(string, string, ...string), lost func(string)) {
 	if s.Instances >= 0 {
-		add("instances", s.Instances.String(), "inetd left connections over this limit waiting; xinetd refuses them")
+		add("instances", s.Instances.String())
+		lost(fmt.Sprintf("inetd leaves connections over its limit of %d servers waiting in the listen queue; instances = %d refuses them", s.Instances, s.Instances))
 	}
-	if s.PerSource >= 0 {
+	unixSock := s.Family == service.FamilyUnix
+	if s.PerSource >= 0 && unixSock {
+		lost(fmt.Sprintf("per_source %s is not carried over: unix-domain peers have no address to count by", s.PerSource))
+	} else if s.PerSource >= 0 {
 		add("per_source", s.PerSource.String())
 	}
-	if o := s.Origins["per_minute"]; o.Line > 0 || o.Origin == "flag" {
-		n := s.Inetd.PerMinute
-		if n == 0 {
-			add("cps", "0 0", "inetd: no limit on invocations per minute")
-		} else {
-			rate := (n + 59) / 60
-			add("cps", fmt.Sprintf("%d 600", rate),
-				fmt.Sprintf("inetd: at most %d invocations per minute, then 10 minutes off;", n),
-				"cps counts per second, so a burst inside one second trips it sooner")
-		}
+	o := s.Origins["cpm"]
+	n := s.Inetd.PerMinute
+	var why string
+	switch {
+	case n == 0:
+		why = "inetd: no per-second limit, no limit on invocations per minute"
+	case o.Line > 0 || o.Origin == "flag":
+		why = fmt.Sprintf("inetd: no per-second limit; at most %d invocations per minute, then 10 minutes off", n)
+	default:
+		why = fmt.Sprintf("inetd: no per-second limit; at most %d invocations per minute (the %s default), then 10 minutes off", n, s.Inetd.Dialect)
 	}
-	if s.Inetd.PerIPPerMinute > 0 {
-		lost(fmt.Sprintf("limit of %d connections per client address per minute has no xinetd.conf attribute", s.Inetd.PerIPPerMinute))
+	add("cps", "0 0", why)
+	add("cpm", strconv.Itoa(n))
+	if n := s.Inetd.PerIPPerMinute; n > 0 && unixSock {
+		lost(fmt.Sprintf("%d connections per client address per minute is not carried over: unix-domain peers have no address", n))
+	} else if n > 0 {
+		add("per_source_cpm", strconv.Itoa(n), fmt.Sprintf("inetd: at most %d connections per minute from one client address", n))
 	}
 }
 
@@ -449,7 +546,8 @@ func (c *converter) wrap(s *service.Service, daemon string, add func(string, str
 		for _, p := range acc.problems {
 			cm = append(cm, "xconv: "+p)
 			if !disabled {
-				c.lose("%s: %s: tcp_wrappers rule not converted: %s", s.Src, s.ID, p)
+				// Not a loss: libwrap keeps the rule in force, exactly.
+				c.report("%s: %s: tcp_wrappers rule kept in hosts.allow/hosts.deny (libwrap = %s): %s", s.Src, s.ID, daemon, p)
 			}
 		}
 		cm = append(cm, "the hosts.allow/hosts.deny rules stay in force through libwrap")
@@ -504,13 +602,21 @@ func (o *output) single() string {
 
 type dropIn struct{ name, text string }
 
-// files renders one file per block; comment-only blocks go to stderr's
-// report already and are left out. xinetd skips file names with dots.
+// unconvertedFile holds, with -d, the entries that could not be
+// converted, as comments, so that every entry lands in some file.
+const unconvertedFile = "xconv-unconverted"
+
+// files renders one file per block, and the comment-only blocks
+// (entries that could not be converted) together in unconvertedFile.
+// xinetd skips file names with dots.
 func (o *output) files() []dropIn {
 	var out []dropIn
-	seen := map[string]bool{}
+	seen := map[string]bool{unconvertedFile: true}
+	var rest strings.Builder
 	for _, bl := range o.blocks {
 		if bl.name == "" {
+			rest.WriteByte('\n')
+			bl.write(&rest)
 			continue
 		}
 		name := fileName(bl.id)
@@ -524,6 +630,9 @@ func (o *output) files() []dropIn {
 		b.WriteString("\n\n")
 		bl.write(&b)
 		out = append(out, dropIn{name: name, text: b.String()})
+	}
+	if rest.Len() > 0 {
+		out = append(out, dropIn{name: unconvertedFile, text: o.header[0] + "\n" + rest.String()})
 	}
 	return out
 }

@@ -32,7 +32,7 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fs.PrintDefaults()
 	}
 	var c converter
-	fs.StringVar(&c.dialect, "dialect", inetd.DefaultDialect, "inetd.conf dialect: "+strings.Join(inetd.Dialects, ", "))
+	fs.StringVar(&c.dialect, "dialect", "", "inetd.conf dialect: "+strings.Join(inetd.Dialects, ", ")+"; recognised from the file when not given")
 	fs.StringVar(&c.allowFile, "hosts-allow", "", "tcp_wrappers `FILE` whose rules become only_from/no_access for tcpd-wrapped services")
 	fs.StringVar(&c.denyFile, "hosts-deny", "", "tcp_wrappers `FILE` read after -hosts-allow")
 	fs.BoolVar(&c.keepDisabled, "keep-disabled", false, "convert commented-out entries into services with disable = yes")

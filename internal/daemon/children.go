@@ -71,6 +71,11 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		sp := t.Spec(c)
 		spec = &sp
 	}
+	if ue := d.unsafeServer(spec); ue != nil {
+		d.refuseServer(r, svc, c, ue) // ownership.go
+		releaseLease(lease)
+		return nil
+	}
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
 		if isForkFailure(err) {
@@ -224,7 +229,7 @@ func (d *Daemon) terminate(victims []*child) {
 // twist that replaces an allowed request's server takes over its lease,
 // so it counts as that server until it exits; the lease is released on
 // every path.
-func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local netip.AddrPort, conn net.Conn, lease *access.Lease) {
+func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local netip.AddrPort, conn net.Conn, lease *access.Lease, opts *access.WrapProc) {
 	started := false
 	defer func() {
 		if !started {
@@ -235,7 +240,14 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 	// services have no server of their own to build it from.
 	sc := *svc
 	sc.Server, sc.Argv = "/bin/sh", []string{"sh", "-c", cmd}
-	sp, err := spawn.BuildSpec(&sc, spawn.Conn{Remote: remote, Local: local, RemoteKnown: remote.IsValid()}, d.startEnv, d.db)
+	over, err := d.procOverrides(svc, opts)
+	if err != nil {
+		if conn != nil {
+			conn.Close()
+		}
+		return
+	}
+	sp, err := spawn.BuildSpec(&sc, spawn.Conn{Remote: remote, Local: local, RemoteKnown: remote.IsValid(), Over: over}, d.startEnv, d.db)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: %v", svc.ID, err)
 		return
@@ -252,6 +264,10 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 		return
 	}
 	defer stdio.Close()
+	if ue := d.unsafeExec(sp.Path, sp.Cred); ue != nil {
+		d.log.Logf(logging.LevelError, "libwrap", "service %s: not running %q: %v", svc.ID, cmd, ue)
+		return
+	}
 	proc, err := spawn.Start(sp, stdio)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: running %q: %v", svc.ID, cmd, err)
@@ -272,6 +288,10 @@ func (d *Daemon) wrapBanner(c net.Conn, svc *service.Service, w *access.WrapActi
 		return
 	}
 	if w.BannerFile == "" {
+		return
+	}
+	if ue := d.unsafeRead(w.BannerFile); ue != nil {
+		d.log.Logf(logging.LevelError, "libwrap", "service %s: banner not sent: %v", svc.ID, ue)
 		return
 	}
 	b, err := os.ReadFile(w.BannerFile)

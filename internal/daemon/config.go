@@ -43,7 +43,7 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	if data, err := os.ReadFile(path); err == nil && inetd.Sniff(data) {
 		cfg := loadInetd(o, db, path)
 		cfg.Diags = append(service.Diags{{Pos: service.Source{File: path}, Severity: service.SevNotice,
-			Code: "N-LANGUAGE", Msg: "read as inetd.conf (dialect " + dialectName(o.Dialect) + "): the file has no service blocks and its lines have inetd.conf's fields"}}, cfg.Diags...)
+			Code: "N-LANGUAGE", Msg: "read as inetd.conf: the file has no service blocks and its lines have inetd.conf's fields (N-DIALECT-CHOSEN says which dialect)"}}, cfg.Diags...)
 		return cfg
 	}
 	cfg := parser.Load(path, parser.Options{Sys: db, CheckOwnership: o.CheckOwnership})
@@ -68,13 +68,6 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	applyGlobal(o, cfg)
 	checkSandboxHost(cfg)
 	return cfg
-}
-
-func dialectName(d string) string {
-	if d == "" {
-		return inetd.DefaultDialect
-	}
-	return d
 }
 
 func inetdOptions(o *Options, db *sysdb.DB) inetd.Options {
@@ -156,9 +149,82 @@ func rejectClashes(cfg *service.Config) {
 	}
 }
 
+// CheckSummary is what `gxinetd -t` concludes, printed as its last line
+// and, with -json, as the "summary" object next to the configuration.
+type CheckSummary struct {
+	// Usable is false when a fatal error refuses the whole configuration.
+	Usable bool `json:"usable"`
+	// Served is how many services the daemon would serve: the accepted
+	// ones when the configuration is usable, else 0.
+	Served   int `json:"served"`
+	Accepted int `json:"accepted"` // entries that are valid on their own
+	Rejected int `json:"rejected"`
+	Disabled int `json:"disabled"`
+	Fatal    int `json:"fatal"` // fatal diagnostics
+	Errors   int `json:"errors"`
+	Warnings int `json:"warnings"`
+	Notices  int `json:"notices"`
+	// Exit is the exit status: 0 when the configuration is usable, no
+	// entry is rejected and no error dropped a line; 1 otherwise.
+	Exit int `json:"exit"`
+}
+
+// Summarize counts a loaded configuration for the check mode.
+func Summarize(cfg *service.Config) CheckSummary {
+	var sum CheckSummary
+	for _, s := range cfg.Services {
+		switch s.Status {
+		case service.StatusAccepted:
+			sum.Accepted++
+		case service.StatusRejected:
+			sum.Rejected++
+		case service.StatusDisabled:
+			sum.Disabled++
+		}
+	}
+	for _, d := range cfg.Diags {
+		if d.Fatal {
+			sum.Fatal++
+		}
+		switch d.Severity {
+		case service.SevError:
+			sum.Errors++
+		case service.SevWarning:
+			sum.Warnings++
+		default:
+			sum.Notices++
+		}
+	}
+	sum.Usable = sum.Fatal == 0
+	if sum.Usable {
+		sum.Served = sum.Accepted
+	}
+	if !sum.Usable || sum.Rejected > 0 || sum.Errors > 0 {
+		sum.Exit = 1
+	}
+	return sum
+}
+
+// Line is the check mode's last line. It never counts a service as
+// served when nothing would be.
+func (sum CheckSummary) Line(main string) string {
+	counts := func(n int, w string) string { return fmt.Sprintf("%d %s", n, plural(n, w)) }
+	diags := counts(sum.Errors, "error") + ", " + counts(sum.Warnings, "warning")
+	if !sum.Usable {
+		return fmt.Sprintf("%s: configuration refused (%s): nothing would be served; of its entries %d are valid on their own, %d rejected, %d disabled; %s",
+			main, counts(sum.Fatal, "fatal error"), sum.Accepted, sum.Rejected, sum.Disabled, diags)
+	}
+	verdict := "configuration OK"
+	if sum.Exit != 0 {
+		verdict = "configuration has errors"
+	}
+	return fmt.Sprintf("%s: %d services accepted, %d rejected, %d disabled; %s (%s)",
+		main, sum.Accepted, sum.Rejected, sum.Disabled, diags, verdict)
+}
+
 // Check is `gxinetd -t`: load, validate, print every message (and the
 // resolved configuration as JSON or as xinetd's -d dump when asked), and
-// return the exit status: 0 when every entry is usable, 1 otherwise.
+// return the exit status of CheckSummary.Exit.
 func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 	cfg := Load(o)
 	// Specificity: gxinetd's most-specific-entry rule can decide
@@ -172,29 +238,21 @@ func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 				Service: s.ID, Msg: line})
 		}
 	}
-	accepted, rejected, disabled := 0, 0, 0
-	for _, s := range cfg.Services {
-		switch s.Status {
-		case service.StatusAccepted:
-			accepted++
-		case service.StatusRejected:
-			rejected++
-		case service.StatusDisabled:
-			disabled++
-		}
-	}
-	status := 0
-	if cfg.Diags.HasFatal() || rejected > 0 || cfg.Diags.HasErrors() {
-		status = 1
-	}
+	sum := Summarize(cfg)
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(cfg); err != nil {
+		// The summary is one more field next to the configuration's, so
+		// that decoding the output into a service.Config still works.
+		out := struct {
+			*service.Config
+			Summary CheckSummary `json:"summary"`
+		}{cfg, sum}
+		if err := enc.Encode(out); err != nil {
 			fmt.Fprintf(stderr, "gxinetd: encoding json: %v\n", err)
 			return 1
 		}
-		return status
+		return sum.Exit
 	}
 	for _, d := range cfg.Diags {
 		fmt.Fprintln(stdout, d.String())
@@ -202,11 +260,6 @@ func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 	if o.Debug {
 		logging.WriteConfigDump(stdout, cfg)
 	}
-	verdict := "configuration OK"
-	if status != 0 {
-		verdict = "configuration has errors"
-	}
-	fmt.Fprintf(stdout, "%s: %d services accepted, %d rejected, %d disabled (%s)\n",
-		cfg.Main, accepted, rejected, disabled, verdict)
-	return status
+	fmt.Fprintln(stdout, sum.Line(cfg.Main))
+	return sum.Exit
 }

@@ -249,7 +249,7 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	o := d.o
 	d.rec = logging.NewManager(logging.Options{Ident: identOr(o.LogIdent), SyslogPath: o.SyslogPath, Daemon: d.log})
 	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
-		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess})
+		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, CheckOwnership: o.CheckOwnership})
 	d.benv = d.builtinEnv()
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -43,6 +43,9 @@ func daemonize(o *Options) int {
 		return 1
 	}
 	env := append(os.Environ(), envDetached+"=3")
+	if wd, err := os.Getwd(); err == nil {
+		env = append(env, envStartDir+"="+wd) // for DumpFileOf
+	}
 	// The child starts in our directory so that relative paths on the
 	// command line mean what the user meant; it moves to / itself once
 	// it has made them absolute (detachedChdir).
@@ -122,6 +125,8 @@ func DetachedReadyFD() int {
 		return 0
 	}
 	os.Unsetenv(envDetached)
+	// Servers must not see it; /proc/PID/environ keeps it for DumpFileOf.
+	os.Unsetenv(envStartDir)
 	n, _ := strconv.Atoi(v)
 	return n
 }

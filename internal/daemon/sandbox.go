@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"errors"
 	"fmt"
 	"syscall"
 	"time"
 
+	"github.com/gxinetd/gxinetd/internal/pathsafe"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
 	"github.com/gxinetd/gxinetd/parser"
@@ -80,4 +82,19 @@ func checkSandboxHost(cfg *service.Config) {
 		s.Reasons = append(s.Reasons, d)
 		cfg.Diags = append(cfg.Diags, d)
 	}
+}
+
+// unsafeServer is unsafeExec for a server's Spec: a chrooted server is
+// judged inside its root, where its exec will find it.
+func (d *Daemon) unsafeServer(spec *spawn.Spec) *pathsafe.Error {
+	if spec.Sandbox == nil || spec.Sandbox.Root == "" {
+		return d.unsafeExec(spec.Path, spec.Cred)
+	}
+	if !d.o.CheckOwnership {
+		return nil
+	}
+	_, err := pathsafe.CheckExecIn(spec.Sandbox.Root, spec.Path, credTrust(spec.Cred))
+	var ue *pathsafe.Error
+	errors.As(err, &ue)
+	return ue
 }

@@ -276,7 +276,7 @@ func (r *svcRun) handleStream(c net.Conn) {
 		}
 	}
 	d.sendBanner(c, svc, svc.Banner)
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now(), PeerCred: peerCred(c)})
 	if !dec.Allow {
 		d.refused(r, svc, c, remote, local, dec)
 		c.Close()
@@ -294,12 +294,12 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 	if w := dec.Wrap; w != nil {
 		d.wrapBanner(c, svc, w)
 		if w.Spawn != "" {
-			d.runWrapCommand(svc, w.Spawn, remote, local, nil, nil)
+			d.runWrapCommand(svc, w.Spawn, remote, local, nil, nil, w.SpawnProc)
 		}
 		if w.Twist != "" {
 			// twist replaces the server with the command, on the
 			// connection; it runs counted as the service's server.
-			d.runWrapCommand(svc, w.Twist, remote, local, c, lease)
+			d.runWrapCommand(svc, w.Twist, remote, local, c, lease, w.Proc)
 			return
 		}
 	}
@@ -319,7 +319,7 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 			return
 		}
 	}
-	d.dispatch(r, svc, c, remote, local, lease)
+	d.dispatch(r, svc, c, remote, local, lease, dec.Wrap)
 }
 
 // ident runs the RFC 1413 lookup for a connection and reports a
@@ -367,7 +367,7 @@ func releaseLease(l *access.Lease) {
 var forkingBuiltins = map[string]bool{"echo": true, "discard": true, "chargen": true, "tcpmux": true}
 
 // dispatch runs an allowed stream request.
-func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease) {
+func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease, w *access.WrapAction) {
 	start := time.Now()
 	switch {
 	case svc.IsInternal():
@@ -389,6 +389,13 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
 		})
 	default:
+		peer := peerCred(c)
+		over, err := d.wrapOverrides(svc, w)
+		if err != nil {
+			c.Close()
+			releaseLease(lease)
+			return
+		}
 		f, err := connFile(c)
 		c.Close()
 		if err != nil {
@@ -396,7 +403,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, lease, nil, 0)
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over}, lease, nil, 0)
 	}
 }
 
@@ -450,12 +457,12 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 		if dec.Wrap != nil {
 			d.wrapBanner(c, svc, dec.Wrap)
 			if dec.Wrap.Spawn != "" {
-				d.runWrapCommand(svc, dec.Wrap.Spawn, remote, local, nil, nil)
+				d.runWrapCommand(svc, dec.Wrap.Spawn, remote, local, nil, nil, dec.Wrap.SpawnProc)
 			}
 			if dec.Wrap.Twist != "" {
 				// A hosts.deny twist answers the refused client itself
 				// (the classic "send a message and close").
-				d.runWrapCommand(svc, dec.Wrap.Twist, remote, local, c, nil)
+				d.runWrapCommand(svc, dec.Wrap.Twist, remote, local, c, nil, dec.Wrap.Proc)
 			}
 		}
 	}
@@ -519,6 +526,10 @@ func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
 // sendBanner copies a banner file to the client, bounded in size and time.
 func (d *Daemon) sendBanner(c net.Conn, svc *service.Service, path string) {
 	if path == "" || c == nil {
+		return
+	}
+	if ue := d.unsafeRead(path); ue != nil {
+		d.log.Logf(logging.LevelError, "banner", "service = %s, banner not sent: %v", svc.ID, ue)
 		return
 	}
 	f, err := os.Open(path)

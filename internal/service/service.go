@@ -155,6 +155,14 @@ const (
 	DenyForever = -1
 )
 
+// PeerCred is the peer of a unix-domain connection as the kernel
+// reports it (SO_PEERCRED): its process, user and primary group.
+type PeerCred struct {
+	PID int `json:"pid"`
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+}
+
 // Redirect is the redirect attribute: a TCP upstream that the daemon
 // proxies to in-process. Host is a literal address or a name that is
 // resolved again for every connection.
@@ -204,7 +212,8 @@ const (
 )
 
 // InetdLimits are the per-entry limits of inetd.conf dialects, and the
-// command-line limits of FreeBSD inetd, expressed in one shape. The parser
+// command-line limits of FreeBSD inetd, expressed in one shape. The
+// xinetd.conf attributes cpm and per_source_cpm set the same two rates. The parser
 // maps them onto the common attributes where the meaning is the same
 // (max-child -> Instances, max-child-per-ip -> PerSource) and keeps the
 // per-minute rates here; the access engine enforces both.
@@ -272,12 +281,19 @@ type Service struct {
 	// SndBuf and RcvBuf are inetd.conf's ,sndbuf=N,rcvbuf=N (0 = unset).
 	SndBuf int `json:"sndbuf,omitempty"`
 	RcvBuf int `json:"rcvbuf,omitempty"`
-	// UnixPath, UnixOwner, UnixGroup, UnixMode describe a FreeBSD
-	// inetd.conf unix-domain service.
+	// UnixPath, UnixOwner, UnixGroup, UnixMode describe a unix-domain
+	// service (FreeBSD inetd.conf, or the xinetd.conf attributes of the
+	// same names): the socket's path and its file's owner, group, mode.
 	UnixPath  string `json:"unix_path,omitempty"`
 	UnixOwner *Cred  `json:"unix_owner,omitempty"`
 	UnixGroup *Cred  `json:"unix_group,omitempty"`
 	UnixMode  uint32 `json:"unix_mode,omitempty"`
+	// OnlyUsers and OnlyGroups admit only peers of a unix-domain stream
+	// service whose uid, or primary gid, is listed (only_users,
+	// only_groups; the peer's credentials come from SO_PEERCRED). Empty
+	// means no such restriction.
+	OnlyUsers  []Cred `json:"only_users,omitempty"`
+	OnlyGroups []Cred `json:"only_groups,omitempty"`
 
 	OnlyFrom    AddrList    `json:"only_from"`
 	NoAccess    AddrList    `json:"no_access"`
@@ -404,6 +420,10 @@ type Defaults struct {
 
 	IdentTimeout int `json:"ident_timeout,omitempty"`
 	Backlog      int `json:"backlog,omitempty"`
+	// CPM and PerSourceCPM are the cpm and per_source_cpm attributes
+	// (service.InetdLimits' PerMinute and PerIPPerMinute); 0 is off.
+	CPM          int `json:"cpm,omitempty"`
+	PerSourceCPM int `json:"per_source_cpm,omitempty"`
 
 	// Metrics is the address of the optional Prometheus listener
 	// (`metrics = 127.0.0.1:9101`); MetricsOnlyFrom restricts its clients.

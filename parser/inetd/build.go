@@ -6,12 +6,24 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gxinetd/gxinetd/internal/pathsafe"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/internal/sysdb"
 )
 
 type parser struct {
-	file  string
+	file string
+	// root is the main file; incStack the files being included (absolute
+	// paths, outermost first); files every file read after the main one.
+	root     string
+	incStack []string
+	incNames []string // the same files as named in .include lines
+	files    []string
+	// src and lineStart are the text being read, for the key=value
+	// notation, which is read character by character.
+	src       string
+	lineStart []int
+
 	opt   Options
 	sys   *sysdb.DB
 	d     *dialect
@@ -48,9 +60,7 @@ func (p *parser) entry(e *rawEntry) {
 		if i := addrSplit(first.text); i >= 0 && !v.unix {
 			l.name = first.text[i+1:]
 		}
-		v.name = l.name
-		l.errorf(CodeNotation, first, "", "NetBSD's key=value notation is not supported: write the entry as one positional line")
-		p.emit(e, v, l)
+		p.kvEntry(e, l, v)
 		return
 	}
 	for _, n := range e.notes {
@@ -92,20 +102,21 @@ func (p *parser) entry(e *rawEntry) {
 
 // check does the whole-entry checks once every field is read.
 func (p *parser) check(t []token, v *vals, l *line) {
-	if len(l.errs) > 0 {
-		return
-	}
-	if v.proto == "tcp" && v.sock != service.SockStream || v.proto == "udp" && v.sock != service.SockDgram {
+	// Every check whose fields could be read runs, also when another
+	// field was refused, so that the check mode shows all of a line's
+	// problems at once.
+	sockOK, protoOK := v.sock != service.SockUnset, v.proto != ""
+	if sockOK && protoOK && (v.proto == "tcp" && v.sock != service.SockStream || v.proto == "udp" && v.sock != service.SockDgram) {
 		l.errorf(CodeProto, t[2], "protocol", "socket type %s does not go with protocol %s (tcp is stream, udp is dgram)", v.sock, v.protoText)
 		return
 	}
-	if v.unix && v.sock != service.SockStream && v.sock != service.SockDgram && v.sock != service.SockSeqPacket {
+	if v.unix && sockOK && v.sock != service.SockStream && v.sock != service.SockDgram && v.sock != service.SockSeqPacket {
 		l.errorf(CodeUnix, t[1], "socket_type", "unix sockets are stream, dgram or seqpacket, not %s", v.sock)
 		return
 	}
 	switch {
 	case v.tcpmux != 0:
-		if v.sock != service.SockStream || v.proto != "tcp" {
+		if sockOK && protoOK && (v.sock != service.SockStream || v.proto != "tcp") {
 			l.errorf(CodeTCPMux, t[0], "", "tcpmux services are stream tcp, not %s %s", v.sock, v.protoText)
 		}
 		if v.internal {
@@ -120,17 +131,17 @@ func (p *parser) check(t []token, v *vals, l *line) {
 		if v.internal {
 			l.errorf(CodeInternal, t[5], "server", "RPC services cannot be internal")
 		}
-	default:
+	case protoOK:
 		l.port(v)
 	}
-	if v.internal && len(l.errs) == 0 {
+	if v.internal && sockOK {
 		l.internal(t, v)
 	}
 	if !v.internal && v.sock == service.SockDgram && !v.wait && len(l.errs) == 0 {
 		l.warnf(CodeDgramNowait, t[3], "wait", "dgram nowait is a busybox extension: the server must read its datagram at once, or it is started again for the same datagram until the rate limit stops the service")
 	}
-	if p.opt.CheckOwnership && v.server != "" && len(l.errs) == 0 {
-		if code, msg := checkServer(v.server); code != "" {
+	if p.opt.CheckOwnership && v.server != "" {
+		if code, msg := checkServer(v.server, pathsafe.ForUser(v.user, v.group, true, p.sys)); code != "" {
 			l.errorf(code, t[5], "server", "%s", msg)
 		}
 	}
@@ -138,8 +149,8 @@ func (p *parser) check(t []token, v *vals, l *line) {
 
 // port resolves the service name (or number) to a port.
 func (l *line) port(v *vals) {
-	if v.name == "" {
-		return
+	if v.name == "" || strings.ContainsRune(v.name, '/') {
+		return // refused by serviceField already
 	}
 	if n, ok := parseCount(v.name); ok {
 		if n < 1 || n > 65535 {
@@ -151,6 +162,10 @@ func (l *line) port(v *vals) {
 		return
 	}
 	n, ok := l.p.sys.ServicePort(v.name, v.proto)
+	if !ok && l.p.opt.KeepUnknownNames {
+		l.warnf(CodeUnknownName, v.nameTok, "port", "service %s/%s is not in %s/services here: kept by name; the host that runs this entry needs it", v.name, v.proto, l.p.etc())
+		return
+	}
 	if !ok {
 		l.errorf(CodeService, v.nameTok, "", "unknown service %s/%s (not in %s/services; a port number may be written instead)", v.name, v.proto, l.p.etc())
 		return
@@ -405,20 +420,20 @@ func (p *parser) limits(s *service.Service, v *vals) {
 		s.Inetd.PerIPPerMinute = v.perIPMin
 	case p.opt.PerIPPerMinute > 0:
 		s.Inetd.PerIPPerMinute = p.opt.PerIPPerMinute
-		s.Origins["per_ip_per_minute"] = flag
+		s.Origins["per_source_cpm"] = flag
 	}
 	switch {
 	case v.perMinute >= 0:
 		s.Inetd.PerMinute = v.perMinute
 	case p.opt.PerMinute > 0:
 		s.Inetd.PerMinute = p.opt.PerMinute
-		s.Origins["per_minute"] = flag
+		s.Origins["cpm"] = flag
 	case p.opt.PerMinute < 0:
 		s.Inetd.PerMinute = 0
-		s.Origins["per_minute"] = flag
+		s.Origins["cpm"] = flag
 	default:
 		s.Inetd.PerMinute = p.d.defaultRate
-		s.Origins["per_minute"] = service.Source{Origin: "default"}
+		s.Origins["cpm"] = service.Source{Origin: "default"}
 	}
 }
 
@@ -486,7 +501,7 @@ func (p *parser) assignIDs() {
 	ids := make([]string, len(p.out))
 	for i, s := range p.out {
 		ids[i] = s.Name
-		if s.Type.Has(service.TypeInternal) {
+		if s.Type.Has(service.TypeInternal) && s.SocketType != service.SockUnset {
 			ids[i] = s.Name + "-" + s.SocketType.String()
 		}
 	}
@@ -559,6 +574,9 @@ func (p *parser) duplicates() {
 	for _, s := range p.out {
 		if s.Status != service.StatusAccepted || s.Type.Has(service.TypeRPC) || s.IsTCPMuxClient() {
 			continue
+		}
+		if s.Port == 0 && s.Family != service.FamilyUnix {
+			continue // a service name unknown here (KeepUnknownNames)
 		}
 		base := key{proto: s.Protocol, port: s.Port}
 		var fams []int

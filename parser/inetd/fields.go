@@ -264,6 +264,8 @@ func (l *line) rpcField(nt token, name string, vt token, v *vals) {
 		v.unlisted = true
 	} else if n, ok := l.p.sys.RPC(name); ok {
 		v.rpcNum = n
+	} else if l.p.opt.KeepUnknownNames {
+		l.unknownName(CodeRPC, nt, "", name, "rpc")
 	} else {
 		l.errorf(CodeRPC, nt, "", "unknown RPC program %q (not in %s/rpc, not a number)", name, l.p.etc())
 	}
@@ -299,7 +301,7 @@ func (l *line) unixField(t token, v *vals) {
 			if c, ok := l.lookupUser(parts[0]); ok {
 				v.unixOwner = c
 			} else {
-				l.errorf(CodeUser, sub(t, off), "", "unknown user %q for the unix socket", parts[0])
+				v.unixOwner = l.unknownName(CodeUser, sub(t, off), "socket_owner", parts[0], "passwd")
 			}
 		}
 		off += len(parts[0]) + 1
@@ -307,7 +309,7 @@ func (l *line) unixField(t token, v *vals) {
 			if c, ok := l.lookupGroup(parts[1]); ok {
 				v.unixGroup = c
 			} else {
-				l.errorf(CodeGroup, sub(t, off), "", "unknown group %q for the unix socket", parts[1])
+				v.unixGroup = l.unknownName(CodeGroup, sub(t, off), "socket_group", parts[1], "group")
 			}
 		}
 		off += len(parts[1]) + 1
@@ -475,16 +477,16 @@ func (l *line) waitField(t token, v *vals) {
 	case '.', ':':
 		n, ok := parseCount(rest[1:])
 		if !ok {
-			l.errorf(CodeWait, rt, "per_minute", "bad rate %q after %s: want a number of invocations per minute", rest[1:], text[:len(text)-len(rest)])
+			l.errorf(CodeWait, rt, "cpm", "bad rate %q after %s: want a number of invocations per minute", rest[1:], text[:len(text)-len(rest)])
 			return
 		}
 		v.perMinute = n
-		v.origins["per_minute"] = l.p.pos(rt.line, rt.col)
+		v.origins["cpm"] = l.p.pos(rt.line, rt.col)
 		if rest[0] == '.' && !l.p.d.dotRate {
-			l.notef(rt, "per_minute", "%q read as OpenBSD and Linux inetd do: at most %d invocations per minute (FreeBSD would refuse the line; its limits are /max-child/...)", rest, n)
+			l.notef(rt, "cpm", "%q read as OpenBSD and Linux inetd do: at most %d invocations per minute (FreeBSD would refuse the line; its limits are /max-child/...)", rest, n)
 		}
 		if rest[0] == ':' && !l.p.d.colonRate {
-			l.notef(rt, "per_minute", "%q read as NetBSD does: at most %d invocations per minute", rest, n)
+			l.notef(rt, "cpm", "%q read as NetBSD does: at most %d invocations per minute", rest, n)
 		}
 	case '/':
 		parts := strings.Split(rest[1:], "/")
@@ -492,7 +494,7 @@ func (l *line) waitField(t token, v *vals) {
 			l.errorf(CodeWait, rt, "wait", "too many limits in %q: FreeBSD allows /max-child/max-connections-per-ip-per-minute/max-child-per-ip", text)
 			return
 		}
-		names := []string{"instances", "per_ip_per_minute", "per_source"}
+		names := []string{"instances", "per_source_cpm", "per_source"}
 		what := []string{"max-child", "max-connections-per-ip-per-minute", "max-child-per-ip"}
 		dst := []*int{&v.maxChild, &v.perIPMin, &v.maxChildIP}
 		off := len(text) - len(rest) + 1
@@ -543,8 +545,9 @@ func (l *line) userField(t token, v *vals) {
 	}
 	u, ok := l.lookupUser(user)
 	if !ok {
-		l.errorf(CodeUser, t, "user", "unknown user %q (not in %s/passwd)", user, l.p.etc())
-		return
+		if u = l.unknownName(CodeUser, t, "user", user, "passwd"); u == nil {
+			return
+		}
 	}
 	v.user = u
 	v.origins["user"] = l.p.pos(t.line, t.col)
@@ -556,12 +559,16 @@ func (l *line) userField(t token, v *vals) {
 		}
 		g, ok := l.lookupGroup(group)
 		if !ok {
-			l.errorf(CodeGroup, gt, "group", "unknown group %q (not in %s/group)", group, l.p.etc())
-			return
+			if g = l.unknownName(CodeGroup, gt, "group", group, "group"); g == nil {
+				return
+			}
 		}
 		v.group, v.groupSet = g, true
 		v.origins["group"] = l.p.pos(gt.line, gt.col)
 		return
+	}
+	if u.ID < 0 {
+		return // unknown here: the primary group is the target host's to find
 	}
 	gid := u.ID
 	if pw, ok := l.p.sys.LookupUID(u.ID); ok {
@@ -576,6 +583,19 @@ func (l *line) userField(t token, v *vals) {
 	}
 	v.group = g
 	v.origins["group"] = service.Source{Origin: "default"}
+}
+
+// unknownName handles a user, group, service or RPC name this machine
+// does not know: an error, or with Options.KeepUnknownNames (converters)
+// a W-UNKNOWN-NAME warning and a Cred that keeps the name with ID -1.
+func (l *line) unknownName(code string, t token, attr, name, db string) *service.Cred {
+	what := map[string]string{"passwd": "user", "group": "group", "services": "service", "rpc": "RPC program"}[db]
+	if !l.p.opt.KeepUnknownNames {
+		l.errorf(code, t, attr, "unknown %s %q (not in %s/%s)", what, name, l.p.etc(), db)
+		return nil
+	}
+	l.warnf(CodeUnknownName, t, attr, "%s %q is not in %s/%s here: kept by name; the host that runs this entry needs it", what, name, l.p.etc(), db)
+	return &service.Cred{Name: name, ID: -1}
 }
 
 // lookupUser resolves a user name or uid. An all-digits name that is not

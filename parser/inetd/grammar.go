@@ -321,7 +321,14 @@ func parseTokens(toks []lexer.Token) (*astFile, error) {
 // file order.
 func (p *parser) read(data []byte) {
 	const eof = int(^uint(0) >> 1)
-	lx := newLineLexer(p.file, string(data), p.d.quoting)
+	p.src = string(data)
+	p.lineStart = append(p.lineStart[:0], 0)
+	for i := 0; i < len(p.src); i++ {
+		if p.src[i] == '\n' {
+			p.lineStart = append(p.lineStart, i+1)
+		}
+	}
+	lx := newLineLexer(p.file, p.src, p.d.quoting)
 	crlfDone := false
 	// complete is called when the line at moment is read: a line-by-line
 	// reader warns about the first CRLF line as it reads it, before it
@@ -413,8 +420,7 @@ func (p *parser) line(ln *astLine) {
 		p.fileDiag(service.SevWarning, CodeIndentComment, t.Line, t.Column,
 			"indented comment read as a comment (FreeBSD and OpenBSD inetd would append its words to the previous entry's arguments); start comments in column 1")
 	case ln.Include != nil:
-		p.fileDiag(service.SevWarning, CodeInclude, ln.Include.Pos.Line, 1,
-			"NetBSD .include is not supported: the named files are not read")
+		p.include(*ln.Include)
 	case ln.Oversized != nil:
 		p.fileDiag(service.SevError, CodeLineTooLong, ln.Oversized.Pos.Line, 1,
 			fmt.Sprintf("line is %d bytes long (the limit is %d): line ignored", len(ln.Oversized.Value), MaxLine))

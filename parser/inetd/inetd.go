@@ -15,7 +15,8 @@ type Options struct {
 	// sysdb.System.
 	Sys *sysdb.DB
 	// Dialect is "freebsd", "openbsd", "netbsd" or "linux"; "" means
-	// DefaultDialect. See Dialects.
+	// the dialect Detect recognises in the file (DefaultDialect when
+	// nothing in it decides). See Dialects.
 	Dialect string
 
 	// The FreeBSD inetd command-line limits. They apply to entries that
@@ -37,9 +38,16 @@ type Options struct {
 	// BindAddr is -a: the address entries without an address prefix
 	// listen on.
 	BindAddr string
-	// CheckOwnership refuses a configuration file writable by anyone but
-	// root, and entries whose server could be replaced by someone other
-	// than root (meant for a daemon running as root).
+	// KeepUnknownNames is for converters (xconv): a user, group, service
+	// or RPC program that this machine does not know is kept by name
+	// (a Cred with ID -1, port 0) with a W-UNKNOWN-NAME warning instead
+	// of rejecting the entry. The daemon never sets it.
+	KeepUnknownNames bool
+	// CheckOwnership (meant for a daemon running as root) refuses a
+	// configuration file that anyone but root could change, and entries
+	// whose server could be replaced by someone other than root or the
+	// entry's own user: the rule of internal/pathsafe, shared with
+	// xinetd.conf, over every component of the path and of every link.
 	CheckOwnership bool
 }
 
@@ -113,23 +121,29 @@ const (
 	CodeUser         = "E-USER"          // unknown user
 	CodeGroup        = "E-GROUP"         // unknown group
 	CodeServer       = "E-SERVER"        // server path not absolute, or (CheckOwnership) missing
-	CodeServerPerm   = "E-SERVER-PERM"   // server replaceable by someone other than root
+	CodeServerPerm   = "E-SERVER-PERM"   // server replaceable by someone other than root or its user
 	CodeInternal     = "E-INTERNAL"      // no such internal service
+	CodeIncludeErr   = "E-INCLUDE"       // a NetBSD .include that cannot be read
+	CodeIncludeCycle = "E-INCLUDE-CYCLE" // a file that includes itself
 
 	CodeCRLF           = "W-CRLF"             // CRLF line ends (stripped)
 	CodeIndentComment  = "W-INDENTED-COMMENT" // indented # line read as a comment
 	CodeIPsec          = "W-IPSEC"            // #@ IPsec policy lines are not supported
-	CodeInclude        = "W-INCLUDE"          // NetBSD .include is not supported
+	CodeInclude        = "W-INCLUDE"          // a NetBSD .include pattern that matches no file
 	CodeLoginClass     = "W-LOGIN-CLASS"      // FreeBSD /login-class is not supported
 	CodeAcceptFilter   = "W-ACCEPT-FILTER"    // NetBSD :accept-filter is not supported
 	CodeArgv0          = "W-ARGV0"            // no argv[0] given
 	CodeInternalArgs   = "W-INTERNAL-ARGS"    // arguments to a builtin that takes none
 	CodeWaitForced     = "W-WAIT-FORCED"      // wait changed to nowait, as inetd does
 	CodeDuplicate      = "W-DUPLICATE"        // an earlier entry already listens there
+	CodeUnknownName    = "W-UNKNOWN-NAME"     // KeepUnknownNames: a name this machine does not know
 	CodeDgramNowait    = "W-DGRAM-NOWAIT"     // an external dgram service with nowait
 	CodeBindFamily     = "W-BIND-FAMILY"      // -a address does not fit the entry's family
 	CodeDialectNotice  = "N-DIALECT"          // which dialect's reading was used
+	CodeDialectChosen  = "N-DIALECT-CHOSEN"   // the dialect of the whole file, and why
+	CodeDialectSignals = "W-DIALECT-SIGNALS"  // the file's dialect signals disagree
 	CodeDefaultAddress = "N-DEFAULT-ADDRESS"  // an addr: line changes the default address
+	CodeOff            = "N-OFF"              // a key=value definition marked off
 )
 
 // MaxLine is the longest line accepted, in bytes (the inetds themselves
@@ -156,16 +170,12 @@ func Load(path string, opt Options) ([]*service.Service, service.Diags) {
 // every entry (accepted and rejected, in file order; one per address for
 // multi-address lines) and every diagnostic.
 func Parse(name string, data []byte, opt Options) ([]*service.Service, service.Diags) {
-	p := &parser{file: name, opt: opt, sys: opt.Sys}
+	p := &parser{file: name, root: name, opt: opt, sys: opt.Sys}
 	if p.sys == nil {
 		p.sys = sysdb.System
 	}
-	dn := opt.Dialect
-	if dn == "" {
-		dn = DefaultDialect
-	}
-	p.d = dialects[strings.ToLower(dn)]
-	if p.d == nil {
+	dn := strings.ToLower(opt.Dialect)
+	if dn != "" && dialects[dn] == nil {
 		p.diags = append(p.diags, service.Diag{Pos: service.Source{File: name, Origin: "flag"}, Severity: service.SevError,
 			Code: CodeDialect, Fatal: true,
 			Msg: fmt.Sprintf("unknown inetd.conf dialect %q (want one of %s)", opt.Dialect, strings.Join(Dialects, ", "))})
@@ -174,9 +184,30 @@ func Parse(name string, data []byte, opt Options) ([]*service.Service, service.D
 	if !p.parseBindOption() {
 		return nil, p.diags
 	}
+	det := detectFor(data, dn)
+	p.d = dialects[det.Dialect]
+	p.reportDialect(det)
 	p.read(data)
 	p.finish()
 	return p.out, p.diags
+}
+
+// reportDialect says which dialect the file is read with and why, and
+// warns when the file's own evidence points elsewhere.
+func (p *parser) reportDialect(det Detection) {
+	// About the whole file: the reasons name their lines.
+	pos := service.Source{File: p.file}
+	p.diags = append(p.diags, service.Diag{Pos: pos, Severity: service.SevNotice, Code: CodeDialectChosen,
+		Msg: fmt.Sprintf("read as the %s inetd.conf dialect: %s", det.Dialect, det.Reason())})
+	if len(det.Against) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("the file's dialect signals disagree: it is read as %s, but %s; choose with -dialect if %s is not right",
+		det.Dialect, strings.Join(det.Against, "; "), det.Dialect)
+	if det.Explicit {
+		msg = fmt.Sprintf("-dialect %s, but the file points elsewhere: %s", det.Dialect, strings.Join(det.Against, "; "))
+	}
+	p.diags = append(p.diags, service.Diag{Pos: service.Source{File: p.file}, Severity: service.SevWarning, Code: CodeDialectSignals, Msg: msg})
 }
 
 // Sniff reports whether data looks like inetd.conf rather than

@@ -165,7 +165,7 @@ func TestCommandLineLimits(t *testing.T) {
 	if a.Instances != 9 || a.Inetd.PerIPPerMinute != 8 || a.Inetd.PerMinute != 7 || a.PerSource != 6 || a.Bind.Text != "127.0.0.1" {
 		t.Errorf("flags not applied: %+v %+v %v", a.Instances, a.Inetd, a.Bind)
 	}
-	for _, k := range []string{"instances", "per_source", "per_minute", "per_ip_per_minute", "bind"} {
+	for _, k := range []string{"instances", "per_source", "cpm", "per_source_cpm", "bind"} {
 		if a.Origins[k].Origin != "flag" {
 			t.Errorf("origin of %s = %+v, want flag", k, a.Origins[k])
 		}

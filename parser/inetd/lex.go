@@ -170,7 +170,7 @@ func (l *lineLexer) scanLine() {
 			l.emit(tokKeyValueLine, s[:indent], start, 1)
 			l.splitWords(s)
 			l.emitWords(start, 0)
-			if l.endsNotation() {
+			if kvLineEnds(s) {
 				l.kv = false
 			}
 		}
@@ -234,17 +234,29 @@ func (l *lineLexer) entryLine(s string, start int) {
 		if t, _, _ := wordText(l.words[1], l.quoting); t == "on" || t == "off" {
 			l.emit(tokOnOff, l.words[1], start, l.cols[1])
 			first = 2
-			l.kv = !l.endsNotation()
+			l.kv = !kvLineEnds(s[l.cols[1]-1+len(l.words[1]):])
 		}
 	}
 	l.emitWords(start, first)
 }
 
-// endsNotation reports whether a word of the current line ends NetBSD's
-// key=value notation.
-func (l *lineLexer) endsNotation() bool {
-	for _, w := range l.words {
-		if t, _, _ := wordText(w, l.quoting); strings.HasSuffix(t, ";") {
+// kvLineEnds reports whether a line of NetBSD's key=value notation
+// holds the ';' that ends the definition: outside quotes (which may
+// escape a quote with a backslash) and before a '#' comment.
+func kvLineEnds(s string) bool {
+	q := byte(0)
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case q != 0 && c == '\\':
+			i++
+		case q != 0 && c == q:
+			q = 0
+		case q != 0:
+		case c == '"' || c == '\'':
+			q = c
+		case c == '#':
+			return false
+		case c == ';':
 			return true
 		}
 	}

@@ -1,47 +1,37 @@
 package inetd
 
 import (
+	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
-	"syscall"
+	"strings"
 
+	"github.com/gxinetd/gxinetd/internal/pathsafe"
 	"github.com/gxinetd/gxinetd/internal/service"
 )
 
-// unsafeStat says why fi could be changed by someone other than root, or
-// "" when it cannot. Directories with the sticky bit still let their
-// writers replace their own entries, so they count as unsafe too.
-func unsafeStat(fi os.FileInfo) string {
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if ok && st.Uid != 0 {
-		return fmt.Sprintf("owned by uid %d", st.Uid)
-	}
-	if fi.Mode().Perm()&0o022 != 0 {
-		return fmt.Sprintf("writable by group or others (mode %04o)", fi.Mode().Perm())
-	}
-	return ""
-}
+// The ownership rule is internal/pathsafe's, the same for xinetd.conf:
+// with Options.CheckOwnership (running as root) the file itself and every
+// server are walked component by component, symbolic links included.
 
-// checkFileOwner refuses a configuration file that someone other than
-// root could have written.
+// checkFileOwner refuses an inetd.conf that someone other than root could
+// change (or reach through a link or directory someone else controls).
+// It runs before the file is opened, so what is then read is what was
+// checked.
 func checkFileOwner(path string) (service.Diag, bool) {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return service.Diag{Pos: service.Source{File: path}, Severity: service.SevError, Code: CodeFile, Fatal: true,
-			Msg: fmt.Sprintf("cannot read inetd.conf: %v", err)}, true
-	}
-	if why := unsafeStat(fi); why != "" {
+	_, err := pathsafe.Check(absPath(path), pathsafe.Trust{})
+	var ue *pathsafe.Error
+	if errors.As(err, &ue) {
 		return service.Diag{Pos: service.Source{File: path}, Severity: service.SevError, Code: CodeFilePerm, Fatal: true,
-			Msg: fmt.Sprintf("refusing inetd.conf %s: it is %s, so it could name any program to run as root", path, why)}, true
+			Msg: "refusing inetd.conf " + ue.Error() + " (it could name any program to run as root)"}, true
 	}
 	return service.Diag{}, false
 }
 
 // checkServer returns a code and message when the server is missing, not
-// executable, or replaceable by someone other than root (itself, a
-// directory on its path, or the same for the target of a symlink).
-func checkServer(server string) (string, string) {
+// executable, or could be replaced by someone other than root or the
+// user it runs as (trust).
+func checkServer(server string, trust pathsafe.Trust) (string, string) {
 	fi, err := os.Stat(server)
 	if err != nil {
 		return CodeServer, fmt.Sprintf("server %s: %v", server, err)
@@ -49,23 +39,26 @@ func checkServer(server string) (string, string) {
 	if !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 		return CodeServer, fmt.Sprintf("server %s is not an executable file", server)
 	}
-	paths := []string{server}
-	if real, err := filepath.EvalSymlinks(server); err == nil && real != server {
-		paths = append(paths, real)
-	}
-	for _, p := range paths {
-		for q, n := p, 0; n < 64; q, n = filepath.Dir(q), n+1 {
-			fi, err := os.Stat(q)
-			if err != nil {
-				return CodeServer, fmt.Sprintf("server %s: %v", server, err)
-			}
-			if why := unsafeStat(fi); why != "" {
-				return CodeServerPerm, fmt.Sprintf("server %s could be replaced by someone other than root: %s is %s", server, q, why)
-			}
-			if q == "/" || q == "." {
-				break
-			}
-		}
+	_, err = pathsafe.CheckExec(server, trust)
+	var ue *pathsafe.Error
+	switch {
+	case errors.As(err, &ue):
+		return CodeServerPerm, "server " + ue.Error()
+	case err != nil:
+		return CodeServer, fmt.Sprintf("server %s: %v", server, err)
 	}
 	return "", ""
+}
+
+// absPath makes a relative path absolute against the working directory
+// without cleaning it: ".." must be walked the way the kernel walks it.
+func absPath(p string) string {
+	if strings.HasPrefix(p, "/") {
+		return p
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return p
+	}
+	return wd + "/" + p
 }
