@@ -7,6 +7,7 @@ BINDIR   ?= $(PREFIX)/bin
 MANDIR   ?= $(PREFIX)/share/man
 SYSCONFDIR ?= /etc
 UNITDIR  ?= /lib/systemd/system
+DOCDIR   ?= $(PREFIX)/share/doc/gxinetd
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X github.com/gxinetd/gxinetd/internal/daemon.Version=$(VERSION)
 TESTFLAGS ?= -count=1 -timeout 15m
@@ -70,15 +71,20 @@ man-check:
 	  if [ -n "$$w" ]; then echo "$$m:"; echo "$$w"; exit 1; fi; \
 	done
 
+# The unit runs the binary where this install puts it: its paths are
+# generated from SBINDIR (so from PREFIX), never assumed.
 install: build
-	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR)
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)/examples
 	install -m 0755 gxinetd $(DESTDIR)$(SBINDIR)/gxinetd
 	install -m 0755 xconv $(DESTDIR)$(BINDIR)/xconv
 	install -m 0644 docs/gxinetd.8 $(DESTDIR)$(MANDIR)/man8/gxinetd.8
 	install -m 0644 docs/gxinetd.conf.5 $(DESTDIR)$(MANDIR)/man5/gxinetd.conf.5
 	install -m 0644 docs/gxinetd.log.5 $(DESTDIR)$(MANDIR)/man5/gxinetd.log.5
 	install -m 0644 docs/xconv.1 $(DESTDIR)$(MANDIR)/man1/xconv.1
-	install -m 0644 dist/gxinetd.service $(DESTDIR)$(UNITDIR)/gxinetd.service
+	sed 's|@SBINDIR@|$(SBINDIR)|g' dist/gxinetd.service.in > $(DESTDIR)$(UNITDIR)/gxinetd.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/gxinetd.service.tmp
+	mv $(DESTDIR)$(UNITDIR)/gxinetd.service.tmp $(DESTDIR)$(UNITDIR)/gxinetd.service
+	install -m 0644 dist/gxinetd.socket dist/gxinetd.default $(DESTDIR)$(DOCDIR)/examples/
 	@# An existing xinetd installation is kept exactly as it is.
 	@if [ ! -e $(DESTDIR)$(SYSCONFDIR)/xinetd.conf ]; then \
 	  install -d $(DESTDIR)$(SYSCONFDIR); install -m 0644 dist/xinetd.conf $(DESTDIR)$(SYSCONFDIR)/xinetd.conf; fi
@@ -87,7 +93,8 @@ install: build
 uninstall:
 	rm -f $(DESTDIR)$(SBINDIR)/gxinetd $(DESTDIR)$(BINDIR)/xconv $(DESTDIR)$(MANDIR)/man8/gxinetd.8 \
 	  $(DESTDIR)$(MANDIR)/man5/gxinetd.conf.5 $(DESTDIR)$(MANDIR)/man5/gxinetd.log.5 $(DESTDIR)$(MANDIR)/man1/xconv.1 \
-	  $(DESTDIR)$(UNITDIR)/gxinetd.service
+	  $(DESTDIR)$(UNITDIR)/gxinetd.service $(DESTDIR)$(DOCDIR)/examples/gxinetd.socket $(DESTDIR)$(DOCDIR)/examples/gxinetd.default
+	-rmdir $(DESTDIR)$(DOCDIR)/examples $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 clean:
 	rm -f gxinetd xconv

@@ -738,6 +738,18 @@ type Lease struct {
 	src      netip.Addr
 	hasSrc   bool
 	released atomic.Bool
+	// onRelease runs once the lease is given back (see OnRelease).
+	onRelease func()
+}
+
+// OnRelease arranges for f to run when the lease is released, after the
+// counts are given back, whether or not ReleaseAll gave them up first.
+// The daemon frees an accept-queue slot with it (a lease lives exactly
+// as long as its request). Set it before handing the lease on.
+func (l *Lease) OnRelease(f func()) {
+	if l != nil {
+		l.onRelease = f
+	}
 }
 
 // Release stops counting the request as running; calling it again does nothing.
@@ -745,6 +757,13 @@ func (l *Lease) Release() {
 	if l == nil || !l.released.CompareAndSwap(false, true) {
 		return
 	}
+	l.release()
+	if f := l.onRelease; f != nil {
+		f()
+	}
+}
+
+func (l *Lease) release() {
 	st := l.st
 	st.mu.Lock()
 	defer st.mu.Unlock()

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 // TestExamplesCheckClean: every configuration under examples/ passes the
@@ -86,6 +88,8 @@ func TestMakeRunExamplesServe(t *testing.T) {
 	if os.Getenv("GXINETD_SKIP_EXAMPLES") != "" {
 		t.Skip("GXINETD_SKIP_EXAMPLES set")
 	}
+	// The examples listen on fixed ports 10000-10199.
+	testnet.Lock(t, "examples-ports")
 	t.Run("root", func(t *testing.T) { runExamples(t, nil) })
 	t.Run("unprivileged", func(t *testing.T) {
 		needRoot(t)

@@ -256,7 +256,7 @@ func TestInetdLogFlag(t *testing.T) {
 	if got != "hi\n" {
 		t.Fatalf("served %q, %v", got, err)
 	}
-	re := mustRE(`^<30>.* gxinetd\[\d+\]: START: \S+ pid=(\d+) from=(::ffff:)?127\.0\.0\.1$`)
+	re := mustRE(`^<30>.* xinetd\[\d+\]: START: \S+ pid=(\d+) from=(::ffff:)?127\.0\.0\.1$`)
 	buf := make([]byte, 2048)
 	deadline := time.Now().Add(5 * time.Second)
 	var seen []string

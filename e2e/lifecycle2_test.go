@@ -71,6 +71,8 @@ func TestMakeInstall(t *testing.T) {
 		{"usr/share/man/man5/gxinetd.log.5", 0o644},
 		{"usr/share/man/man1/xconv.1", 0o644},
 		{"lib/systemd/system/gxinetd.service", 0o644},
+		{"usr/share/doc/gxinetd/examples/gxinetd.socket", 0o644},
+		{"usr/share/doc/gxinetd/examples/gxinetd.default", 0o644},
 		{"etc/xinetd.conf", 0o644},
 	}
 	for _, w := range want {
@@ -101,7 +103,7 @@ func TestMakeInstall(t *testing.T) {
 		t.Errorf("installed gxinetd -version: %v %q", err, out)
 	}
 	unit := readFile(filepath.Join(dest, "lib/systemd/system/gxinetd.service"))
-	for _, w := range []string{"ExecStart=/usr/sbin/gxinetd ", "-dontfork", "Type=notify", "ExecReload="} {
+	for _, w := range []string{"ExecStart=/usr/sbin/gxinetd ", "ExecStartPre=/usr/sbin/gxinetd -t -fatal-only ", "-dontfork", "Type=notify", "ExecReload="} {
 		if !strings.Contains(unit, w) {
 			t.Errorf("unit lacks %q:\n%s", w, unit)
 		}
@@ -153,7 +155,7 @@ func TestShippedFilesAreNotIgnored(t *testing.T) {
 	if err := exec.Command("git", "-C", root, "rev-parse", "--is-inside-work-tree").Run(); err != nil {
 		t.Skip("not a git work tree")
 	}
-	for _, f := range []string{"dist/gxinetd.service", "dist/xinetd.conf", "Makefile", "docs/gxinetd.8"} {
+	for _, f := range []string{"dist/gxinetd.service.in", "dist/gxinetd.socket", "dist/gxinetd.default", "dist/xinetd.conf", "Makefile", "docs/gxinetd.8"} {
 		if _, err := os.Stat(filepath.Join(root, f)); err != nil {
 			t.Errorf("shipped file missing: %s", f)
 			continue
@@ -212,7 +214,7 @@ func startRaw(t *testing.T, dir string, args ...string) *daemon {
 
 // TestDebugMode: -d stays in the foreground, prints the configuration
 // dump and its messages on stderr, and exits 1 on SIGINT, as xinetd does;
-// outside -d SIGINT is ignored.
+// with -dontfork SIGINT stops it (exit 0); a detached daemon ignores it.
 func TestDebugMode(t *testing.T) {
 	ports := freePorts(t, 1)
 	dir := newDir(t)
@@ -247,22 +249,34 @@ func TestDebugMode(t *testing.T) {
 		t.Errorf("-d: pidfile left after SIGINT")
 	}
 
-	// Without -d, SIGINT changes nothing.
+	// In the foreground (-dontfork: make run, a container) SIGINT, which
+	// is what Ctrl-C sends, stops the daemon as SIGTERM does.
 	dir2 := newDir(t)
 	d2 := start(t, dir2, render(t, dir2, baseDefaults+daytimeConf("dt", "{{P0}}"), ports))
 	d2.signal(syscall.SIGINT)
-	d2.waitLog(`ignoring SIGINT`, 5*time.Second)
-	if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[0]), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
-		t.Fatalf("daemon stopped serving after SIGINT outside -d: %q %v", got, err)
-	}
-	select {
-	case <-d2.exited:
-		t.Fatalf("SIGINT ended the daemon outside -d")
-	default:
-	}
-	d2.signal(syscall.SIGTERM)
 	if code := d2.waitExit(10 * time.Second); code != 0 {
-		t.Errorf("SIGTERM exit status %d", code)
+		t.Errorf("-dontfork: exit status %d after SIGINT, want 0\n%s", code, d2.daemonLog())
+	}
+	if !strings.Contains(d2.daemonLog(), "SIGINT in the foreground: stopping") {
+		t.Errorf("-dontfork: SIGINT not logged:\n%s", d2.daemonLog())
+	}
+	if _, err := os.Stat(filepath.Join(dir2, "gxinetd.pid")); !os.IsNotExist(err) {
+		t.Errorf("-dontfork: pidfile left after SIGINT")
+	}
+
+	// A detached daemon has no terminal: SIGINT changes nothing, as in xinetd.
+	dir3 := newDir(t)
+	code, pid := detached(t, dir3, "-f", render(t, dir3, baseDefaults+daytimeConf("dt", "{{P0}}"), ports))
+	if code != 0 || pid == 0 {
+		t.Fatalf("daemon mode: status %d pid %d\n%s", code, pid, readFile(filepath.Join(dir3, "daemon.log")))
+	}
+	syscall.Kill(pid, syscall.SIGINT)
+	waitIn(t, func() string { return readFile(filepath.Join(dir3, "daemon.log")) }, `ignoring SIGINT`, 5*time.Second)
+	if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[0]), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
+		t.Fatalf("detached daemon stopped serving after SIGINT: %q %v", got, err)
+	}
+	if !pidAlive(pid) {
+		t.Fatalf("SIGINT ended the detached daemon")
 	}
 }
 

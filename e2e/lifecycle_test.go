@@ -75,12 +75,15 @@ func TestReloadUnderLoadDropsNothing(t *testing.T) {
 	}
 }
 
+// TestReloadWithErrorsKeepsServing: a fatal error (here in defaults)
+// keeps the whole old configuration; entry errors are applied per entry
+// (TestReloadKeepsPreviousDefinitionOfRejectedEntry).
 func TestReloadWithErrorsKeepsServing(t *testing.T) {
 	ports := freePorts(t, 2)
 	dir := newDir(t)
 	path := render(t, dir, baseDefaults+daytimeConf("dt1", "{{P0}}"), ports)
 	d := start(t, dir, path)
-	render(t, dir, baseDefaults+daytimeConf("dt1", "{{P1}}")+"\nservice broken\n{\n\twait = maybe\n}\n", ports)
+	render(t, dir, strings.Replace(baseDefaults, "instances       = UNLIMITED", "instances       = lots", 1)+daytimeConf("dt1", "{{P1}}"), ports)
 	d.signal(syscall.SIGHUP)
 	d.waitLog(`reconfiguration failed`, 10*time.Second)
 	if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[0]), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {

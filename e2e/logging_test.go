@@ -972,10 +972,10 @@ service trap
 			t.Fatalf("no %q datagram; got:\n%s\nstderr:\n%s", want, strings.Join(seen, "\n"), d.stderr.String())
 		}
 		// <29> = daemon (3) * 8 + notice (5): text only.
-		expect(fmt.Sprintf(`^<29>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d gxinetd\[%d\]: Started working: 2 available services$`, d.pid()))
+		expect(fmt.Sprintf(`^<29>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d xinetd\[%d\]: Started working: 2 available services$`, d.pid()))
 		// <26> = daemon * 8 + crit (2): CRITICAL text carries "PID {function} ".
 		readAllFrom("127.0.0.7", fmt.Sprintf("127.0.0.1:%d", ports[1]))
-		expect(fmt.Sprintf(`^<26>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d gxinetd\[%[1]d\]: %[1]d \{\w+\} Adding (::ffff:)?127\.0\.0\.7 to the global_no_access list for 1 minutes$`, d.pid()))
+		expect(fmt.Sprintf(`^<26>[A-Z][a-z]{2} [ \d]\d \d\d:\d\d:\d\d xinetd\[%[1]d\]: %[1]d \{\w+\} Adding (::ffff:)?127\.0\.0\.7 to the global_no_access list for 1 minutes$`, d.pid()))
 	})
 	t.Run("debug", func(t *testing.T) {
 		dir := newDir(t)

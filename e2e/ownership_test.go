@@ -393,6 +393,9 @@ func TestOwnershipCheckedAtEveryStart(t *testing.T) {
 	}
 	served("")
 	d.waitLog(regexp.QuoteMeta(fmt.Sprintf("service srv: not starting server %s is owned by uid %d, not root (mode 0755); fix: chown root %s", srv, nobodyUID, srv)), 5*time.Second)
+	// Records are written asynchronously: wait for the third, then make
+	// sure there is no fourth.
+	d.waitSvcLog(`(?s)(FAIL: srv ownership.*){3}`, 10*time.Second)
 	if n := strings.Count(readFile(d.svcLog), "FAIL: srv ownership"); n != 3 {
 		t.Errorf("%d FAIL records with reason ownership, want 3:\n%s", n, readFile(d.svcLog))
 	}

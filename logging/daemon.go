@@ -43,8 +43,8 @@ type DaemonOptions struct {
 	Facility string
 	// Path is the -filelog file.
 	Path string
-	// Ident replaces "xinetd" in syslog identities and -filelog lines;
-	// "" is "gxinetd".
+	// Ident is the name in syslog identities and -filelog lines; "" is
+	// DefaultIdent.
 	Ident string
 	// Stderr receives -d output (xinetd writes to /dev/tty).
 	Stderr io.Writer
@@ -66,9 +66,13 @@ type Daemon struct {
 	pri     int // facility*8, syslog mode
 	mu      sync.Mutex
 	sys     *syslogConn
-	file    *os.File
+	out     io.Writer // file mode: where lines go
+	file    *os.File  // file mode: what Close and Reopen close (nil for stderr)
 	buf     []byte
 	dropped atomic.Uint64
+	// fallback is set when syslog was unreachable at start-up and the
+	// messages went to standard error instead.
+	fallback error
 }
 
 // NewDaemon opens the destination of the daemon's messages. An unknown
@@ -76,7 +80,7 @@ type Daemon struct {
 // xinetd does; a -filelog file that cannot be opened is an error.
 func NewDaemon(o DaemonOptions) (*Daemon, error) {
 	if o.Ident == "" {
-		o.Ident = "gxinetd"
+		o.Ident = DefaultIdent
 	}
 	if o.Mode == "" {
 		o.Mode = "syslog"
@@ -101,6 +105,14 @@ func NewDaemon(o DaemonOptions) (*Daemon, error) {
 		}
 		d.pri = f * 8
 		d.sys = &syslogConn{path: o.SyslogPath, timeout: 200 * time.Millisecond}
+		if err := d.sys.dial(); err != nil {
+			// No syslog (a container, a chroot, a machine whose syslog
+			// daemon is down): messages sent there would vanish, and a
+			// daemon that serves nothing would print nothing. Standard
+			// error is where a supervisor or `docker logs` looks.
+			d.fallback = err
+			d.o.Mode, d.o.Path, d.out = "file", "/dev/stderr", o.Stderr
+		}
 	case "file":
 		if o.Path == "" {
 			return nil, errors.New("logging: daemon log: -filelog needs a file name")
@@ -112,29 +124,60 @@ func NewDaemon(o DaemonOptions) (*Daemon, error) {
 	default:
 		return nil, fmt.Errorf("logging: daemon log: unknown mode %q", o.Mode)
 	}
+	if d.fallback != nil {
+		d.Logf(LevelNotice, "init", "syslog is unreachable (%v): daemon messages go to standard error", d.fallback)
+	}
 	if badFacility != "" {
 		d.Logf(LevelError, "init", "Bad syslog facility: %s", badFacility)
 	}
 	return d, nil
 }
 
+// SyslogFallback reports the error that made the daemon's messages go to
+// standard error instead of syslog at start-up, or nil.
+func (d *Daemon) SyslogFallback() error {
+	if d == nil {
+		return nil
+	}
+	return d.fallback
+}
+
+// SyslogReachable dials the syslog socket (path "" is /dev/log) and
+// hangs up: nil when messages sent there would arrive.
+func SyslogReachable(path string) error {
+	c := &syslogConn{path: path, timeout: 200 * time.Millisecond}
+	if err := c.dial(); err != nil {
+		return err
+	}
+	c.close()
+	return nil
+}
+
 // stderrPath reports whether -filelog names standard error itself, which
 // is written directly: opening /dev/stderr anew fails when the daemon has
-// dropped privileges or stderr is a file it may not open.
-func stderrPath(p string) bool { return p == "-" || p == "/dev/stderr" }
+// dropped privileges, when stderr is a file it may not open, and when it
+// is a socket (systemd's journal stream), which cannot be opened at all.
+func stderrPath(p string) bool {
+	fd, ok := stdioFD(p)
+	return p == "-" || ok && fd == 2
+}
 
 func (d *Daemon) openFile() error {
 	if stderrPath(d.o.Path) {
-		if f, ok := d.o.Stderr.(*os.File); ok {
-			d.file = f
-			return nil
-		}
+		d.out, d.file = d.o.Stderr, nil
+		return nil
 	}
-	f, err := os.OpenFile(d.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	var f *os.File
+	var err error
+	if fd, ok := stdioFD(d.o.Path); ok {
+		f, err = dupFD(fd, d.o.Path)
+	} else {
+		f, err = os.OpenFile(d.o.Path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+	}
 	if err != nil {
 		return fmt.Errorf("logging: daemon log: %w", err)
 	}
-	d.file = f
+	d.out, d.file = f, f
 	return nil
 }
 
@@ -181,13 +224,13 @@ func (d *Daemon) Logf(l Level, fn string, format string, args ...any) {
 		}
 		b = appendSafeLine(b, text)
 		b = append(b, '\n')
-		if d.file == nil {
+		if d.out == nil {
 			if err := d.openFile(); err != nil {
 				d.dropped.Add(1)
 				break
 			}
 		}
-		if _, err := d.file.Write(b); err != nil {
+		if _, err := d.out.Write(b); err != nil {
 			d.dropped.Add(1)
 		}
 	default:
@@ -251,8 +294,8 @@ func (d *Daemon) Reopen() {
 		}
 		if d.file != nil {
 			_ = d.file.Close()
-			d.file = nil
 		}
+		d.out, d.file = nil, nil
 		if err := d.openFile(); err != nil {
 			d.dropped.Add(1)
 		}
@@ -268,10 +311,10 @@ func (d *Daemon) Close() {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.file != nil && !stderrPath(d.o.Path) {
+	if d.file != nil {
 		_ = d.file.Close()
 	}
-	d.file = nil
+	d.out, d.file = nil, nil
 	if d.sys != nil {
 		d.sys.close()
 	}

@@ -87,23 +87,24 @@ func TestDaemonSyslog(t *testing.T) {
 	d.Logf(LevelDebug, "main", "dropped: not in debug mode")
 	d.Logf(LevelInfo, "dump", "generated state dump in file /var/run/xinetd.dump")
 	want := []string{
-		fmt.Sprintf("<27>Nov 23 00:34:40 gxinetd[%d]: Bad syslog facility: bogus", pid),
-		fmt.Sprintf("<29>Nov 23 00:34:40 gxinetd[%d]: Started working: 3 available services", pid),
-		fmt.Sprintf("<26>Nov 23 00:34:40 gxinetd[%d]: %d {main} no services. Exiting...", pid, pid),
-		fmt.Sprintf("<30>Nov 23 00:34:40 gxinetd[%d]: generated state dump in file /var/run/xinetd.dump", pid),
+		// The default identity is xinetd's, which log filters look for.
+		fmt.Sprintf("<27>Nov 23 00:34:40 xinetd[%d]: Bad syslog facility: bogus", pid),
+		fmt.Sprintf("<29>Nov 23 00:34:40 xinetd[%d]: Started working: 3 available services", pid),
+		fmt.Sprintf("<26>Nov 23 00:34:40 xinetd[%d]: %d {main} no services. Exiting...", pid, pid),
+		fmt.Sprintf("<30>Nov 23 00:34:40 xinetd[%d]: generated state dump in file /var/run/xinetd.dump", pid),
 	}
 	for _, w := range want {
 		if got := rcv.read(t); got != w {
 			t.Errorf("got %q\nwant %q", got, w)
 		}
 	}
-	d2, err := NewDaemon(DaemonOptions{Facility: "LOCAL3", SyslogPath: sock, Debug: true, Now: fixedNow(at), Ident: "xinetd"})
+	d2, err := NewDaemon(DaemonOptions{Facility: "LOCAL3", SyslogPath: sock, Debug: true, Now: fixedNow(at), Ident: "gxinetd"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer d2.Close()
 	d2.Logf(LevelDebug, "f", "debug allowed")
-	if got, w := rcv.read(t), fmt.Sprintf("<159>Nov 23 00:34:40 xinetd[%d]: debug allowed", pid); got != w {
+	if got, w := rcv.read(t), fmt.Sprintf("<159>Nov 23 00:34:40 gxinetd[%d]: debug allowed", pid); got != w {
 		t.Errorf("got %q, want %q", got, w)
 	}
 }
@@ -166,5 +167,51 @@ func TestFileLogToStderrIsWrittenDirectly(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("stderr lacks %q:\n%s", want, b)
 		}
+	}
+}
+
+// TestDaemonSyslogUnreachableFallsBackToStderr: with no syslog socket (a
+// container), messages go to standard error in the -filelog layout, the
+// first one saying why, instead of vanishing.
+func TestDaemonSyslogUnreachableFallsBackToStderr(t *testing.T) {
+	var buf bytes.Buffer
+	at := time.Date(2026, 11, 23, 0, 34, 40, 0, time.Local)
+	nowhere := filepath.Join(t.TempDir(), "no-syslog-here")
+	d, err := NewDaemon(DaemonOptions{SyslogPath: nowhere, Stderr: &buf, Now: fixedNow(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Logf(LevelNotice, "main", "Started working: 3 available services")
+	d.Reopen() // SIGHUP: still standard error
+	d.Logf(LevelCrit, "main", "no services. Exiting...")
+	d.Close()
+	pid := os.Getpid()
+	want := fmt.Sprintf("26/11/23@00:34:40 xinetd[%[1]d]: NOTICE: syslog is unreachable (logging: syslog: connect %[2]s: dial unixgram %[2]s: connect: no such file or directory): daemon messages go to standard error\n"+
+		"26/11/23@00:34:40 xinetd[%[1]d]: NOTICE: Started working: 3 available services\n"+
+		"26/11/23@00:34:40 xinetd[%[1]d]: CRITICAL: %[1]d {main} no services. Exiting...\n", pid, nowhere)
+	if got := buf.String(); got != want {
+		t.Errorf("stderr:\n%s\nwant:\n%s", got, want)
+	}
+	if d.SyslogFallback() == nil || d.Dropped() != 0 {
+		t.Errorf("fallback %v, dropped %d", d.SyslogFallback(), d.Dropped())
+	}
+	if SyslogReachable(nowhere) == nil {
+		t.Error("SyslogReachable: a missing socket reported reachable")
+	}
+	// A reachable syslog is used, and nothing goes to stderr.
+	sock := filepath.Join(t.TempDir(), "log")
+	rcv := newSyslogReceiver(t, sock)
+	buf.Reset()
+	d, err = NewDaemon(DaemonOptions{SyslogPath: sock, Stderr: &buf, Now: fixedNow(at)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	d.Logf(LevelNotice, "main", "to syslog")
+	if got := rcv.read(t); !strings.HasSuffix(got, "]: to syslog") || buf.Len() != 0 || d.SyslogFallback() != nil {
+		t.Errorf("syslog got %q, stderr %q", got, buf.String())
+	}
+	if err := SyslogReachable(sock); err != nil {
+		t.Errorf("SyslogReachable: %v", err)
 	}
 }

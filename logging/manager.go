@@ -15,8 +15,8 @@ import (
 
 // Options configures a Manager.
 type Options struct {
-	// Ident is the syslog identity of service records; "" is "gxinetd".
-	// Use "xinetd" where log filters expect xinetd's name.
+	// Ident is the syslog identity of service records; "" is
+	// DefaultIdent ("xinetd", what log filters written for xinetd expect).
 	Ident string
 	// SyslogPath is the syslog socket; "" is /dev/log.
 	SyslogPath string
@@ -122,7 +122,7 @@ type Manager struct {
 // NewManager returns a Manager with no sinks; Configure opens them.
 func NewManager(o Options) *Manager {
 	if o.Ident == "" {
-		o.Ident = "gxinetd"
+		o.Ident = DefaultIdent
 	}
 	if o.QueueSize <= 0 {
 		o.QueueSize = 4096

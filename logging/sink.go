@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"gopkg.in/natefinch/lumberjack.v2"
 )
 
@@ -178,6 +179,21 @@ func lumberjackFor(path string, backups int) *lumberjack.Logger {
 // that lumberjack, which would create it 0600, finds it existing, and so
 // that an unwritable path is reported at configuration time.
 func ensureFile(path string) error {
+	if fd, ok := stdioFD(path); ok {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			return fmt.Errorf("%s: descriptor %d is not open: %w", path, fd, err)
+		}
+		return nil
+	}
+	if specialPath(path) {
+		// Opening a FIFO without a reader would block the caller (the
+		// daemon applying a configuration); whether it may be written
+		// is all that needs saying now.
+		if err := unix.Access(path, unix.W_OK); err != nil {
+			return &os.PathError{Op: "access", Path: path, Err: err}
+		}
+		return nil
+	}
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
@@ -193,7 +209,9 @@ type fileLimits struct {
 // fileOut writes one log file with xinetd's soft and hard limits in bytes:
 // one warning to the daemon log when the soft limit is passed, a rotation
 // (through lumberjack, keeping Options.Backups files) before a write would
-// pass the hard limit.
+// pass the hard limit. A path that is not a regular file (specialPath:
+// standard output, a pipe, a terminal) is written as it is, without
+// limits: rotating it would rename a device node or a link.
 type fileOut struct {
 	path   string
 	lj     *lumberjack.Logger
@@ -203,6 +221,8 @@ type fileOut struct {
 	size       int64
 	sized      bool
 	softWarned bool
+	special    *os.File // the open special file, when the path is one
+	noticed    bool     // the no-limits notice was given
 }
 
 func (f *fileOut) setLimits(soft, hard int64, label string) {
@@ -218,6 +238,24 @@ func (f *fileOut) daemon() *Daemon {
 
 func (f *fileOut) write(b []byte) error {
 	lim := f.limits.Load()
+	if !f.sized && specialPath(f.path) {
+		sp, err := openSpecial(f.path)
+		if err != nil {
+			return fmt.Errorf("logging: open %s: %w", f.path, err)
+		}
+		f.special, f.sized = sp, true
+		if (lim.soft > 0 || lim.hard > 0) && !f.noticed {
+			f.noticed = true
+			f.daemon().Logf(LevelNotice, "log_write",
+				"%s log %s is not a regular file: its size limits are not applied and it is never rotated", lim.label, f.path)
+		}
+	}
+	if f.special != nil {
+		if _, err := f.special.Write(b); err != nil {
+			return fmt.Errorf("logging: write %s: %w", f.path, err)
+		}
+		return nil
+	}
 	if !f.sized {
 		if err := ensureFile(f.path); err != nil {
 			return err
@@ -256,11 +294,17 @@ func (f *fileOut) write(b []byte) error {
 }
 
 func (f *fileOut) reopen() {
-	_ = f.lj.Close()
+	f.close()
 	f.sized = false
 }
 
-func (f *fileOut) close() { _ = f.lj.Close() }
+func (f *fileOut) close() {
+	_ = f.lj.Close()
+	if f.special != nil {
+		_ = f.special.Close()
+		f.special = nil
+	}
+}
 
 // syslogOut sends pre-formatted datagrams to the syslog socket.
 type syslogOut struct {

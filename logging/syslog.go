@@ -14,6 +14,13 @@ import (
 // journald all listen there).
 const DefaultSyslogPath = "/dev/log"
 
+// DefaultIdent is the syslog identity of every line gxinetd sends to
+// syslog, and the name in -filelog lines. It is xinetd's: log filters
+// written for xinetd (fail2ban's stock xinetd-fail filter, logwatch)
+// select lines by that name, and a drop-in successor must not make them
+// match nothing. -syslog-ident chooses another.
+const DefaultIdent = "xinetd"
+
 var facilityCodes = map[string]int{
 	"kern": 0, "user": 1, "mail": 2, "daemon": 3, "auth": 4, "syslog": 5, "lpr": 6, "news": 7,
 	"uucp": 8, "cron": 9, "authpriv": 10, "ftp": 11,

@@ -144,8 +144,14 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if a.current(int32(e.fd)) != e {
 			return // halted meanwhile
 		}
+		g := e.r.gate.Load()
+		if g != nil && !g.take() {
+			a.queue(e, g)
+			return
+		}
 		nfd, remote, err := acceptRaw(e.fd)
 		if err != nil {
+			g.done()
 			switch {
 			case errors.Is(err, unix.EAGAIN):
 				return
@@ -165,11 +171,24 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
 			// A few bytes written to a fresh connection: handing that to
 			// a worker cost more than doing it.
-			e.r.handleRaw(nfd, remote, local)
+			e.r.handleRaw(nfd, remote, local, g)
 			continue
 		}
-		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local})
+		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local, gate: g})
 	}
+}
+
+// queue takes a listener out of the epoll set while its service is at its
+// limit of children: new clients wait in the listen backlog, and the
+// release of a slot (a child exits) puts it back; level-triggered, the
+// set then reports the waiting clients at once.
+func (a *acceptor) queue(e *acceptEntry, g *acceptGate) {
+	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+	g.pause(func() {
+		if a.current(int32(e.fd)) == e && !e.sr.stopped() {
+			a.watch(e)
+		}
+	})
 }
 
 // pause takes a listener out of the epoll set after an accept error (out

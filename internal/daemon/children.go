@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -37,6 +38,124 @@ type child struct {
 	overdue atomic.Bool
 }
 
+// exited reports whether the child has been reaped.
+func (c *child) exited() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// childSet is the registry of running servers (and tcp_wrappers
+// commands). It has its own small lock, a leaf: taken after Daemon.mu
+// when both are needed, and never held while waiting for anything. A
+// serving goroutine records the server it has just started here, so it
+// never needs Daemon.mu, and a reload or shutdown that waits for that
+// goroutine cannot be waiting for itself.
+type childSet struct {
+	mu sync.Mutex
+	m  map[int]*child
+	// kick is non-nil when the daemon reaps orphans (orphans.go): the
+	// reaper is woken when a server start ends and when a server is
+	// reaped, since a zombie of the daemon's own in front of an orphan
+	// stops it. starting counts the starts under way then.
+	kick     chan struct{}
+	starting int
+}
+
+// begin notes a start about to clone a process; started or failed ends
+// it. Only counted when orphans are reaped, which must never take the
+// new process for an orphan before it is recorded.
+func (s *childSet) begin() {
+	if s.kick == nil {
+		return
+	}
+	s.mu.Lock()
+	s.starting++
+	s.mu.Unlock()
+}
+
+// started records the new server and ends its start.
+func (s *childSet) started(c *child) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[int]*child{}
+	}
+	s.m[c.pid] = c
+	if s.kick != nil {
+		s.starting--
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+// failed ends a start that made no process (or reaped it already).
+func (s *childSet) failed() {
+	if s.kick == nil {
+		return
+	}
+	s.mu.Lock()
+	s.starting--
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *childSet) wake() {
+	if s.kick != nil {
+		select {
+		case s.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// add records a child outside a start (tests).
+func (s *childSet) add(c *child) {
+	s.mu.Lock()
+	if s.m == nil {
+		s.m = map[int]*child{}
+	}
+	s.m[c.pid] = c
+	s.mu.Unlock()
+}
+
+// remove forgets c, and only c: its pid may already name a newer server.
+// It is called once c has been reaped.
+func (s *childSet) remove(c *child) {
+	s.mu.Lock()
+	if s.m[c.pid] == c {
+		delete(s.m, c.pid)
+	}
+	s.mu.Unlock()
+	s.wake()
+}
+
+// list returns the running children, in no particular order.
+func (s *childSet) list() []*child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*child, 0, len(s.m))
+	for _, c := range s.m {
+		out = append(out, c)
+	}
+	return out
+}
+
+// of returns the running servers of one service.
+func (s *childSet) of(r *svcRun) []*child {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []*child
+	for _, c := range s.m {
+		if c.run == r {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // maxForkFailures and forkRetry follow xinetd §7.5: a failed fork is
 // retried every 5 s, up to 5 times, unless the service says NORETRY.
 const maxForkFailures = 5
@@ -47,9 +166,10 @@ var forkRetry = 5 * time.Second
 // a root process cannot be made to see otherwise.
 var startServer = spawn.Start
 
-// spawnServer starts the service's server on stdio and tracks it. It
-// returns nil when the server could not be started (already logged and
-// counted, lease released).
+// spawnServer starts the server of a wait=no request on stdio (its
+// connection) and tracks it. It returns nil when the server could not be
+// started now: logged and counted with the lease released, or, after a
+// fork failure, retried later on a copy of the connection (xinetd §7.5).
 //
 // With owned, stdio is the request's own descriptor and spawnServer closes
 // it as soon as the server has it: a server that answers and exits at
@@ -61,52 +181,114 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		defer stdio.Close()
 	}
 	if spec == nil {
-		t, err := r.template(svc)
-		if err != nil {
-			d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
-			r.cnt.execFail.Add(1)
-			releaseLease(lease)
+		if spec = d.specFor(r, svc, c, lease); spec == nil {
 			return nil
 		}
-		sp := t.Spec(c)
-		spec = &sp
 	}
-	if ue := d.unsafeServer(spec); ue != nil {
-		d.refuseServer(r, svc, c, ue) // ownership.go
+	ch, retry := d.startOnce(r, svc, stdio, owned, c, lease, spec, attempt)
+	if !retry {
+		return ch
+	}
+	// Retry later with a descriptor of our own: the caller closes its copy.
+	dup, derr := dupFile(stdio)
+	if derr != nil {
 		releaseLease(lease)
 		return nil
 	}
+	time.AfterFunc(forkRetry, func() {
+		defer dup.Close()
+		if d.stopping.Load() || r.removed.Load() {
+			d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
+			releaseLease(lease)
+			return
+		}
+		d.spawnServer(r, svc, dup, false, c, lease, spec, attempt+1)
+	})
+	return nil
+}
+
+// startWaitServer starts the server of a wait=yes socket with the socket
+// on its stdio. A wait=yes socket has one server at a time, always: a
+// fork failure is retried here, on the serving goroutine and with the
+// socket itself, every forkRetry up to maxForkFailures attempts, while
+// the socket is served by nobody else (a retry on a copy of the socket
+// beside a serving loop that carried on ran several servers on it). It
+// returns the server, or nil: with halted, the goroutine was told to
+// stop while it waited to retry, and the request is left pending for the
+// goroutine that takes the socket over; otherwise the server could not
+// start (logged, counted, lease released).
+func (r *svcRun) startWaitServer(sr *sockRun, svc *service.Service, c spawn.Conn, lease *access.Lease) (ch *child, halted bool) {
+	d := r.d
+	spec := d.specFor(r, svc, c, lease)
+	if spec == nil {
+		return nil, false
+	}
+	for attempt := 0; ; attempt++ {
+		ch, retry := d.startOnce(r, svc, sr.s.osFile(), false, c, lease, spec, attempt)
+		if !retry {
+			return ch, false
+		}
+		r.forkWait.Store(true)
+		t := time.NewTimer(forkRetry)
+		select {
+		case <-t.C:
+		case <-sr.stop:
+			t.Stop()
+		}
+		r.forkWait.Store(false)
+		if sr.stopped() || d.stopping.Load() {
+			if d.stopping.Load() || r.removed.Load() {
+				d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
+			}
+			releaseLease(lease)
+			return nil, true
+		}
+	}
+}
+
+// specFor builds the request's server Spec from the service's template;
+// nil when it cannot be built (logged, counted, lease released).
+func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *access.Lease) *spawn.Spec {
+	t, err := r.template(svc)
+	if err != nil {
+		d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+		r.cnt.execFail.Add(1)
+		releaseLease(lease)
+		return nil
+	}
+	sp := t.Spec(c)
+	return &sp
+}
+
+// startOnce makes attempt number attempt (from 0) at starting the server
+// and, when it starts, records and reaps it. Otherwise it returns retry
+// when a fork failure may be retried (logged; the lease is kept for the
+// retry), or nil alone when the request is over (logged, counted, lease
+// released).
+func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) (ch *child, retry bool) {
+	if ue := d.unsafeServer(spec); ue != nil {
+		d.refuseServer(r, svc, c, ue) // ownership.go
+		releaseLease(lease)
+		return nil, false
+	}
+	d.kids.begin()
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
+		d.kids.failed()
 		if isForkFailure(err) {
 			attempt++
 			d.log.Logf(logging.LevelError, "spawn", "%s: fork failed: %s", svc.ID, logging.Errno(unwrapErrno(err)))
-			if svc.Flags.Has(service.FlagNoRetry) || attempt >= maxForkFailures {
-				if attempt >= maxForkFailures {
-					d.log.Logf(logging.LevelError, "spawn", "service %s: too many consecutive fork failures", svc.ID)
-				}
-				r.cnt.execFail.Add(1)
-				d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: c.Remote, Local: c.Local,
-					Reason: access.ReasonFork.String(), ReasonCode: access.ReasonFork.Code()})
-				releaseLease(lease)
-				return nil
+			if !svc.Flags.Has(service.FlagNoRetry) && attempt < maxForkFailures {
+				return nil, true
 			}
-			// Retry later with a descriptor of our own: the caller closes its copy.
-			dup, derr := dupFile(stdio)
-			if derr != nil {
-				releaseLease(lease)
-				return nil
+			if attempt >= maxForkFailures {
+				d.log.Logf(logging.LevelError, "spawn", "service %s: too many consecutive fork failures", svc.ID)
 			}
-			time.AfterFunc(forkRetry, func() {
-				defer dup.Close()
-				if d.stopping.Load() || r.removed {
-					d.log.Logf(logging.LevelNotice, "spawn", "dropping retry attempt for service %s", svc.ID)
-					releaseLease(lease)
-					return
-				}
-				d.spawnServer(r, svc, dup, false, c, lease, spec, attempt)
-			})
-			return nil
+			r.cnt.execFail.Add(1)
+			d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: c.Remote, Local: c.Local,
+				Reason: access.ReasonFork.String(), ReasonCode: access.ReasonFork.Code()})
+			releaseLease(lease)
+			return nil, false
 		}
 		var se *spawn.StartError
 		if errors.As(err, &se) && se.Step != "exec" {
@@ -118,17 +300,15 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 		}
 		r.cnt.execFail.Add(1)
 		releaseLease(lease)
-		return nil
+		return nil, false
 	}
 	fd := int(stdio.Fd())
 	if owned {
 		stdio.Close()
 	}
-	ch := &child{pid: proc.Pid, run: r, svc: svc, start: time.Now(), remote: c.Remote, known: c.RemoteKnown,
+	ch = &child{pid: proc.Pid, run: r, svc: svc, start: time.Now(), remote: c.Remote, known: c.RemoteKnown,
 		fd: fd, proc: proc, lease: lease, done: make(chan struct{})}
-	d.mu.Lock()
-	d.children[ch.pid] = ch
-	d.mu.Unlock()
+	d.kids.started(ch)
 	r.cnt.served.Add(1)
 	rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: c.Local}
 	if c.RemoteKnown {
@@ -137,7 +317,14 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 	d.record(rec)
 	d.armMaxDuration(ch)
 	go d.reap(ch)
-	return ch
+	if r.removed.Load() {
+		// A reload removed the service while this server was starting,
+		// and may have looked for its servers before this one was
+		// recorded: it goes the same way as theirs. (removed is set
+		// before that look, and the child recorded before this test.)
+		go d.terminate([]*child{ch})
+	}
+	return ch, false
 }
 
 func isForkFailure(err error) bool {
@@ -154,52 +341,48 @@ func dupFile(f *os.File) (*os.File, error) {
 
 // reap waits for one child (each has its own waiter, so only our own
 // children are ever reaped and os/exec never races a wait(-1) loop),
-// then writes its EXIT record with the real status and releases its lease.
+// then releases its lease and writes its EXIT record with the real
+// status. The record is queued before the child leaves the registry and
+// before done is closed: whoever waits for either (a shutdown about to
+// flush the logs) finds it written.
 func (d *Daemon) reap(ch *child) {
 	ws, err := spawn.Wait(ch.proc)
 	if ch.limit != nil {
 		ch.limit.Stop()
 	}
-	d.mu.Lock()
-	delete(d.children, ch.pid)
-	d.mu.Unlock()
 	releaseLease(ch.lease)
-	close(ch.done)
-	if ch.silent {
-		return
-	}
-	rec := logging.Record{Event: logging.EventExit, Service: ch.svc, PID: ch.pid, Duration: time.Since(ch.start)}
-	if ch.known {
-		rec.Remote = ch.remote
-	}
-	if err == nil {
-		switch {
-		case ws.Signaled():
-			rec.Signal = int(ws.Signal())
-		case ws.Stopped():
-			d.log.Logf(logging.LevelWarning, "child", "service %s: server with pid %d stopped", ch.svc.ID, ch.pid)
-		default:
-			rec.ExitStatus = ws.ExitStatus()
+	if !ch.silent {
+		rec := logging.Record{Event: logging.EventExit, Service: ch.svc, PID: ch.pid, Duration: time.Since(ch.start)}
+		if ch.known {
+			rec.Remote = ch.remote
 		}
-		rec.Reason = exitReason(ch, ws)
+		if err == nil {
+			switch {
+			case ws.Signaled():
+				rec.Signal = int(ws.Signal())
+			case ws.Stopped():
+				d.log.Logf(logging.LevelWarning, "child", "service %s: server with pid %d stopped", ch.svc.ID, ch.pid)
+			default:
+				rec.ExitStatus = ws.ExitStatus()
+			}
+			rec.Reason = exitReason(ch, ws)
+		} else {
+			d.log.Logf(logging.LevelError, "child", "service %s: waiting for server %d: %v", ch.svc.ID, ch.pid, err)
+		}
+		d.record(rec)
 	}
-	d.record(rec)
+	d.kids.remove(ch)
+	close(ch.done)
 }
 
-// terminateServersLocked ends the servers of a service that is removed or
-// whose socket changes: SIGTERM, a grace period, then SIGKILL. The EXIT
-// records come from the reaper, with the real status.
-func (d *Daemon) terminateServersLocked(r *svcRun, why string) {
-	var victims []*child
-	for _, c := range d.children {
-		if c.run == r {
-			victims = append(victims, c)
-		}
+// terminateServers ends the servers of a service that is removed or
+// whose socket changes: SIGTERM, a grace period, then SIGKILL, on a
+// goroutine of their own (the caller may hold locks). The EXIT records
+// come from the reaper, with the real status.
+func (d *Daemon) terminateServers(r *svcRun) {
+	if victims := d.kids.of(r); len(victims) > 0 {
+		go d.terminate(victims)
 	}
-	if len(victims) == 0 {
-		return
-	}
-	go d.terminate(victims)
 }
 
 func (d *Daemon) terminate(victims []*child) {
@@ -268,17 +451,17 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: not running %q: %v", svc.ID, cmd, ue)
 		return
 	}
+	d.kids.begin()
 	proc, err := spawn.Start(sp, stdio)
 	if err != nil {
+		d.kids.failed()
 		d.log.Logf(logging.LevelError, "libwrap", "service %s: running %q: %v", svc.ID, cmd, err)
 		return
 	}
 	started = true
 	ch := &child{pid: proc.Pid, svc: svc, start: time.Now(), proc: proc, done: make(chan struct{}), silent: conn == nil,
 		remote: remote, known: remote.IsValid(), run: &svcRun{}, lease: lease}
-	d.mu.Lock()
-	d.children[ch.pid] = ch
-	d.mu.Unlock()
+	d.kids.started(ch)
 	go d.reap(ch)
 }
 

@@ -224,7 +224,8 @@ func (sum CheckSummary) Line(main string) string {
 
 // Check is `gxinetd -t`: load, validate, print every message (and the
 // resolved configuration as JSON or as xinetd's -d dump when asked), and
-// return the exit status of CheckSummary.Exit.
+// return the exit status of CheckSummary.Exit (with Options.CheckFatalOnly,
+// 0 whenever the configuration is usable).
 func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 	cfg := Load(o)
 	// Specificity: gxinetd's most-specific-entry rule can decide
@@ -239,6 +240,13 @@ func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 		}
 	}
 	sum := Summarize(cfg)
+	status := sum.Exit
+	if o.CheckFatalOnly && sum.Usable {
+		// -fatal-only is the unit's start gate: the daemon starts with
+		// every usable entry, as xinetd does, so one broken entry must
+		// not keep the others from serving.
+		status = 0
+	}
 	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -252,7 +260,7 @@ func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 			fmt.Fprintf(stderr, "gxinetd: encoding json: %v\n", err)
 			return 1
 		}
-		return sum.Exit
+		return status
 	}
 	for _, d := range cfg.Diags {
 		fmt.Fprintln(stdout, d.String())
@@ -261,5 +269,5 @@ func Check(o *Options, stdout, stderr io.Writer, asJSON bool) int {
 		logging.WriteConfigDump(stdout, cfg)
 	}
 	fmt.Fprintln(stdout, sum.Line(cfg.Main))
-	return sum.Exit
+	return status
 }

@@ -38,23 +38,42 @@ type Daemon struct {
 	cancel   context.CancelFunc
 	benv     *builtins.Env
 
+	// Locks, in the order they are taken (docs/design.md, "Locks"):
+	// change, then mu, then kids' and the acceptor's own. No lock is
+	// ever held while waiting for a goroutine, a child process or I/O
+	// that could need it.
+	//
+	// change serializes every change to the services and their sockets:
+	// start-up, reload, shutdown, a suspension and its end, bind retries,
+	// interface changes. It is held while serving goroutines are halted
+	// and waited for, so nothing that serves a request ever takes it.
+	change sync.Mutex
+	// mu guards the fields below and the services' sockets and flags
+	// (svcRun). They are written with both change and mu held, so a
+	// holder of change reads them freely; readers that are not changing
+	// anything (dump, metrics, consistency check, rpcbind) take mu,
+	// which is only ever held for bookkeeping and quick system calls.
+	// Daemon log lines written meanwhile wait in logq until unlock.
 	mu        sync.Mutex
+	logq      []queuedLog
 	cfg       *service.Config
-	runs      []*svcRun          // accepted services in configuration order
-	byID      map[string]*svcRun // lower-case id
-	activated map[sockKey]*sock  // systemd-passed sockets not yet claimed
-	children  map[int]*child
+	runs      []*svcRun            // accepted services in configuration order
+	byID      map[string]*svcRun   // lower-case id
+	activated map[sockKey]*sock    // systemd-passed sockets not yet claimed
 	counters  map[string]*counters // lower-case id; survives reloads
-	udpPorts  atomic.Pointer[map[uint16]bool]
-	tcpmux    atomic.Pointer[map[string]*service.Service]
-	stopping  atomic.Bool
-	fdLow     atomic.Bool // descriptors ran out; logged once per episode
-	metrics   *metricsServer
-	acc       acceptor // raw-path listeners, one epoll set
-	rpc       rpcReg   // the RPC services' rpcbind mappings
-	fdt       fdTable
-	pre       map[sockKey]opened // sockets opened ahead during a configuration change
-	wg        sync.WaitGroup     // serving goroutines
+	pre       map[sockKey]opened   // sockets opened ahead during a configuration change
+
+	kids     childSet // running servers; own lock
+	udpPorts atomic.Pointer[map[uint16]bool]
+	tcpmux   atomic.Pointer[map[string]*svcRun] // TCPMUX services by lower-case name
+	stopping atomic.Bool
+	fdLow    atomic.Bool // descriptors ran out; logged once per episode
+	metrics  *metricsServer
+	acc      acceptor // raw-path listeners, one epoll set
+	rpc      rpcReg   // the RPC services' rpcbind mappings
+	fdt      fdTable
+	pid1     bool           // PID 1 of its namespace: reaps orphans (orphans.go)
+	wg       sync.WaitGroup // serving goroutines
 }
 
 // counters are the per-service figures of the state dump and metrics
@@ -70,10 +89,27 @@ type counters struct {
 	noid atomic.Uint64
 }
 
-func (d *Daemon) countersFor(id string) *counters {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.countersLocked(id)
+// queuedLog is a daemon log line written while mu was held.
+type queuedLog struct {
+	level logging.Level
+	fn    string
+	msg   string
+}
+
+// logLocked writes a daemon log line once mu is released (see unlock):
+// a stalled syslog must not hold up the readers of mu.
+func (d *Daemon) logLocked(l logging.Level, fn, format string, args ...any) {
+	d.logq = append(d.logq, queuedLog{l, fn, fmt.Sprintf(format, args...)})
+}
+
+// unlock releases mu, then writes the lines logged meanwhile, in order.
+func (d *Daemon) unlock() {
+	q := d.logq
+	d.logq = nil
+	d.mu.Unlock()
+	for _, m := range q {
+		d.log.Logf(m.level, m.fn, "%s", m.msg)
+	}
 }
 
 func (d *Daemon) countersLocked(id string) *counters {
@@ -95,7 +131,9 @@ func Run(o *Options) int {
 	if o.Grace == 0 {
 		o.Grace = 5 * time.Second
 	}
-	if !o.DontFork && !o.Debug && !o.Foreground {
+	// As PID 1 (a container's init) there is nobody to detach from, and
+	// a parent that exits would end the container.
+	if !o.DontFork && !o.Debug && !o.Foreground && !reapsOrphans() {
 		return daemonize(o)
 	}
 	if o.Foreground && o.ReadyFD > 0 {
@@ -117,7 +155,7 @@ func Run(o *Options) int {
 
 func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
-		children: map[int]*child{}, counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
+		counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.acc.d = d
 	d.acc.work.jobs = make(chan rawJob)
@@ -127,11 +165,7 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 }
 
 func newDaemonLog(o *Options) (*logging.Daemon, error) {
-	ident := o.LogIdent
-	if ident == "" {
-		ident = "gxinetd"
-	}
-	do := logging.DaemonOptions{Ident: ident, Stderr: os.Stderr, SyslogPath: o.SyslogPath, Debug: o.Debug}
+	do := logging.DaemonOptions{Ident: identOr(o.LogIdent), Stderr: os.Stderr, SyslogPath: o.SyslogPath, Debug: o.Debug}
 	switch {
 	case o.Debug && o.FileLog == "" && o.Syslog == "":
 		do.Mode = "debug"
@@ -162,6 +196,10 @@ func (d *Daemon) run() int {
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
 		syscall.SIGABRT, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	if reapsOrphans() {
+		d.pid1 = true
+		d.startOrphanReaper()
+	}
 	// Dispositions and umask are final now: let the spawner read them once.
 	spawn.Refresh()
 
@@ -203,6 +241,9 @@ func (d *Daemon) run() int {
 	debug.SetGCPercent(oldGC)
 	debug.FreeOSMemory()
 	d.log.Logf(logging.LevelNotice, "main", "%s started with libwrap loadavg options compiled in.", Version)
+	if !sysdb.NSS && o.SysRoot == "" {
+		d.log.Logf(logging.LevelNotice, "main", "built without cgo: users and groups come from /etc/passwd and /etc/group only (NSS modules such as LDAP, SSSD and extrausers are not consulted)")
+	}
 	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
 	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
 	signalReady(o.ReadyFD)
@@ -235,7 +276,16 @@ func (d *Daemon) run() int {
 					d.shutdown(true)
 					return 1
 				}
-				d.log.Logf(logging.LevelInfo, "main", "ignoring SIGINT outside debug mode")
+				// In the foreground (make run, a container's init under
+				// docker run -it) Ctrl-C must stop the daemon; it stops as
+				// on SIGTERM. A detached daemon has no terminal to get it
+				// from, and ignores it as xinetd does.
+				if o.DontFork || d.pid1 {
+					d.log.Logf(logging.LevelNotice, "main", "SIGINT in the foreground: stopping")
+					d.shutdown(true)
+					return 0
+				}
+				d.log.Logf(logging.LevelInfo, "main", "ignoring SIGINT outside debug mode and -dontfork")
 			}
 		case <-cc:
 			d.consistencyCheck(o.Debug)
@@ -251,15 +301,15 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
 		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, CheckOwnership: o.CheckOwnership})
 	d.benv = d.builtinEnv()
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	d.applyConfigLocked(cfg, true)
-	return d.availableLocked()
+	d.change.Lock()
+	defer d.change.Unlock()
+	d.applyConfig(cfg, cfg.Accepted(), true)
+	return d.available()
 }
 
 func identOr(s string) string {
 	if s == "" {
-		return "gxinetd"
+		return logging.DefaultIdent
 	}
 	return s
 }
@@ -325,10 +375,12 @@ func raiseNoFile() {
 	}
 }
 
-func (d *Daemon) availableLocked() int {
+// available counts the services that serve or will: called with change
+// or mu held.
+func (d *Daemon) available() int {
 	n := 0
 	for _, r := range d.runs {
-		if r.svc.Load().IsTCPMuxClient() || len(r.socks) > 0 || r.pending {
+		if r.svc.Load().IsTCPMuxClient() || len(r.socks) > 0 || r.pending || r.suspended {
 			n++
 		}
 	}
@@ -366,11 +418,12 @@ func writtenInEntry(src service.Source) bool {
 	return src.Origin != "default" && src.Origin != "defaults"
 }
 
-// applyConfigLocked makes cfg the running configuration: sockets whose
-// address is unchanged are kept, others opened or closed, servers of
-// removed services terminated. It returns what changed.
-func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept, dropped []string) {
-	accepted := cfg.Accepted()
+// applyConfig makes cfg the running configuration, running the services
+// accepted (cfg's accepted entries, and on reload previous definitions
+// kept): sockets whose address is unchanged are kept, others opened or
+// closed, servers of removed services terminated. It returns what
+// changed. The caller holds change, and not mu.
+func (d *Daemon) applyConfig(cfg *service.Config, accepted []*service.Service, first bool) (added, kept, dropped []string) {
 	if err := d.rec.Configure(&cfg.Defaults, accepted); err != nil {
 		// As xinetd: a service whose log cannot be created does not start.
 		var ce logging.ConfigureError
@@ -393,25 +446,37 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	}
 	d.eng.Configure(accepted)
 
+	// Every serving goroutine stops before its socket changes hands, and
+	// is waited for with no lock held: it may be recording a server it
+	// has just started, or stopping its service after a cps trip.
+	var all []*sockRun
+	for _, r := range d.runs {
+		for _, sr := range r.socks.all() {
+			all = append(all, sr)
+		}
+	}
+	haltAll(all)
+	// Room for every new socket at once: one growth of the table, not
+	// one per power of two (see fdTable). A reload keeps most sockets.
+	d.fdt.reserve(max(len(accepted)-len(all), 0) + 16)
+
+	d.mu.Lock()
+	defer d.unlock()
 	// Socket pool: every open socket of the old configuration, by key.
 	pool := map[sockKey]*sock{}
 	oldRuns := map[string]*svcRun{}
 	for _, r := range d.runs {
 		oldRuns[strings.ToLower(r.svc.Load().ID)] = r
 		for k, sr := range r.socks.all() {
-			sr.halt()
 			pool[k] = sr.s
 		}
 		r.socks = nil
 	}
 
-	mux := map[string]*service.Service{}
+	mux := map[string]*svcRun{}
 	udp := map[uint16]bool{}
 	var runs []*svcRun
 	byID := map[string]*svcRun{}
-	// Room for every new socket at once: one growth of the table, not
-	// one per power of two (see fdTable). A reload keeps most sockets.
-	d.fdt.reserve(max(len(accepted)-len(pool), 0) + 16)
 	euid := os.Geteuid()
 	for _, s := range accepted {
 		id := strings.ToLower(s.ID)
@@ -420,39 +485,39 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 			// distinct key so both are served and dumped.
 			id = id + "/" + s.Protocol + "/" + fmt.Sprint(s.Port)
 		}
-		if s.IsTCPMuxClient() {
-			mux[strings.ToLower(s.Name)] = s
-		}
 		if euid != 0 && s.User != nil && s.User.ID != euid && !s.IsInternal() && !s.IsRedirect() {
-			d.log.Logf(logging.LevelWarning, "activate", "service %s: not running as root, so user %s is ineffective: its servers run as uid %d",
+			d.logLocked(logging.LevelWarning, "activate", "service %s: not running as root, so user %s is ineffective: its servers run as uid %d",
 				s.ID, s.User.Name, euid)
 		}
 		if s.IsInternal() && s.SocketType == service.SockDgram {
 			udp[uint16(s.Port)] = true
 		}
 		r := oldRuns[id]
-		if r != nil && !r.removed {
+		if r != nil && !r.removed.Load() {
 			delete(oldRuns, id)
 			old := r.svc.Load()
 			r.svc.Store(s)
 			if !first {
-				if !sameListen(old, s) {
-					// The socket changes: its servers go, as in xinetd.
-					d.terminateServersLocked(r, "socket changed")
+				if !sameListen(old, s) || differentService(old, s) {
+					// The socket changes, or xinetd would see another
+					// service: the servers go, as in xinetd.
+					d.terminateServers(r)
 				}
 				switch {
 				case differentService(old, s):
 					// xinetd sees another service under the same id: the
 					// old one is dropped and the new one added, and the
-					// summary line counts it so.
-					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated", old.ID)
+					// summary line counts it so. A suspension was the old
+					// one's.
+					r.suspended = false
+					d.logLocked(logging.LevelNotice, "reconfig", "service %s deactivated", old.ID)
 					dropped = append(dropped, old.ID)
 					added = append(added, s.ID)
 				case !sameListen(old, s):
-					d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated (its listening address changed)", old.ID)
+					d.logLocked(logging.LevelNotice, "reconfig", "service %s deactivated (its listening address changed)", old.ID)
 					kept = append(kept, s.ID)
 				default:
-					d.log.Logf(logging.LevelNotice, "reconfig", "readjusting service %s", s.ID)
+					d.logLocked(logging.LevelNotice, "reconfig", "readjusting service %s", s.ID)
 					kept = append(kept, s.ID)
 				}
 			}
@@ -463,19 +528,23 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 				added = append(added, s.ID)
 			}
 		}
+		r.setGate(s)
+		if s.IsTCPMuxClient() {
+			mux[strings.ToLower(s.Name)] = r
+		}
 		runs = append(runs, r)
 		byID[id] = r
 	}
 	d.tcpmux.Store(&mux)
 	d.udpPorts.Store(&udp)
 	for _, r := range oldRuns {
-		r.removed = true
+		r.removed.Store(true)
 		if r.retry != nil {
 			r.retry.Stop()
 		}
 		dropped = append(dropped, r.svc.Load().ID)
-		d.terminateServersLocked(r, "removed")
-		d.log.Logf(logging.LevelNotice, "reconfig", "service %s deactivated", r.svc.Load().ID)
+		d.terminateServers(r)
+		d.logLocked(logging.LevelNotice, "reconfig", "service %s deactivated", r.svc.Load().ID)
 	}
 	d.runs = runs
 	d.byID = byID
@@ -486,8 +555,8 @@ func (d *Daemon) applyConfigLocked(cfg *service.Config, first bool) (added, kept
 	d.preopenLocked(runs, pool)
 	for _, r := range runs {
 		s := r.svc.Load()
-		if s.IsTCPMuxClient() {
-			continue
+		if s.IsTCPMuxClient() || r.suspended {
+			continue // a suspended service's timer reopens it
 		}
 		r.pending = false
 		d.openRunLocked(r, pool)
@@ -560,7 +629,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 	keys := d.wantedKeys(s)
 	if len(keys) == 0 {
 		if !r.waitingIface {
-			d.log.Logf(logging.LevelWarning, "activate", "service %s: interface %s has no usable address yet; will listen when it gets one", s.ID, s.Bind.Interface)
+			d.logLocked(logging.LevelWarning, "activate", "service %s: interface %s has no usable address yet; will listen when it gets one", s.ID, s.Bind.Interface)
 		}
 		r.waitingIface = true
 		r.pending = true
@@ -582,7 +651,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 				sk, err = openSock(s, k, backlogFor(s, d.o))
 			}
 			if err != nil && k.family == unix.AF_INET6 && !k.addr.IsValid() && errors.Is(err, unix.EAFNOSUPPORT) {
-				d.log.Logf(logging.LevelNotice, "activate", "IPv6 socket creation failed for service %s, trying IPv4", s.ID)
+				d.logLocked(logging.LevelNotice, "activate", "IPv6 socket creation failed for service %s, trying IPv4", s.ID)
 				k.family, k.v6only = unix.AF_INET, -1
 				sk, err = openSock(s, k, backlogFor(s, d.o))
 			}
@@ -615,28 +684,30 @@ func (d *Daemon) bindFailedLocked(r *svcRun, k sockKey, err error) {
 	// A retry that fails again says nothing: the first failure was
 	// logged, and success will be.
 	if !(retryable && r.retrying) {
-		d.log.Logf(logging.LevelError, "activate", "bind failed (%s). service = %s", logging.Errno(unwrapErrno(err)), s.ID)
+		d.logLocked(logging.LevelError, "activate", "bind failed (%s). service = %s", logging.Errno(unwrapErrno(err)), s.ID)
 	}
 	if retryable {
 		r.pending = true
 		if r.retry == nil {
 			if !r.retrying {
-				d.log.Logf(logging.LevelNotice, "activate", "service %s: %s is not available yet; retrying every %s", s.ID, k, bindRetry)
+				d.logLocked(logging.LevelNotice, "activate", "service %s: %s is not available yet; retrying every %s", s.ID, k, bindRetry)
 			}
 			r.retry = time.AfterFunc(bindRetry, func() { d.retryBind(r) })
 		}
 		return
 	}
-	d.log.Logf(logging.LevelError, "activate", "Service %s failed to start and is deactivated.", s.ID)
+	d.logLocked(logging.LevelError, "activate", "Service %s failed to start and is deactivated.", s.ID)
 }
 
 const bindRetry = 5 * time.Second
 
 func (d *Daemon) retryBind(r *svcRun) {
+	d.change.Lock()
+	defer d.change.Unlock()
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	defer d.unlock()
 	r.retry = nil
-	if r.removed || d.stopping.Load() {
+	if r.removed.Load() || d.stopping.Load() {
 		return
 	}
 	before := len(r.socks)
@@ -644,7 +715,7 @@ func (d *Daemon) retryBind(r *svcRun) {
 	d.openRunLocked(r, nil)
 	r.retrying = false
 	if len(r.socks) > before {
-		d.log.Logf(logging.LevelNotice, "activate", "service %s: now listening on %s", r.svc.Load().ID, r.listenText())
+		d.logLocked(logging.LevelNotice, "activate", "service %s: now listening on %s", r.svc.Load().ID, r.listenText())
 		r.pending = false
 	}
 }
@@ -702,17 +773,20 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	}()
 }
 
-// reload is SIGHUP: read and validate the whole new configuration first;
-// if anything in it is wrong, keep serving the old one entirely.
+// reload is SIGHUP: read and validate the whole new configuration first.
+// A fatal error keeps the old configuration entirely; otherwise the new
+// one is applied per entry, as a start would apply it, except that a
+// running service whose new entry is rejected keeps its previous
+// definition (reload.go).
 func (d *Daemon) reload() {
 	d.log.Logf(logging.LevelNotice, "reconfig", "Starting reconfiguration")
 	sdNotify(fmt.Sprintf("RELOADING=1\nMONOTONIC_USEC=%d", monotonicUsec()))
 	defer sdNotify("READY=1")
 	d.db.Refresh()
 	cfg := loadWith(d.o, d.db)
-	if cfg.Diags.HasErrors() || !cfg.Usable() {
+	if !cfg.Usable() {
 		d.logDiags(cfg)
-		d.log.Logf(logging.LevelWarning, "reconfig", "reconfiguration failed: %d errors in the new configuration; still serving the old one", len(cfg.Diags.Errors()))
+		d.log.Logf(logging.LevelWarning, "reconfig", "reconfiguration failed: a fatal error in the new configuration (%d errors); still serving the old one", len(cfg.Diags.Errors()))
 		return
 	}
 	d.logDiags(cfg)
@@ -724,10 +798,10 @@ func (d *Daemon) reload() {
 	}
 	d.log.Logf(logging.LevelNotice, "reconfig", "Swapping defaults")
 	d.rec.Reopen()
-	d.mu.Lock()
-	added, kept, dropped := d.applyConfigLocked(cfg, false)
-	n := d.availableLocked()
-	d.mu.Unlock()
+	d.change.Lock()
+	added, kept, dropped := d.applyConfig(cfg, d.reloadServices(cfg), false)
+	n := d.available()
+	d.change.Unlock()
 	d.restartMetrics(cfg)
 	d.log.Logf(logging.LevelNotice, "reconfig", "Reconfigured: new=%d old=%d dropped=%d (services)", len(added), len(kept), len(dropped))
 	sort.Strings(added)
@@ -742,34 +816,51 @@ func (d *Daemon) reload() {
 }
 
 // shutdown ends serving. With terminate (SIGTERM) running builtin and
-// redirect sessions are cancelled and, with -killservers, external servers
-// get SIGTERM then SIGKILL; SIGQUIT leaves every server alone.
+// redirect sessions are cancelled and the servers of wait=yes services
+// that hold one of the daemon's sockets get SIGTERM then SIGKILL: left
+// running, they would keep the socket, and its service, from the next
+// daemon. Servers of wait=no services own only their connection and keep
+// running, as in xinetd, unless -killservers. SIGQUIT leaves every
+// server alone.
 func (d *Daemon) shutdown(terminate bool) {
 	d.stopping.Store(true)
 	sdNotify("STOPPING=1")
+	d.change.Lock()
 	d.mu.Lock()
+	var all []*sockRun
 	for _, r := range d.runs {
 		if r.retry != nil {
 			r.retry.Stop()
 		}
 		for _, sr := range r.socks.all() {
-			sr.halt()
-			sr.s.Close()
+			all = append(all, sr)
 		}
 		r.socks = nil
 	}
+	d.unlock()
+	// As in a reload, the serving goroutines are waited for with no lock
+	// held. A halted wait=yes goroutine leaves the server holding its
+	// socket recorded as the holder.
+	haltAll(all)
 	var victims []*child
-	if terminate && d.o.KillServers {
-		for _, c := range d.children {
-			victims = append(victims, c)
+	for _, sr := range all {
+		if h := sr.s.holder; h != nil && terminate && !d.o.KillServers && !h.exited() {
+			victims = append(victims, h)
 		}
+		sr.s.Close()
 	}
-	d.mu.Unlock()
+	d.change.Unlock()
+	if terminate && d.o.KillServers {
+		victims = d.kids.list()
+	}
 	d.rpc.stop()
 	d.stopMetrics()
 	if terminate {
 		d.cancel()
 		d.terminate(victims)
+		if d.pid1 {
+			d.endNamespace()
+		}
 	}
 	d.removePidFile()
 	d.log.Logf(logging.LevelWarning, "main", "Exiting...")

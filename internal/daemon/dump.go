@@ -39,11 +39,12 @@ func (d *Daemon) snapshot() *logging.DumpState {
 	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
 		st.MaxDescriptors = int(rl.Cur)
 	}
+	kids := d.kids.list()
 	running := map[*svcRun]int{}
-	for _, c := range d.children {
+	for _, c := range kids {
 		running[c.run]++
 	}
-	byID := d.leasedServersLocked()
+	byID := leasedServers(kids)
 	for _, r := range d.runs {
 		s := r.svc.Load()
 		ds := logging.DumpService{ID: s.ID, Running: running[r], FD: -1}
@@ -69,7 +70,7 @@ func (d *Daemon) snapshot() *logging.DumpState {
 	}
 	st.AvailableServices = len(d.runs)
 	sort.Ints(st.SocketFDs)
-	for _, c := range d.children {
+	for _, c := range kids {
 		if c.silent {
 			continue
 		}
@@ -133,10 +134,10 @@ func (d *Daemon) consistencyCheck(report bool) {
 	var problems []string
 	d.mu.Lock()
 	running := map[*svcRun]int{}
-	for pid, c := range d.children {
+	for _, c := range d.kids.list() {
 		running[c.run]++
-		if err := unix.Kill(pid, 0); err != nil && err != unix.EPERM {
-			problems = append(problems, fmt.Sprintf("service %s: server %d is tracked but does not exist", c.svc.ID, pid))
+		if err := unix.Kill(c.pid, 0); err != nil && err != unix.EPERM {
+			problems = append(problems, fmt.Sprintf("service %s: server %d is tracked but does not exist", c.svc.ID, c.pid))
 		}
 	}
 	for _, r := range d.runs {
@@ -149,7 +150,7 @@ func (d *Daemon) consistencyCheck(report bool) {
 			if running[r] > 0 && state == "Active" {
 				problems = append(problems, fmt.Sprintf("Active single-threaded service %s: server running, descriptor set", s.ID))
 			}
-			if running[r] == 0 && state == "Suspended" && !d.stopping.Load() {
+			if running[r] == 0 && state == "Suspended" && !d.stopping.Load() && !r.forkWait.Load() {
 				problems = append(problems, fmt.Sprintf("service %s: suspended with no server running", s.ID))
 			}
 		}
@@ -164,7 +165,7 @@ func (d *Daemon) consistencyCheck(report bool) {
 			}
 		}
 	}
-	d.mu.Unlock()
+	d.unlock()
 	if diff := d.leaseMismatches(); len(diff) > 0 {
 		// A request passes from "admitted" to "server started" (and a
 		// server from "exited" to "released") without one lock over both
@@ -191,13 +192,12 @@ func (d *Daemon) consistencyCheck(report bool) {
 // difference between the engine's running counts and the servers.
 const consistencyRecheck = 100 * time.Millisecond
 
-// leasedServersLocked counts, per lower-case service id, the servers that
-// hold an access lease. Services are keyed by id, not by run: a server
-// chosen through tcpmux runs under a run of its own, and the engine keeps
-// one count per id. Called with d.mu held.
-func (d *Daemon) leasedServersLocked() map[string]int {
+// leasedServers counts, per lower-case service id, the servers that
+// hold an access lease. Services are keyed by id, not by run, as the
+// engine keeps one count per id.
+func leasedServers(kids []*child) map[string]int {
 	n := map[string]int{}
-	for _, c := range d.children {
+	for _, c := range kids {
 		if c.lease != nil && c.svc != nil {
 			n[strings.ToLower(c.svc.ID)]++
 		}
@@ -222,7 +222,7 @@ func (d *Daemon) leaseMismatches() map[string]leaseMismatch {
 	if d.stopping.Load() {
 		return out
 	}
-	held := d.leasedServersLocked()
+	held := leasedServers(d.kids.list())
 	snap := d.eng.Snapshot()
 	for _, r := range d.runs {
 		s := r.svc.Load()

@@ -20,7 +20,7 @@ func TestLeaseMismatches(t *testing.T) {
 		SocketType: service.SockStream, Instances: service.Unlimited, PerSource: service.Unlimited}
 	eng := access.New(access.Global{})
 	eng.Configure([]*service.Service{ext, builtin})
-	d := &Daemon{eng: eng, children: map[int]*child{}, counters: map[string]*counters{}}
+	d := &Daemon{eng: eng, counters: map[string]*counters{}}
 	rExt := &svcRun{d: d, cnt: d.countersLocked(ext.ID)}
 	rExt.svc.Store(ext)
 	rDt := &svcRun{d: d, cnt: d.countersLocked(builtin.ID)}
@@ -56,12 +56,13 @@ func TestLeaseMismatches(t *testing.T) {
 	l1 := admit(ext)
 	rExt.cnt.inflight.Add(1)
 	check("ident in flight", nil)
-	// Its server started: the child holds the lease now. A server chosen
-	// through tcpmux runs under another run of the same id.
+	// Its server started: the child holds the lease now. Servers are
+	// counted by their service's id, whichever run they belong to.
 	rExt.cnt.inflight.Add(-1)
 	other := &svcRun{d: d, cnt: rExt.cnt}
 	other.svc.Store(ext)
-	d.children[100] = &child{pid: 100, run: other, svc: ext, lease: l1}
+	c100 := &child{pid: 100, run: other, svc: ext, lease: l1}
+	d.kids.add(c100)
 	check("server running", nil)
 	// A leaked lease: counted by the engine, held by nobody.
 	leaked := admit(ext)
@@ -69,15 +70,15 @@ func TestLeaseMismatches(t *testing.T) {
 	leaked.Release()
 	// A server whose lease was already released (a twist for a refused
 	// client has none) is not counted against the engine.
-	d.children[101] = &child{pid: 101, run: &svcRun{}, svc: ext}
+	d.kids.add(&child{pid: 101, run: &svcRun{}, svc: ext})
 	check("server without lease", nil)
 	// A tracked server the engine no longer counts.
 	l1.Release()
 	check("released early", map[string][2]int{"ext": {1, 0}})
-	delete(d.children, 100)
+	d.kids.remove(c100)
 	bl.Release()
 	check("all done", nil)
-	if n := d.leasedServersLocked()["ext"]; n != 0 {
+	if n := leasedServers(d.kids.list())["ext"]; n != 0 {
 		t.Errorf("leased servers after the end = %d", n)
 	}
 }

@@ -145,69 +145,108 @@ func (d *Daemon) followInterfaces() {
 			return
 		case <-t.C:
 		}
-		if d.stopping.Load() {
+		if !d.followOnce(failing) {
 			return
 		}
-		d.mu.Lock()
-		for r := range failing {
-			if r.removed {
-				delete(failing, r)
-			}
-		}
-		for _, r := range d.runs {
-			s := r.svc.Load()
-			if s.Bind.Interface == "" || r.removed || r.suspended {
-				continue
-			}
-			want := map[sockKey]bool{}
-			for _, k := range d.wantedKeys(s) {
-				want[k] = true
-			}
-			changed := false
-			for k, sr := range r.socks.all() {
-				if !want[k] {
-					go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
-					r.socks.del(k)
-					d.rpc.kick()
-					changed = true
-					d.log.Logf(logging.LevelNotice, "iface", "service %s: address %s left interface %s; stopped listening there", s.ID, k, s.Bind.Interface)
-				}
-			}
-			fresh := false
-			for k := range want {
-				if !r.socks.has(k) && !failing[r][k] {
-					fresh = true
-				}
-			}
-			if fresh {
-				before := len(r.socks)
-				d.openRunLocked(r, nil)
-				if len(r.socks) > before {
-					changed = true
-					d.log.Logf(logging.LevelNotice, "iface", "service %s: interface %s now has %s; listening on %s", s.ID, s.Bind.Interface, addrList(want), r.listenText())
-				}
-				failed := map[sockKey]bool{}
-				for k := range want {
-					if !r.socks.has(k) {
-						failed[k] = true
-					}
-				}
-				failing[r] = failed
-			} else if f := failing[r]; f != nil {
-				// Forget addresses that left the interface or got their
-				// socket through the bind retry meanwhile.
-				for k := range f {
-					if r.socks.has(k) || !want[k] {
-						delete(f, k)
-					}
-				}
-			}
-			if changed && len(r.socks) == 0 {
-				r.pending = true
-			}
-		}
-		d.mu.Unlock()
 	}
+}
+
+// followOnce is one look at the interfaces; it reports false once the
+// daemon is stopping.
+func (d *Daemon) followOnce(failing map[*svcRun]map[sockKey]bool) bool {
+	d.change.Lock()
+	defer d.change.Unlock()
+	if d.stopping.Load() {
+		return false
+	}
+	for r := range failing {
+		if r.removed.Load() {
+			delete(failing, r)
+		}
+	}
+	// Holding change, the runs and their sockets can be read without mu:
+	// the interfaces are listed first, outside it.
+	wants := map[*svcRun]map[sockKey]bool{}
+	for _, r := range d.runs {
+		s := r.svc.Load()
+		if s.Bind.Interface == "" || r.removed.Load() || r.suspended {
+			continue
+		}
+		want := map[sockKey]bool{}
+		for _, k := range d.wantedKeys(s) {
+			want[k] = true
+		}
+		wants[r] = want
+	}
+	// Addresses that left: their goroutines are halted with no lock held.
+	var gone []*sockRun
+	changed := map[*svcRun]bool{}
+	d.mu.Lock()
+	for _, r := range d.runs {
+		want := wants[r]
+		if want == nil {
+			continue
+		}
+		s := r.svc.Load()
+		for k, sr := range r.socks.all() {
+			if !want[k] {
+				gone = append(gone, sr)
+				r.socks.del(k)
+				changed[r] = true
+				d.logLocked(logging.LevelNotice, "iface", "service %s: address %s left interface %s; stopped listening there", s.ID, k, s.Bind.Interface)
+			}
+		}
+	}
+	d.unlock()
+	if len(gone) > 0 {
+		haltAll(gone)
+		for _, sr := range gone {
+			sr.s.Close()
+		}
+		d.rpc.kick()
+	}
+	d.mu.Lock()
+	defer d.unlock()
+	for _, r := range d.runs {
+		want := wants[r]
+		if want == nil {
+			continue
+		}
+		s := r.svc.Load()
+		fresh := false
+		for k := range want {
+			if !r.socks.has(k) && !failing[r][k] {
+				fresh = true
+			}
+		}
+		if fresh {
+			before := len(r.socks)
+			d.openRunLocked(r, nil)
+			if len(r.socks) > before {
+				changed[r] = true
+				d.logLocked(logging.LevelNotice, "iface", "service %s: interface %s now has %s; listening on %s", s.ID, s.Bind.Interface, addrList(want), r.listenText())
+			}
+			failed := map[sockKey]bool{}
+			for k := range want {
+				if !r.socks.has(k) {
+					failed[k] = true
+				}
+			}
+			failing[r] = failed
+		} else if f := failing[r]; f != nil {
+			// Forget addresses that left the interface or got their
+			// socket through the bind retry meanwhile.
+			for k := range f {
+				if r.socks.has(k) || !want[k] {
+					delete(f, k)
+				}
+			}
+		}
+		if changed[r] && len(r.socks) == 0 {
+			r.pending = true
+		}
+	}
+	return true
 }
 
 func addrList(m map[sockKey]bool) string {

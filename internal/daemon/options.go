@@ -23,7 +23,7 @@ type Options struct {
 	PidFile     string
 	Syslog      string // -syslog FACILITY
 	FileLog     string // -filelog FILE
-	LogIdent    string // syslog identity, "gxinetd" or "xinetd"
+	LogIdent    string // syslog identity; "" is logging.DefaultIdent ("xinetd")
 	SyslogPath  string // where /dev/log is (tests)
 	DumpFile    string // -dumpfile; default /var/run/xinetd.dump
 	Limit       int    // -limit N
@@ -58,4 +58,8 @@ type Options struct {
 	SysRoot string
 	// CheckOwnership refuses files writable by non-root (set when root).
 	CheckOwnership bool
+	// CheckFatalOnly makes Check fail only for what stops the daemon from
+	// starting (an unreadable or fatal configuration), not for one
+	// rejected entry: the start gate of a unit (-t -fatal-only).
+	CheckFatalOnly bool
 }

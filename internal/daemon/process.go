@@ -27,6 +27,13 @@ const envDetached = "GXINETD_DETACHED_READY_FD"
 // returning its own status. Scripts that run `gxinetd` and then connect
 // therefore never race the start-up.
 func daemonize(o *Options) int {
+	// The detached daemon's standard error is /dev/null: without syslog
+	// its messages would be lost, so say so while there is a terminal.
+	if o.FileLog == "" && !o.Debug {
+		if err := logging.SyslogReachable(o.SyslogPath); err != nil {
+			fmt.Fprintf(os.Stderr, "gxinetd: %v: the daemon's messages will be lost; use -filelog FILE, or -dontfork (messages then go to standard error)\n", err)
+		}
+	}
 	exe, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "gxinetd: cannot find own executable: %v\n", err)

@@ -54,7 +54,9 @@ func fdConn(fd int) (net.Conn, error) {
 	return net.FileConn(f)
 }
 
-func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
+// handleRaw serves one connection the acceptor took; g is the accept gate
+// it holds a slot of, or nil.
+func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate) {
 	d := r.d
 	svc := r.svc.Load()
 	if s := svc; s.Flags.Has(service.FlagKeepAlive) {
@@ -66,11 +68,14 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort) {
 	if svc.Banner != "" {
 		// banner goes out before any check: the full path does that.
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c)
+			r.handleStream(c, g)
+		} else {
+			g.done()
 		}
 		return
 	}
 	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	g.admit(&dec)
 	if !dec.Allow || needsConn(svc, &dec) {
 		c, err := fdConn(fd)
 		if err != nil {

@@ -188,7 +188,7 @@ func (d *Daemon) rpcWanted() map[rpcbind.Mapping]string {
 	}
 	for _, r := range d.runs {
 		s := r.svc.Load()
-		if !s.Type.Has(service.TypeRPC) || r.removed || s.RPCNumber <= 0 {
+		if !s.Type.Has(service.TypeRPC) || r.removed.Load() || s.RPCNumber <= 0 {
 			continue
 		}
 		for _, sr := range r.socks.all() {

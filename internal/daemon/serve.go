@@ -25,20 +25,24 @@ import (
 )
 
 // svcRun is the running state of one accepted service. The service value
-// itself is swapped atomically on reload; sockets and flags are guarded by
-// Daemon.mu.
+// itself is swapped atomically on reload; sockets and flags are written
+// with Daemon.change and Daemon.mu held (see Daemon.mu). Nothing a
+// serving goroutine does reads them.
 type svcRun struct {
 	d            *Daemon
 	svc          atomic.Pointer[service.Service]
 	socks        sockSet
 	state        atomic.Value // "Active", "Suspended", "Disabled"
 	cnt          *counters
-	removed      bool
-	pending      bool // wants a socket it could not open yet
+	removed      atomic.Bool // dropped by a reload; read by timers and serving goroutines
+	pending      bool        // wants a socket it could not open yet
 	waitingIface bool
 	retry        *time.Timer
 	retrying     bool                           // inside retryBind: repeated failures stay quiet
 	suspended    bool                           // cps/looping trip: sockets closed until the timer fires
+	suspending   atomic.Bool                    // a suspension is on its way (see suspend)
+	forkWait     atomic.Bool                    // a wait=yes loop waits to retry a failed fork
+	gate         atomic.Pointer[acceptGate]     // inetd.conf child limit: accepts queue at it (queue.go)
 	tmpl         atomic.Pointer[spawn.Template] // the current service's server, prepared
 }
 
@@ -78,8 +82,27 @@ type sockRun struct {
 
 // halt stops the serving goroutine without closing the socket, so a
 // reload can hand the socket to the new configuration: a deadline in the
-// past wakes a blocked Accept or read, which then sees stop.
+// past wakes a blocked Accept or read, which then sees stop. It waits for
+// the goroutine, so it must never be called with a lock held that a
+// serving goroutine may take (see Daemon.change).
 func (sr *sockRun) halt() {
+	sr.signal()
+	sr.wait()
+}
+
+// haltAll halts every goroutine of srs: all are told first, then each is
+// waited for, so they stop together rather than one after another.
+func haltAll(srs []*sockRun) {
+	for _, sr := range srs {
+		sr.signal()
+	}
+	for _, sr := range srs {
+		sr.wait()
+	}
+}
+
+// signal is the first half of halt: it tells the goroutine to stop.
+func (sr *sockRun) signal() {
 	if sr.acc != nil {
 		sr.once.Do(func() {
 			close(sr.stop)
@@ -90,8 +113,7 @@ func (sr *sockRun) halt() {
 	}
 	sr.once.Do(func() { close(sr.stop) })
 	past := time.Unix(1, 0)
-	ln := sr.s.existingListener()
-	if ln != nil {
+	if ln := sr.s.existingListener(); ln != nil {
 		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(past)
 		}
@@ -102,8 +124,16 @@ func (sr *sockRun) halt() {
 	if f := sr.s.existingFile(); f != nil {
 		f.SetReadDeadline(past)
 	}
+}
+
+// wait is the second half of halt: it waits for the goroutine to end and
+// clears the deadlines signal set, for the socket's next user.
+func (sr *sockRun) wait() {
 	<-sr.done
-	if ln != nil {
+	if sr.acc != nil {
+		return
+	}
+	if ln := sr.s.existingListener(); ln != nil {
 		if dl, ok := ln.(interface{ SetDeadline(time.Time) error }); ok {
 			dl.SetDeadline(time.Time{})
 		}
@@ -155,8 +185,18 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 	}
 	var bo acceptBackoff
 	for {
+		g := r.gate.Load()
+		if g != nil && !g.take() {
+			// At the service's limit of children: clients wait in the
+			// backlog until one exits.
+			if !waitSlot(g, sr) {
+				return
+			}
+			continue
+		}
 		c, err := ln.Accept()
 		if err != nil {
+			g.done()
 			if sr.stopped() || errors.Is(err, net.ErrClosed) {
 				return
 			}
@@ -173,7 +213,20 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		if tc, ok := c.(*net.TCPConn); ok {
 			systemKeepAlive(tc, r.svc.Load().Flags.Has(service.FlagKeepAlive))
 		}
-		go r.handleStream(c)
+		go r.handleStream(c, g)
+	}
+}
+
+// waitSlot waits until g may have a free slot, or the goroutine must stop
+// (false).
+func waitSlot(g *acceptGate, sr *sockRun) bool {
+	ch := make(chan struct{})
+	g.pause(func() { close(ch) })
+	select {
+	case <-ch:
+		return true
+	case <-sr.stop:
+		return false
 	}
 }
 
@@ -260,8 +313,9 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 	return netip.AddrPort{}
 }
 
-// handleStream serves one accepted connection of a stream service.
-func (r *svcRun) handleStream(c net.Conn) {
+// handleStream serves one accepted connection of a stream service; g is
+// the accept gate the connection holds a slot of, or nil.
+func (r *svcRun) handleStream(c net.Conn, g *acceptGate) {
 	d := r.d
 	svc := r.svc.Load()
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
@@ -277,6 +331,7 @@ func (r *svcRun) handleStream(c net.Conn) {
 	}
 	d.sendBanner(c, svc, svc.Banner)
 	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now(), PeerCred: peerCred(c)})
+	g.admit(&dec)
 	if !dec.Allow {
 		d.refused(r, svc, c, remote, local, dec)
 		c.Close()
@@ -485,17 +540,35 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 
 // suspend closes a service's sockets for a while after a cps or looping
 // trip, then reopens them. Running servers are untouched and stay counted.
+// It is called on the request's goroutine, often a serving goroutine that
+// a reload may be waiting for, so the work is done on a goroutine of its
+// own under Daemon.change (one per trip).
 func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if r.suspended || r.removed || d.stopping.Load() {
+	if r.suspending.CompareAndSwap(false, true) {
+		go d.suspendRun(r, svc, dec)
+	}
+}
+
+func (d *Daemon) suspendRun(r *svcRun, svc *service.Service, dec access.Decision) {
+	d.change.Lock()
+	defer d.change.Unlock()
+	defer r.suspending.Store(false)
+	if r.suspended || r.removed.Load() || d.stopping.Load() {
 		return
 	}
+	d.mu.Lock()
 	r.suspended = true
-	for _, sr := range r.socks.all() {
-		go func(sr *sockRun) { sr.halt(); sr.s.Close() }(sr)
-	}
+	socks := r.socks
 	r.socks = nil
+	d.unlock()
+	var all []*sockRun
+	for _, sr := range socks.all() {
+		all = append(all, sr)
+	}
+	haltAll(all)
+	for _, sr := range all {
+		sr.s.Close()
+	}
 	d.rpc.kick()
 	r.state.Store("Disabled")
 	wait := dec.SuspendFor
@@ -506,21 +579,30 @@ func (d *Daemon) suspend(r *svcRun, svc *service.Service, dec access.Decision) {
 		d.log.Logf(logging.LevelError, "access", "Deactivating service %s due to excessive incoming connections.  Restarting in %d seconds.",
 			svc.Name, int(wait/time.Second))
 	}
-	time.AfterFunc(wait, func() {
-		d.mu.Lock()
-		defer d.mu.Unlock()
-		r.suspended = false
-		if r.removed || d.stopping.Load() {
-			return
-		}
-		before := len(r.socks)
-		d.openRunLocked(r, nil)
-		if len(r.socks) > before {
-			d.log.Logf(logging.LevelError, "access", "Activating service %s", r.svc.Load().Name)
-		} else {
-			d.log.Logf(logging.LevelError, "access", "Error activating service %s", r.svc.Load().Name)
-		}
-	})
+	time.AfterFunc(wait, func() { d.resume(r) })
+}
+
+// resume reopens a suspended service's sockets when its time is up. A
+// reload meanwhile has already reopened them (and cleared suspended).
+func (d *Daemon) resume(r *svcRun) {
+	d.change.Lock()
+	defer d.change.Unlock()
+	if !r.suspended {
+		return
+	}
+	d.mu.Lock()
+	defer d.unlock()
+	r.suspended = false
+	if r.removed.Load() || d.stopping.Load() {
+		return
+	}
+	before := len(r.socks)
+	d.openRunLocked(r, nil)
+	if len(r.socks) > before {
+		d.logLocked(logging.LevelError, "access", "Activating service %s", r.svc.Load().Name)
+	} else {
+		d.logLocked(logging.LevelError, "access", "Error activating service %s", r.svc.Load().Name)
+	}
 }
 
 // sendBanner copies a banner file to the client, bounded in size and time.
@@ -588,12 +670,15 @@ func (r *svcRun) streamWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Local: local}, dec.Lease, nil, 0)
+		ch, halted := r.startWaitServer(sr, svc, spawn.Conn{Local: local}, dec.Lease)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
 		setBlocking(sr.s.osFile(), false)
+		if halted {
+			return // the connection waits for the next goroutine
+		}
 		if c, err := acceptOne(sr.s); err == nil {
 			// The server could not start: drop the connection that woke
 			// us, or we would try again at once, forever.
@@ -687,14 +772,17 @@ func (r *svcRun) dgramWaitLoop(sr *sockRun) {
 		}
 		r.state.Store("Suspended")
 		setBlocking(sr.s.osFile(), true)
-		ch := d.spawnServer(r, svc, sr.s.osFile(), false, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease, nil, 0)
+		ch, halted := r.startWaitServer(sr, svc, spawn.Conn{Remote: from, Local: local, RemoteKnown: from.IsValid()}, dec.Lease)
 		if ch != nil {
 			sr.s.holder = ch
 			continue // waitHolder waits for it
 		}
+		setBlocking(sr.s.osFile(), false)
+		if halted {
+			return // the datagram waits for the next goroutine
+		}
 		// As OpenBSD inetd: a server that cannot start must not leave
 		// its datagram behind to wake us again at once.
-		setBlocking(sr.s.osFile(), false)
 		dropDatagram(rc)
 		r.state.Store("Active")
 	}
@@ -832,19 +920,17 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 	return &builtins.Env{
 		Limits: builtins.Limits{IdleTimeout: builtins.DefaultIdleTimeout, MaxBytes: builtins.DefaultMaxBytes},
 		TCPMux: func(name string) (*service.Service, bool) {
-			m := d.tcpmux.Load()
-			if m == nil {
-				return nil, false
+			if r := d.muxRun(name); r != nil {
+				return r.svc.Load(), true
 			}
-			s, ok := (*m)[strings.ToLower(name)]
-			return s, ok
+			return nil, false
 		},
 		TCPMuxNames: func() []string {
 			m := d.tcpmux.Load()
 			var out []string
 			if m != nil {
-				for _, s := range *m {
-					out = append(out, s.Name)
+				for _, r := range *m {
+					out = append(out, r.svc.Load().Name)
 				}
 			}
 			sort.Strings(out)
@@ -860,13 +946,27 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 	}
 }
 
+// muxRun is the running TCPMUX service of that name, or nil.
+func (d *Daemon) muxRun(name string) *svcRun {
+	if m := d.tcpmux.Load(); m != nil {
+		return (*m)[strings.ToLower(name)]
+	}
+	return nil
+}
+
 // serveMux runs a service selected through tcpmux on the connection: the
 // selected service's own access checks, logging and server, as if its
-// client had connected to it directly.
+// client had connected to it directly. The server belongs to the
+// service's own run, so a reload that removes the service, or moves it,
+// terminates it as it does the servers started directly.
 func (d *Daemon) serveMux(ctx context.Context, svc *service.Service, c net.Conn) error {
+	r := d.muxRun(svc.Name)
+	if r == nil {
+		// Removed by a reload since the name was looked up.
+		c.Close()
+		return nil
+	}
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
-	r := &svcRun{d: d, cnt: d.countersFor(svc.ID)}
-	r.svc.Store(svc)
 	dec := d.eng.Decide(ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
 	if !dec.Allow {
 		dec.SuspendFor = 0

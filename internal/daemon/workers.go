@@ -18,6 +18,7 @@ type rawJob struct {
 	r             *svcRun
 	fd            int
 	remote, local netip.AddrPort
+	gate          *acceptGate
 }
 
 const workerIdle = 10 * time.Second
@@ -34,7 +35,7 @@ func (w *workers) loop(j rawJob) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		j.r.handleRaw(j.fd, j.remote, j.local)
+		j.r.handleRaw(j.fd, j.remote, j.local, j.gate)
 		j = rawJob{}
 		t.Reset(workerIdle)
 		select {

@@ -1,11 +1,18 @@
 // Package sysdb reads the system databases a super-server consults while
 // reading its configuration: /etc/services, /etc/protocols, /etc/rpc,
-// /etc/networks, /etc/passwd and /etc/group.
+// /etc/networks, and users and groups.
 //
 // It is a leaf package (it imports nothing from gxinetd). Files are read
 // once per DB and cached, so a 10,000-service configuration does not read
 // /etc/services 10,000 times; a reload makes a new DB. Root lets tests and
 // the check mode point every lookup at a directory of their own.
+//
+// Users and groups of the real system (Root "" or "/") are resolved
+// through the C library's name service switch when the build has cgo
+// (NSS), so accounts from LDAP, SSSD or extrausers are known as they are
+// to login(1); answers, "no such user" included, are kept until Refresh.
+// With a Root, and in a build without cgo, /etc/passwd and /etc/group are
+// read as files.
 package sysdb
 
 import (
@@ -55,6 +62,20 @@ type tables struct {
 	uids      map[int]*User
 	groups    map[string]*Group
 	gids      map[int]*Group
+
+	nss nssCache
+}
+
+// nssCache keeps NSS answers for the life of one reading; a nil entry is
+// a cached "no such entry". Lookups that failed otherwise (a directory
+// server that did not answer) are not kept.
+type nssCache struct {
+	mu       sync.Mutex
+	users    map[string]*User
+	uids     map[int]*User
+	groups   map[string]*Group
+	gids     map[int]*Group
+	groupIDs map[string][]int // "name:primary"
 }
 
 // System is the DB of the running system.
@@ -278,9 +299,40 @@ func (db *DB) Network(name string) (string, bool) {
 	return n, ok
 }
 
+// system reports whether users and groups come from NSS.
+func (db *DB) system() bool { return NSS && (db.Root == "" || db.Root == "/") }
+
+// cached looks key up in m, asking fn on a miss; see nssCache.
+func cached[K comparable, V any](mu *sync.Mutex, m *map[K]V, key K, fn func() (V, error)) (V, bool, error) {
+	mu.Lock()
+	if v, ok := (*m)[key]; ok {
+		mu.Unlock()
+		return v, true, nil
+	}
+	mu.Unlock()
+	// Asked without the lock: a slow directory server must not hold up
+	// lookups of other names.
+	v, err := fn()
+	if err != nil && err != errNotFound {
+		return v, false, err
+	}
+	mu.Lock()
+	if *m == nil {
+		*m = map[K]V{}
+	}
+	(*m)[key] = v
+	mu.Unlock()
+	return v, true, nil
+}
+
 // LookupUser finds a user by name.
 func (db *DB) LookupUser(name string) (*User, bool) {
 	t := db.load()
+	if db.system() {
+		if u, ok, _ := cached(&t.nss.mu, &t.nss.users, name, func() (*User, error) { return nssUser(name) }); ok {
+			return u, u != nil
+		}
+	}
 	u, ok := t.users[name]
 	return u, ok
 }
@@ -288,6 +340,11 @@ func (db *DB) LookupUser(name string) (*User, bool) {
 // LookupUID finds a user by uid.
 func (db *DB) LookupUID(uid int) (*User, bool) {
 	t := db.load()
+	if db.system() {
+		if u, ok, _ := cached(&t.nss.mu, &t.nss.uids, uid, func() (*User, error) { return nssUID(uid) }); ok {
+			return u, u != nil
+		}
+	}
 	u, ok := t.uids[uid]
 	return u, ok
 }
@@ -295,6 +352,11 @@ func (db *DB) LookupUID(uid int) (*User, bool) {
 // LookupGroup finds a group by name.
 func (db *DB) LookupGroup(name string) (*Group, bool) {
 	t := db.load()
+	if db.system() {
+		if g, ok, _ := cached(&t.nss.mu, &t.nss.groups, name, func() (*Group, error) { return nssGroup(name) }); ok {
+			return g, g != nil
+		}
+	}
 	g, ok := t.groups[name]
 	return g, ok
 }
@@ -302,23 +364,44 @@ func (db *DB) LookupGroup(name string) (*Group, bool) {
 // LookupGID finds a group by gid.
 func (db *DB) LookupGID(gid int) (*Group, bool) {
 	t := db.load()
+	if db.system() {
+		if g, ok, _ := cached(&t.nss.mu, &t.nss.gids, gid, func() (*Group, error) { return nssGID(gid) }); ok {
+			return g, g != nil
+		}
+	}
 	g, ok := t.gids[gid]
 	return g, ok
 }
 
 // GroupIDs returns the supplementary group ids of a user as initgroups(3)
 // computes them: the given primary gid plus every group that lists the
-// user as a member, without duplicates, primary first.
+// user as a member (getgrouplist(3) through NSS), without duplicates,
+// primary first, the rest in ascending order.
 func (db *DB) GroupIDs(user string, primary int) []int {
 	t := db.load()
+	var found []int
+	if db.system() {
+		key := user + ":" + strconv.Itoa(primary)
+		ids, ok, _ := cached(&t.nss.mu, &t.nss.groupIDs, key, func() ([]int, error) { return nssGroupIDs(user, primary) })
+		if ok {
+			found = ids
+		}
+	}
+	if found == nil {
+		for _, g := range t.gids {
+			for _, m := range g.Members {
+				if m == user {
+					found = append(found, g.GID)
+				}
+			}
+		}
+	}
 	out := []int{primary}
 	seen := map[int]bool{primary: true}
-	for _, g := range t.gids {
-		for _, m := range g.Members {
-			if m == user && !seen[g.GID] {
-				seen[g.GID] = true
-				out = append(out, g.GID)
-			}
+	for _, g := range found {
+		if !seen[g] {
+			seen[g] = true
+			out = append(out, g)
 		}
 	}
 	// Deterministic order after the primary group.

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -76,4 +77,51 @@ func TestRefreshRereads(t *testing.T) {
 	if u, ok := db.LookupUser("bob"); !ok || u.UID != 1001 {
 		t.Fatalf("after Refresh bob = %+v, %v", u, ok)
 	}
+}
+
+// TestSystemUsersAndGroups: the real system's databases answer (through
+// NSS in a cgo build), unknown names stay unknown, and a Root reads its
+// own files whatever NSS knows.
+func TestSystemUsersAndGroups(t *testing.T) {
+	db := &DB{}
+	if u, ok := db.LookupUser("root"); !ok || u.UID != 0 || u.GID != 0 {
+		t.Errorf("root = %+v %v", u, ok)
+	}
+	if u, ok := db.LookupUID(0); !ok || u.Name != "root" {
+		t.Errorf("uid 0 = %+v %v", u, ok)
+	}
+	if g, ok := db.LookupGroup("root"); !ok || g.GID != 0 {
+		t.Errorf("group root = %+v %v", g, ok)
+	}
+	if g, ok := db.LookupGID(0); !ok || g.Name != "root" {
+		t.Errorf("gid 0 = %+v %v", g, ok)
+	}
+	for i := 0; i < 2; i++ { // the second answer comes from the cache
+		if _, ok := db.LookupUser("gxinetd-no-such-user"); ok {
+			t.Errorf("unknown user found")
+		}
+		if _, ok := db.LookupGroup("gxinetd-no-such-group"); ok {
+			t.Errorf("unknown group found")
+		}
+	}
+	if ids := db.GroupIDs("root", 0); len(ids) == 0 || ids[0] != 0 {
+		t.Errorf("GroupIDs(root) = %v", ids)
+	}
+	files := &DB{Root: "testdata"}
+	if _, ok := files.LookupUser("root"); ok != fileHas(t, "testdata/etc/passwd", "root:") {
+		t.Errorf("a Root answered from outside its files")
+	}
+}
+
+func fileHas(t *testing.T, path, prefix string) bool {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(l, prefix) {
+			return true
+		}
+	}
+	return false
 }
