@@ -13,7 +13,7 @@ LDFLAGS  := -s -w -X github.com/gxinetd/gxinetd/internal/daemon.Version=$(VERSIO
 TESTFLAGS ?= -count=1 -timeout 15m
 FUZZTIME ?= 30s
 
-.PHONY: all build run test unit e2e race fuzz bench lint install uninstall clean man-check
+.PHONY: all build run test unit e2e race fuzz bench lint install uninstall clean man-check attack
 
 all: build
 
@@ -46,6 +46,16 @@ race:
 	rm -rf $(RACEDIR) && mkdir -p $(RACEDIR)
 	GOFLAGS=-race GORACE='log_path=$(RACEDIR)/report' $(GO) test $(TESTFLAGS) ./...
 	@if ls $(RACEDIR)/report.* >/dev/null 2>&1; then cat $(RACEDIR)/report.*; echo "data races reported"; exit 1; fi
+
+# The attack suite (GitHub issue 13): connection floods, 5,000 idle
+# connections, descriptor limits, UDP floods from 140,000 sources,
+# malformed input, a stopped daemon, a SIGHUP storm, 10,000 services, a
+# server replaced while running. As root; about 3 minutes on 2 cores,
+# every test bounded in count and time. The smaller regression tests of
+# the issue also run in `make test`.
+ATTACKS ?= TestAttack|TestRefusalLogsBounded|TestDatagramBuiltinNotSwitchedOff|TestBacklogDrainAfterStop|TestDescriptorReserve|TestIdentOnRefusalBounded|TestNoDescriptorsOncePerInterval|TestIdleTimeoutEveryPath|TestMetricsOnlyItsPath|TestOwnershipCheckedAtEveryStart|TestUnsafeServerRefusalsBounded
+attack:
+	GXINETD_ATTACK=1 $(GO) test -count=1 -timeout 20m -v -run '^($(ATTACKS))' ./e2e
 
 # Run each fuzz target for FUZZTIME (go test allows one -fuzz target per package and run).
 fuzz:

@@ -54,6 +54,12 @@ type Global struct {
 	// Notify receives the engine's own messages (level is one of crit,
 	// error, warning, notice, info); nil discards them.
 	Notify func(level string, msg string)
+	// Refusal, when set, receives the messages the engine writes about
+	// one refused request (excessive load, tcp_wrappers, lists that
+	// match equally, a SENSOR hit) with the client's address, so that
+	// the daemon can hold them to its refusal budget; nil sends them to
+	// Notify.
+	Refusal func(level string, peer netip.Addr, msg string)
 	// MaxSources caps each per-source table (running counts per client,
 	// per-client rate windows, UDP duplicate suppression); 0 = DefaultMaxSources.
 	MaxSources int
@@ -182,6 +188,7 @@ type svcState struct {
 	minute         minuteWindow
 	ipRate         *boundedMap[netip.Addr, minuteWindow]
 	quiet          *boundedMap[netip.AddrPort, int64]
+	srcCPS         *boundedMap[netip.Addr, srcSecond] // datagram services: cps per source
 	slab           []Lease
 	slabNext       int
 
@@ -349,6 +356,7 @@ func (e *Engine) newState(key string) *svcState {
 		perSrc: newBoundedMap[netip.Addr, int32](e.g.MaxSources),
 		ipRate: newBoundedMap[netip.Addr, minuteWindow](e.g.MaxSources),
 		quiet:  newBoundedMap[netip.AddrPort, int64](e.g.MaxSources),
+		srcCPS: newBoundedMap[netip.Addr, srcSecond](e.g.MaxSources),
 	}
 }
 
@@ -443,13 +451,13 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	peer := r.Peer.Addr().Unmap().WithZone("")
 
 	// 1. cps; a service already suspended refuses what slipped through.
-	if d, refused := e.checkCPS(st, s, now); refused {
+	if d, refused := e.checkCPS(st, s, known, peer, now); refused {
 		return e.refuse(st, d)
 	}
 	// 2. load
 	if s.MaxLoad > 0 {
 		if l, err := e.load(); err == nil && l >= s.MaxLoad {
-			e.notify("error", "refused connect from "+addrText(r.Peer)+" due to excessive load")
+			e.refusal("error", r.Peer, "refused connect from "+addrText(r.Peer)+" due to excessive load")
 			return e.refuse(st, Decision{Reason: ReasonLoad, Detail: "load " + strconv.FormatFloat(l, 'f', 2, 64) + " >= max_load " + strconv.FormatFloat(s.MaxLoad, 'f', 2, 64)})
 		}
 	}
@@ -506,7 +514,7 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 	var wrap *tcpwrap.Action
 	if c.policy != nil && known {
 		if c.daemon == "" {
-			e.notify("info", "server param not provided to libwrap refusing connection to "+s.ID+" from "+addrText(r.Peer))
+			e.refusal("info", r.Peer, "server param not provided to libwrap refusing connection to "+s.ID+" from "+addrText(r.Peer))
 			lease.Release()
 			return e.refuse(st, Decision{Reason: ReasonLibwrap, Detail: "no daemon name for tcp_wrappers"})
 		}
@@ -528,7 +536,7 @@ func (e *Engine) Decide(ctx context.Context, r Request) Decision {
 			wrap = rule.Action(c.daemon, cl)
 		}
 		if !allow {
-			e.notify("info", "libwrap refused connection to "+s.ID+" (libwrap="+c.daemon+") from "+addrText(r.Peer))
+			e.refusal("info", r.Peer, "libwrap refused connection to "+s.ID+" (libwrap="+c.daemon+") from "+addrText(r.Peer))
 			lease.Release()
 			d := Decision{Reason: ReasonLibwrap, Detail: "tcp_wrappers " + rule.Where(), Wrap: wrap}
 			if rule != nil && rule.Broken != nil {
@@ -571,13 +579,46 @@ func (e *Engine) quiet(st *svcState, s *service.Service, p netip.AddrPort, now t
 	return d
 }
 
-func (e *Engine) checkCPS(st *svcState, s *service.Service, now time.Time) (Decision, bool) {
+// checkCPS applies cps. A datagram's source can be forged, so for
+// datagram services a source over the rate is refused on its own first,
+// and only what passes counts toward the service-wide limit; a datagram
+// builtin, answered in-process, is then held to the rate (excess refused)
+// rather than switched off, which was all that 51 forged datagrams
+// needed to achieve (xinetd does the same).
+func (e *Engine) checkCPS(st *svcState, s *service.Service, known bool, peer netip.Addr, now time.Time) (Decision, bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if now.Before(st.suspendedUntil) {
 		return Decision{Reason: st.suspendReason, Detail: "service suspended until " + st.suspendedUntil.Format(time.TimeOnly)}, true
 	}
 	if s.CPS.Rate <= 0 {
+		return Decision{}, false
+	}
+	dgram := s.SocketType == service.SockDgram
+	if dgram && known {
+		src := sourceKey(s, peer)
+		sec := now.Unix()
+		// Sources quiet for a second are of no more use: drop a few per
+		// datagram, so the table holds only the current flood.
+		st.srcCPS.pruneHead(4, func(w srcSecond) bool { return sec-w.sec >= 2 || sec < w.sec })
+		w, _ := st.srcCPS.get(src)
+		if w.sec != sec {
+			w = srcSecond{sec: sec}
+		}
+		w.n++
+		if st.srcCPS.put(src, w) > 0 {
+			e.capHit("cps", now, "per-source cps table for "+s.ID+" full: evicting oldest entries")
+		}
+		if w.n > int64(s.CPS.Rate) {
+			return Decision{Reason: ReasonCPS,
+				Detail: "more than " + strconv.Itoa(s.CPS.Rate) + " datagrams within one second from " + src.String()}, true
+		}
+	}
+	if dgram && s.IsInternal() {
+		if !st.cps.admit(now.UnixNano(), s.CPS.Rate) {
+			return Decision{Reason: ReasonCPS,
+				Detail: "more than " + strconv.Itoa(s.CPS.Rate) + " datagrams within one second"}, true
+		}
 		return Decision{}, false
 	}
 	if st.cps.hit(now.UnixNano(), s.CPS.Rate) {
@@ -646,6 +687,9 @@ func (e *Engine) reserve(st *svcState, s *service.Service, known bool, peer neti
 	return l, Decision{}, true
 }
 
+// srcSecond counts one source's datagrams in one calendar second.
+type srcSecond struct{ sec, n int64 }
+
 // sourceKey groups a client for per_source by PerSourcePrefix4/6 (0 or
 // the full length = one address).
 func sourceKey(s *service.Service, a netip.Addr) netip.Addr {
@@ -704,7 +748,7 @@ func (e *Engine) checkLists(ctx context.Context, c *compiled, s *service.Service
 	case vNotInOnly:
 		return "not in only_from", true
 	}
-	e.notify("error", "Service="+s.ID+": only_from list and no_access list match equally the address "+addrText(raw))
+	e.refusal("error", raw, "Service="+s.ID+": only_from list and no_access list match equally the address "+addrText(raw))
 	return "only_from and no_access match equally (" + t.detail(o, true) + ", " + t.detail(n, false) + ")", true
 }
 
@@ -713,6 +757,15 @@ func addrText(p netip.AddrPort) string {
 		return "<no address>"
 	}
 	return p.Addr().WithZone("").String()
+}
+
+// refusal writes a message about one refused request from peer.
+func (e *Engine) refusal(level string, peer netip.AddrPort, msg string) {
+	if e.g.Refusal != nil {
+		e.g.Refusal(level, peer.Addr(), msg)
+		return
+	}
+	e.notify(level, msg)
 }
 
 // capHit counts a table-full event and reports it at most once a minute per table.
@@ -806,7 +859,7 @@ type Snapshot struct {
 	// Running is the number of running servers across services (-limit).
 	Running int
 	Tables  TableSizes
-	// CapHits counts table-full events by table: sources, rates, quiet, names, deny.
+	// CapHits counts table-full events by table: sources, rates, quiet, cps, names, deny.
 	CapHits map[string]uint64
 }
 
@@ -829,6 +882,8 @@ type DenyEntry struct {
 // TableSizes are the current sizes of the bounded tables (summed over services).
 type TableSizes struct {
 	Sources, Rates, Quiet, Names, Deny int
+	// CPS is the per-source cps table of datagram services.
+	CPS int
 }
 
 // Snapshot returns the engine's counters and tables.
@@ -848,6 +903,7 @@ func (e *Engine) Snapshot() Snapshot {
 		snap.Tables.Sources += st.perSrc.len()
 		snap.Tables.Rates += st.ipRate.len()
 		snap.Tables.Quiet += st.quiet.len()
+		snap.Tables.CPS += st.srcCPS.len()
 		st.mu.Unlock()
 		snap.Services[k] = ss
 	}

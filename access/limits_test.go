@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -347,5 +348,117 @@ func TestConfigureKeepsState(t *testing.T) {
 	d3.Lease.Release() // now a no-op
 	if snap := e.Snapshot(); snap.Running != 0 || snap.Services["keep"].Running != 0 {
 		t.Fatalf("stale lease changed counts: %+v", snap)
+	}
+}
+
+// TestDatagramCPS: for datagram services a source over the rate is
+// refused on its own before anything service-wide happens, and a
+// datagram builtin is held to the rate but never switched off (on the
+// old code 51 forged datagrams from 51 sources suspended it for 10 s).
+func TestDatagramCPS(t *testing.T) {
+	ctx := context.Background()
+	builtin := svc("udp-daytime")
+	builtin.SocketType, builtin.Protocol = service.SockDgram, "udp"
+	builtin.Type = service.TypeInternal
+	builtin.Builtin = "daytime"
+	builtin.CPS = service.CPS{Rate: 50, Wait: 10}
+	external := svc("tftp")
+	external.SocketType, external.Protocol, external.Wait = service.SockDgram, "udp", true
+	external.CPS = service.CPS{Rate: 5, Wait: 10}
+	e, _ := newEngine(t, Global{}, builtin, external)
+	from := func(i int) netip.AddrPort {
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 1, byte(i >> 8), byte(i)}), 40000)
+	}
+	decide := func(s *service.Service, p netip.AddrPort, at time.Duration) Decision {
+		d := e.Decide(ctx, Request{Service: s, Peer: p, Now: t0.Add(at)})
+		d.Lease.Release()
+		return d
+	}
+
+	t.Run("builtin, one source", func(t *testing.T) {
+		base := time.Hour
+		for i := 0; i < 50; i++ {
+			if d := decide(builtin, from(1), base); !d.Allow {
+				t.Fatalf("datagram %d refused: %+v", i, d)
+			}
+		}
+		d := decide(builtin, from(1), base)
+		if d.Allow || d.Reason != ReasonCPS || d.SuspendFor != 0 {
+			t.Fatalf("51st datagram from one source: %+v", d)
+		}
+		if !strings.Contains(d.Detail, "from 127.1.0.1") {
+			t.Errorf("refusal does not name the source: %q", d.Detail)
+		}
+		// A second later the service answers again.
+		if d := decide(builtin, from(2), base+1001*time.Millisecond); !d.Allow {
+			t.Fatalf("next second, another source: %+v", d)
+		}
+	})
+	t.Run("builtin, forged sources", func(t *testing.T) {
+		base := 2 * time.Hour
+		allowed := 0
+		for i := 0; i < 1000; i++ {
+			d := decide(builtin, from(i), base+time.Duration(i)*time.Microsecond)
+			if d.SuspendFor != 0 {
+				t.Fatalf("datagram %d switched the builtin off: %+v", i, d)
+			}
+			if d.Allow {
+				allowed++
+			}
+		}
+		if allowed != 50 {
+			t.Errorf("%d of 1000 datagrams within a second answered, want the rate, 50", allowed)
+		}
+		if d := decide(builtin, from(5000), base+1100*time.Millisecond); !d.Allow {
+			t.Fatalf("a second later: %+v", d)
+		}
+	})
+	t.Run("external, one source then many", func(t *testing.T) {
+		base := 3 * time.Hour
+		for i := 0; i < 5; i++ {
+			if d := decide(external, from(1), base); !d.Allow {
+				t.Fatalf("datagram %d refused: %+v", i, d)
+			}
+		}
+		// The sixth from the same source is refused on its own account
+		// (the old code suspended the service here).
+		d := decide(external, from(1), base)
+		if d.Allow || d.Reason != ReasonCPS || d.SuspendFor != 0 {
+			t.Fatalf("one source over the rate: %+v", d)
+		}
+		// A sixth datagram from elsewhere within the second is the
+		// service's own excess: xinetd's cps for a program started per
+		// datagram stays.
+		d = decide(external, from(2), base)
+		if d.Allow || d.Reason != ReasonCPS || d.SuspendFor != 10*time.Second {
+			t.Fatalf("service over the rate: %+v", d)
+		}
+	})
+}
+
+// TestRefusalHook: a message about one refused request goes, with the
+// client's address, to Global.Refusal when it is set (the daemon's
+// refusal budget), not to Notify.
+func TestRefusalHook(t *testing.T) {
+	s := svc("hook")
+	s.MaxLoad = 0.5
+	type note struct {
+		level string
+		peer  netip.Addr
+		msg   string
+	}
+	var got []note
+	e, n := newEngine(t, Global{Load: func() (float64, error) { return 9, nil },
+		Refusal: func(level string, peer netip.Addr, msg string) { got = append(got, note{level, peer, msg}) }}, s)
+	d := e.Decide(context.Background(), Request{Service: s, Peer: ap("127.0.0.7"), Now: t0})
+	if d.Allow || d.Reason != ReasonLoad {
+		t.Fatalf("%+v", d)
+	}
+	if len(got) != 1 || got[0].peer != netip.MustParseAddr("127.0.0.7") || got[0].level != "error" ||
+		got[0].msg != "refused connect from 127.0.0.7 due to excessive load" {
+		t.Errorf("Refusal got %+v", got)
+	}
+	if len(n.all()) != 0 {
+		t.Errorf("Notify got %q as well", n.all())
 	}
 }

@@ -46,7 +46,7 @@ func (d *denyList) add(e *Engine, a netip.Addr, raw netip.AddrPort, now time.Tim
 	d.m[a] = exp
 	d.n.Store(int64(len(d.m)))
 	d.mu.Unlock()
-	e.notify("crit", "Adding "+addrText(raw)+" to the global_no_access list for "+strconv.Itoa(deny)+" minutes")
+	e.refusal("crit", raw, "Adding "+addrText(raw)+" to the global_no_access list for "+strconv.Itoa(deny)+" minutes")
 }
 
 // listed reports whether a is on the list and not expired.

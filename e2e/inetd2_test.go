@@ -471,16 +471,27 @@ func TestInetdReloadKeepsSockets(t *testing.T) {
 			ok.Add(1)
 		}
 	}()
+	// Each reload happens while the load runs: a few connections are
+	// made before it, however slow the machine (never a fixed sleep).
+	loadGoesOn := func() {
+		t.Helper()
+		from := ok.Load() + failed.Load()
+		for deadline := time.Now().Add(20 * time.Second); ok.Load()+failed.Load() < from+7; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the client load stalled at %d connections", ok.Load()+failed.Load())
+			}
+		}
+	}
 	extras := []string{"# a comment\n", fmt.Sprintf("127.0.0.1:%d\tstream\ttcp\tnowait\t%s\t/bin/echo\techo extra\n", ports[3], user), ""}
 	for i, extra := range extras {
-		time.Sleep(200 * time.Millisecond)
+		loadGoesOn()
 		if err := os.WriteFile(d.conf, []byte(confFor(ports[1], extra)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		d.signal(syscall.SIGHUP)
 		d.waitLog(fmt.Sprintf(`(?s)(Reconfigured: new=\d+ old=\d+ dropped=\d+.*){%d}`, i+1), 10*time.Second)
 	}
-	time.Sleep(200 * time.Millisecond)
+	loadGoesOn()
 	close(stop)
 	<-done
 	if failed.Load() != 0 {

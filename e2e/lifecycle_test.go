@@ -312,13 +312,28 @@ service discard
 	defer func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() }()
 	waitIn(t, func() string { return readFile(logf) }, "Started working", 10*time.Second)
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
+	// Sessions alone no longer run the daemon out of descriptors (the
+	// reserve refuses them first): fill up to the reserve, then take the
+	// limit down to what the daemon has open, as an administrator's
+	// prlimit would, so that the next accept fails.
 	var held []net.Conn
-	for i := 0; i < 60; i++ {
+	for i := 0; i < 20; i++ {
 		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
 		if err != nil {
 			break
 		}
 		held = append(held, c)
+	}
+	waitIn(t, func() string { return readFile(logf) }, "descriptor reserve reached", 10*time.Second)
+	pid := cmd.Process.Pid
+	n := countFDs(pid)
+	if out, err := exec.Command("prlimit", "--pid", fmt.Sprint(pid), fmt.Sprintf("--nofile=%d:40", n)).CombinedOutput(); err != nil {
+		t.Fatalf("prlimit: %v\n%s", err, out)
+	}
+	for i := 0; i < 5; i++ {
+		if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+			held = append(held, c)
+		}
 	}
 	waitIn(t, func() string { return readFile(logf) }, "no available descriptors", 10*time.Second)
 	// A daytime client while descriptors are out: the raw path fails to
@@ -329,6 +344,9 @@ service discard
 	time.Sleep(200 * time.Millisecond)
 	for _, c := range held {
 		c.Close()
+	}
+	if out, err := exec.Command("prlimit", "--pid", fmt.Sprint(pid), "--nofile=40:40").CombinedOutput(); err != nil {
+		t.Fatalf("prlimit: %v\n%s", err, out)
 	}
 	dtDeadline := time.Now().Add(10 * time.Second)
 	for {

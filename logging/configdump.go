@@ -125,6 +125,13 @@ func writtenIn(origins map[string]service.Source, attr string) bool {
 	return ok && src.Origin != "default" && src.Origin != "defaults"
 }
 
+// implied reports whether attr's value was filled in rather than
+// written (an entry built without origins counts as written).
+func implied(origins map[string]service.Source, attr string) bool {
+	src, ok := origins[attr]
+	return ok && (src.Origin == "default" || src.Origin == "defaults")
+}
+
 func (d *dumper) defaults(df *service.Defaults) {
 	d.line(0, "Service defaults")
 	if writtenIn(df.Origins, "instances") {
@@ -205,7 +212,9 @@ func (d *dumper) service(s *service.Service, tabs int) {
 	if s.User != nil {
 		d.line(a, "user = "+strconv.Itoa(s.User.ID))
 	}
-	if s.Group != nil {
+	if s.Group != nil && !implied(s.Origins, "group") {
+		// xinetd prints the gid only when `group` was written: the one
+		// a user implies is used, never shown.
 		d.line(a, "group = "+strconv.Itoa(s.Group.ID))
 	}
 	d.line(a, "Groups = "+yesNo(s.Groups))

@@ -2,7 +2,12 @@
 // records of xinetd (START, EXIT, FAIL, USERID, NOID, TRAFFIC) to syslog or
 // to files, the daemon's own messages in xinetd's three layouts (syslog,
 // -filelog, -d), the -d configuration dump and the SIGUSR1 state dump, the
-// Prometheus metrics text, and the RFC 1413 ident client used for USERID.
+// Prometheus metrics text and the handler that serves it, and the RFC 1413
+// ident client used for USERID. It also bounds what an attacker can make
+// the daemon write or look up: Limiter (refusal messages, per source and
+// in total, with a count of what was held back), Episode (a recurring
+// condition such as descriptors running out, once per interval) and
+// IdentGate (ident lookups for refused connections).
 //
 // It sits in the middle of the dependency chain
 //

@@ -42,6 +42,9 @@ func u32(v uint32) *uint32 { return &v }
 var (
 	inEntry      = service.Source{File: "/tmp/xt/rich.conf", Line: 1}
 	fromDefaults = service.Source{File: "/tmp/xt/rich.conf", Line: 1, Origin: "defaults"}
+	// filledIn is the origin of what the parser fills in itself, such as
+	// the group a user implies.
+	filledIn = service.Source{Origin: "default"}
 )
 
 // richConfig is 01-rich.conf as the parser resolves it (built by hand:
@@ -90,6 +93,12 @@ func richConfig() *service.Config {
 	}
 	root := &service.Cred{Name: "root", ID: 0}
 	nobody := &service.Cred{Name: "nobody", ID: 65534}
+	// user without group: the parser fills in the user's group, which
+	// xinetd never prints.
+	asUser := func(s *service.Service, u *service.Cred) {
+		s.User, s.Group = u, &service.Cred{Name: map[int]string{0: "root", 65534: "nogroup"}[u.ID], ID: u.ID}
+		s.Origins["group"] = filledIn
+	}
 	internal := func(s *service.Service, builtin string, port int) {
 		s.Type, s.Builtin, s.Port = service.TypeInternal, builtin, port
 	}
@@ -97,10 +106,11 @@ func richConfig() *service.Config {
 		s.SocketType, s.Protocol, s.ProtoNum, s.Wait = service.SockDgram, "udp", 17, true
 	}
 	external := func(s *service.Service, port int, server string, argv ...string) {
-		s.Type, s.Port, s.User, s.Server, s.Argv = service.TypeUnlisted, port, root, server, argv
+		s.Type, s.Port, s.Server, s.Argv = service.TypeUnlisted, port, server, argv
+		asUser(s, root)
 	}
 	svcs := []*service.Service{
-		mk("echo", func(s *service.Service) { s.ID = "echo-stream"; internal(s, "echo", 7); s.User = root }),
+		mk("echo", func(s *service.Service) { s.ID = "echo-stream"; internal(s, "echo", 7); asUser(s, root) }),
 		mk("echo", func(s *service.Service) { s.ID = "echo-dgram"; internal(s, "echo", 7); dgram(s) }),
 		mk("chargen", func(s *service.Service) {
 			internal(s, "chargen", 19)
@@ -131,6 +141,7 @@ func richConfig() *service.Config {
 		mk("envsvc", func(s *service.Service) {
 			external(s, 10100, "/tmp/xt/srv_env.sh", "srv_env.sh", "-a", "one", "two")
 			s.User, s.Group = nobody, &service.Cred{Name: "nogroup", ID: 65534}
+			s.Origins["group"] = inEntry
 			s.Env = []string{"FOO=bar", "BAZ=qux=1"}
 			nice := 5
 			s.Nice, s.Umask = &nice, u32(0o77)
@@ -145,7 +156,8 @@ func richConfig() *service.Config {
 			s.Origins["passenv"] = inEntry
 		}),
 		mk("redir", func(s *service.Service) {
-			s.Type, s.Port, s.User = service.TypeUnlisted, 10102, nobody
+			s.Type, s.Port = service.TypeUnlisted, 10102
+			asUser(s, nobody)
 			s.Redirect = &service.Redirect{Host: "127.0.0.1", Port: 10100}
 			s.LogOnSuccess |= sTraffic
 		}),
@@ -155,7 +167,7 @@ func richConfig() *service.Config {
 			s.Flags |= service.FlagSensor
 			s.DenyTime = 5
 		}),
-		mk("tcpmux", func(s *service.Service) { internal(s, "tcpmux", 1); s.User = root }),
+		mk("tcpmux", func(s *service.Service) { internal(s, "tcpmux", 1); asUser(s, root) }),
 		mk("muxplus", func(s *service.Service) {
 			external(s, 0, "/tmp/xt/srv_env.sh", "srv_env.sh")
 			s.Type |= service.TypeTCPMuxPlus

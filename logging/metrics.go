@@ -76,6 +76,24 @@ func WriteMetrics(w io.Writer, st *DumpState) {
 	}
 	family("gxinetd_running_servers", "gauge", "Servers running now, all services.")
 	sample("gxinetd_running_servers", nil, i(st.RunningServers))
+	family("gxinetd_log_held_back_total", "counter", "Refusal messages not written: over a source's or the global budget.")
+	sample("gxinetd_log_held_back_total", nil, u(st.LogHeldBack))
+	family("gxinetd_ident_skipped_total", "counter", "Ident lookups for refused connections skipped: too many running, or the source asked for one recently.")
+	sample("gxinetd_ident_skipped_total", nil, u(st.IdentSkipped))
+	family("gxinetd_access_table_entries", "gauge", "Entries in the access engine's bounded tables, per table.")
+	for _, k := range sortedKeys(st.AccessTables) {
+		sample("gxinetd_access_table_entries", []string{"table", k}, i(st.AccessTables[k]))
+	}
+	family("gxinetd_access_table_full_total", "counter", "Times an access table was full and evicted its oldest entries, per table.")
+	for _, k := range sortedKeys(st.AccessTableFull) {
+		sample("gxinetd_access_table_full_total", []string{"table", k}, u(st.AccessTableFull[k]))
+	}
+	family("gxinetd_heap_live_bytes", "gauge", "Heap in use at the end of the last garbage collection.")
+	sample("gxinetd_heap_live_bytes", nil, u(st.HeapLive))
+	family("gxinetd_goroutines", "gauge", "Goroutines of the daemon.")
+	sample("gxinetd_goroutines", nil, i(st.Goroutines))
+	family("gxinetd_open_descriptors", "gauge", "Descriptors the daemon has open.")
+	sample("gxinetd_open_descriptors", nil, i(st.OpenDescriptors))
 }
 
 var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)

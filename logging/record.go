@@ -13,15 +13,22 @@ import (
 type Event int
 
 const (
-	// EventStart is written when a server starts (or a builtin runs).
+	// EventStart is written when a server starts (or a builtin or a
+	// redirect runs, or a server is started but cannot run).
 	EventStart Event = iota
-	// EventExit is written when a forked server has been reaped.
+	// EventExit is written when a server has been reaped, when a session
+	// of a builtin xinetd forks for (echo, discard, chargen, tcpmux) or of
+	// a redirect ends, and after the START of a server that could not
+	// run.
 	EventExit
 	// EventFail is written when a request is refused.
 	EventFail
-	// EventUserID carries the answer of a successful ident lookup.
+	// EventUserID carries the answer of a successful ident lookup. On the
+	// success path it follows START, as in xinetd, whose child does the
+	// lookup after its parent has logged START.
 	EventUserID
-	// EventNoID is written when an IDONLY service's ident lookup failed.
+	// EventNoID is written when an IDONLY service's ident lookup failed,
+	// between a START and an EXIT.
 	EventNoID
 	// EventTraffic is written when a redirect session ends.
 	EventTraffic

@@ -93,6 +93,20 @@ type DumpState struct {
 	DenyList []DenyEntry
 	LogDrops map[string]uint64
 
+	// Bounded work (metrics only): messages held back by the refusal
+	// budget, failure-path ident lookups skipped, and the daemon's
+	// goroutines and open descriptors, so that growth under attack or
+	// across reloads can be watched from outside.
+	LogHeldBack, IdentSkipped   uint64
+	Goroutines, OpenDescriptors int
+	// HeapLive is the heap the last garbage collection found in use.
+	HeapLive uint64
+	// AccessTables are the sizes of the access engine's bounded tables
+	// (sources, rates, quiet, cps, names, deny) and AccessTableFull how
+	// often each was full.
+	AccessTables    map[string]int
+	AccessTableFull map[string]uint64
+
 	// Dump supplies the resolver and environment for the service blocks.
 	Dump DumpOptions
 }
@@ -250,7 +264,7 @@ func ints(v []int) string {
 	return b.String()
 }
 
-func sortedKeys(m map[string]uint64) []string {
+func sortedKeys[V any](m map[string]V) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)

@@ -504,6 +504,9 @@ func hLogType(e *entry, a *attrLine) bool {
 		}
 		lt.Kind = service.LogFile
 		lt.Path = e.filePath(a.values[1].text)
+		if !e.checkLogFile(a, lt.Path) {
+			return false
+		}
 		if len(a.values) >= 3 {
 			soft, ok := sizeValue(a.values[2].text)
 			if !ok {

@@ -47,6 +47,7 @@ const (
 	WarnInlineComment = "W-INLINE-COMMENT"  // words from '#' on after a fixed attribute's values, read as a comment
 	WarnAttrUnknown   = "W-ATTR-UNKNOWN"    // unknown attribute; the line is ignored, as xinetd does
 	WarnUnixMode      = "W-UNIX-MODE"       // unix_mode without any write permission
+	WarnLogPath       = "W-LOG-PATH"        // FILE log in a directory a non-root group can write
 	NoticeSkippedFile = "N-SKIPPED-FILE"    // includedir entry skipped by name
 	NoticeDisabled    = "N-DISABLED"        // service switched off by enabled/disabled
 )

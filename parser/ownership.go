@@ -3,6 +3,7 @@ package parser
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/gxinetd/gxinetd/internal/pathsafe"
@@ -62,6 +63,40 @@ func (e *entry) checkBanner(a *attrLine, path string) bool {
 		return false
 	}
 	return true
+}
+
+// checkLogFile refuses a FILE log that others could point elsewhere:
+// root appends records to it (and creates its rotations beside it), so a
+// link a user plants there, say to /etc/shadow, would have root write
+// into that file. An existing log file is checked with everything that
+// leads to it; a log file not created yet, through its directory, which
+// may be a sticky one such as /tmp (only root's own file can then appear
+// there under that name: the kernel's protected_symlinks and
+// protected_regular keep a user's link or file from being used). A
+// directory writable only by a group other than root (Ubuntu's /var/log
+// is root:syslog 0775) draws a warning, not a refusal: the members of
+// such a group are system accounts, and xinetd logs there.
+func (e *entry) checkLogFile(a *attrLine, path string) bool {
+	if !e.l.opt.CheckOwnership || path == "" {
+		return true
+	}
+	target, trailer := path, ""
+	if _, err := os.Lstat(path); err != nil {
+		target, trailer = filepath.Dir(path), " (the directory it will be created in)"
+	}
+	ue := e.l.unsafePath(target, pathsafe.Trust{})
+	if ue == nil {
+		return true
+	}
+	switch {
+	case ue.Problem == pathsafe.GroupWritable || ue.Problem == pathsafe.ACLGroup:
+		e.warnAt(a, 1, WarnLogPath, "log file "+path+trailer+": "+ue.Error()+"; that group's members could make root write elsewhere")
+		return true
+	case target != path && ue.At == target && ue.Problem == pathsafe.WorldWritable && ue.Mode&0o1000 != 0:
+		return true // a sticky directory: see above
+	}
+	e.errAt(a, 1, CodeOwnership, "log file "+path+trailer+": "+ue.Error())
+	return false
 }
 
 // checkServerOwner refuses a server that someone other than root or the

@@ -341,3 +341,79 @@ func TestOwnershipRule(t *testing.T) {
 		})
 	}
 }
+
+// TestOwnershipLogFiles: root appends service records to a FILE log, so
+// a log path others could point elsewhere (a link to /etc/shadow planted
+// in a directory they can write) is refused; a group-writable log
+// directory (Ubuntu's /var/log is root:syslog 0775) only draws a
+// warning; a file still to be created in a sticky directory is fine.
+func TestOwnershipLogFiles(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("ownership checks need root (chown to another uid)")
+	}
+	dir := t.TempDir()
+	os.Chmod(dir, 0o755)
+	mk := func(p string, mode os.FileMode, uid, gid int) string {
+		p = filepath.Join(dir, p)
+		if err := os.MkdirAll(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	safe := mk("safe", 0o755, 0, 0)
+	world := mk("world", 0o777, 0, 0)
+	sticky := mk("sticky", os.ModeSticky|0o777, 0, 0)
+	users := mk("users", 0o755, 1001, 1001)
+	group := mk("group", 0o775, 0, 100)
+	// A user's link in a world-writable directory, as an attacker plants it.
+	planted := filepath.Join(sticky, "planted.log")
+	if err := os.Symlink("/etc/shadow", planted); err != nil {
+		t.Fatal(err)
+	}
+	os.Lchown(planted, 1001, 1001)
+	cases := []struct {
+		name, path string
+		code       string // "" accepted without a message
+	}{
+		{"root's directory", filepath.Join(safe, "s.log"), ""},
+		{"world-writable directory", filepath.Join(world, "s.log"), CodeOwnership},
+		{"new file in a sticky directory", filepath.Join(sticky, "s.log"), ""},
+		{"user's link in a sticky directory", planted, CodeOwnership},
+		{"user's directory", filepath.Join(users, "s.log"), CodeOwnership},
+		{"group-writable directory", filepath.Join(group, "s.log"), WarnLogPath},
+	}
+	opt := testOptions()
+	opt.CheckOwnership = true
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			main := filepath.Join(t.TempDir(), "xinetd.conf")
+			write(t, main, fmt.Sprintf("service echo\n{\n\ttype = INTERNAL UNLISTED\n\tsocket_type = stream\n\tport = 5000\n\twait = no\n\tlog_type = FILE %s\n}\n", c.path))
+			cfg := load(t, main, opt)
+			var got []string
+			for _, d := range cfg.Diags {
+				if d.Code == CodeOwnership || d.Code == WarnLogPath {
+					got = append(got, d.Code)
+					if d.Pos.Line != 7 || !strings.Contains(d.Msg, c.path) {
+						t.Errorf("message %v: want line 7 and the path", d)
+					}
+				}
+			}
+			switch {
+			case c.code == "" && len(got) != 0:
+				t.Errorf("want no message, got %v", cfg.Diags)
+			case c.code != "" && (len(got) != 1 || got[0] != c.code):
+				t.Errorf("want %s, got %v", c.code, cfg.Diags)
+			}
+			accepted := len(cfg.Accepted()) == 1
+			if accepted != (c.code != CodeOwnership) {
+				t.Errorf("accepted = %v with %v", accepted, cfg.Diags)
+			}
+		})
+	}
+}

@@ -36,6 +36,11 @@ type ProxyOptions struct {
 	// net.DefaultResolver. It is called for every connection, so a name
 	// that moves is followed without a reload.
 	LookupHost func(ctx context.Context, host string) ([]netip.Addr, error)
+	// Control, when set, is called with each upstream socket's
+	// descriptor before it connects; an error refuses that socket and
+	// ends the session with the error (the daemon keeps a reserve of
+	// descriptors this way).
+	Control func(fd int) error
 }
 
 // DefaultConnectTimeout bounds the upstream connect when
@@ -450,6 +455,12 @@ func connect(ctx context.Context, addr netip.Addr, port int, o ProxyOptions, dea
 	}
 	if o.KeepAlive {
 		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	if o.Control != nil {
+		if err := o.Control(fd); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
 	}
 	if o.Source.IsValid() {
 		if err := unix.Bind(fd, sockaddr(o.Source.Unmap(), 0)); err != nil {

@@ -433,6 +433,42 @@ func TestProxyContextCancel(t *testing.T) {
 	}
 }
 
+// TestProxyControl: Control sees the upstream socket before it connects,
+// and its error ends the session without a connection upstream.
+func TestProxyControl(t *testing.T) {
+	var accepted atomic.Int32
+	be := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) { accepted.Add(1); echoHandler(c) })
+	refuse := errors.New("over the reserve")
+	var seen atomic.Int32
+	c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{Control: func(fd int) error {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != nil {
+			t.Errorf("Control got descriptor %d: %v", fd, err)
+		}
+		seen.Add(1)
+		return refuse
+	}})
+	r := waitResult(t, res)
+	if !errors.Is(r.err, refuse) || seen.Load() != 1 {
+		t.Errorf("Proxy = %+v after %d Control calls, want the Control error", r, seen.Load())
+	}
+	if b, err := io.ReadAll(c); err != nil || len(b) != 0 {
+		t.Errorf("client: %q, %v; want the connection closed", b, err)
+	}
+	if accepted.Load() != 0 {
+		t.Error("the refused socket connected upstream")
+	}
+	// A Control that agrees changes nothing.
+	c, res = proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{Control: func(int) error { return nil }})
+	c.Write([]byte("ping"))
+	c.CloseWrite()
+	if b, _ := io.ReadAll(c); string(b) != "ping" {
+		t.Errorf("with an agreeing Control: %q", b)
+	}
+	if r := waitResult(t, res); r.err != nil {
+		t.Error(r.err)
+	}
+}
+
 // TestProxyByDescriptor runs the session tests again through ProxyFD,
 // the daemon's raw accept path.
 func TestProxyByDescriptor(t *testing.T) {
@@ -448,6 +484,7 @@ func TestProxyByDescriptor(t *testing.T) {
 		"Source":            TestProxySource,
 		"Reresolves":        TestProxyReresolves,
 		"ContextCancel":     TestProxyContextCancel,
+		"Control":           TestProxyControl,
 	} {
 		t.Run(name, f)
 	}

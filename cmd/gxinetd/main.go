@@ -35,6 +35,7 @@ const usage = `Usage: gxinetd [-d] [-f config_file] [-filelog filename | -syslog
        gxinetd -t [-json] [-fatal-only] [-d] [-f config_file | -inetd file]
        gxinetd -inetd file [-dialect freebsd|openbsd|netbsd|linux] [-l] [-w] [-W] [-c N] [-C N] [-R N] [-s N] [-a addr] [-p pidfile]
        gxinetd -dump [-pidfile filename] [-dumpfile filename]
+       gxinetd -upgrade [-pidfile filename] [-drain duration]
        gxinetd -version | -h
 `
 
@@ -85,6 +86,8 @@ func splitClustered(args []string, known func(string) bool) []string {
 // cmdline is what the command line sets besides daemon.Options.
 type cmdline struct {
 	check, asJSON, fatalOnly, version, dump, reuse, logStderr, inetdIPv6 bool
+	upgrade                                                              bool
+	drain                                                                time.Duration
 	shutdownProcs, pidP                                                  string
 }
 
@@ -97,7 +100,7 @@ var flagGroups = []struct {
 }{
 	{"xinetd options", []string{"d", "f", "filelog", "syslog", "pidfile", "dontfork", "stayalive", "limit", "cc",
 		"inetd_compat", "inetd_ipv6", "reuse", "logprocs", "shutdownprocs", "version"}},
-	{"gxinetd options", []string{"t", "json", "fatal-only", "dump", "dumpfile", "log-stderr", "syslog-ident",
+	{"gxinetd options", []string{"t", "json", "fatal-only", "dump", "dumpfile", "upgrade", "drain", "log-stderr", "syslog-ident",
 		"syslog-socket", "inetd_compat_file", "killservers", "grace", "nolibwrap", "hosts-allow", "hosts-deny",
 		"backlog", "sysroot", "inetd", "dialect", "h"}},
 	{"FreeBSD inetd options (with -inetd)", []string{"l", "w", "W", "c", "C", "R", "s", "a", "p"}},
@@ -132,6 +135,8 @@ func newFlags(o *daemon.Options, c *cmdline) *flag.FlagSet {
 	fs.BoolVar(&c.fatalOnly, "fatal-only", false, "with -t: exit 1 only when the daemon could not start at all")
 	fs.StringVar(&o.DumpFile, "dumpfile", "", "state dump `file` (default /var/run/xinetd.dump)")
 	fs.BoolVar(&c.dump, "dump", false, "ask the running daemon (by its pidfile) for a state dump and print it")
+	fs.BoolVar(&c.upgrade, "upgrade", false, "replace the running daemon (by its pidfile) with a fresh copy of its binary, keeping every listening socket")
+	fs.DurationVar(&c.drain, "drain", 30*time.Second, "with -upgrade: `time` the old daemon lets its builtin and redirect sessions finish (30s)")
 	fs.BoolVar(&o.KillServers, "killservers", false, "on SIGTERM also terminate external servers")
 	fs.BoolVar(&o.NoLibwrap, "nolibwrap", false, "never consult hosts.allow/hosts.deny")
 	fs.StringVar(&o.HostsAllow, "hosts-allow", "", "hosts.allow `path` (default /etc/hosts.allow)")
@@ -306,8 +311,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if c.dump {
 		return requestDump(o, stdout, stderr)
 	}
+	if c.upgrade {
+		return daemon.RequestUpgrade(o.PidFile, c.drain, stdout, stderr)
+	}
 	if fd := daemon.DetachedReadyFD(); fd > 0 {
 		o.Foreground, o.ReadyFD = true, fd
+	}
+	if fd, detached := daemon.HandoverFromEnv(); fd > 0 {
+		// Started by a running daemon for -upgrade: that one has
+		// detached already (or runs in the foreground), so this one
+		// stays where it is started.
+		o.Foreground, o.HandoverFD, o.HandoverDetached = true, fd, detached
 	}
 	return daemon.Run(o)
 }

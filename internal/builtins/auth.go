@@ -289,8 +289,7 @@ func authStream(ctx context.Context, conn net.Conn, svc *service.Service, env *E
 	if !lok || !rok {
 		return fallback(identUnknown, errors.New("connection has no TCP addresses"))
 	}
-	uid, err := LookupConnUID(env.procNet(),
-		netip.AddrPortFrom(local.Addr(), uint16(lport)), netip.AddrPortFrom(remote.Addr(), uint16(rport)))
+	uid, err := env.connUID(netip.AddrPortFrom(local.Addr(), uint16(lport)), netip.AddrPortFrom(remote.Addr(), uint16(rport)))
 	switch {
 	case errors.Is(err, ErrNoConn):
 		return fallback(identNoUser, nil)

@@ -92,17 +92,25 @@ type Env struct {
 	// OwnPorts reports whether a UDP port is one of the daemon's own
 	// builtin UDP ports (reflection guard); nil means none.
 	OwnPorts func(port uint16) bool
-	// ProcNet is the directory holding tcp and tcp6 for auth (default
-	// /proc/net); tests point it elsewhere.
+	// ProcNet is the directory holding tcp and tcp6 that auth -r reads
+	// when the kernel has no sock_diag (default /proc/net). Tests point
+	// it elsewhere, and auth then reads it instead of asking the kernel.
 	ProcNet string
 	// Users resolves uids to names and home directories for auth; nil
 	// means sysdb.System.
 	Users *sysdb.DB
 	// Logf reports guard refusals; nil discards them. Refusals are
-	// logged at most once per source address per LogInterval.
+	// logged at most once per source address per LogInterval, and then
+	// only as AllowLog allows.
 	Logf func(format string, args ...any)
 	// LogInterval is the per-source quiet period for Logf (default 1 min).
 	LogInterval time.Duration
+	// AllowLog, when set, is asked about every refusal Logf would
+	// report, with repeat true when the source was reported within
+	// LogInterval (the refusal is then not logged whatever it answers):
+	// the daemon's refusal budget, which bounds the lines a flood from
+	// many sources writes and counts what it holds back.
+	AllowLog func(src netip.Addr, repeat bool) bool
 
 	logMu  sync.Mutex
 	logged map[netip.Addr]time.Time
@@ -182,8 +190,12 @@ func (e *Env) procNet() string {
 	if e != nil && e.ProcNet != "" {
 		return e.ProcNet
 	}
-	return DefaultProcNet
+	return defaultProcNet
 }
+
+// defaultProcNet is DefaultProcNet; a test hides it to show that auth -r
+// no longer reads it when sock_diag answers.
+var defaultProcNet = DefaultProcNet
 
 // idleTimeout and maxBytes prefer the service's own setting, then the
 // daemon's, then the default.

@@ -26,13 +26,14 @@ const maxLogged = 4096
 // martians before they reach us.
 //
 // A refusal is reported through env.Logf at most once per source
-// address per env.LogInterval; why is the reason in a few words.
+// address per env.LogInterval, and then as env.AllowLog decides; why is
+// the reason in a few words.
 func Guard(from netip.AddrPort, env *Env) (ok bool, why string) {
 	why = refusal(from, env)
 	if why == "" {
 		return true, ""
 	}
-	if env != nil && env.Logf != nil && env.shouldLog(from.Addr(), time.Now()) {
+	if env != nil && env.Logf != nil && env.mayLog(from.Addr()) {
 		env.Logf("builtins: udp reflection guard: refused datagram from %s: %s", from, why)
 	}
 	return false, why
@@ -62,6 +63,14 @@ func refusal(from netip.AddrPort, env *Env) string {
 		return "source port is one of our own builtin ports (loop)"
 	}
 	return ""
+}
+
+func (e *Env) mayLog(a netip.Addr) bool {
+	first := e.shouldLog(a, time.Now())
+	if e.AllowLog != nil {
+		return e.AllowLog(a, !first) && first
+	}
+	return first
 }
 
 // shouldLog reports whether a refusal from a may be logged now, and

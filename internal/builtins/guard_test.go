@@ -105,3 +105,39 @@ func TestGuardLogMemoryBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestGuardAllowLog: with AllowLog set, the daemon's budget has the last
+// word on first refusals, and is told of repeats (to count them); it is
+// never asked about an allowed datagram.
+func TestGuardAllowLog(t *testing.T) {
+	type ask struct {
+		a      netip.Addr
+		repeat bool
+	}
+	var asked []ask
+	firsts := 0
+	logged := 0
+	env := &Env{
+		LogInterval: time.Hour,
+		AllowLog: func(a netip.Addr, repeat bool) bool {
+			asked = append(asked, ask{a, repeat})
+			if !repeat {
+				firsts++
+			}
+			return firsts <= 2 || repeat
+		},
+		Logf: func(string, ...any) { logged++ },
+	}
+	for i := 0; i < 5; i++ {
+		Guard(netip.MustParseAddrPort(fmt.Sprintf("127.0.0.%d:53", i+1)), env)
+		Guard(netip.MustParseAddrPort("127.0.0.9:40000"), env)
+	}
+	Guard(netip.MustParseAddrPort("127.0.0.1:53"), env) // a repeat: never logged
+	if len(asked) != 6 || asked[4] != (ask{netip.MustParseAddr("127.0.0.5"), false}) ||
+		asked[5] != (ask{netip.MustParseAddr("127.0.0.1"), true}) {
+		t.Errorf("AllowLog asked %v, want the five refused sources, then one repeat", asked)
+	}
+	if logged != 2 {
+		t.Errorf("logged %d lines, want the 2 AllowLog allowed", logged)
+	}
+}

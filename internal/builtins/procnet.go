@@ -30,6 +30,20 @@ type ProcNetEntry struct {
 	UID           int
 }
 
+// connUID finds the owner of the TCP connection between local and remote:
+// through sock_diag (one exact lookup in the kernel), or, when the
+// kernel offers no sock_diag, by reading /proc/net/tcp and tcp6. An Env
+// whose ProcNet names a directory (tests) reads that directory instead.
+func (e *Env) connUID(local, remote netip.AddrPort) (int, error) {
+	if e == nil || e.ProcNet == "" {
+		uid, err := lookupSockDiag(unmapAP(local), unmapAP(remote))
+		if !errors.Is(err, errNoSockDiag) {
+			return uid, err
+		}
+	}
+	return LookupConnUID(e.procNet(), local, remote)
+}
+
 // LookupConnUID finds the owner of the TCP connection between local
 // (an address of this host) and remote in dir/tcp and dir/tcp6.
 // Addresses are compared with v4-mapped IPv6 unmapped, so a query that

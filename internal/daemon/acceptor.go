@@ -40,6 +40,7 @@ type acceptEntry struct {
 	local      netip.AddrPort
 	fixedLocal bool
 	bo         acceptBackoff
+	clock      arrivalClock
 }
 
 // maxAcceptBurst bounds how many connections one listener takes per
@@ -141,16 +142,18 @@ func (a *acceptor) loop(rc syscall.RawConn) {
 func (a *acceptor) drain(e *acceptEntry) {
 	d := a.d
 	for i := 0; i < maxAcceptBurst; i++ {
-		if a.current(int32(e.fd)) != e {
+		if !a.enter(e) { // counts the connection (upgrade.go)
 			return // halted meanwhile
 		}
 		g := e.r.gate.Load()
 		if g != nil && !g.take() {
+			d.up.sessionEnd()
 			a.queue(e, g)
 			return
 		}
 		nfd, remote, err := acceptRaw(e.fd)
 		if err != nil {
+			d.up.sessionEnd()
 			g.done()
 			switch {
 			case errors.Is(err, unix.EAGAIN):
@@ -162,6 +165,7 @@ func (a *acceptor) drain(e *acceptEntry) {
 			return
 		}
 		e.bo.ok(d)
+		at := e.clock.arrived(nfd, time.Now())
 		local := e.local
 		if !e.fixedLocal {
 			if lsa, err := unix.Getsockname(nfd); err == nil {
@@ -171,10 +175,10 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
 			// A few bytes written to a fresh connection: handing that to
 			// a worker cost more than doing it.
-			e.r.handleRaw(nfd, remote, local, g)
+			e.r.handleRawCounted(nfd, remote, local, g, at)
 			continue
 		}
-		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local, gate: g})
+		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local, gate: g, at: at})
 	}
 }
 
@@ -199,11 +203,7 @@ func (a *acceptor) pause(e *acceptEntry, err error) {
 	d := a.d
 	r := e.r
 	e.bo.delay = backoff(e.bo.delay)
-	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-		if d.fdLow.CompareAndSwap(false, true) {
-			d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
-		}
-	} else {
+	if !d.fdShortage(err, r.svc.Load().ID) {
 		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
 	}
 	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)

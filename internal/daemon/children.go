@@ -167,7 +167,8 @@ var forkRetry = 5 * time.Second
 var startServer = spawn.Start
 
 // spawnServer starts the server of a wait=no request on stdio (its
-// connection) and tracks it. It returns nil when the server could not be
+// connection) and tracks it; after are the records to write after its
+// START (records.go). It returns nil when the server could not be
 // started now: logged and counted with the lease released, or, after a
 // fork failure, retried later on a copy of the connection (xinetd §7.5).
 //
@@ -175,17 +176,17 @@ var startServer = spawn.Start
 // it as soon as the server has it: a server that answers and exits at
 // once then closes the connection itself, and the daemon never pays for
 // the TCP teardown.
-func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) *child {
+func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int, after ...logging.Record) *child {
 	if owned {
 		// Closing twice is harmless: *os.File remembers.
 		defer stdio.Close()
 	}
 	if spec == nil {
-		if spec = d.specFor(r, svc, c, lease); spec == nil {
+		if spec = d.specFor(r, svc, c, lease, after...); spec == nil {
 			return nil
 		}
 	}
-	ch, retry := d.startOnce(r, svc, stdio, owned, c, lease, spec, attempt)
+	ch, retry := d.startOnce(r, svc, stdio, owned, c, lease, spec, attempt, after...)
 	if !retry {
 		return ch
 	}
@@ -202,7 +203,7 @@ func (d *Daemon) spawnServer(r *svcRun, svc *service.Service, stdio *os.File, ow
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, dup, false, c, lease, spec, attempt+1)
+		d.spawnServer(r, svc, dup, false, c, lease, spec, attempt+1, after...)
 	})
 	return nil
 }
@@ -247,11 +248,15 @@ func (r *svcRun) startWaitServer(sr *sockRun, svc *service.Service, c spawn.Conn
 }
 
 // specFor builds the request's server Spec from the service's template;
-// nil when it cannot be built (logged, counted, lease released).
-func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *access.Lease) *spawn.Spec {
+// nil when it cannot be built (logged, counted, lease released; a step
+// xinetd's child would have failed, such as getpwuid for initgroups,
+// with START, after and EXIT as in startOnce).
+func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *access.Lease, after ...logging.Record) *spawn.Spec {
+	began := time.Now()
 	t, err := r.template(svc)
 	if err != nil {
 		d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+		d.startFailed(svc, c, began, err, after)
 		r.cnt.execFail.Add(1)
 		releaseLease(lease)
 		return nil
@@ -261,17 +266,19 @@ func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *a
 }
 
 // startOnce makes attempt number attempt (from 0) at starting the server
-// and, when it starts, records and reaps it. Otherwise it returns retry
-// when a fork failure may be retried (logged; the lease is kept for the
-// retry), or nil alone when the request is over (logged, counted, lease
-// released).
-func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int) (ch *child, retry bool) {
+// and, when it starts, records (after following START) and reaps it.
+// Otherwise it returns retry when a fork failure may be retried (logged;
+// the lease is kept for the retry), or nil alone when the request is over
+// (logged, counted, lease released; a start that failed in the new
+// process with its START and EXIT records).
+func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int, after ...logging.Record) (ch *child, retry bool) {
 	if ue := d.unsafeServer(spec); ue != nil {
 		d.refuseServer(r, svc, c, ue) // ownership.go
 		releaseLease(lease)
 		return nil, false
 	}
 	d.kids.begin()
+	began := time.Now()
 	proc, err := startServer(*spec, stdio)
 	if err != nil {
 		d.kids.failed()
@@ -291,13 +298,16 @@ func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owne
 			return nil, false
 		}
 		var se *spawn.StartError
-		if errors.As(err, &se) && se.Step != "exec" {
+		if d.fdShortage(err, svc.ID) {
+			// Said once per interval with a count, not per connection.
+		} else if errors.As(err, &se) && se.Step != "exec" {
 			// A step before execve (setuid, an rlimit, ...) failed: name it.
 			d.log.Logf(logging.LevelError, "spawn", "service %s: %s( %s ) failed: %s", svc.ID, se.Step, se.Arg, logging.Errno(se.Err))
 		} else {
 			// xinetd's words: the path and strerror (errno = N).
 			d.log.Logf(logging.LevelError, "spawn", "execv( %s ) failed: %s", spec.Path, logging.Errno(unwrapErrno(err)))
 		}
+		d.startFailed(svc, c, began, err, after) // START and EXIT, as xinetd's failed child
 		r.cnt.execFail.Add(1)
 		releaseLease(lease)
 		return nil, false
@@ -314,7 +324,7 @@ func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owne
 	if c.RemoteKnown {
 		rec.Remote = c.Remote
 	}
-	d.record(rec)
+	d.started(rec, after)
 	d.armMaxDuration(ch)
 	go d.reap(ch)
 	if r.removed.Load() {
@@ -462,6 +472,15 @@ func (d *Daemon) runWrapCommand(svc *service.Service, cmd string, remote, local 
 	ch := &child{pid: proc.Pid, svc: svc, start: time.Now(), proc: proc, done: make(chan struct{}), silent: conn == nil,
 		remote: remote, known: remote.IsValid(), run: &svcRun{}, lease: lease}
 	d.kids.started(ch)
+	if conn != nil {
+		// A twist runs as the request's server (xinetd's child execs it
+		// from inside the libwrap check): START now, EXIT from reap.
+		rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: local}
+		if ch.known {
+			rec.Remote = remote
+		}
+		d.record(rec)
+	}
 	go d.reap(ch)
 }
 

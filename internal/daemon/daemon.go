@@ -67,13 +67,14 @@ type Daemon struct {
 	udpPorts atomic.Pointer[map[uint16]bool]
 	tcpmux   atomic.Pointer[map[string]*svcRun] // TCPMUX services by lower-case name
 	stopping atomic.Bool
-	fdLow    atomic.Bool // descriptors ran out; logged once per episode
+	bnd      bounds // what one client can make the daemon write, look up or hold
 	metrics  *metricsServer
 	acc      acceptor // raw-path listeners, one epoll set
 	rpc      rpcReg   // the RPC services' rpcbind mappings
 	fdt      fdTable
 	pid1     bool           // PID 1 of its namespace: reaps orphans (orphans.go)
 	wg       sync.WaitGroup // serving goroutines
+	up       upgradeState   // -upgrade, the hand-over, systemd's fd store (upgrade.go)
 }
 
 // counters are the per-service figures of the state dump and metrics
@@ -87,6 +88,8 @@ type counters struct {
 	// noid counts IDONLY requests refused for want of an ident answer:
 	// the engine admitted them, the daemon refused them (reason noid).
 	noid atomic.Uint64
+	// noFD counts sessions refused at the descriptor reserve.
+	noFD atomic.Uint64
 }
 
 // queuedLog is a daemon log line written while mu was held.
@@ -136,7 +139,7 @@ func Run(o *Options) int {
 	if !o.DontFork && !o.Debug && !o.Foreground && !reapsOrphans() {
 		return daemonize(o)
 	}
-	if o.Foreground && o.ReadyFD > 0 {
+	if o.Foreground && (o.ReadyFD > 0 || o.HandoverDetached) {
 		if err := detachedChdir(o); err != nil {
 			fmt.Fprintf(os.Stderr, "gxinetd: %v\n", err)
 			return 1
@@ -157,6 +160,8 @@ func newDaemon(o *Options, dl *logging.Daemon) *Daemon {
 	d := &Daemon{o: o, log: dl, db: &sysdb.DB{Root: o.SysRoot}, byID: map[string]*svcRun{},
 		counters: map[string]*counters{}, activated: map[sockKey]*sock{}}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
+	d.up.store.init(d)
+	d.initBounds()
 	d.acc.d = d
 	d.acc.work.jobs = make(chan rawJob)
 	// A hung rpcbind must not hold up a reload's mappings, or exit, long.
@@ -189,9 +194,18 @@ func (d *Daemon) run() int {
 	syscall.Umask(syscall.Umask(0) | 0o022)
 	d.startEnv = activationEnvStripped(os.Environ())
 	d.adoptActivatedSockets()
+	if err := d.receiveHandover(); err != nil {
+		d.log.Logf(logging.LevelCrit, "upgrade", "%v", err)
+		return 1
+	}
 
 	// Signals become events in this one loop. SIGPIPE is deliberately not
-	// ignored: ignored signals survive exec into every server.
+	// ignored: ignored signals survive exec into every server. It is
+	// caught instead (a caught signal is reset to default at exec): Go
+	// otherwise dies of a write to a broken pipe on descriptor 1 or 2,
+	// and a daemon logging to stderr (a container's, a supervisor's
+	// pipe) must outlive the reader going away.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGPIPE)
 	sigs := make(chan os.Signal, 16)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2, syscall.SIGTERM, syscall.SIGQUIT, syscall.SIGUSR1,
 		syscall.SIGABRT, syscall.SIGINT)
@@ -203,7 +217,7 @@ func (d *Daemon) run() int {
 	// Dispositions and umask are final now: let the spawner read them once.
 	spawn.Refresh()
 
-	if o.PidFile != "" {
+	if o.PidFile != "" && o.HandoverFD == 0 { // a successor's is written at the cut-over
 		if err := writePidFile(o.PidFile); err != nil {
 			d.log.Logf(logging.LevelCrit, "main", "%v", err)
 			return 1
@@ -215,6 +229,9 @@ func (d *Daemon) run() int {
 	oldGC := debug.SetGCPercent(400)
 	cfg := loadWith(o, d.db)
 	d.logDiags(cfg)
+	if !d.handoverAccepts(cfg) {
+		return 1
+	}
 	if !cfg.Usable() {
 		if cfg.Diags.HasFatal() && defaultsFatal(cfg) {
 			d.log.Logf(logging.LevelCrit, "main", "A fatal error was encountered while parsing the default section. gxinetd will exit.")
@@ -245,8 +262,11 @@ func (d *Daemon) run() int {
 		d.log.Logf(logging.LevelNotice, "main", "built without cgo: users and groups come from /etc/passwd and /etc/group only (NSS modules such as LDAP, SSSD and extrausers are not consulted)")
 	}
 	d.log.Logf(logging.LevelNotice, "main", "Started working: %d available %s", n, plural(n, "service"))
-	sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
-	signalReady(o.ReadyFD)
+	if !d.handoverReady(n) { // handover.go: a successor's start ends there
+		d.startControl() // before READY: whoever waits for it may ask for -upgrade at once
+		sdNotify("READY=1\nSTATUS=" + fmt.Sprintf("serving %d services", n))
+		signalReady(o.ReadyFD)
+	}
 
 	go d.followInterfaces()
 	var cc <-chan time.Time
@@ -289,6 +309,10 @@ func (d *Daemon) run() int {
 			}
 		case <-cc:
 			d.consistencyCheck(o.Debug)
+		case req := <-d.up.ctl.reqs:
+			if code, exit := d.upgrade(req, sigs); exit {
+				return code
+			}
 		}
 	}
 }
@@ -299,7 +323,7 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	o := d.o
 	d.rec = logging.NewManager(logging.Options{Ident: identOr(o.LogIdent), SyslogPath: o.SyslogPath, Daemon: d.log})
 	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
-		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, CheckOwnership: o.CheckOwnership})
+		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, Refusal: d.refusalFromAccess, CheckOwnership: o.CheckOwnership})
 	d.benv = d.builtinEnv()
 	d.change.Lock()
 	defer d.change.Unlock()
@@ -360,6 +384,14 @@ func (d *Daemon) notifyFromAccess(level, msg string) {
 		lvl = logging.LevelDebug
 	}
 	d.log.Logf(lvl, "access", "%s", msg)
+}
+
+// refusalFromAccess writes the engine's message about one refused
+// request, within the refusal budget.
+func (d *Daemon) refusalFromAccess(level string, peer netip.Addr, msg string) {
+	if d.mayLogRefusal(peer) {
+		d.notifyFromAccess(level, msg)
+	}
 }
 
 // raiseNoFile lifts the soft descriptor limit to the hard one: a
@@ -464,6 +496,7 @@ func (d *Daemon) applyConfig(cfg *service.Config, accepted []*service.Service, f
 	defer d.unlock()
 	// Socket pool: every open socket of the old configuration, by key.
 	pool := map[sockKey]*sock{}
+	d.up.intoPool(pool) // a predecessor's, or systemd's store's (handover.go)
 	oldRuns := map[string]*svcRun{}
 	for _, r := range d.runs {
 		oldRuns[strings.ToLower(r.svc.Load().ID)] = r
@@ -758,6 +791,10 @@ func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
 	r.socks.put(k, sr)
 	r.state.Store("Active")
 	d.rpc.kick()
+	d.up.store.track(sk)
+	if sk.gate != nil && d.serveGated(r, sr) {
+		return // a predecessor's server may still hold it
+	}
 	if sk.stream() && rawAcceptable(r.svc.Load()) {
 		if err := d.acc.add(r, sr); err == nil {
 			sr.acc = &d.acc
@@ -855,9 +892,11 @@ func (d *Daemon) shutdown(terminate bool) {
 	}
 	d.rpc.stop()
 	d.stopMetrics()
+	d.up.ctl.stopControl(false)
 	if terminate {
 		d.cancel()
 		d.terminate(victims)
+		d.endPredecessorHolders(all) // handover.go
 		if d.pid1 {
 			d.endNamespace()
 		}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"runtime"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -98,12 +99,23 @@ func (d *Daemon) snapshot() *logging.DumpState {
 		if n := r.cnt.noid.Load(); n > 0 {
 			sc.Refused[access.ReasonNoID.Code()] += n
 		}
+		if n := r.cnt.noFD.Load(); n > 0 {
+			sc.Refused[access.ReasonDescriptors.Code()] += n
+		}
 		st.Counters = append(st.Counters, sc)
 	}
 	for _, e := range snap.Deny {
 		st.DenyList = append(st.DenyList, logging.DenyEntry{Addr: e.Addr.String(), Expires: e.Expires})
 	}
 	st.LogDrops = d.rec.Stats().Drops()
+	st.AccessTables = map[string]int{"sources": snap.Tables.Sources, "rates": snap.Tables.Rates, "quiet": snap.Tables.Quiet,
+		"cps": snap.Tables.CPS, "names": snap.Tables.Names, "deny": snap.Tables.Deny}
+	st.AccessTableFull = snap.CapHits
+	st.LogHeldBack = d.bnd.refusals.HeldTotal()
+	st.IdentSkipped = d.bnd.ident.Skipped()
+	st.Goroutines = runtime.NumGoroutine()
+	st.HeapLive = heapLive()
+	st.OpenDescriptors = openFDs()
 	return st
 }
 
@@ -267,7 +279,11 @@ func (d *Daemon) startMetrics(cfg *service.Config) {
 	if addr == "" {
 		return
 	}
-	ln, err := net.Listen("tcp", addr)
+	ln := d.up.takeMetricsListener(addr) // a predecessor's (handover.go)
+	var err error
+	if ln == nil {
+		ln, err = net.Listen("tcp", addr)
+	}
 	if err != nil {
 		d.log.Logf(logging.LevelError, "metrics", "metrics listener %s: %v", addr, err)
 		return
@@ -275,21 +291,10 @@ func (d *Daemon) startMetrics(cfg *service.Config) {
 	m := &metricsServer{addr: addr, ln: ln}
 	allow := cfg.Defaults.MetricsOnlyFrom
 	m.allow.Store(&allow)
-	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ap := addrPortOf(ln.Addr())
-		if ta, err := net.ResolveTCPAddr("tcp", r.RemoteAddr); err == nil {
-			ap = ta.AddrPort()
-		}
-		if !addrListAllows(*m.allow.Load(), ap.Addr().Unmap()) {
-			http.Error(w, "forbidden", http.StatusForbidden)
-			return
-		}
-		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
-		logging.WriteMetrics(w, d.snapshot())
-	})
-	m.srv = &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	h := logging.MetricsHandler(func(a netip.Addr) bool { return addrListAllows(*m.allow.Load(), a) }, d.snapshot)
+	m.srv = logging.NewMetricsServer(h)
 	d.metrics = m
-	go m.srv.Serve(ln)
+	go m.srv.Serve(logging.LimitListener(ln, logging.MetricsMaxConns))
 }
 
 // addrListAllows applies a metrics_only_from list: numeric entries only

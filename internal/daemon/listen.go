@@ -132,6 +132,11 @@ type sock struct {
 	// goroutine, so the next one waits for the server instead of starting
 	// a second one on the same socket.
 	holder *child
+	// owner is told when the socket closes (fdstore.go); gate, when set,
+	// holds back serving a socket a predecessor's server may still hold
+	// (handover.go).
+	owner *fdStore
+	gate  *sockGate
 }
 
 // osFile returns the socket's *os.File, making it on first use.
@@ -188,8 +193,12 @@ func (s *sock) Close() error {
 	} else if s.fdNum >= 0 {
 		errs = append(errs, unix.Close(s.fdNum))
 	}
+	keepPath := s.activated
+	if s.owner != nil && s.owner.closing(s) {
+		keepPath = true // another daemon serves it
+	}
 	s.fdNum = -1
-	if s.key.family == unix.AF_UNIX && s.key.path != "" && !s.activated {
+	if s.key.family == unix.AF_UNIX && s.key.path != "" && !keepPath {
 		os.Remove(s.key.path)
 	}
 	return errors.Join(errs...)

@@ -53,6 +53,11 @@ type Options struct {
 	Foreground bool
 	// ReadyFD, when >0, is a pipe the detached child closes once serving.
 	ReadyFD int
+	// HandoverFD, when >0, is the channel from the daemon that started
+	// this one for -upgrade (handover.go); HandoverDetached says that one
+	// had detached, as this one then has.
+	HandoverFD       int
+	HandoverDetached bool
 
 	// SysRoot points every /etc lookup elsewhere (tests).
 	SysRoot string

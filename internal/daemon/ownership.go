@@ -62,10 +62,16 @@ func credTrust(c *spawn.Cred) pathsafe.Trust {
 
 // refuseServer reports a server start the rule refused: an error line
 // naming the path, owner, mode and fix, a FAIL record (reason
-// "ownership"), and the service's exec-failure count.
+// "ownership"), both within the refusal budget, and the service's
+// exec-failure count.
 func (d *Daemon) refuseServer(r *svcRun, svc *service.Service, c spawn.Conn, ue *pathsafe.Error) {
-	d.log.Logf(logging.LevelError, "spawn", "service %s: not starting server %v", svc.ID, ue)
 	r.cnt.execFail.Add(1)
+	// Every client of the service meets the refusal: its lines are
+	// written within the refusal budget.
+	if !d.mayLogRefusal(c.Remote.Addr()) {
+		return
+	}
+	d.log.Logf(logging.LevelError, "spawn", "service %s: not starting server %v", svc.ID, ue)
 	rec := logging.Record{Event: logging.EventFail, Service: svc, Local: c.Local, Reason: ReasonOwnership, ReasonCode: ReasonOwnership}
 	if c.RemoteKnown {
 		rec.Remote = c.Remote

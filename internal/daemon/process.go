@@ -149,9 +149,13 @@ func signalReady(fd int) {
 
 // writePidFile writes PID atomically (a temporary file renamed into
 // place), refusing when the file names another live gxinetd.
-func writePidFile(path string) error {
+func writePidFile(path string) error { return writePidFileReplacing(path, 0) }
+
+// writePidFileReplacing is writePidFile for a daemon taking over from pid
+// old, which the file may name.
+func writePidFileReplacing(path string, old int) error {
 	if b, err := os.ReadFile(path); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() && isGxinetd(pid) {
+		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 0 && pid != os.Getpid() && pid != old && isGxinetd(pid) {
 			return fmt.Errorf("pidfile %s names a running gxinetd (pid %d); not starting a second one", path, pid)
 		}
 	}
@@ -233,6 +237,7 @@ func sdNotify(state string) {
 func (d *Daemon) adoptActivatedSockets() {
 	pid, _ := strconv.Atoi(os.Getenv("LISTEN_PID"))
 	n, _ := strconv.Atoi(os.Getenv("LISTEN_FDS"))
+	names := strings.Split(os.Getenv("LISTEN_FDNAMES"), ":")
 	os.Unsetenv("LISTEN_PID")
 	os.Unsetenv("LISTEN_FDS")
 	os.Unsetenv("LISTEN_FDNAMES")
@@ -241,6 +246,9 @@ func (d *Daemon) adoptActivatedSockets() {
 	}
 	for fd := 3; fd < 3+n; fd++ {
 		unix.CloseOnExec(fd)
+		if i := fd - 3; i < len(names) && d.adoptStored(fd, names[i]) {
+			continue // our own, from systemd's store (handover.go)
+		}
 		k, err := sockKeyOfFD(fd)
 		if err != nil {
 			d.log.Logf(logging.LevelWarning, "activate", "ignoring passed descriptor %d: %v", fd, err)
@@ -263,7 +271,7 @@ func activationEnvStripped(env []string) []string {
 	for _, e := range env {
 		if strings.HasPrefix(e, "LISTEN_PID=") || strings.HasPrefix(e, "LISTEN_FDS=") ||
 			strings.HasPrefix(e, "LISTEN_FDNAMES=") || strings.HasPrefix(e, "NOTIFY_SOCKET=") ||
-			strings.HasPrefix(e, envDetached+"=") {
+			strings.HasPrefix(e, envDetached+"=") || strings.HasPrefix(e, "FDSTORE=") || strings.HasPrefix(e, envHandover+"=") {
 			continue
 		}
 		out = append(out, e)

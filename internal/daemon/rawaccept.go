@@ -55,8 +55,8 @@ func fdConn(fd int) (net.Conn, error) {
 }
 
 // handleRaw serves one connection the acceptor took; g is the accept gate
-// it holds a slot of, or nil.
-func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate) {
+// it holds a slot of, or nil; at is when the connection arrived.
+func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
 	d := r.d
 	svc := r.svc.Load()
 	if s := svc; s.Flags.Has(service.FlagKeepAlive) {
@@ -68,13 +68,13 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate) 
 	if svc.Banner != "" {
 		// banner goes out before any check: the full path does that.
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c, g)
+			r.handleStream(c, g, at)
 		} else {
 			g.done()
 		}
 		return
 	}
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now()})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at})
 	g.admit(&dec)
 	if !dec.Allow || needsConn(svc, &dec) {
 		c, err := fdConn(fd)
@@ -91,6 +91,11 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate) 
 		return
 	}
 	if svc.IsRedirect() {
+		if d.inReserve(fd, svc.ID) {
+			d.refuseSession(r, svc, remote, local, dec.Lease)
+			closeRaw(fd)
+			return
+		}
 		d.redirect(r, svc, remote, local, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
 			return spawn.ProxyFD(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o)
 		})

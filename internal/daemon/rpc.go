@@ -3,6 +3,7 @@ package daemon
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"sort"
 	"sync"
@@ -32,6 +33,12 @@ type rpcReg struct {
 	once  sync.Once
 	kickC chan struct{}
 	stopC chan chan struct{}
+	// An upgrade pauses the loop (upgrade.go): the mappings stay as they
+	// are for the new daemon, which starts with them as its own
+	// (inherit), so nothing is withdrawn and made again.
+	pauseC  chan chan map[rpcbind.Mapping]bool
+	resumeC chan bool
+	inherit map[rpcbind.Mapping]bool
 
 	// Owned by the loop goroutine.
 	have   map[rpcbind.Mapping]bool
@@ -55,18 +62,28 @@ func (g *rpcReg) kick() {
 // startIfNeeded starts the loop the first time a configuration has an RPC
 // service, so a daemon without any never talks to rpcbind.
 func (g *rpcReg) startIfNeeded(svcs []*service.Service) {
+	need := len(g.inherit) > 0 // withdrawn if no service wants them now
 	for _, s := range svcs {
 		if s.Type.Has(service.TypeRPC) {
-			g.once.Do(func() {
-				g.kickC = make(chan struct{}, 1)
-				g.stopC = make(chan chan struct{})
-				g.have = map[rpcbind.Mapping]bool{}
-				g.failed = map[rpcbind.Mapping]string{}
-				go g.loop()
-			})
-			return
+			need = true
+			break
 		}
 	}
+	if !need {
+		return
+	}
+	g.once.Do(func() {
+		g.kickC = make(chan struct{}, 1)
+		g.stopC = make(chan chan struct{})
+		g.pauseC = make(chan chan map[rpcbind.Mapping]bool)
+		g.resumeC = make(chan bool)
+		g.have = map[rpcbind.Mapping]bool{}
+		for m := range g.inherit {
+			g.have[m] = true
+		}
+		g.failed = map[rpcbind.Mapping]string{}
+		go g.loop()
+	})
 }
 
 // stop withdraws every mapping and ends the loop; it returns when done
@@ -93,6 +110,11 @@ func (g *rpcReg) loop() {
 			g.sync(nil)
 			close(done)
 			return
+		case reply := <-g.pauseC:
+			reply <- maps.Clone(g.have)
+			if reset := <-g.resumeC; reset {
+				g.have = map[rpcbind.Mapping]bool{}
+			}
 		}
 		g.sync(g.d.rpcWanted())
 		if len(g.failed) > 0 {
@@ -237,4 +259,23 @@ func socketEndpoints(sk *sock) []endpoint {
 		}
 	}
 	return eps
+}
+
+// pause stops the loop between two rounds and returns the mappings
+// registered; nothing changes in rpcbind until resume. It reports false
+// when the loop does not run.
+func (g *rpcReg) pause() (map[rpcbind.Mapping]bool, bool) {
+	if g.pauseC == nil {
+		return nil, false
+	}
+	reply := make(chan map[rpcbind.Mapping]bool, 1)
+	g.pauseC <- reply
+	return <-reply, true
+}
+
+// resume lets a paused loop go on; with reset it makes every mapping
+// again (someone else may have changed them meanwhile).
+func (g *rpcReg) resume(reset bool) {
+	g.resumeC <- reset
+	g.kick()
 }

@@ -184,6 +184,7 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 		return
 	}
 	var bo acceptBackoff
+	var clock arrivalClock
 	for {
 		g := r.gate.Load()
 		if g != nil && !g.take() {
@@ -210,10 +211,12 @@ func (r *svcRun) acceptLoop(sr *sockRun) {
 			continue
 		}
 		bo.ok(d)
+		at := clock.arrivedConn(c, time.Now())
 		if tc, ok := c.(*net.TCPConn); ok {
 			systemKeepAlive(tc, r.svc.Load().Flags.Has(service.FlagKeepAlive))
 		}
-		go r.handleStream(c, g)
+		d.up.sessionStart() // upgrade.go: the old daemon waits for it
+		go r.handleCounted(c, g, at)
 	}
 }
 
@@ -266,11 +269,7 @@ type acceptBackoff struct{ delay time.Duration }
 func (b *acceptBackoff) failed(r *svcRun, sr *sockRun, err error) bool {
 	d := r.d
 	b.delay = backoff(b.delay)
-	if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
-		if d.fdLow.CompareAndSwap(false, true) {
-			d.log.Logf(logging.LevelError, "accept", "no available descriptors: refusing new connections to %s until some are free (%v)", r.svc.Load().ID, err)
-		}
-	} else {
+	if !d.fdShortage(err, r.svc.Load().ID) {
 		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
 	}
 	select {
@@ -281,15 +280,12 @@ func (b *acceptBackoff) failed(r *svcRun, sr *sockRun, err error) bool {
 	}
 }
 
-// ok notes a successful accept, ending an out-of-descriptors episode.
+// ok notes a successful accept: the next failure backs off from the
+// start again. The out-of-descriptors episode ends by itself, once an
+// interval passes without a shortage (logging.Episode); ending it at the
+// first success wrote two lines for every connection under pressure.
 func (b *acceptBackoff) ok(d *Daemon) {
-	if b.delay == 0 {
-		return
-	}
 	b.delay = 0
-	if d.fdLow.CompareAndSwap(true, false) {
-		d.log.Logf(logging.LevelNotice, "accept", "descriptors available again; accepting connections")
-	}
 }
 
 func backoff(d time.Duration) time.Duration {
@@ -314,8 +310,9 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 }
 
 // handleStream serves one accepted connection of a stream service; g is
-// the accept gate the connection holds a slot of, or nil.
-func (r *svcRun) handleStream(c net.Conn, g *acceptGate) {
+// the accept gate the connection holds a slot of, or nil; at is when the
+// connection arrived.
+func (r *svcRun) handleStream(c net.Conn, g *acceptGate, at time.Time) {
 	d := r.d
 	svc := r.svc.Load()
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
@@ -330,7 +327,7 @@ func (r *svcRun) handleStream(c net.Conn, g *acceptGate) {
 		}
 	}
 	d.sendBanner(c, svc, svc.Banner)
-	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: time.Now(), PeerCred: peerCred(c)})
+	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at, PeerCred: peerCred(c)})
 	g.admit(&dec)
 	if !dec.Allow {
 		d.refused(r, svc, c, remote, local, dec)
@@ -359,22 +356,23 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 		}
 	}
 	d.sendBanner(c, svc, svc.BannerSuccess)
+	var after []logging.Record // written after START (records.go)
 	if svc.LogOnSuccess.Has(service.LogSuccessUserID) && !svc.Wait && svc.SocketType == service.SockStream {
+		began := time.Now()
 		user, err := d.ident(svc, local, remote)
 		if err == nil {
-			d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+			after = append(after, userIDRecord(svc, remote, local, user))
 		} else if svc.Flags.Has(service.FlagIDOnly) {
 			// The record's reason code comes from the ident failure
 			// (no_server, timeout, ...), as the structured formats document.
-			d.record(logging.Record{Event: logging.EventNoID, Service: svc, Remote: remote, Local: local,
-				Reason: identReason(err)})
+			d.noIdent(svc, remote, local, identReason(err), began)
 			r.cnt.noid.Add(1)
 			c.Close()
 			releaseLease(lease)
 			return
 		}
 	}
-	d.dispatch(r, svc, c, remote, local, lease, dec.Wrap)
+	d.dispatch(r, svc, c, remote, local, lease, dec.Wrap, after...)
 }
 
 // ident runs the RFC 1413 lookup for a connection and reports a
@@ -382,7 +380,7 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 func (d *Daemon) ident(svc *service.Service, local, remote netip.AddrPort) (string, error) {
 	user, err := logging.Ident(d.ctx, local, remote, identTimeout(svc))
 	var ie *logging.IdentError
-	if errors.As(err, &ie) && ie.Reason == "bad response" {
+	if errors.As(err, &ie) && ie.Reason == "bad response" && d.mayLogRefusal(remote.Addr()) {
 		// The answer comes from the network: no control characters in our log.
 		line := strings.Map(func(r rune) rune {
 			if r < 0x20 || r == 0x7f {
@@ -421,13 +419,19 @@ func releaseLease(l *access.Lease) {
 // them in-process).
 var forkingBuiltins = map[string]bool{"echo": true, "discard": true, "chargen": true, "tcpmux": true}
 
-// dispatch runs an allowed stream request.
-func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease, w *access.WrapAction) {
+// dispatch runs an allowed stream request; after are the records to
+// write after its START.
+func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, lease *access.Lease, w *access.WrapAction, after ...logging.Record) {
 	start := time.Now()
+	if holdsSession(svc) && d.inReserve(connFD(c), svc.ID) {
+		d.refuseSession(r, svc, remote, local, lease)
+		c.Close()
+		return
+	}
 	switch {
 	case svc.IsInternal():
 		fn, ok := builtins.Stream(svc.Builtin)
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local}, after)
 		r.cnt.served.Add(1)
 		if ok {
 			if err := fn(d.ctx, c, svc, d.benv); err != nil && !isBenign(err) {
@@ -442,7 +446,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 	case svc.IsRedirect():
 		d.redirect(r, svc, remote, local, lease, func(o spawn.ProxyOptions) (int64, int64, error) {
 			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
-		})
+		}, after...)
 	default:
 		peer := peerCred(c)
 		over, err := d.wrapOverrides(svc, w)
@@ -454,27 +458,38 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 		f, err := connFile(c)
 		c.Close()
 		if err != nil {
-			d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+			if !d.fdShortage(err, svc.ID) {
+				d.log.Logf(logging.LevelError, "spawn", "service %s: %v", svc.ID, err)
+			}
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over}, lease, nil, 0)
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over}, lease, nil, 0, after...)
 	}
 }
 
 // redirect runs one redirect session through proxy (Proxy on a net.Conn,
-// or ProxyFD on the raw path) and writes its records. The lease is
-// released when the session ends.
+// or ProxyFD on the raw path) and writes its records (after follow
+// START). The lease is released when the session ends.
 func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.AddrPort, lease *access.Lease,
-	proxy func(spawn.ProxyOptions) (in, out int64, err error)) {
+	proxy func(spawn.ProxyOptions) (in, out int64, err error), after ...logging.Record) {
 	start := time.Now()
-	d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+	d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local}, after)
 	r.cnt.served.Add(1)
 	in, out, err := proxy(spawn.ProxyOptions{
 		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
-		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource})
+		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource,
+		Control: func(fd int) error { return d.reserveControl(fd, svc.ID) }})
 	releaseLease(lease)
-	if err != nil && !isBenign(err) {
+	switch {
+	case errors.Is(err, errInReserve):
+		// The upstream socket would have eaten into the reserve.
+		r.cnt.noFD.Add(1)
+		if d.mayLogRefusal(remote.Addr()) {
+			d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
+				Reason: access.ReasonDescriptors.String(), ReasonCode: access.ReasonDescriptors.Code()})
+		}
+	case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
 		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
 	}
 	r.cnt.bytesIn.Add(uint64(in))
@@ -503,7 +518,7 @@ func connFile(c net.Conn) (*os.File, error) {
 // refused handles a refusal: FAIL record, banner_fail, the failure-path
 // ident lookup, and closing the listener for a cps or looping trip.
 func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
-	if !dec.Quiet {
+	if !dec.Quiet && d.mayLogRefusal(remote.Addr()) {
 		d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
 			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code()})
 	}
@@ -523,15 +538,21 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 	}
 	if svc.LogOnFailure.Has(service.LogFailureUserID) && remote.IsValid() && svc.SocketType == service.SockStream {
 		// The lookup must not hold the refused connection's goroutine
-		// hostage: it runs on its own, bounded by the ident timeout.
-		go func() {
-			user, err := d.ident(svc, local, remote)
-			if err == nil {
-				d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
-			} else if reason := identReason(err); reason != "no server" {
-				d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
-			}
-		}()
+		// hostage: it runs on its own, bounded by the ident timeout,
+		// and by the gate: a refused client could otherwise make the
+		// daemon open one outgoing connection per refusal, each held
+		// for the timeout.
+		if release, ok := d.bnd.ident.Acquire(remote.Addr(), time.Now()); ok {
+			go func() {
+				defer release()
+				user, err := d.ident(svc, local, remote)
+				if err == nil {
+					d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+				} else if reason := identReason(err); reason != "no server" && d.mayLogRefusal(remote.Addr()) {
+					d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
+				}
+			}()
+		}
 	}
 	if dec.SuspendFor > 0 {
 		d.suspend(r, svc, dec)
@@ -943,6 +964,14 @@ func (d *Daemon) builtinEnv() *builtins.Env {
 			return m != nil && (*m)[p]
 		},
 		Logf: func(format string, args ...any) { d.log.Logf(logging.LevelWarning, "builtin", format, args...) },
+		AllowLog: func(a netip.Addr, repeat bool) bool {
+			if repeat {
+				// Said within the minute already: counted, not written.
+				d.bnd.refusals.Hold(time.Now())
+				return false
+			}
+			return d.mayLogRefusal(a)
+		},
 	}
 }
 

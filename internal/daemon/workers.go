@@ -19,6 +19,7 @@ type rawJob struct {
 	fd            int
 	remote, local netip.AddrPort
 	gate          *acceptGate
+	at            time.Time // when the connection arrived (arrivalClock)
 }
 
 const workerIdle = 10 * time.Second
@@ -35,7 +36,7 @@ func (w *workers) loop(j rawJob) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		j.r.handleRaw(j.fd, j.remote, j.local, j.gate)
+		j.r.handleRawCounted(j.fd, j.remote, j.local, j.gate, j.at)
 		j = rawJob{}
 		t.Reset(workerIdle)
 		select {

@@ -274,31 +274,47 @@ func callStream(path string, timeout time.Duration, msg []byte) (bool, error) {
 	if _, err := conn.Write(append(rec, msg...)); err != nil {
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
-	var body []byte
-	for {
-		var hdr [4]byte
-		if _, err := io.ReadFull(conn, hdr[:]); err != nil {
-			return false, fmt.Errorf("%s: reading reply: %w", path, err)
-		}
-		h := binary.BigEndian.Uint32(hdr[:])
-		n := h &^ lastFragBit
-		if uint64(len(body))+uint64(n) > maxReply {
-			return false, fmt.Errorf("%s: reply longer than %d bytes", path, maxReply)
-		}
-		frag := make([]byte, n)
-		if _, err := io.ReadFull(conn, frag); err != nil {
-			return false, fmt.Errorf("%s: reading reply: %w", path, err)
-		}
-		body = append(body, frag...)
-		if h&lastFragBit != 0 {
-			break
-		}
+	body, err := readRecord(conn)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	ok, err := decodeReply(binary.BigEndian.Uint32(msg), body)
 	if err != nil {
 		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	return ok, nil
+}
+
+// maxFragments bounds the fragments of one reply record: a peer sending
+// empty fragments for ever is cut off before the connection's deadline.
+const maxFragments = 64
+
+// readRecord reads one RPC record (RFC 5531 §11: fragments, each with a
+// length word whose top bit marks the last) of at most maxReply bytes.
+func readRecord(r io.Reader) ([]byte, error) {
+	var body []byte
+	for i := 0; ; i++ {
+		if i == maxFragments {
+			return nil, fmt.Errorf("reply in more than %d fragments", maxFragments)
+		}
+		var hdr [4]byte
+		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+			return nil, fmt.Errorf("reading reply: %w", err)
+		}
+		h := binary.BigEndian.Uint32(hdr[:])
+		n := h &^ lastFragBit
+		if uint64(len(body))+uint64(n) > maxReply {
+			return nil, fmt.Errorf("reply longer than %d bytes", maxReply)
+		}
+		frag := make([]byte, n)
+		if _, err := io.ReadFull(r, frag); err != nil {
+			return nil, fmt.Errorf("reading reply: %w", err)
+		}
+		body = append(body, frag...)
+		if h&lastFragBit != 0 {
+			return body, nil
+		}
+	}
 }
 
 // callUDP sends msg once and waits for the reply with its xid; a reply

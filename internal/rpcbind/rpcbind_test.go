@@ -246,3 +246,61 @@ func TestNothingAnswering(t *testing.T) {
 // The real rpcbind (and rpcinfo reading back what was registered) is
 // exercised end to end in e2e/rpc_test.go, the one package that starts
 // or uses the machine's rpcbind: packages' tests run concurrently.
+
+// record frames b as one RPC record of the given fragment sizes.
+func record(b []byte, sizes ...int) []byte {
+	var out []byte
+	for i, n := range sizes {
+		h := uint32(n)
+		if i == len(sizes)-1 {
+			h |= lastFragBit
+		}
+		out = binary.BigEndian.AppendUint32(out, h)
+		out = append(out, b[:n]...)
+		b = b[n:]
+	}
+	return out
+}
+
+func TestReadRecord(t *testing.T) {
+	msg := reply(1, 0, 0, 0, 0, 1)
+	for _, sizes := range [][]int{{len(msg)}, {4, len(msg) - 4}, {0, 0, len(msg)}} {
+		got, err := readRecord(bytes.NewReader(record(msg, sizes...)))
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Errorf("fragments %v: %x, %v", sizes, got, err)
+		}
+	}
+	long := binary.BigEndian.AppendUint32(nil, lastFragBit|(maxReply+1))
+	for name, in := range map[string][]byte{"empty": nil, "short header": {0, 0}, "short body": record(msg, len(msg))[:10],
+		"too long": long} {
+		if b, err := readRecord(bytes.NewReader(in)); err == nil {
+			t.Errorf("%s: %x, want an error", name, b)
+		}
+	}
+	// A peer that sends empty fragments for ever, none the last, is cut
+	// off (it used to keep the call reading until its deadline).
+	if b, err := readRecord(zeros{}); err == nil || !strings.Contains(err.Error(), "fragments") {
+		t.Errorf("endless empty fragments: %x, %v", b, err)
+	}
+}
+
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) { clear(p); return len(p), nil }
+
+func FuzzReadRecord(f *testing.F) {
+	msg := reply(1, 0, 0, 0, 0, 1)
+	f.Add(record(msg, len(msg)))
+	f.Add(record(msg, 4, len(msg)-4))
+	f.Add(binary.BigEndian.AppendUint32(nil, lastFragBit|0xffffff))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		r := bytes.NewReader(in)
+		b, err := readRecord(r)
+		if err == nil && len(b) > maxReply {
+			t.Fatalf("record of %d bytes, limit %d", len(b), maxReply)
+		}
+		if used := len(in) - r.Len(); err == nil && used > maxReply+4*maxFragments {
+			t.Fatalf("read %d bytes for one record", used)
+		}
+	})
+}
