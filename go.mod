@@ -9,3 +9,5 @@ require (
 )
 
 require github.com/hashicorp/go-sockaddr v1.0.7
+
+require github.com/hashicorp/errwrap v1.1.0 // indirect

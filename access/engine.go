@@ -171,6 +171,7 @@ type compiled struct {
 	daemon    string
 	policy    *tcpwrap.Policy // narrowed to daemon; nil = libwrap off
 	wrapNames bool
+	proxyFrom *addrTable // proxy_from; nil without proxy_protocol
 }
 
 // svcState is the per-service state kept across reloads.
@@ -362,6 +363,9 @@ func (e *Engine) newState(key string) *svcState {
 
 func (e *Engine) compile(s *service.Service, policy *tcpwrap.Policy) *compiled {
 	c := &compiled{svc: s, lists: compileLists(s.OnlyFrom, s.NoAccess), daemon: DaemonName(s)}
+	if s.ProxyProtocol != 0 {
+		c.proxyFrom = compileLists(service.AddrList{Set: true, Entries: s.ProxyFrom.Entries}, service.AddrList{})
+	}
 	if policy != nil && !s.Flags.Has(service.FlagNoLibwrap) && !policy.Empty() {
 		c.policy = policy.Select(c.daemon)
 		c.wrapNames = c.policy.NeedsNames()

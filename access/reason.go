@@ -21,6 +21,14 @@ const (
 	ReasonFork
 	ReasonDescriptors
 	ReasonNoID
+	// ReasonProxyUntrusted: a proxy_protocol service's connection came
+	// from an address outside proxy_from.
+	ReasonProxyUntrusted
+	// ReasonProxyTimeout: no complete PROXY header within proxy_timeout.
+	ReasonProxyTimeout
+	// ReasonProxyMalformed: the connection did not begin with a valid
+	// PROXY header of an accepted version (or ended inside one).
+	ReasonProxyMalformed
 	numReasons
 )
 
@@ -40,6 +48,9 @@ var reasonWords = [numReasons]string{
 	ReasonFork:           "fork",
 	ReasonDescriptors:    "no available descriptors",
 	ReasonNoID:           "noid",
+	ReasonProxyUntrusted: "proxy_untrusted",
+	ReasonProxyTimeout:   "proxy_timeout",
+	ReasonProxyMalformed: "proxy_malformed",
 }
 
 var reasonCodes = [numReasons]string{
@@ -57,6 +68,9 @@ var reasonCodes = [numReasons]string{
 	ReasonFork:           "fork",
 	ReasonDescriptors:    "descriptors",
 	ReasonNoID:           "noid",
+	ReasonProxyUntrusted: "proxy_untrusted",
+	ReasonProxyTimeout:   "proxy_timeout",
+	ReasonProxyMalformed: "proxy_malformed",
 }
 
 // String is the word of the FAIL record: xinetd's word where xinetd has

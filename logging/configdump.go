@@ -261,6 +261,18 @@ func (d *dumper) service(s *service.Service, tabs int) {
 	}
 	d.line(a, "Only from:"+addrList(s.OnlyFrom, "All sites"))
 	d.line(a, "No access:"+addrList(s.NoAccess, "No blocked sites"))
+	if s.ProxyProtocol != 0 {
+		// gxinetd's own: xinetd has no PROXY protocol.
+		t := s.ProxyTimeout
+		if t == 0 {
+			t = service.DefaultProxyTimeout
+		}
+		d.line(a, "PROXY protocol = "+s.ProxyProtocol.String()+" (timeout "+strconv.Itoa(t)+" s)")
+		d.line(a, "PROXY from:"+addrList(s.ProxyFrom, "No sites"))
+	}
+	if s.RedirectProxyProtocol != 0 {
+		d.line(a, "Redirect PROXY protocol = v"+strconv.Itoa(s.RedirectProxyProtocol))
+	}
 	if s.Flags.Has(service.FlagSensor) {
 		d.line(a, "Deny Time: "+strconv.Itoa(s.DenyTime))
 	}

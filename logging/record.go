@@ -73,6 +73,10 @@ type Record struct {
 	// UserID is the ident answer for USERID records: the text after
 	// "USERID :" as the ident server sent it.
 	UserID string
+	// Proxy is the load balancer the connection came through, when a
+	// PROXY protocol header named the client (Remote) for it; zero
+	// otherwise.
+	Proxy netip.AddrPort
 }
 
 func (r *Record) id() string {
@@ -131,6 +135,12 @@ func FormatXinetd(dst []byte, r *Record) []byte {
 		if succ.Has(service.LogSuccessHost) {
 			dst = append(dst, " from="...)
 			dst = appendAddr(dst, r.Remote)
+			// After from=, never in FAIL records: fail2ban's xinetd
+			// filter anchors "FAIL: ... from=<HOST>" at the line's end.
+			if r.Proxy.IsValid() {
+				dst = append(dst, " proxy="...)
+				dst = r.Proxy.Addr().AppendTo(dst)
+			}
 		}
 	case EventExit:
 		if succ.Has(service.LogSuccessExit) {
@@ -284,6 +294,10 @@ func structuredFields(s fieldSink, r *Record) {
 		if r.Local.Addr().IsValid() {
 			s.addr("local", r.Local.Addr())
 		}
+		if r.Proxy.IsValid() {
+			s.addr("proxy", r.Proxy.Addr())
+			s.num("proxy_port", int64(r.Proxy.Port()))
+		}
 	}
 	switch r.Event {
 	case EventFail, EventNoID:
@@ -395,7 +409,7 @@ func appendQuoted(dst []byte, v string) []byte {
 }
 
 // FormatLogfmt appends the record as one logfmt line (no newline):
-// time event service id [pid] [remote remote_port local] [reason]
+// time event service id [pid] [remote remote_port local [proxy proxy_port]] [reason]
 // [duration_ms] [exit_status|signal] [bytes_in bytes_out] [userid].
 func FormatLogfmt(dst []byte, r *Record) []byte {
 	w := logfmtWriter{b: dst, first: true}

@@ -135,6 +135,10 @@ func init() {
 	add("max_bytes", kindFixed, 1, S|X, hMaxBytes)
 	add("connect_timeout", kindFixed, 1, S|X, hConnectTimeout)
 	add("ident_timeout", kindFixed, 1, S|D|X, hIdentTimeout)
+	add("proxy_protocol", kindAny, 0, S|X, hProxyProtocol)
+	add("proxy_from", kindList, 0, S|D|X, hProxyFrom)
+	add("proxy_timeout", kindFixed, 1, S|D|X, hProxyTimeout)
+	add("redirect_proxy_protocol", kindFixed, 1, S|X, hRedirectProxyProtocol)
 	add("unix_path", kindFixed, 1, S|X, hUnixPath)
 	add("unix_owner", kindFixed, 1, S|X, hUnixOwner)
 	add("unix_group", kindFixed, 1, S|X, hUnixGroup)
@@ -835,6 +839,14 @@ var ifaceLike = regexp.MustCompile(`^(lo|[A-Za-z][A-Za-z0-9_-]*[0-9]+(\.[0-9]+)?
 func hBind(e *entry, a *attrLine) bool {
 	w := a.values[0].text
 	b := service.Bind{Text: w}
+	if IsBindTemplate(w) {
+		if !e.bindTemplate(a, w) {
+			return false
+		}
+		b.Template = w
+		e.svc.Bind = b
+		return true
+	}
 	if ip, err := netip.ParseAddr(w); err == nil {
 		b.Addr = ip.Unmap()
 		if ip.Is4In6() {
@@ -1257,3 +1269,54 @@ func (e *entry) creds(a *attrLine, what string, lookup func(string) (int, bool))
 
 // baseName is argv[0] for a server without NAMEINARGS.
 func baseName(p string) string { return path.Base(p) }
+
+// proxyVersion reads one PROXY protocol version word: v1 or v2 (the bare
+// digit too, as haproxy's send-proxy-v2 users may write it).
+func proxyVersion(w string) (service.ProxyVersions, bool) {
+	switch strings.ToLower(w) {
+	case "v1", "1":
+		return service.ProxyV1, true
+	case "v2", "2":
+		return service.ProxyV2, true
+	}
+	return 0, false
+}
+
+func hProxyProtocol(e *entry, a *attrLine) bool {
+	var v service.ProxyVersions
+	for i, w := range a.values {
+		b, ok := proxyVersion(w.text)
+		if !ok {
+			e.valueErr(a, i, "Bad value for proxy_protocol: "+w.text+" (v1, v2 or both: the header versions accepted)")
+			return false
+		}
+		v |= b
+	}
+	e.svc.ProxyProtocol = v
+	return true
+}
+
+func hProxyFrom(e *entry, a *attrLine) bool { return e.addrListOp(a, &e.svc.ProxyFrom) }
+
+func hProxyTimeout(e *entry, a *attrLine) bool {
+	n, err := strconv.ParseUint(a.values[0].text, 10, 31)
+	if err != nil || n < 1 || n > 3600 {
+		e.valueErr(a, 0, "Bad value for proxy_timeout: "+a.values[0].text+" (1 to 3600 seconds)")
+		return false
+	}
+	e.svc.ProxyTimeout = int(n)
+	return true
+}
+
+func hRedirectProxyProtocol(e *entry, a *attrLine) bool {
+	v, ok := proxyVersion(a.values[0].text)
+	if !ok {
+		e.valueErr(a, 0, "Bad value for redirect_proxy_protocol: "+a.values[0].text+" (v1 or v2)")
+		return false
+	}
+	e.svc.RedirectProxyProtocol = 1
+	if v == service.ProxyV2 {
+		e.svc.RedirectProxyProtocol = 2
+	}
+	return true
+}

@@ -282,6 +282,8 @@ func (l *loader) complete(e *readEntry) {
 		}
 	}
 
+	c.proxyRules(internal, redirect, mux)
+
 	l.checkSandbox(c)
 
 	// The ident port must not look itself up.
@@ -403,6 +405,10 @@ func spaceOf(s *service.Service) listenSpace {
 	}
 	sp.addr = s.Bind.Addr
 	sp.iface = s.Bind.Interface
+	if s.Bind.Template != "" {
+		// Like an interface: its addresses are known only on the host.
+		sp.iface = "{{" + s.Bind.Template
+	}
 	return sp
 }
 
@@ -583,5 +589,38 @@ func (l *loader) checkDuplicates() {
 		} else {
 			ids[id] = s
 		}
+	}
+}
+
+// proxyRules checks the PROXY protocol attributes against the rest of the
+// entry.
+func (c *checker) proxyRules(internal, redirect, mux bool) {
+	s := c.s
+	if s.ProxyProtocol != 0 {
+		switch {
+		case mux:
+			c.err(CodeEntry, fmt.Sprintf("Service %s is reached through tcpmux: set proxy_protocol on the tcpmux service, whose connections carry the header", s.Name))
+		case s.SocketType != service.SockStream && s.SocketType != service.SockUnset:
+			c.err(CodeEntry, fmt.Sprintf("Service %s: proxy_protocol needs a stream service (a datagram server reads its socket itself, so no header can be taken off before it)", s.Name))
+		case s.Family == service.FamilyUnix:
+			c.err(CodeEntry, fmt.Sprintf("Service %s: proxy_protocol needs a TCP service", s.Name))
+		case s.Wait && !internal:
+			c.err(CodeEntry, fmt.Sprintf("Service %s: proxy_protocol cannot be used with wait = yes: the server accepts its connections itself, so gxinetd never sees a header to take off (use wait = no)", s.Name))
+		}
+		if !s.ProxyFrom.Set {
+			c.err(CodeEntry, fmt.Sprintf("Service %s has proxy_protocol but no proxy_from: name the balancers allowed to send a header (only they can claim to speak for another address)", s.Name))
+		} else if len(s.ProxyFrom.Entries) == 0 {
+			c.warn(WarnObsolete, "proxy_from", fmt.Sprintf("Service %s: proxy_from is empty, so every connection is refused", s.Name))
+		}
+	} else {
+		if setByEntry(s, "proxy_from") {
+			c.warn(WarnObsolete, "proxy_from", fmt.Sprintf("Service %s: proxy_from has no effect without proxy_protocol", s.Name))
+		}
+		if setByEntry(s, "proxy_timeout") {
+			c.warn(WarnObsolete, "proxy_timeout", fmt.Sprintf("Service %s: proxy_timeout has no effect without proxy_protocol", s.Name))
+		}
+	}
+	if s.RedirectProxyProtocol != 0 && !redirect {
+		c.err(CodeEntry, fmt.Sprintf("Service %s has redirect_proxy_protocol but no redirect", s.Name))
 	}
 }

@@ -50,6 +50,8 @@ const (
 	WarnLogPath       = "W-LOG-PATH"        // FILE log in a directory a non-root group can write
 	NoticeSkippedFile = "N-SKIPPED-FILE"    // includedir entry skipped by name
 	NoticeDisabled    = "N-DISABLED"        // service switched off by enabled/disabled
+	// NoticeBindTemplate says what a bind template gives on this host.
+	NoticeBindTemplate = "N-BIND-TEMPLATE"
 )
 
 // srcOf converts a position to the model's Source.

@@ -15,7 +15,8 @@ var allCodes = []string{CodeSyntax, CodeAttrUnknown, CodeAttrDefaults, CodeAttrV
 	CodeInclude, CodeIncludeCycle, CodeOwnership, CodeLineTooLong, CodeServer, WarnHashValue, WarnNoSpace, WarnCRLF,
 	WarnBraceSameLine, WarnTrailing, WarnArgsOrder, WarnDefaultsLate, WarnObsolete, WarnPassenv, WarnUnresolved,
 	WarnInterface, WarnFamily, WarnUserID113, WarnIntercept, WarnDuplicateID, WarnRelativePath, NoticeSkippedFile,
-	NoticeDisabled, WarnInlineComment, WarnAttrUnknown, CodeSandbox, CodeSandboxHost, CodeSeccomp, WarnSandbox}
+	NoticeDisabled, WarnInlineComment, WarnAttrUnknown, NoticeBindTemplate, CodeSandbox, CodeSandboxHost, CodeSeccomp,
+	WarnSandbox}
 
 func readDoc(t *testing.T, name string) string {
 	t.Helper()

@@ -38,7 +38,7 @@ const originsHint = 24
 // parseTimeAttrs are copied from the defaults read so far into each
 // service when its block starts (xinetd §2.5 step 1). A service's own `=`
 // replaces the copy; `+=` and `-=` edit it.
-var parseTimeAttrs = []string{"log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "banner", "banner_success", "banner_fail",
+var parseTimeAttrs = []string{"log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "banner", "banner_success", "banner_fail", "proxy_from",
 	"namespaces", "read_only_paths", "writable_paths"}
 
 // copyListsTo gives a new service its parse-time copy of the defaults.
@@ -68,6 +68,8 @@ func (d *defaultsState) copyListsTo(s *service.Service) {
 			s.BannerSuccess = d.svc.BannerSuccess
 		case "banner_fail":
 			s.BannerFail = d.svc.BannerFail
+		case "proxy_from":
+			s.ProxyFrom = copyAddrList(d.svc.ProxyFrom)
 		case "namespaces":
 			s.Sandbox.Namespaces = d.svc.Sandbox.Namespaces
 		case "read_only_paths":
@@ -147,6 +149,8 @@ func (d *defaultsState) build() service.Defaults {
 		PerSourceCPM:     s.Inetd.PerIPPerMinute,
 		Metrics:          d.metrics,
 		MetricsOnlyFrom:  d.metricsOnlyFrom,
+		ProxyFrom:        s.ProxyFrom,
+		ProxyTimeout:     s.ProxyTimeout,
 		Sandbox:          s.Sandbox,
 		MaxDuration:      s.MaxDuration,
 	}
@@ -195,8 +199,8 @@ func setByEntry(s *service.Service, attr string) bool {
 // Attributes: instances, per_source, per_source_prefix, cps, max_load,
 // groups, umask, bind (interface), v6only, log_type, log_on_success,
 // log_on_failure, log_format, ident_timeout, backlog, cpm,
-// per_source_cpm, and the sandbox attributes (service.SandboxAttrs). A
-// FILE log_type
+// per_source_cpm, proxy_timeout, and the sandbox attributes
+// (service.SandboxAttrs). A FILE log_type
 // taken from defaults is marked Common (one shared writer).
 func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	if s.Origins == nil {
@@ -289,6 +293,9 @@ func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	}
 	if take("backlog") {
 		s.Backlog = d.Backlog
+	}
+	if take("proxy_timeout") {
+		s.ProxyTimeout = d.ProxyTimeout
 	}
 	if take("cpm") {
 		s.Inetd.PerMinute = d.CPM

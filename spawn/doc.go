@@ -94,10 +94,18 @@
 //
 // Proxy (a net.Conn) and ProxyFD (a bare descriptor from the daemon's raw
 // accept path) are xinetd's redirect done in the daemon instead of a
-// forked child. Both drive the two sockets through their descriptors in
-// the runtime's poller: read and write for the first 64 KiB of a
-// direction, then splice(2) through a pipe, with half-close, a
-// non-blocking connect with a timeout, an optional idle timeout (the time
-// of the last read, checked by a ticker), an optional source address, and
-// the byte counts for TRAFFIC records.
+// forked child; ProxyAsync and ProxyFDAsync return as soon as the
+// upstream is connected and report the end through a callback, which is
+// what the daemon uses. The connect is non-blocking, waits in the
+// runtime's poller with a timeout, and may use a source address; a
+// Preamble (the PROXY protocol header of redirect_proxy_protocol) goes
+// out first. The session itself runs in the relay (relay.go): both
+// sockets in an edge-triggered epoll set, one per scheduler slot, whose
+// goroutine moves every ready session's bytes itself (read and write
+// through one buffer per set for the first 64 KiB of a direction, then
+// splice(2) through a pipe), with half-close, an optional idle timeout
+// (a heap of expiry times, the set's deadline) and the byte counts for
+// TRAFFIC records. A session has no goroutine and no buffer of its own
+// while it waits. A client without a descriptor (net.Pipe) is copied by
+// two goroutines instead.
 package spawn

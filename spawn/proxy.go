@@ -32,6 +32,11 @@ type ProxyOptions struct {
 	// (redirect_source); the zero Addr lets the kernel choose. Upstream
 	// addresses of the other family are skipped.
 	Source netip.Addr
+	// Preamble is written to the upstream before any of the client's
+	// bytes, as soon as the connection is made: the daemon's PROXY
+	// protocol header (redirect_proxy_protocol). The session's counts do
+	// not include it.
+	Preamble []byte
 	// LookupHost resolves a non-numeric host; nil means
 	// net.DefaultResolver. It is called for every connection, so a name
 	// that moves is followed without a reload.
@@ -62,40 +67,192 @@ var ErrIdleTimeout = errors.New("spawn: redirect: idle timeout")
 //
 // in counts bytes read from the client and out bytes read from the
 // upstream (xinetd's TRAFFIC record). Both connections are driven through
-// their descriptors in the runtime's poller: a short session costs the
-// system calls xinetd's redirect makes and no more, and once a direction
-// has moved spliceAfter bytes the kernel moves the rest with splice(2),
-// never through user space. A client without a descriptor (net.Pipe) is
-// copied in user space.
+// their descriptors by the relay (relay.go), with no goroutine of their
+// own while the session runs: a short session costs the system calls
+// xinetd's redirect makes and no more, and once a direction has moved
+// spliceAfter bytes the kernel moves the rest with splice(2), never
+// through user space. A client without a descriptor (net.Pipe) is copied
+// in user space by two goroutines.
 func Proxy(ctx context.Context, client net.Conn, host string, port int, o ProxyOptions) (in, out int64, err error) {
-	defer client.Close()
+	ch := make(chan relayResult, 1)
+	ProxyAsync(ctx, client, host, port, o, func(in, out int64, err error) { ch <- relayResult{in, out, err} })
+	r := <-ch
+	return r.in, r.out, r.err
+}
+
+type relayResult struct {
+	in, out int64
+	err     error
+}
+
+// ProxyAsync is Proxy returning as soon as the upstream connection is
+// made (or has failed): done is called with Proxy's results when the
+// session ends, on a goroutine that must not be held up (done may be
+// called before ProxyAsync returns, when the connection fails).
+func ProxyAsync(ctx context.Context, client net.Conn, host string, port int, o ProxyOptions, done func(in, out int64, err error)) {
 	// A deadline left over from the daemon's own writes (a banner) would
 	// cut the session short; the idle timeout is the only bound here.
 	_ = client.SetDeadline(time.Time{})
-	ep := &endpoint{rw: client}
+	fd := -1
 	if sc, ok := client.(syscall.Conn); ok {
 		if rc, err := sc.SyscallConn(); err == nil {
-			ep.rc = rc
+			rc.Control(func(f uintptr) { fd = int(f) })
 		}
 	}
-	return proxy(ctx, ep, host, port, o)
+	if fd < 0 {
+		go func() {
+			in, out, err := proxy(ctx, &endpoint{rw: client}, host, port, o)
+			client.Close()
+			done(in, out, err)
+		}()
+		return
+	}
+	startRelay(ctx, fd, func() { client.Close() }, host, port, o, done)
 }
 
 // ProxyFD is Proxy for a connected stream socket the caller hands over
 // as a bare descriptor (the daemon's raw accept path): ProxyFD owns fd
 // and closes it.
 func ProxyFD(ctx context.Context, fd int, host string, port int, o ProxyOptions) (in, out int64, err error) {
+	ch := make(chan relayResult, 1)
+	ProxyFDAsync(ctx, fd, host, port, o, func(in, out int64, err error) { ch <- relayResult{in, out, err} })
+	r := <-ch
+	return r.in, r.out, r.err
+}
+
+// ProxyFDAsync is ProxyFD returning as soon as the upstream connection is
+// made (or has failed), as ProxyAsync.
+func ProxyFDAsync(ctx context.Context, fd int, host string, port int, o ProxyOptions, done func(in, out int64, err error)) {
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return 0, 0, fmt.Errorf("spawn: redirect: client: %w", os.NewSyscallError("fcntl", err))
+		done(0, 0, fmt.Errorf("spawn: redirect: client: %w", os.NewSyscallError("fcntl", err)))
+		return
 	}
-	f := os.NewFile(uintptr(fd), "client")
-	defer f.Close()
-	rc, err := f.SyscallConn()
+	startRelay(ctx, fd, func() { unix.Close(fd) }, host, port, o, done)
+}
+
+// startRelay connects the upstream, sends the preamble and hands both
+// sockets to the relay. cfd is the client's non-blocking descriptor,
+// closed by closeClient.
+//
+// An upstream that is one address (a numeric redirect host, the usual
+// case) is connected by the relay itself: the connect is started here
+// and the session goes into the relay at once, its preamble queued as
+// the first bytes for the upstream; the relay sees the connection
+// complete (or fail, or time out) like any other readiness. A host name
+// is resolved and its addresses tried one after the other here, as
+// before, and the connected socket then handed over.
+func startRelay(ctx context.Context, cfd int, closeClient func(), host string, port int, o ProxyOptions,
+	done func(in, out int64, err error)) {
+	if o.NoDelay {
+		_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	l, lerr := relaySet()
+	if a, err := netip.ParseAddr(host); err == nil && lerr == nil && port > 0 && port <= 65535 &&
+		(!o.Source.IsValid() || a.Unmap().Is4() == o.Source.Unmap().Is4()) {
+		timeout := o.ConnectTimeout
+		if timeout <= 0 {
+			timeout = DefaultConnectTimeout
+		}
+		deadline := time.Now().Add(timeout)
+		if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+			deadline = d
+		}
+		target := net.JoinHostPort(host, strconv.Itoa(port))
+		ufd, inProgress, err := connectStart(a, port, o)
+		if err != nil {
+			closeClient()
+			done(0, 0, fmt.Errorf("spawn: redirect: connect %s: %w", target, err))
+			return
+		}
+		s := newRelaySession(cfd, ufd, o, func() { closeClient(); unix.Close(ufd) }, done)
+		s.target, s.connDeadline = target, deadline
+		if inProgress {
+			s.connecting = true
+			s.upstream.readable, s.upstream.writable = false, false
+		}
+		if len(o.Preamble) > 0 {
+			s.dirs[0].pending = append([]byte(nil), o.Preamble...)
+			s.dirs[0].preamble = len(o.Preamble)
+		}
+		s.start(ctx, l)
+		return
+	}
+	up, err := dialUpstream(ctx, host, port, o)
 	if err != nil {
-		return 0, 0, fmt.Errorf("spawn: redirect: client: %w", err)
+		closeClient()
+		done(0, 0, err)
+		return
 	}
-	return proxy(ctx, &endpoint{rw: f, rc: rc}, host, port, o)
+	upstream := &endpoint{rw: up}
+	upstream.rc, _ = up.SyscallConn()
+	if len(o.Preamble) > 0 {
+		// A fresh connection's send buffer takes a header whole; writeAll
+		// still waits in the poller if it ever does not.
+		if err := upstream.writeAll(o.Preamble); err != nil {
+			up.Close()
+			closeClient()
+			done(0, 0, fmt.Errorf("spawn: redirect: sending the PROXY header: %w", err))
+			return
+		}
+	}
+	if lerr != nil {
+		// No epoll set to be had: copy with goroutines.
+		go func() {
+			cf := os.NewFile(uintptr(cfd), "client")
+			crc, _ := cf.SyscallConn()
+			in, out, err := session2(ctx, &endpoint{rw: cf, rc: crc}, upstream, o)
+			up.Close()
+			cf.Close()
+			done(in, out, err)
+		}()
+		return
+	}
+	ufd := -1
+	upstream.rc.Control(func(f uintptr) { ufd = int(f) })
+	s := newRelaySession(cfd, ufd, o, func() { closeClient(); up.Close() }, done)
+	s.start(ctx, l)
+}
+
+// connectStart opens a non-blocking socket to addr:port with the
+// options' socket settings and starts connecting it.
+func connectStart(addr netip.Addr, port int, o ProxyOptions) (fd int, inProgress bool, err error) {
+	addr = addr.Unmap()
+	family := unix.AF_INET6
+	if addr.Is4() {
+		family = unix.AF_INET
+	}
+	fd, err = unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return -1, false, os.NewSyscallError("socket", err)
+	}
+	if o.NoDelay {
+		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
+	}
+	if o.KeepAlive {
+		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
+	}
+	if o.Control != nil {
+		if err := o.Control(fd); err != nil {
+			unix.Close(fd)
+			return -1, false, err
+		}
+	}
+	if o.Source.IsValid() {
+		if err := unix.Bind(fd, sockaddr(o.Source.Unmap(), 0)); err != nil {
+			unix.Close(fd)
+			return -1, false, os.NewSyscallError("bind", err)
+		}
+	}
+	err = unix.Connect(fd, sockaddr(addr, port))
+	switch err {
+	case nil:
+		return fd, false, nil
+	case unix.EINPROGRESS, unix.EINTR:
+		return fd, true, nil
+	}
+	unix.Close(fd)
+	return -1, false, os.NewSyscallError("connect", err)
 }
 
 func proxy(ctx context.Context, client *endpoint, host string, port int, o ProxyOptions) (in, out int64, err error) {
@@ -109,7 +266,17 @@ func proxy(ctx context.Context, client *endpoint, host string, port int, o Proxy
 	defer up.Close()
 	upstream := &endpoint{rw: up}
 	upstream.rc, _ = up.SyscallConn()
+	if len(o.Preamble) > 0 {
+		if err := upstream.writeAll(o.Preamble); err != nil {
+			return 0, 0, fmt.Errorf("spawn: redirect: sending the PROXY header: %w", err)
+		}
+	}
+	return session2(ctx, client, upstream, o)
+}
 
+// session2 copies between two endpoints with a goroutine per direction:
+// the way for a client without a descriptor.
+func session2(ctx context.Context, client, upstream *endpoint, o ProxyOptions) (in, out int64, err error) {
 	s := &session{client: client, upstream: upstream}
 	s.act.touch()
 	stop := context.AfterFunc(ctx, func() { s.abort(ctx.Err()) })

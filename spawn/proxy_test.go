@@ -433,6 +433,49 @@ func TestProxyContextCancel(t *testing.T) {
 	}
 }
 
+// TestProxyPreamble: the preamble (a PROXY header) reaches the backend
+// first and at once, before the client has said anything (a backend
+// that speaks first must get it before it answers), and is not counted.
+func TestProxyPreamble(t *testing.T) {
+	pre := []byte("PROXY TCP4 192.0.2.1 198.51.100.2 4000 25\r\n")
+	got := make(chan string, 2)
+	be := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) {
+		hdr := make([]byte, len(pre))
+		if _, err := io.ReadFull(c, hdr); err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(hdr)
+		io.WriteString(c, "220 hello\n")
+		rest, _ := io.ReadAll(c)
+		got <- string(rest)
+		c.CloseWrite()
+	})
+	c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{Preamble: pre})
+	select {
+	case h := <-got:
+		if h != string(pre) {
+			t.Fatalf("backend read %q first", h)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no preamble before the client spoke")
+	}
+	line := make([]byte, 10)
+	if _, err := io.ReadFull(c, line); err != nil || string(line) != "220 hello\n" {
+		t.Fatalf("greeting %q %v", line, err)
+	}
+	io.WriteString(c, "QUIT\n")
+	c.CloseWrite()
+	io.ReadAll(c)
+	if rest := <-got; rest != "QUIT\n" {
+		t.Fatalf("backend then read %q", rest)
+	}
+	r := waitResult(t, res)
+	if r.err != nil || r.in != 5 || r.out != 10 {
+		t.Errorf("Proxy = %+v, want in 5 out 10", r)
+	}
+}
+
 // TestProxyControl: Control sees the upstream socket before it connects,
 // and its error ends the session without a connection upstream.
 func TestProxyControl(t *testing.T) {
@@ -484,6 +527,7 @@ func TestProxyByDescriptor(t *testing.T) {
 		"Source":            TestProxySource,
 		"Reresolves":        TestProxyReresolves,
 		"ContextCancel":     TestProxyContextCancel,
+		"Preamble":          TestProxyPreamble,
 		"Control":           TestProxyControl,
 	} {
 		t.Run(name, f)

@@ -21,6 +21,10 @@ import (
 type Conn struct {
 	Remote, Local netip.AddrPort
 	RemoteKnown   bool
+	// Proxy is the load balancer the connection came through when a
+	// PROXY protocol header named Remote and Local; the server's
+	// environment does not show it (only the daemon's records do).
+	Proxy netip.AddrPort
 	// Peer is the peer of a unix-domain connection (SO_PEERCRED), nil
 	// when unknown.
 	Peer *service.PeerCred

@@ -466,6 +466,18 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	if s.SndBuf > 0 || s.RcvBuf > 0 {
 		lost(fmt.Sprintf("socket buffer sizes (sndbuf %d, rcvbuf %d) have no xinetd.conf attribute", s.SndBuf, s.RcvBuf))
 	}
+	if s.ProxyProtocol != 0 {
+		// gxinetd's own protocol-field options: the same attributes.
+		add("proxy_protocol", s.ProxyProtocol.String())
+		from := make([]string, len(s.ProxyFrom.Entries))
+		for i, e := range s.ProxyFrom.Entries {
+			from[i] = e.Text
+		}
+		add("proxy_from", strings.Join(from, " "))
+		if s.ProxyTimeout > 0 {
+			add("proxy_timeout", strconv.Itoa(s.ProxyTimeout))
+		}
+	}
 	if s.LoginClass != "" {
 		lost(fmt.Sprintf("login class %q has no xinetd.conf attribute", s.LoginClass))
 	}

@@ -401,3 +401,18 @@ func TestKeyValueAndInclude(t *testing.T) {
 		t.Errorf("order or content wrong:\n%s", out)
 	}
 }
+
+// TestProxyOptionsConverted: gxinetd's PROXY protocol options of the
+// inetd.conf protocol field become the xinetd.conf attributes, exactly.
+func TestProxyOptionsConverted(t *testing.T) {
+	in := "ftp stream tcp,proxy_protocol=v1,proxy_protocol=v2,proxy_from=10.0.0.0/29,proxy_from=192.0.2.7,proxy_timeout=5 nowait root /bin/true true\n"
+	rc, out, stderr := runXconv([]string{"-root", testRoot}, in)
+	if rc != exitOK {
+		t.Errorf("exit %d, want 0 (exact)\n%s", rc, stderr)
+	}
+	for _, w := range []string{"proxy_protocol = v1 v2", "proxy_from     = 10.0.0.0/29 192.0.2.7", "proxy_timeout  = 5"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+}

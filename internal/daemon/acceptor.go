@@ -217,10 +217,11 @@ func (a *acceptor) pause(e *acceptEntry, err error) {
 // answersInline reports whether the acceptor itself may serve s's
 // connections: daytime and time, which write a line to a fresh
 // connection (its send buffer takes it without blocking) and close, with
-// no banner to send and no ident lookup to make. The access decision
+// no banner to send, no ident lookup to make and no PROXY header to read. The access decision
 // must not block either (access.Engine.Instant).
 func answersInline(s *service.Service) bool {
-	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") &&
+	// A PROXY header is read by a worker, never by the acceptor.
+	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") && s.ProxyProtocol == 0 &&
 		s.Banner == "" && s.BannerSuccess == "" && s.BannerFail == "" &&
 		!s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.LogOnFailure.Has(service.LogFailureUserID)
 }

@@ -320,7 +320,7 @@ func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owne
 		fd: fd, proc: proc, lease: lease, done: make(chan struct{})}
 	d.kids.started(ch)
 	r.cnt.served.Add(1)
-	rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: c.Local}
+	rec := logging.Record{Event: logging.EventStart, Service: svc, PID: ch.pid, Local: c.Local, Proxy: c.Proxy}
 	if c.RemoteKnown {
 		rec.Remote = c.Remote
 	}

@@ -325,6 +325,7 @@ func (d *Daemon) startServing(cfg *service.Config) int {
 	d.eng = access.New(access.Global{ProcessLimit: o.Limit, NoLibwrap: o.NoLibwrap, HostsAllow: o.HostsAllow,
 		HostsDeny: o.HostsDeny, Notify: d.notifyFromAccess, Refusal: d.refusalFromAccess, CheckOwnership: o.CheckOwnership})
 	d.benv = d.builtinEnv()
+	warmConfigTemplates(cfg)
 	d.change.Lock()
 	defer d.change.Unlock()
 	d.applyConfig(cfg, cfg.Accepted(), true)
@@ -645,6 +646,13 @@ func (d *Daemon) wantedKeys(s *service.Service) []sockKey {
 		}
 		return keys
 	}
+	if s.Bind.Template != "" {
+		var keys []sockKey
+		for _, a := range d.templateAddrs(s) {
+			keys = append(keys, keyFor(s, a))
+		}
+		return keys
+	}
 	addr := s.Bind.Addr
 	if !addr.IsValid() && d.o.BindAddr != "" && s.Language == service.LangInetd {
 		if a, err := netip.ParseAddr(d.o.BindAddr); err == nil {
@@ -662,7 +670,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 	keys := d.wantedKeys(s)
 	if len(keys) == 0 {
 		if !r.waitingIface {
-			d.logLocked(logging.LevelWarning, "activate", "service %s: interface %s has no usable address yet; will listen when it gets one", s.ID, s.Bind.Interface)
+			d.logLocked(logging.LevelWarning, "activate", "service %s: %s has no usable address yet; will listen when it gets one", s.ID, bindWhat(s))
 		}
 		r.waitingIface = true
 		r.pending = true
@@ -835,6 +843,7 @@ func (d *Daemon) reload() {
 	}
 	d.log.Logf(logging.LevelNotice, "reconfig", "Swapping defaults")
 	d.rec.Reopen()
+	warmConfigTemplates(cfg)
 	d.change.Lock()
 	added, kept, dropped := d.applyConfig(cfg, d.reloadServices(cfg), false)
 	n := d.available()

@@ -17,7 +17,8 @@
 //
 // Request path (stream, wait=no):
 //
-//	accept -> banner -> access.Decide (every check, before any process)
+//	accept -> [PROXY header: proxy_from, then the header, in a worker]
+//	       -> banner -> access.Decide (every check, before any process)
 //	       -> refused: FAIL record, banner_fail, close
 //	       -> allowed: banner_success, [ident], START, [USERID]
 //	          -> builtin goroutine | redirect proxy | spawn.Start(exec)

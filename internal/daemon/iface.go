@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"regexp"
 	"sort"
+	"sync"
 	"syscall"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/parser"
 )
 
 // ifaceAddrs lists an interface's addresses through go-sockaddr (its name
@@ -121,13 +123,99 @@ func interfaceAddrs(name string, fam service.Family) []netip.Addr {
 	return out
 }
 
+// bindTemplateAddrs evaluates a `bind = {{ ... }}` template on this host
+// (go-sockaddr's template language, through the parser, which checked
+// it). Replaceable in tests.
+var bindTemplateAddrs = parser.BindTemplateAddrs
+
+// tmplErrs remembers, per template, the last evaluation error logged, so
+// that a template failing on every poll is reported once per change.
+var tmplErrs sync.Map // template -> string
+
+// templateAddrs lists the addresses a bind template gives now, in the
+// service's family, leaving out IPv6 addresses that cannot be bound yet
+// and link-local IPv6 ones (the template gives them without the zone
+// they need).
+func (d *Daemon) templateAddrs(s *service.Service) []netip.Addr {
+	all, err := bindTemplateAddrs(s.Bind.Template)
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	if prev, _ := tmplErrs.Swap(s.Bind.Template, msg); prev != msg && msg != "" {
+		d.log.Logf(logging.LevelError, "iface", "service %s: bind template %s: %v; will listen when it gives an address", s.ID, s.Bind.Template, err)
+	}
+	var unusable map[netip.Addr]bool
+	for _, a := range all {
+		if a.Is6() {
+			unusable = unusableV6()
+			break
+		}
+	}
+	var out []netip.Addr
+	for _, a := range all {
+		switch {
+		case s.Family == service.FamilyIPv4 && !a.Is4():
+		case s.Family == service.FamilyIPv6 && !a.Is6():
+		case a.Is6() && (a.IsLinkLocalUnicast() || unusable[a]):
+		default:
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// following reports whether a service's addresses can change under it:
+// an interface or a template bind.
+func following(s *service.Service) bool { return s.Bind.Interface != "" || s.Bind.Template != "" }
+
+// bindWhat names what a following service binds to, for messages.
+func bindWhat(s *service.Service) string {
+	if s.Bind.Template != "" {
+		return "bind template " + s.Bind.Template
+	}
+	return "interface " + s.Bind.Interface
+}
+
+// warmTemplates evaluates the bind templates of the running services
+// before the poller takes the daemon's lock: a template may run `ip
+// route` (go-sockaddr does, for the default route), which must not
+// happen with the lock held. Within a second the results are reused.
+func (d *Daemon) warmTemplates() {
+	d.mu.Lock()
+	var tmpls []string
+	for _, r := range d.runs {
+		if t := r.svc.Load().Bind.Template; t != "" && !r.removed.Load() {
+			tmpls = append(tmpls, t)
+		}
+	}
+	d.unlock()
+	for _, t := range tmpls {
+		bindTemplateAddrs(t)
+	}
+}
+
+// warmConfigTemplates evaluates a new configuration's bind templates
+// before the daemon's lock is taken to open its sockets (see
+// warmTemplates). A configuration without templates costs one look at
+// each service.
+func warmConfigTemplates(cfg *service.Config) {
+	seen := map[string]bool{}
+	for _, s := range cfg.Services {
+		if t := s.Bind.Template; t != "" && s.Status == service.StatusAccepted && !seen[t] {
+			seen[t] = true
+			bindTemplateAddrs(t)
+		}
+	}
+}
+
 // ifacePoll is how often interface binds are re-examined: DHCP and PPP
 // address changes reach the listeners within this time.
 var ifacePoll = 2 * time.Second
 
-// followInterfaces moves the listeners of `bind = IFACE` services when the
-// interface's addresses change, and opens those that were waiting for an
-// address to appear.
+// followInterfaces moves the listeners of `bind = IFACE` and `bind = {{
+// template }}` services when the addresses change, and opens those that
+// were waiting for an address to appear.
 func (d *Daemon) followInterfaces() {
 	t := time.NewTicker(ifacePoll)
 	defer t.Stop()
@@ -154,6 +242,7 @@ func (d *Daemon) followInterfaces() {
 // followOnce is one look at the interfaces; it reports false once the
 // daemon is stopping.
 func (d *Daemon) followOnce(failing map[*svcRun]map[sockKey]bool) bool {
+	d.warmTemplates()
 	d.change.Lock()
 	defer d.change.Unlock()
 	if d.stopping.Load() {
@@ -169,7 +258,7 @@ func (d *Daemon) followOnce(failing map[*svcRun]map[sockKey]bool) bool {
 	wants := map[*svcRun]map[sockKey]bool{}
 	for _, r := range d.runs {
 		s := r.svc.Load()
-		if s.Bind.Interface == "" || r.removed.Load() || r.suspended {
+		if !following(s) || r.removed.Load() || r.suspended {
 			continue
 		}
 		want := map[sockKey]bool{}
@@ -193,7 +282,11 @@ func (d *Daemon) followOnce(failing map[*svcRun]map[sockKey]bool) bool {
 				gone = append(gone, sr)
 				r.socks.del(k)
 				changed[r] = true
-				d.logLocked(logging.LevelNotice, "iface", "service %s: address %s left interface %s; stopped listening there", s.ID, k, s.Bind.Interface)
+				if s.Bind.Template != "" {
+					d.logLocked(logging.LevelNotice, "iface", "service %s: address %s is no longer given by %s; stopped listening there", s.ID, k, bindWhat(s))
+				} else {
+					d.logLocked(logging.LevelNotice, "iface", "service %s: address %s left interface %s; stopped listening there", s.ID, k, s.Bind.Interface)
+				}
 			}
 		}
 	}
@@ -224,7 +317,11 @@ func (d *Daemon) followOnce(failing map[*svcRun]map[sockKey]bool) bool {
 			d.openRunLocked(r, nil)
 			if len(r.socks) > before {
 				changed[r] = true
-				d.logLocked(logging.LevelNotice, "iface", "service %s: interface %s now has %s; listening on %s", s.ID, s.Bind.Interface, addrList(want), r.listenText())
+				if s.Bind.Template != "" {
+					d.logLocked(logging.LevelNotice, "iface", "service %s: %s now gives %s; listening on %s", s.ID, bindWhat(s), addrList(want), r.listenText())
+				} else {
+					d.logLocked(logging.LevelNotice, "iface", "service %s: interface %s now has %s; listening on %s", s.ID, s.Bind.Interface, addrList(want), r.listenText())
+				}
 			}
 			failed := map[sockKey]bool{}
 			for k := range want {

@@ -65,10 +65,18 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, 
 	if svc.Flags.Has(service.FlagNoDelay) {
 		unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
+	var via netip.AddrPort
+	if svc.ProxyProtocol != 0 {
+		var done bool
+		if remote, local, via, done = r.proxyInRaw(fd, svc, remote, local, g, at); done {
+			return
+		}
+	}
 	if svc.Banner != "" {
 		// banner goes out before any check: the full path does that.
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c, g, at)
+			streamOpts(c, svc)
+			r.serveStream(proxied(c, remote, local, via), svc, remote, local, g, at)
 		} else {
 			g.done()
 		}
@@ -82,6 +90,7 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, 
 			releaseLease(dec.Lease)
 			return
 		}
+		c = proxied(c, remote, local, via)
 		if !dec.Allow {
 			d.refused(r, svc, c, remote, local, dec)
 			c.Close()
@@ -96,13 +105,13 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, 
 			closeRaw(fd)
 			return
 		}
-		d.redirect(r, svc, remote, local, dec.Lease, func(o spawn.ProxyOptions) (int64, int64, error) {
-			return spawn.ProxyFD(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o)
+		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
+			spawn.ProxyFDAsync(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 		return
 	}
 	if svc.IsInternal() {
-		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local})
+		d.record(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: via})
 		r.cnt.served.Add(1)
 		var buf [64]byte
 		var out []byte
@@ -124,6 +133,6 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, 
 	}
 	r.cnt.inflight.Add(1)
 	f := os.NewFile(uintptr(fd), "conn")
-	d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true}, dec.Lease, nil, 0)
+	d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Proxy: via}, dec.Lease, nil, 0)
 	r.cnt.inflight.Add(-1)
 }

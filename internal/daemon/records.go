@@ -59,7 +59,7 @@ func (d *Daemon) startFailed(svc *service.Service, c spawn.Conn, began time.Time
 	if !ok {
 		return false
 	}
-	rec := logging.Record{Event: logging.EventStart, Service: svc, Local: c.Local}
+	rec := logging.Record{Event: logging.EventStart, Service: svc, Local: c.Local, Proxy: c.Proxy}
 	if c.RemoteKnown {
 		rec.Remote = c.Remote
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gxinetd/gxinetd/access"
 	"github.com/gxinetd/gxinetd/internal/builtins"
+	"github.com/gxinetd/gxinetd/internal/proxyproto"
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
 	"github.com/gxinetd/gxinetd/spawn"
@@ -313,9 +314,21 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // the accept gate the connection holds a slot of, or nil; at is when the
 // connection arrived.
 func (r *svcRun) handleStream(c net.Conn, g *acceptGate, at time.Time) {
-	d := r.d
 	svc := r.svc.Load()
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
+	streamOpts(c, svc)
+	if svc.ProxyProtocol != 0 {
+		var ok bool
+		if c, remote, local, ok = r.proxyIn(c, svc, remote, local); !ok {
+			g.done()
+			return
+		}
+	}
+	r.serveStream(c, svc, remote, local, g, at)
+}
+
+// streamOpts gives an accepted connection the service's socket options.
+func streamOpts(c net.Conn, svc *service.Service) {
 	if tc, ok := c.(*net.TCPConn); ok {
 		if svc.Flags.Has(service.FlagKeepAlive) {
 			tc.SetKeepAlive(true)
@@ -326,6 +339,12 @@ func (r *svcRun) handleStream(c net.Conn, g *acceptGate, at time.Time) {
 			tc.SetNoDelay(false)
 		}
 	}
+}
+
+// serveStream serves a connection whose ends are known (after its PROXY
+// header, if the service takes one): banner, checks, then the request.
+func (r *svcRun) serveStream(c net.Conn, svc *service.Service, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
+	d := r.d
 	d.sendBanner(c, svc, svc.Banner)
 	dec := d.eng.Decide(d.ctx, access.Request{Service: svc, Peer: remote, Local: local, Now: at, PeerCred: peerCred(c)})
 	g.admit(&dec)
@@ -359,9 +378,12 @@ func (d *Daemon) serveAllowed(r *svcRun, svc *service.Service, c net.Conn, remot
 	var after []logging.Record // written after START (records.go)
 	if svc.LogOnSuccess.Has(service.LogSuccessUserID) && !svc.Wait && svc.SocketType == service.SockStream {
 		began := time.Now()
-		user, err := d.ident(svc, local, remote)
+		via := proxyOf(c)
+		user, err := d.ident(svc, identLocal(local, via), remote)
 		if err == nil {
-			after = append(after, userIDRecord(svc, remote, local, user))
+			rec := userIDRecord(svc, remote, local, user)
+			rec.Proxy = via
+			after = append(after, rec)
 		} else if svc.Flags.Has(service.FlagIDOnly) {
 			// The record's reason code comes from the ident failure
 			// (no_server, timeout, ...), as the structured formats document.
@@ -391,6 +413,18 @@ func (d *Daemon) ident(svc *service.Service, local, remote netip.AddrPort) (stri
 		d.log.Logf(logging.LevelError, "ident", "Bad line received from identity server at %s: %s", remote.Addr(), line)
 	}
 	return user, err
+}
+
+// identLocal is the local end an ident lookup connects from and names
+// in its query. Behind a balancer the client connected to the
+// balancer's address (the header's destination), which is the port the
+// client's ident server knows; the lookup itself must leave from an
+// address of this host, so the kernel chooses it.
+func identLocal(local, via netip.AddrPort) netip.AddrPort {
+	if !via.IsValid() {
+		return local
+	}
+	return netip.AddrPortFrom(netip.Addr{}, local.Port())
 }
 
 func identTimeout(svc *service.Service) time.Duration {
@@ -431,7 +465,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 	switch {
 	case svc.IsInternal():
 		fn, ok := builtins.Stream(svc.Builtin)
-		d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local}, after)
+		d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: proxyOf(c)}, after)
 		r.cnt.served.Add(1)
 		if ok {
 			if err := fn(d.ctx, c, svc, d.benv); err != nil && !isBenign(err) {
@@ -444,8 +478,8 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
 		}
 	case svc.IsRedirect():
-		d.redirect(r, svc, remote, local, lease, func(o spawn.ProxyOptions) (int64, int64, error) {
-			return spawn.Proxy(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o)
+		d.redirect(r, svc, remote, local, proxyOf(c), lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
+			spawn.ProxyAsync(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		}, after...)
 	default:
 		peer := peerCred(c)
@@ -464,40 +498,58 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 			releaseLease(lease)
 			return
 		}
-		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over}, lease, nil, 0, after...)
+		d.spawnServer(r, svc, f, true, spawn.Conn{Remote: remote, Local: local, RemoteKnown: true, Peer: peer, Over: over, Proxy: proxyOf(c)}, lease, nil, 0, after...)
 	}
 }
 
-// redirect runs one redirect session through proxy (Proxy on a net.Conn,
-// or ProxyFD on the raw path) and writes its records (after follow
-// START). The lease is released when the session ends.
-func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local netip.AddrPort, lease *access.Lease,
-	proxy func(spawn.ProxyOptions) (in, out int64, err error), after ...logging.Record) {
-	start := time.Now()
-	d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local}, after)
+// redirect starts one redirect session through start (ProxyAsync on a
+// net.Conn, or ProxyFDAsync on the raw path), which returns once the
+// upstream connect has begun: the session then runs in the relay, with
+// no goroutine of its own, and its end writes the records (after follow
+// START) and releases the lease. via is the balancer the connection came
+// through, if a PROXY header named remote.
+func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via netip.AddrPort, lease *access.Lease,
+	start func(o spawn.ProxyOptions, done func(in, out int64, err error)), after ...logging.Record) {
+	begin := time.Now()
+	d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: via}, after)
 	r.cnt.served.Add(1)
-	in, out, err := proxy(spawn.ProxyOptions{
+	o := spawn.ProxyOptions{
 		ConnectTimeout: secs(svc.ConnectTimeout), IdleTimeout: secs(svc.IdleTimeout),
 		KeepAlive: svc.Flags.Has(service.FlagKeepAlive), NoDelay: true, Source: svc.RedirectSource,
-		Control: func(fd int) error { return d.reserveControl(fd, svc.ID) }})
-	releaseLease(lease)
-	switch {
-	case errors.Is(err, errInReserve):
-		// The upstream socket would have eaten into the reserve.
-		r.cnt.noFD.Add(1)
-		if d.mayLogRefusal(remote.Addr()) {
-			d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
-				Reason: access.ReasonDescriptors.String(), ReasonCode: access.ReasonDescriptors.Code()})
+		Control: func(fd int) error { return d.reserveControl(fd, svc.ID) }}
+	switch svc.RedirectProxyProtocol {
+	case 1:
+		o.Preamble = proxyproto.AppendV1(make([]byte, 0, 108), remote, local)
+	case 2:
+		o.Preamble = proxyproto.AppendV2(make([]byte, 0, 52), remote, local)
+	}
+	// The session outlives the request's goroutine (it runs in the
+	// relay): it counts as the daemon's own until it ends, so that after
+	// an upgrade the old daemon stays for it. The request still holds its
+	// own count here, so this one never starts from zero.
+	d.up.sessionStart()
+	start(o, func(in, out int64, err error) {
+		// Called by the relay's goroutine: nothing here may wait.
+		defer d.up.sessionEnd()
+		releaseLease(lease)
+		switch {
+		case errors.Is(err, errInReserve):
+			// The upstream socket would have eaten into the reserve.
+			r.cnt.noFD.Add(1)
+			if d.mayLogRefusal(remote.Addr()) {
+				d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
+					Reason: access.ReasonDescriptors.String(), ReasonCode: access.ReasonDescriptors.Code(), Proxy: via})
+			}
+		case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
+			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
 		}
-	case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
-		d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
-	}
-	r.cnt.bytesIn.Add(uint64(in))
-	r.cnt.bytesOut.Add(uint64(out))
-	if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
-		d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
-	}
-	d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(start)})
+		r.cnt.bytesIn.Add(uint64(in))
+		r.cnt.bytesOut.Add(uint64(out))
+		if svc.LogOnSuccess.Has(service.LogSuccessTraffic) {
+			d.record(logging.Record{Event: logging.EventTraffic, Service: svc, Remote: remote, Local: local, BytesIn: in, BytesOut: out})
+		}
+		d.record(logging.Record{Event: logging.EventExit, Service: svc, Remote: remote, Local: local, Duration: time.Since(begin)})
+	})
 }
 
 func secs(n int) time.Duration { return time.Duration(n) * time.Second }
@@ -518,9 +570,10 @@ func connFile(c net.Conn) (*os.File, error) {
 // refused handles a refusal: FAIL record, banner_fail, the failure-path
 // ident lookup, and closing the listener for a cps or looping trip.
 func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, local netip.AddrPort, dec access.Decision) {
+	via := proxyOf(c)
 	if !dec.Quiet && d.mayLogRefusal(remote.Addr()) {
 		d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
-			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code()})
+			Reason: dec.Reason.String(), ReasonCode: dec.Reason.Code(), Proxy: via})
 	}
 	if c != nil {
 		d.sendBanner(c, svc, svc.BannerFail)
@@ -545,9 +598,9 @@ func (d *Daemon) refused(r *svcRun, svc *service.Service, c net.Conn, remote, lo
 		if release, ok := d.bnd.ident.Acquire(remote.Addr(), time.Now()); ok {
 			go func() {
 				defer release()
-				user, err := d.ident(svc, local, remote)
+				user, err := d.ident(svc, identLocal(local, via), remote)
 				if err == nil {
-					d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user})
+					d.record(logging.Record{Event: logging.EventUserID, Service: svc, Remote: remote, Local: local, UserID: user, Proxy: via})
 				} else if reason := identReason(err); reason != "no server" && d.mayLogRefusal(remote.Addr()) {
 					d.log.Logf(logging.LevelError, "ident", "Failed to contact identity server at %s: %s", remote.Addr(), reason)
 				}

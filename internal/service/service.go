@@ -183,6 +183,10 @@ type Bind struct {
 	// IfaceFamily restricts an interface bind to one family (FamilyIPv4
 	// or FamilyIPv6); FamilyDual means every address of the interface.
 	IfaceFamily Family `json:"iface_family,omitempty"`
+	// Template is set when the value is a go-sockaddr template
+	// (`{{ GetPrivateIP }}`): the daemon listens on what it gives on
+	// this host and follows changes, as for an interface.
+	Template string `json:"template,omitempty"`
 }
 
 // IsZero reports whether no bind was configured (listen on all addresses).
@@ -347,6 +351,19 @@ type Service struct {
 	// auth, sensor) for INTERNAL services, lower-case.
 	Builtin string `json:"builtin,omitempty"`
 
+	// ProxyProtocol is proxy_protocol: every connection must begin with a
+	// PROXY protocol header of one of these versions, and the client it
+	// names is the connection's peer from then on. 0 = no header.
+	ProxyProtocol ProxyVersions `json:"proxy_protocol,omitempty"`
+	// ProxyFrom is proxy_from: the balancers allowed to send that header.
+	ProxyFrom AddrList `json:"proxy_from,omitzero"`
+	// ProxyTimeout bounds the wait for the header (proxy_timeout,
+	// seconds; 0 = DefaultProxyTimeout).
+	ProxyTimeout int `json:"proxy_timeout,omitempty"`
+	// RedirectProxyProtocol is redirect_proxy_protocol: the header
+	// version (1 or 2) a redirect sends its backend first; 0 = none.
+	RedirectProxyProtocol int `json:"redirect_proxy_protocol,omitempty"`
+
 	// Sandbox isolates the server from the host (chroot, namespaces,
 	// mounts, no_new_privs, seccomp).
 	Sandbox Sandbox `json:"sandbox,omitzero"`
@@ -429,6 +446,11 @@ type Defaults struct {
 	// (`metrics = 127.0.0.1:9101`); MetricsOnlyFrom restricts its clients.
 	Metrics         string   `json:"metrics,omitempty"`
 	MetricsOnlyFrom AddrList `json:"metrics_only_from"`
+
+	// ProxyFrom and ProxyTimeout are the defaults' proxy_from and
+	// proxy_timeout, which services with proxy_protocol inherit.
+	ProxyFrom    AddrList `json:"proxy_from,omitzero"`
+	ProxyTimeout int      `json:"proxy_timeout,omitempty"`
 
 	Sandbox     Sandbox `json:"sandbox,omitzero"`
 	MaxDuration int     `json:"max_duration,omitempty"`

@@ -140,6 +140,9 @@ func (p *parser) check(t []token, v *vals, l *line) {
 	if !v.internal && v.sock == service.SockDgram && !v.wait && len(l.errs) == 0 {
 		l.warnf(CodeDgramNowait, t[3], "wait", "dgram nowait is a busybox extension: the server must read its datagram at once, or it is started again for the same datagram until the rate limit stops the service")
 	}
+	if (v.proxyProto != 0 || v.proxyFrom.Set || v.proxyTimeout != 0) && len(l.errs) == 0 {
+		l.proxyCheck(t, v)
+	}
 	if p.opt.CheckOwnership && v.server != "" {
 		if code, msg := checkServer(v.server, pathsafe.ForUser(v.user, v.group, true, p.sys)); code != "" {
 			l.errorf(code, t[5], "server", "%s", msg)
@@ -386,6 +389,7 @@ func (p *parser) base(e *rawEntry, v *vals, l *line) *service.Service {
 		s.Flags |= service.FlagNameInArgs | service.FlagNoLibwrap
 	}
 	p.limits(s, v)
+	s.ProxyProtocol, s.ProxyFrom, s.ProxyTimeout = v.proxyProto, v.proxyFrom, v.proxyTimeout
 	return s
 }
 
@@ -621,5 +625,21 @@ func (p *parser) duplicates() {
 				}
 			}
 		}
+	}
+}
+
+// proxyCheck applies xinetd.conf's rules for the PROXY protocol options.
+func (l *line) proxyCheck(t []token, v *vals) {
+	switch {
+	case v.proxyProto == 0:
+		l.errorf(CodeProtoOpt, t[2], "proxy_protocol", "proxy_from and proxy_timeout need proxy_protocol=v1 or proxy_protocol=v2")
+	case !v.proxyFrom.Set:
+		l.errorf(CodeProtoOpt, t[2], "proxy_from", "proxy_protocol needs proxy_from=ADDRESS[/BITS]: the balancers allowed to send a header")
+	case v.sock != service.SockStream || v.proto != "tcp" || v.unix:
+		l.errorf(CodeProtoOpt, t[2], "proxy_protocol", "proxy_protocol needs a stream tcp service")
+	case v.tcpmux != 0:
+		l.errorf(CodeProtoOpt, t[2], "proxy_protocol", "a tcpmux/NAME service cannot take a PROXY header: the tcpmux service's connections carry it")
+	case v.wait && !v.internal:
+		l.errorf(CodeProtoOpt, t[3], "proxy_protocol", "proxy_protocol cannot be used with wait: the server accepts its connections itself, so no header can be taken off before it (use nowait)")
 	}
 }

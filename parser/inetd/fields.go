@@ -53,6 +53,10 @@ type vals struct {
 	famSuffix string // "", "4", "6", "46"
 	sndbuf    int
 	rcvbuf    int
+	// PROXY protocol options (gxinetd's, in the protocol field).
+	proxyProto   service.ProxyVersions
+	proxyFrom    service.AddrList
+	proxyTimeout int
 
 	wait       bool
 	perMinute  int
@@ -428,6 +432,10 @@ func (l *line) protoField(t token, v *vals) {
 
 func (l *line) protoOpt(t token, o string, v *vals) {
 	k, val, ok := strings.Cut(o, "=")
+	if ok && strings.HasPrefix(k, "proxy_") {
+		l.proxyOpt(t, k, val, v)
+		return
+	}
 	if !ok || (k != "sndbuf" && k != "rcvbuf") {
 		l.errorf(CodeProtoOpt, t, "protocol", "bad protocol option %q: want sndbuf=SIZE or rcvbuf=SIZE", o)
 		return
@@ -659,4 +667,46 @@ func (p *parser) etc() string {
 		return "/etc"
 	}
 	return path.Join(p.sys.Root, "etc")
+}
+
+// proxyOpt reads gxinetd's PROXY protocol options of the protocol field
+// (tcp,proxy_protocol=v2,proxy_from=10.0.0.0/8): the same attributes as
+// in xinetd.conf, one value per option; repeating an option adds to it.
+func (l *line) proxyOpt(t token, k, val string, v *vals) {
+	pos := l.p.pos(t.line, t.col)
+	switch k {
+	case "proxy_protocol":
+		switch strings.ToLower(val) {
+		case "v1", "1":
+			v.proxyProto |= service.ProxyV1
+		case "v2", "2":
+			v.proxyProto |= service.ProxyV2
+		default:
+			l.errorf(CodeProtoOpt, t, k, "bad proxy_protocol %q: want v1 or v2 (repeat the option for both)", val)
+			return
+		}
+	case "proxy_from":
+		e := service.AddrEntry{Text: val, Src: pos}
+		if pr, err := netip.ParsePrefix(val); err == nil {
+			e.Kind, e.Prefix = service.AddrNet, pr.Masked()
+		} else if a, err := netip.ParseAddr(val); err == nil && a.Zone() == "" {
+			e.Kind, e.Prefix = service.AddrNumeric, netip.PrefixFrom(a, a.BitLen())
+		} else {
+			l.errorf(CodeProtoOpt, t, k, "bad proxy_from %q: want a numeric address or ADDRESS/BITS (repeat the option for more)", val)
+			return
+		}
+		v.proxyFrom.Set = true
+		v.proxyFrom.Entries = append(v.proxyFrom.Entries, e)
+	case "proxy_timeout":
+		n, ok := parseCount(val)
+		if !ok || n < 1 || n > 3600 {
+			l.errorf(CodeProtoOpt, t, k, "bad proxy_timeout %q: want 1 to 3600 seconds", val)
+			return
+		}
+		v.proxyTimeout = n
+	default:
+		l.errorf(CodeProtoOpt, t, "protocol", "bad protocol option %q: want proxy_protocol, proxy_from or proxy_timeout", k)
+		return
+	}
+	v.origins[k] = pos
 }

@@ -1,0 +1,199 @@
+package daemon
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"syscall"
+	"time"
+
+	"github.com/gxinetd/gxinetd/access"
+	"github.com/gxinetd/gxinetd/internal/proxyproto"
+	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/logging"
+)
+
+// PROXY protocol, receiving side (proxy_protocol). A service with it
+// takes a header off every connection before anything else happens: the
+// connection's own peer must be in proxy_from (checked first, so a client
+// that bypasses the balancer is refused at once, not after the timeout),
+// then the header must arrive whole within proxy_timeout. The header is
+// read by whoever serves the connection (a worker or the connection's
+// goroutine), never by the acceptor: the raw path first tries once
+// without waiting (the balancer sends the header with the connection, so
+// it is nearly always there), and only a header still on its way sends
+// the connection to the net.Conn path, which waits in the runtime's
+// poller, bounded by the deadline. After a header that names a client,
+// that client and the address it connected to are the connection's
+// remote and local ends everywhere; the balancer's address is kept for
+// the records only.
+
+// proxyConn is a connection that came through a balancer: RemoteAddr and
+// LocalAddr are the ends its header named, so code that asks the
+// connection who it is from (tcpmux's services, the auth builtin) sees
+// the client. The rest is the accepted connection's.
+type proxyConn struct {
+	net.Conn
+	remote, local netip.AddrPort
+	via           netip.AddrPort
+}
+
+func (c *proxyConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
+func (c *proxyConn) LocalAddr() net.Addr  { return net.TCPAddrFromAddrPort(c.local) }
+
+// File, SyscallConn, CloseRead and CloseWrite are the accepted
+// connection's: servers, the redirect proxy and the builtins use them.
+func (c *proxyConn) File() (*os.File, error) { return connFile(c.Conn) }
+
+func (c *proxyConn) SyscallConn() (syscall.RawConn, error) {
+	if sc, ok := c.Conn.(syscall.Conn); ok {
+		return sc.SyscallConn()
+	}
+	return nil, errors.New("connection has no descriptor")
+}
+
+func (c *proxyConn) CloseRead() error {
+	if cr, ok := c.Conn.(interface{ CloseRead() error }); ok {
+		return cr.CloseRead()
+	}
+	return nil
+}
+
+func (c *proxyConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// proxyOf returns the balancer a connection came through, or the zero
+// value.
+func proxyOf(c net.Conn) netip.AddrPort {
+	if pc, ok := c.(*proxyConn); ok {
+		return pc.via
+	}
+	return netip.AddrPort{}
+}
+
+// proxied wraps c when the header named a client (via valid).
+func proxied(c net.Conn, remote, local, via netip.AddrPort) net.Conn {
+	if !via.IsValid() {
+		return c
+	}
+	return &proxyConn{Conn: c, remote: remote, local: local, via: via}
+}
+
+func proxyTimeout(svc *service.Service) time.Duration {
+	if svc.ProxyTimeout > 0 {
+		return secs(svc.ProxyTimeout)
+	}
+	return secs(service.DefaultProxyTimeout)
+}
+
+// takeHeader applies a header: the client and the address it connected
+// to replace the connection's ends when the header names them; a LOCAL
+// or UNKNOWN header (the balancer's own health check) keeps them.
+func takeHeader(h proxyproto.Header, remote, local netip.AddrPort) (r, l, via netip.AddrPort) {
+	if !h.Src.IsValid() {
+		return remote, local, netip.AddrPort{}
+	}
+	return h.Src, h.Dst, remote
+}
+
+// proxyIn reads the header of a connection on the net.Conn path. It
+// returns the connection to serve (wrapped when the header named a
+// client) and its ends, or ok false when the connection was refused and
+// closed.
+func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.AddrPort) (net.Conn, netip.AddrPort, netip.AddrPort, bool) {
+	d := r.d
+	if !d.eng.ProxyTrusted(d.ctx, svc, remote, time.Now()) {
+		d.proxyRefused(svc, remote, local, access.ReasonProxyUntrusted, nil)
+		c.Close()
+		return nil, remote, local, false
+	}
+	sc, ok := c.(syscall.Conn)
+	var rc syscall.RawConn
+	var err error
+	if ok {
+		rc, err = sc.SyscallConn()
+	}
+	if !ok || err != nil {
+		d.proxyRefused(svc, remote, local, access.ReasonProxyMalformed, errors.New("connection has no descriptor"))
+		c.Close()
+		return nil, remote, local, false
+	}
+	var buf [proxyproto.MaxLen]byte
+	versions := proxyproto.Versions(svc.ProxyProtocol)
+	var h proxyproto.Header
+	// Nearly always the header is there already: take it without arming
+	// a deadline (two timer operations per connection otherwise).
+	rc.Control(func(fd uintptr) { h, err = proxyproto.Take(int(fd), &buf, versions) })
+	if err == proxyproto.ErrIncomplete {
+		c.SetReadDeadline(time.Now().Add(proxyTimeout(svc)))
+		h, err = proxyproto.Read(rc, &buf, versions)
+		c.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		reason := access.ReasonProxyMalformed
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			reason = access.ReasonProxyTimeout
+		}
+		d.proxyRefused(svc, remote, local, reason, err)
+		c.Close()
+		return nil, remote, local, false
+	}
+	remote, local, via := takeHeader(h, remote, local)
+	return proxied(c, remote, local, via), remote, local, true
+}
+
+// proxyInRaw reads the header of a connection on the raw path, without
+// waiting. done reports that the connection has been dealt with
+// (refused, or handed to the net.Conn path because its header is still
+// on its way); otherwise remote, local and via are its ends from now on.
+func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.AddrPort, g *acceptGate, at time.Time) (r2, l2, via netip.AddrPort, done bool) {
+	d := r.d
+	if !d.eng.ProxyTrusted(d.ctx, svc, remote, time.Now()) {
+		d.proxyRefused(svc, remote, local, access.ReasonProxyUntrusted, nil)
+		closeRaw(fd)
+		g.done()
+		return remote, local, via, true
+	}
+	var buf [proxyproto.MaxLen]byte
+	h, err := proxyproto.Take(fd, &buf, proxyproto.Versions(svc.ProxyProtocol))
+	switch {
+	case err == proxyproto.ErrIncomplete:
+		// Still on its way: wait for it in the poller, on the net.Conn path.
+		if c, err := fdConn(fd); err == nil {
+			r.handleStream(c, g, at)
+		} else {
+			g.done()
+		}
+		return remote, local, via, true
+	case err != nil:
+		d.proxyRefused(svc, remote, local, access.ReasonProxyMalformed, err)
+		closeRaw(fd)
+		g.done()
+		return remote, local, via, true
+	}
+	remote, local, via = takeHeader(h, remote, local)
+	return remote, local, via, false
+}
+
+// proxyRefused records a connection refused for its PROXY header: a FAIL
+// record naming the connection's own peer (no client is known), the
+// refusal counted with the engine's, and for a malformed header the
+// reason in the daemon log, which an operator needs to fix a balancer.
+// Nothing is sent to the peer: it is not known to be a client at all.
+func (d *Daemon) proxyRefused(svc *service.Service, remote, local netip.AddrPort, reason access.Reason, err error) {
+	d.eng.CountRefusal(svc, reason)
+	// Within the refusal budget, as every refusal's lines are.
+	if !d.mayLogRefusal(remote.Addr()) {
+		return
+	}
+	d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
+		Reason: reason.String(), ReasonCode: reason.Code()})
+	if reason == access.ReasonProxyMalformed && err != nil {
+		d.log.Logf(logging.LevelNotice, "proxy", "service %s: bad PROXY protocol header from %s: %v", svc.ID, remote.Addr(), err)
+	}
+}

@@ -1,0 +1,677 @@
+package spawn
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// The relay drives redirect sessions without a goroutine per session.
+//
+// A session's two sockets are registered, edge-triggered, in one of a few
+// epoll sets (one per scheduler slot, GOMAXPROCS); each set is waited on
+// through the runtime's poller by one goroutine, which moves the bytes of
+// every ready session itself: read into the set's own buffer, write on,
+// and keep what the other side could not take yet in a buffer of the
+// session's own until it can. After spliceAfter bytes a direction moves
+// through a pipe with splice(2), as before. A session that waits for its
+// peers costs its descriptors and a few hundred bytes, not two goroutine
+// stacks and two 32 KiB buffers: 10,000 idle sessions took 23 KB each in
+// the daemon with goroutines, and take about 1 KB here.
+//
+// Everything a session holds belongs to its set's goroutine, except the
+// abort of a cancelled context, which only shuts the sockets down (under
+// the session's lock, never after they are closed) so that the goroutine
+// sees them end.
+
+// relayBuf is the read buffer of one set; relayBurst bounds how much one
+// direction moves per turn, so that a fast session cannot starve the
+// others of its set.
+const (
+	relayBuf   = 64 << 10
+	relayBurst = 4 << 20
+)
+
+// relayEnd is one socket of a session as the set's goroutine sees it:
+// whether the last edge said it was readable or writable, and nothing
+// has said otherwise since.
+type relayEnd struct {
+	fd       int
+	readable bool
+	writable bool
+}
+
+// relayDir is one direction of a session.
+type relayDir struct {
+	src, dst *relayEnd
+	n        *int64 // bytes read from src
+	pending  []byte // read, not yet written (a buffer of its own)
+	off      int
+	eof      bool // src ended; dst gets it once pending is out
+	done     bool // dst has had its half-close
+	pipe     [2]int
+	piped    int // bytes in the pipe
+	splicing bool
+	preamble int // leading bytes of pending that are the options' Preamble, not counted
+}
+
+// relaySession is one proxied connection pair.
+type relaySession struct {
+	loop     *relayLoop
+	client   relayEnd
+	upstream relayEnd
+	dirs     [2]relayDir // client->upstream, upstream->client
+	in, out  int64
+	idle     time.Duration
+	last     time.Time // last byte moved (idle timeout)
+	queued   bool      // on the loop's list of sessions with more to do
+	timed    bool      // in the loop's idle heap
+	closers  func()    // closes the sockets (after they leave the set)
+	done     func(in, out int64, err error)
+	stop     func() bool // unregisters the context's abort
+
+	// connecting is set while the relay itself connects the upstream,
+	// until connDeadline; target names it in errors.
+	connecting   bool
+	connDeadline time.Time
+	target       string
+
+	mu     sync.Mutex // closed and err, shared with the context's abort
+	closed bool
+	err    error
+}
+
+func newRelaySession(cfd, ufd int, o ProxyOptions, closers func(), done func(in, out int64, err error)) *relaySession {
+	s := &relaySession{
+		client:   relayEnd{fd: cfd, readable: true, writable: true},
+		upstream: relayEnd{fd: ufd, readable: true, writable: true},
+		idle:     o.IdleTimeout,
+		last:     time.Now(),
+		closers:  closers,
+		done:     done,
+	}
+	s.dirs[0] = relayDir{src: &s.client, dst: &s.upstream, n: &s.in}
+	s.dirs[1] = relayDir{src: &s.upstream, dst: &s.client, n: &s.out}
+	return s
+}
+
+// start hands the session to l; a cancelled ctx aborts it.
+func (s *relaySession) start(ctx context.Context, l *relayLoop) {
+	s.stop = context.AfterFunc(ctx, func() { s.abort(ctx.Err()) })
+	if err := l.add(s); err != nil {
+		s.stop()
+		s.closers()
+		s.done(0, 0, fmt.Errorf("spawn: redirect: %w", err))
+	}
+}
+
+// connectError is a failure of the upstream connection itself.
+type connectError struct{ err error }
+
+func (e *connectError) Error() string { return e.err.Error() }
+func (e *connectError) Unwrap() error { return e.err }
+
+// relayLoop is one epoll set and its goroutine.
+type relayLoop struct {
+	epfd  int
+	file  *os.File
+	mu    sync.Mutex
+	byFD  map[int32]*relaySession
+	buf   []byte
+	more  []*relaySession // sessions stopped at relayBurst
+	idle  idleHeap
+	limit time.Time // read deadline set on file, zero if none
+}
+
+var relayLoops struct {
+	once  sync.Once
+	loops []*relayLoop
+	err   error
+	next  atomic.Uint32
+}
+
+func relaySet() (*relayLoop, error) {
+	relayLoops.once.Do(func() {
+		n := max(1, runtime.GOMAXPROCS(0))
+		for i := 0; i < n; i++ {
+			l, err := newRelayLoop()
+			if err != nil {
+				relayLoops.err = err
+				return
+			}
+			relayLoops.loops = append(relayLoops.loops, l)
+		}
+	})
+	if relayLoops.err != nil {
+		return nil, relayLoops.err
+	}
+	i := relayLoops.next.Add(1)
+	return relayLoops.loops[int(i)%len(relayLoops.loops)], nil
+}
+
+func newRelayLoop() (*relayLoop, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, os.NewSyscallError("epoll_create1", err)
+	}
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	l := &relayLoop{epfd: epfd, file: os.NewFile(uintptr(epfd), "relay"), byFD: map[int32]*relaySession{},
+		buf: make([]byte, relayBuf)}
+	rc, err := l.file.SyscallConn()
+	if err != nil {
+		l.file.Close()
+		return nil, err
+	}
+	go l.run(rc)
+	return l, nil
+}
+
+// add registers a session; from here on it belongs to the loop. The
+// loop's lookups wait for both sockets to be in the set (the lock is held
+// over the two epoll_ctl calls, which do not block): otherwise the loop
+// could run, even end and close, a session whose second socket is not
+// registered yet.
+func (l *relayLoop) add(s *relaySession) error {
+	s.loop = l
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.byFD[int32(s.client.fd)] = s
+	l.byFD[int32(s.upstream.fd)] = s
+	const ev = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
+	for _, fd := range []int{s.client.fd, s.upstream.fd} {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)}); err != nil {
+			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.client.fd, nil)
+			delete(l.byFD, int32(s.client.fd))
+			delete(l.byFD, int32(s.upstream.fd))
+			return os.NewSyscallError("epoll_ctl", err)
+		}
+	}
+	return nil
+}
+
+func (l *relayLoop) lookup(fd int32) *relaySession {
+	l.mu.Lock()
+	s := l.byFD[fd]
+	l.mu.Unlock()
+	return s
+}
+
+func (l *relayLoop) run(rc syscall.RawConn) {
+	events := make([]unix.EpollEvent, 128)
+	for {
+		var n int
+		var werr error
+		if len(l.more) > 0 {
+			n, werr = relayPoll(l.epfd, events)
+		} else {
+			err := rc.Read(func(fd uintptr) bool {
+				n, werr = relayPoll(int(fd), events)
+				return n > 0 || (werr != nil && werr != unix.EINTR)
+			})
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				time.Sleep(10 * time.Millisecond) // cannot happen: the set stays open
+			}
+		}
+		if werr != nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		for i := 0; i < n; i++ {
+			e := &events[i]
+			s := l.lookup(e.Fd)
+			if s == nil {
+				continue // a session that ended in this batch
+			}
+			end := &s.client
+			if int(e.Fd) == s.upstream.fd {
+				end = &s.upstream
+			}
+			if e.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				end.readable = true
+			}
+			if e.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+				end.writable = true
+			}
+			l.turn(s)
+		}
+		if len(l.more) > 0 {
+			more := l.more
+			l.more = nil
+			for _, s := range more {
+				s.queued = false
+				l.turn(s)
+			}
+		}
+		l.expire()
+	}
+}
+
+// turn moves what can be moved of s now, and ends it when both
+// directions are done or it failed.
+func (l *relayLoop) turn(s *relaySession) {
+	if s.closed {
+		return
+	}
+	if !s.timed && (s.connecting || s.idle > 0) {
+		// The heap is the loop's: a session enters it on its first turn.
+		s.timed = true
+		l.idle.add(s, s.deadline())
+	}
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if err == nil && s.connecting && (s.upstream.writable || s.upstream.readable) {
+		// The connect has ended, one way or the other.
+		v, gerr := unix.GetsockoptInt(s.upstream.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+		switch {
+		case gerr != nil:
+			err = &connectError{os.NewSyscallError("getsockopt", gerr)}
+		case v != 0:
+			err = &connectError{os.NewSyscallError("connect", unix.Errno(v))}
+		default:
+			s.connecting = false
+			s.upstream.readable, s.upstream.writable = true, true
+			if s.timed && s.idle == 0 {
+				l.idle.remove(s)
+				s.timed = false
+			}
+		}
+	}
+	if err == nil {
+		for i := range s.dirs {
+			if err = l.pump(s, &s.dirs[i]); err != nil {
+				break
+			}
+		}
+	}
+	if err != nil || (s.dirs[0].done && s.dirs[1].done) {
+		l.finish(s, err)
+	}
+}
+
+// pump moves one direction until it must wait, has moved relayBurst
+// bytes (the session is then queued for another turn), or fails.
+func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
+	moved := 0
+	for !d.done {
+		// What is waiting for dst first.
+		if d.piped > 0 {
+			if !d.dst.writable {
+				return nil
+			}
+			k, err := spliceRaw(d.pipe[0], d.dst.fd, d.piped)
+			if err == unix.EAGAIN {
+				d.dst.writable = false
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			d.piped -= k
+			continue
+		}
+		if d.off < len(d.pending) {
+			if !d.dst.writable {
+				return nil
+			}
+			if d.preamble > 0 {
+				// The PROXY header and the client's first bytes, when they
+				// are there already, go out in one write (one segment for
+				// the backend to read); a client that waits for the
+				// backend to speak first gets the header alone at once.
+				d.preamble = 0
+				if d.src.readable && !d.eof && len(d.pending) < len(l.buf) {
+					pre := copy(l.buf, d.pending)
+					k, err := readRelay(d.src.fd, l.buf[pre:])
+					switch {
+					case err == unix.EAGAIN:
+						d.src.readable = false
+					case err != nil:
+						return err
+					case k == 0:
+						d.eof = true
+					default:
+						*d.n += int64(k)
+						moved += k
+						if s.idle > 0 {
+							s.last = time.Now()
+						}
+						w, err := writeRelay(d.dst.fd, l.buf[:pre+k])
+						if err == unix.EAGAIN {
+							d.dst.writable, w, err = false, 0, nil
+						}
+						if err != nil {
+							return err
+						}
+						d.pending, d.off = nil, 0
+						if w < pre+k {
+							d.pending = append(make([]byte, 0, pre+k-w), l.buf[w:pre+k]...)
+						}
+						continue
+					}
+				}
+			}
+			k, err := writeRelay(d.dst.fd, d.pending[d.off:])
+			if err == unix.EAGAIN {
+				d.dst.writable = false
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			d.off += k
+			if d.off == len(d.pending) {
+				d.pending, d.off = nil, 0
+			}
+			continue
+		}
+		if d.eof {
+			d.done = true
+			d.closePipe()
+			if s.dirs[0].done && s.dirs[1].done {
+				// Both ends are closed next, which sends the FIN (each
+				// socket's input has been read to its end).
+				return nil
+			}
+			if err := unix.Shutdown(d.dst.fd, unix.SHUT_WR); err != nil && err != unix.ENOTCONN {
+				return os.NewSyscallError("shutdown", err)
+			}
+			return nil
+		}
+		if !d.src.readable {
+			return nil
+		}
+		if moved >= relayBurst {
+			if !s.queued {
+				s.queued = true
+				l.more = append(l.more, s)
+			}
+			return nil
+		}
+		if d.splicing {
+			// The pipe is empty here: EAGAIN means src has nothing.
+			k, err := spliceRaw(d.src.fd, d.pipe[1], 1<<20)
+			if err == unix.EAGAIN {
+				d.src.readable = false
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			if k == 0 {
+				d.eof = true
+				continue
+			}
+			*d.n += int64(k)
+			moved += k
+			if s.idle > 0 {
+				s.last = time.Now()
+			}
+			d.piped = k
+			continue
+		}
+		k, err := readRelay(d.src.fd, l.buf)
+		if err == unix.EAGAIN {
+			d.src.readable = false
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if k == 0 {
+			d.eof = true
+			continue
+		}
+		*d.n += int64(k)
+		moved += k
+		if s.idle > 0 {
+			s.last = time.Now()
+		}
+		w := 0
+		if d.dst.writable {
+			w, err = writeRelay(d.dst.fd, l.buf[:k])
+			if err == unix.EAGAIN {
+				d.dst.writable, w, err = false, 0, nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		if w < k {
+			d.pending = append(make([]byte, 0, k-w), l.buf[w:k]...)
+		}
+		if *d.n >= spliceAfter && !d.splicing {
+			d.openPipe()
+		}
+	}
+	return nil
+}
+
+func (d *relayDir) openPipe() {
+	var p [2]int
+	if unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK) != nil {
+		return // no pipe to be had: go on copying
+	}
+	unix.FcntlInt(uintptr(p[1]), unix.F_SETPIPE_SZ, 1<<20)
+	d.pipe, d.splicing = p, true
+}
+
+func (d *relayDir) closePipe() {
+	if d.splicing {
+		unix.Close(d.pipe[0])
+		unix.Close(d.pipe[1])
+		d.splicing = false
+	}
+}
+
+// finish takes the session out of its set, closes its sockets and
+// reports.
+func (l *relayLoop) finish(s *relaySession, err error) {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.mu.Lock()
+	if s.err != nil {
+		err = s.err // the context's reason comes first
+	}
+	s.closed = true
+	s.mu.Unlock()
+	l.mu.Lock()
+	delete(l.byFD, int32(s.client.fd))
+	delete(l.byFD, int32(s.upstream.fd))
+	l.mu.Unlock()
+	for i := range s.dirs {
+		s.dirs[i].closePipe()
+		s.dirs[i].pending = nil
+	}
+	// Closing a socket takes it out of the set (nothing else holds its
+	// file): no EPOLL_CTL_DEL. An event for it already fetched in this
+	// batch finds no session, or at worst a new one on a reused number,
+	// which it only makes try a read or write that says EAGAIN.
+	s.closers()
+	if s.timed {
+		l.idle.remove(s)
+	}
+	var ce *connectError
+	switch {
+	case err == nil:
+	case errors.As(err, &ce):
+		err = fmt.Errorf("spawn: redirect: connect %s: %w", s.target, ce.err)
+	case errors.Is(err, ErrIdleTimeout):
+	default:
+		err = fmt.Errorf("spawn: redirect: %w", err)
+	}
+	s.done(s.in, s.out, err)
+}
+
+// deadline is when the session must next be looked at by the clock: the
+// connect deadline while connecting, else the end of the idle timeout.
+func (s *relaySession) deadline() time.Time {
+	if s.connecting {
+		return s.connDeadline
+	}
+	if s.idle > 0 {
+		return s.last.Add(s.idle)
+	}
+	return time.Time{}
+}
+
+// abort ends a session from outside its set's goroutine (a cancelled
+// context): the sockets are shut down, which the goroutine sees.
+func (s *relaySession) abort(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.err != nil {
+		return
+	}
+	s.err = err
+	unix.Shutdown(s.client.fd, unix.SHUT_RDWR)
+	unix.Shutdown(s.upstream.fd, unix.SHUT_RDWR)
+}
+
+// Idle timeouts: a heap of sessions by the time they would expire if no
+// byte moved; the set's epoll file gets the earliest as its deadline.
+
+type idleItem struct {
+	s  *relaySession
+	at time.Time
+}
+
+type idleHeap struct {
+	items []idleItem
+	index map[*relaySession]int
+}
+
+func (h *idleHeap) Len() int           { return len(h.items) }
+func (h *idleHeap) Less(i, j int) bool { return h.items[i].at.Before(h.items[j].at) }
+func (h *idleHeap) Swap(i, j int) {
+	h.items[i], h.items[j] = h.items[j], h.items[i]
+	h.index[h.items[i].s], h.index[h.items[j].s] = i, j
+}
+func (h *idleHeap) Push(x any) {
+	it := x.(idleItem)
+	h.index[it.s] = len(h.items)
+	h.items = append(h.items, it)
+}
+func (h *idleHeap) Pop() any {
+	it := h.items[len(h.items)-1]
+	h.items = h.items[:len(h.items)-1]
+	delete(h.index, it.s)
+	return it
+}
+
+func (h *idleHeap) add(s *relaySession, at time.Time) {
+	if h.index == nil {
+		h.index = map[*relaySession]int{}
+	}
+	heap.Push(h, idleItem{s, at})
+}
+
+func (h *idleHeap) remove(s *relaySession) {
+	if i, ok := h.index[s]; ok {
+		heap.Remove(h, i)
+	}
+}
+
+// expire ends the sessions idle for their timeout and sets the set's
+// deadline to the next expiry.
+func (l *relayLoop) expire() {
+	now := time.Now()
+	for l.idle.Len() > 0 {
+		top := l.idle.items[0]
+		if top.at.After(now) {
+			break
+		}
+		s := top.s
+		at := s.deadline()
+		if at.IsZero() {
+			heap.Pop(&l.idle) // connected, and no idle timeout
+			s.timed = false
+			continue
+		}
+		if at.After(now) {
+			l.idle.items[0].at = at
+			heap.Fix(&l.idle, 0)
+			continue
+		}
+		heap.Pop(&l.idle)
+		s.timed = false
+		if s.connecting {
+			l.finish(s, &connectError{os.ErrDeadlineExceeded})
+		} else {
+			l.finish(s, ErrIdleTimeout)
+		}
+	}
+	var next time.Time
+	if l.idle.Len() > 0 {
+		next = l.idle.items[0].at
+	}
+	if !next.Equal(l.limit) {
+		l.limit = next
+		l.file.SetReadDeadline(next)
+	}
+}
+
+// The set's system calls never block (every descriptor in it is
+// non-blocking), so they are made raw: no scheduler hand-off for each.
+
+func relayPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
+}
+
+func readRelay(fd int, p []byte) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
+
+func writeRelay(fd int, p []byte) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
+
+func spliceRaw(from, to, n int) (int, error) {
+	for {
+		r, _, e := unix.RawSyscall6(unix.SYS_SPLICE, uintptr(from), 0, uintptr(to), 0, uintptr(n),
+			unix.SPLICE_F_MOVE|unix.SPLICE_F_NONBLOCK)
+		if e == unix.EINTR {
+			continue
+		}
+		if e != 0 {
+			return 0, e
+		}
+		return int(r), nil
+	}
+}
