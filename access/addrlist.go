@@ -252,8 +252,10 @@ func SpecificityConflicts(s *service.Service) []string {
 			if how == "" {
 				continue
 			}
-			out = append(out, fmt.Sprintf("service %s: only_from %s (%s) is more specific than no_access %s (%s): %s",
-				s.ID, o.Text, o.Src, n.Text, n.Src, how))
+			// No "service X:" here: the diagnostic that carries the
+			// line names its service itself.
+			out = append(out, fmt.Sprintf("only_from %s (%s) is more specific than no_access %s (%s): %s",
+				o.Text, o.Src, n.Text, n.Src, how))
 		}
 	}
 	return out

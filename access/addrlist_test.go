@@ -210,6 +210,12 @@ func TestSpecificityConflicts(t *testing.T) {
 	if len(got) != len(wantSubs) {
 		t.Fatalf("got %d lines, want %d:\n%s", len(got), len(wantSubs), strings.Join(got, "\n"))
 	}
+	for _, g := range got {
+		// The diagnostic carrying the line names the service already.
+		if strings.Contains(g, "service ") {
+			t.Errorf("line names its service itself (it would read \"service sc: service sc:\"): %s", g)
+		}
+	}
 	for _, w := range wantSubs {
 		found := false
 		for _, g := range got {

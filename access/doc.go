@@ -24,6 +24,8 @@
 // average, and name lookups through the injectable Resolver. The clock is
 // the caller's (Request.Now), so every time-dependent rule is testable.
 //
-// docs/access.md describes every check, the reason words and codes, the
-// bounds on state and the differences from xinetd 2.3.15.
+// docs/access.md describes every check, the reason words and codes and the
+// bounds on state for users; docs/design.md ("The access engine") how this
+// package implements them; the differences from xinetd 2.3.15 are rows of
+// the table in docs/migration.md.
 package access

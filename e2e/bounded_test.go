@@ -491,6 +491,11 @@ service ` + name + `
 	for _, id := range []string{"raw-redirect", "conn-redirect"} {
 		d.waitSvcLog(`EXIT: `+id+` `, 5*time.Second)
 	}
+	// The timeout is configured behaviour, not an error: idle sessions
+	// are what an attacker makes, and each must not cost a log line.
+	if l := d.daemonLog(); strings.Contains(l, "idle timeout") {
+		t.Errorf("an idle_timeout ending a session was logged as an error:\n%s", l)
+	}
 }
 
 // TestIdentOnRefusalBounded: refused connections make at most one ident

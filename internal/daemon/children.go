@@ -388,8 +388,10 @@ func (d *Daemon) reap(ch *child) {
 // terminateServers ends the servers of a service that is removed or
 // whose socket changes: SIGTERM, a grace period, then SIGKILL, on a
 // goroutine of their own (the caller may hold locks). The EXIT records
-// come from the reaper, with the real status.
+// come from the reaper, with the real status. The service's in-process
+// sessions end too: xinetd's redirect sessions are children it kills.
 func (d *Daemon) terminateServers(r *svcRun) {
+	r.endSessions()
 	if victims := d.kids.of(r); len(victims) > 0 {
 		go d.terminate(victims)
 	}

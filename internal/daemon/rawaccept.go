@@ -106,7 +106,7 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, 
 			return
 		}
 		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
-			spawn.ProxyFDAsync(d.ctx, fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
+			spawn.ProxyFDAsync(r.sessions(), fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 		return
 	}

@@ -45,6 +45,62 @@ type svcRun struct {
 	forkWait     atomic.Bool                    // a wait=yes loop waits to retry a failed fork
 	gate         atomic.Pointer[acceptGate]     // inetd.conf child limit: accepts queue at it (queue.go)
 	tmpl         atomic.Pointer[spawn.Template] // the current service's server, prepared
+	// scope is what the service's in-process sessions (builtins,
+	// redirects) run under: ended with the service's servers, when a
+	// reload removes the service or moves its socket. nil: the daemon's.
+	scope atomic.Pointer[sessionScope]
+}
+
+// endedScope is the scope of a removed service: already over.
+var endedScope = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// sessionScope is one generation of a service's in-process sessions.
+type sessionScope struct {
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// sessions is the context a new builtin or redirect session of the
+// service runs under: cancelled by endSessions, and by the daemon's own
+// end (its context is the parent).
+func (r *svcRun) sessions() context.Context {
+	if sc := r.scope.Load(); sc != nil {
+		return sc.ctx
+	}
+	if r.removed.Load() {
+		// A request accepted just before its service was removed.
+		return endedScope
+	}
+	if sc := r.newScope(); sc != nil {
+		return sc.ctx
+	}
+	return r.d.ctx
+}
+
+func (r *svcRun) newScope() *sessionScope {
+	if r.d == nil || r.d.ctx == nil {
+		return nil
+	}
+	ctx, cancel := context.WithCancel(r.d.ctx)
+	sc := &sessionScope{ctx, cancel}
+	if r.scope.CompareAndSwap(nil, sc) {
+		return sc
+	}
+	cancel()
+	return r.scope.Load()
+}
+
+// endSessions ends the sessions running now, as xinetd's SIGKILL ends a
+// removed redirect's children; sessions started later (the service is
+// kept on a new socket) get a new scope.
+func (r *svcRun) endSessions() {
+	if sc := r.scope.Swap(nil); sc != nil {
+		sc.cancel()
+	}
 }
 
 // template returns the prepared server of svc, making it on first use
@@ -468,7 +524,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 		d.started(logging.Record{Event: logging.EventStart, Service: svc, Remote: remote, Local: local, Proxy: proxyOf(c)}, after)
 		r.cnt.served.Add(1)
 		if ok {
-			if err := fn(d.ctx, c, svc, d.benv); err != nil && !isBenign(err) {
+			if err := fn(r.sessions(), c, svc, d.benv); err != nil && !isBenign(err) {
 				d.log.Logf(logging.LevelDebug, "builtin", "service %s: %v", svc.ID, err)
 			}
 		}
@@ -479,7 +535,7 @@ func (d *Daemon) dispatch(r *svcRun, svc *service.Service, c net.Conn, remote, l
 		}
 	case svc.IsRedirect():
 		d.redirect(r, svc, remote, local, proxyOf(c), lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
-			spawn.ProxyAsync(d.ctx, c, svc.Redirect.Host, svc.Redirect.Port, o, done)
+			spawn.ProxyAsync(r.sessions(), c, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		}, after...)
 	default:
 		peer := peerCred(c)
@@ -540,6 +596,10 @@ func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via ne
 				d.record(logging.Record{Event: logging.EventFail, Service: svc, Remote: remote, Local: local,
 					Reason: access.ReasonDescriptors.String(), ReasonCode: access.ReasonDescriptors.Code(), Proxy: via})
 			}
+		case errors.Is(err, spawn.ErrIdleTimeout):
+			// The configured idle_timeout did its job: the EXIT record
+			// says the session ended, and idle sessions are what an
+			// attacker would make to fill the log.
 		case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
 			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
 		}

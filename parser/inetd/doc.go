@@ -40,7 +40,7 @@
 //
 // A bad line rejects that line only; every problem is reported as a
 // service.Diag with file:line:col and a stable code (listed in
-// docs/inetd.md). Nothing here panics on hostile input.
+// docs/config.md). Nothing here panics on hostile input.
 //
 // Dependencies: internal/service (the model), internal/sysdb (services,
 // protocols, rpc, passwd and group lookups), participle/v2 and the

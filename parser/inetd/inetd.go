@@ -97,7 +97,8 @@ var dialects = map[string]*dialect{
 }
 
 // Diagnostic codes. They are stable: scripts and tests match on them, and
-// docs/inetd.md lists each with its meaning.
+// docs/config.md ("inetd.conf" under Diagnostics) lists each with its
+// meaning; TestEveryCodeDocumented fails for one it does not list.
 const (
 	CodeFile         = "E-FILE"          // the file cannot be read
 	CodeFilePerm     = "E-FILE-PERM"     // the file is writable by someone other than root
