@@ -1,4 +1,11 @@
-//go:build linux && cgo
+//go:build linux && cgo && !asan && !msan && (amd64 || arm64)
+
+// The clone path is left out of sanitizer builds (go build -asan or
+// -msan): their runtime would instrument the child, and instrumented
+// code calls into that runtime, which the child must never do (see
+// "Rules for the child" below). Such builds, and every other
+// architecture, start servers the way CGO_ENABLED=0 builds do
+// (clone_other.go).
 
 package spawn
 
@@ -13,10 +20,51 @@ package spawn
 #include <sys/syscall.h>
 #include <unistd.h>
 
-// gx_sys makes a system call without touching errno: the child runs
-// beside the daemon's thread and shares its thread pointer, so libc's
-// errno there is the daemon thread's, in use.
-static inline long gx_sys(long n, long a, long b, long c, long d) {
+// Rules for the child (gx_child and everything it uses).
+//
+// The child shares the daemon's memory and, through the thread pointer,
+// the TLS of the daemon thread that cloned it, while that thread and all
+// the others go on running. So the child may make only inline, raw
+// system calls: no libc function (which may take a lock, allocate, set
+// the daemon thread's errno, or in glibc's setuid signal every thread
+// of the daemon), no call the compiler emits on its own (memset for a
+// large initialiser, a sanitizer's or profiler's hook), no static data
+// written. Three guards hold this:
+//
+//  * every helper of the child is GX_INLINE (always_inline), and
+//    TestCloneChildMakesNoCalls disassembles gx_child in the test binary
+//    and fails on any call instruction, whatever the compiler emitted;
+//  * sanitizer builds are refused here (and excluded by the Go build
+//    tags: -asan, -msan);
+//  * the clone itself is gx_clone below, a raw system call: glibc's
+//    clone() wrapper runs code of its own in the child (before 2.25 it
+//    wrote the pid cache in the daemon thread's TLS), which is libc code
+//    in the child however old or new the libc is.
+//
+// The libc functions the child must never call are poisoned after the
+// child's code, so using one by mistake in a new step fails the build.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__) || defined(__SANITIZE_HWADDRESS__)
+#error "spawn: the clone child cannot run under a sanitizer; build with go build -asan/-msan (which leaves the clone path out) or CGO_ENABLED=0"
+#endif
+#if defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(memory_sanitizer) || __has_feature(thread_sanitizer) || __has_feature(hwaddress_sanitizer) || __has_feature(dataflow_sanitizer)
+#error "spawn: the clone child cannot run under a sanitizer; build with go build -asan/-msan (which leaves the clone path out) or CGO_ENABLED=0"
+#endif
+#endif
+
+#define GX_INLINE static inline __attribute__((always_inline, no_instrument_function))
+
+// Old C libraries' headers may lack these; the numbers are the same on
+// amd64 and arm64.
+#ifndef SYS_close_range
+#define SYS_close_range 436
+#endif
+#ifndef CLONE_PIDFD
+#define CLONE_PIDFD 0x00001000
+#endif
+
+// gx_sys makes a system call without touching errno.
+GX_INLINE long gx_sys(long n, long a, long b, long c, long d) {
 #if defined(__x86_64__)
 	long r;
 	register long r10 __asm__("r10") = d;
@@ -31,16 +79,96 @@ static inline long gx_sys(long n, long a, long b, long c, long d) {
 	__asm__ volatile("svc 0" : "+r"(x0) : "r"(x8), "r"(x1), "r"(x2), "r"(x3) : "memory");
 	return x0;
 #else
-#error "spawn: the clone path knows system calls on amd64 and arm64 only; build with CGO_ENABLED=0"
+#error "spawn: the clone path knows system calls on amd64 and arm64 only"
 #endif
 }
 
+// gx_clone(fn, stack_top, flags, arg, pidfd) is clone(2) made raw: in
+// the child it calls fn(arg) on the new stack and exits with its result
+// (SYS_exit: this one task); in the parent it returns the child's pid or
+// -errno. With CLONE_PIDFD the kernel stores the pidfd in *pidfd.
+long gx_clone(int (*fn)(void *), void *stack, unsigned long flags, void *arg, int *pidfd)
+	__attribute__((visibility("hidden")));
+#if defined(__x86_64__)
+__asm__(
+	".text\n"
+	".p2align 4\n"
+	".globl gx_clone\n"
+	".hidden gx_clone\n"
+	".type gx_clone,@function\n"
+	"gx_clone:\n"
+	// fn and arg go on the child's stack, which must end 16-aligned.
+	"	andq $-16, %rsi\n"
+	"	subq $16, %rsi\n"
+	"	movq %rdi, 0(%rsi)\n"
+	"	movq %rcx, 8(%rsi)\n"
+	// clone(flags, newsp, parent_tid = pidfd, child_tid = 0, tls = 0)
+	"	movq %rdx, %rdi\n"
+	"	movq %r8, %rdx\n"
+	"	xorl %r10d, %r10d\n"
+	"	xorl %r8d, %r8d\n"
+	"	movl $56, %eax\n"
+	"	syscall\n"
+	"	testq %rax, %rax\n"
+	"	jz 1f\n"
+	"	ret\n"
+	"1:	xorl %ebp, %ebp\n"
+	"	popq %rax\n"
+	"	popq %rdi\n"
+	"	call *%rax\n"
+	"	movl %eax, %edi\n"
+	"	movl $60, %eax\n"
+	"	syscall\n"
+	"	hlt\n"
+	".size gx_clone, .-gx_clone\n"
+);
+#elif defined(__aarch64__)
+__asm__(
+	".text\n"
+	".p2align 2\n"
+	".globl gx_clone\n"
+	".hidden gx_clone\n"
+	".type gx_clone,%function\n"
+	"gx_clone:\n"
+	"	and x1, x1, #-16\n"
+	"	stp x0, x3, [x1, #-16]!\n"
+	// clone(flags, newsp, parent_tid = pidfd, tls/child_tid = 0)
+	"	mov x0, x2\n"
+	"	mov x2, x4\n"
+	"	mov x3, xzr\n"
+	"	mov x4, xzr\n"
+	"	mov x8, #220\n"
+	"	svc #0\n"
+	"	cbz x0, 1f\n"
+	"	ret\n"
+	"1:	mov x29, xzr\n"
+	"	mov x30, xzr\n"
+	"	ldp x1, x0, [sp], #16\n"
+	"	blr x1\n"
+	"	mov x8, #93\n"
+	"	svc #0\n"
+	"	brk #0\n"
+	".size gx_clone, .-gx_clone\n"
+);
+#endif
+
+// The steps of the child, in order; a failed step is reported as one of
+// these with its errno (cloneError names it).
 enum {
-	GX_NICE = 1, GX_RLIMIT, GX_SETSID, GX_SETGROUPS, GX_SETGID, GX_SETUID,
+	GX_CLOSE = 1, GX_SIGNALS, GX_SETSID, GX_NICE, GX_RLIMIT, GX_SETGROUPS, GX_SETGID, GX_SETUID,
 	GX_CHDIR, GX_DUP, GX_EXEC
 };
 
-struct gx_rlim { long resource; unsigned long long value; };
+// Test switches (gx_req.test): stop before execve; pretend close_range
+// does not exist; and /proc too; keep every descriptor (what the child
+// did before it closed them first).
+enum { GX_TEST_STOP = 1, GX_TEST_NO_CLOSE_RANGE = 2, GX_TEST_NO_PROC = 4, GX_TEST_KEEP_FDS = 8 };
+
+// GX_RLIM_HARD as a limit's value: the hard limit the child inherited
+// (the daemon's own, as it is at this start).
+#define GX_RLIM_HARD (~0ULL - 1)
+
+struct gx_rlim { long resource; unsigned long long value; int best_effort; };
 
 // gx_req is everything the child reads, in memory the Go collector never
 // moves or frees while the child runs, and the child's report.
@@ -49,7 +177,8 @@ struct gx_req {
 	char *const *argv;
 	char *const *envp;
 	const char *dir;
-	int fd;
+	int fd;         // the connection, to become 0, 1 and 2
+	int status_fd;  // the write end of this child's status pipe
 	int has_cred;
 	unsigned int uid, gid;
 	int ngroups;
@@ -58,139 +187,290 @@ struct gx_req {
 	int has_nice;
 	int nice;
 	int nrlim;
-	const struct gx_rlim *rlim;
+	struct gx_rlim *rlim;  // GX_RLIM_HARD entries are resolved in place
+	int test;
 	int err, step, arg;
 	void *stack;
+	int pidfd;
 };
 
 // The kernel's rlimit64, used through prlimit64 so that 64-bit limits
 // never pass through a libc conversion.
 struct gx_rlimit64 { unsigned long long cur, max; };
 
-// gx_child runs in the new process, which shares the daemon's memory
-// until execve (while the daemon's threads go on running), on its own
-// stack, with every signal blocked. It makes
-// only raw system calls: nothing that takes a lock, allocates, or acts
-// on the daemon's other threads (glibc's setuid would signal them all).
-static int gx_child(void *p) {
-	struct gx_req *r = p;
-	int step = 0, arg = 0, s;
-	long fd, rc;
-	// Zeroed memory is SIG_DFL with no flags and an empty mask in the
-	// kernel's struct sigaction. Every handler the daemon installed must
-	// go before a signal can be unblocked here: it would run the daemon's
-	// handler on the daemon's memory.
+struct gx_dirent64 {
+	unsigned long long ino;
+	long long off;
+	unsigned short reclen;
+	unsigned char type;
+	char name[];
+};
+
+// gx_close_loop closes every descriptor below the hard RLIMIT_NOFILE
+// but keep1 and keep2: the last resort, one system call per slot.
+GX_INLINE long gx_close_loop(unsigned int keep1, unsigned int keep2) {
+	struct gx_rlimit64 lim;
+	long rc = gx_sys(SYS_prlimit64, 0, RLIMIT_NOFILE, 0, (long)&lim);
+	if (rc < 0)
+		return rc;
+	for (unsigned long long fd = 0; fd < lim.max; fd++)
+		if (fd != keep1 && fd != keep2)
+			gx_sys(SYS_close, (long)fd, 0, 0, 0);
+	return 0;
+}
+
+// gx_close_walk closes what /proc/self/fd lists, but keep1 and keep2:
+// for kernels before 5.9, which have no close_range.
+GX_INLINE long gx_close_walk(unsigned int keep1, unsigned int keep2, int test) {
+	static const char path[] = "/proc/self/fd";
+	long dir = -ENOENT;
+	if (!(test & GX_TEST_NO_PROC))
+		dir = gx_sys(SYS_openat, AT_FDCWD, (long)path, O_RDONLY | O_DIRECTORY | O_CLOEXEC, 0);
+	if (dir < 0)
+		return gx_close_loop(keep1, keep2);
+	char buf[1024] __attribute__((aligned(8)));
+	for (;;) {
+		long n = gx_sys(SYS_getdents64, dir, (long)buf, sizeof buf, 0);
+		if (n <= 0) {
+			gx_sys(SYS_close, dir, 0, 0, 0);
+			return n;
+		}
+		// The directory lists by descriptor number, so closing the
+		// entries already read moves nothing.
+		for (long off = 0; off < n;) {
+			struct gx_dirent64 *e = (struct gx_dirent64 *)(buf + off);
+			off += e->reclen;
+			long fd = 0;
+			const char *c = e->name;
+			if (*c < '0' || *c > '9')
+				continue;
+			for (; *c >= '0' && *c <= '9'; c++)
+				fd = fd * 10 + (*c - '0');
+			if (fd != keep1 && fd != keep2 && fd != dir)
+				gx_sys(SYS_close, fd, 0, 0, 0);
+		}
+	}
+}
+
+// gx_close_others closes every descriptor of the child but keep1 and
+// keep2, which differ. The child starts with a copy of the daemon's whole
+// table, including the status pipes of other starts under way: holding
+// one of those would make that start wait for this child.
+GX_INLINE long gx_close_others(unsigned int keep1, unsigned int keep2, int test) {
+	unsigned int lo = keep1 < keep2 ? keep1 : keep2, hi = keep1 < keep2 ? keep2 : keep1;
+	long rc = -ENOSYS;
+	if (!(test & GX_TEST_NO_CLOSE_RANGE)) {
+		rc = 0;
+		if (lo > 0)
+			rc = gx_sys(SYS_close_range, 0, lo - 1, 0, 0);
+		if (rc == 0 && hi > lo + 1)
+			rc = gx_sys(SYS_close_range, lo + 1, hi - 1, 0, 0);
+		if (rc == 0)
+			rc = gx_sys(SYS_close_range, hi + 1, ~0U, 0, 0);
+	}
+	if (rc == -ENOSYS)
+		rc = gx_close_walk(keep1, keep2, test);
+	return rc;
+}
+
+// gx_default_signals gives every signal its default disposition.
+// Zeroed memory is SIG_DFL with no flags and an empty mask in the
+// kernel's struct sigaction. Every handler the daemon installed must go
+// before a signal can be unblocked here: it would run the daemon's
+// handler on the daemon's memory.
+GX_INLINE long gx_default_signals(void) {
 	unsigned long dfl[4] = {0, 0, 0, 0};
-	for (s = 1; s <= 64; s++)
+	for (int s = 1; s <= 64; s++)
 		if (s != SIGKILL && s != SIGSTOP)
 			gx_sys(SYS_rt_sigaction, s, (long)dfl, 0, 8);
+	return 0;
+}
 
-	step = GX_SETSID;
-	if ((rc = gx_sys(SYS_setsid, 0, 0, 0, 0)) < 0)
-		goto fail;
-	if (r->has_nice) {
-		// The raw getpriority value is 20 - nice; before any privilege
-		// is dropped, so that a negative nice works.
-		step = GX_NICE;
-		long cur = gx_sys(SYS_getpriority, PRIO_PROCESS, 0, 0, 0);
-		if ((rc = cur) < 0)
-			goto fail;
-		long n = 20 - cur + r->nice;
-		if (n < -20) n = -20;
-		if (n > 19) n = 19;
-		if ((rc = gx_sys(SYS_setpriority, PRIO_PROCESS, 0, n, 0)) < 0)
-			goto fail;
+// gx_nice applies nice relative to the inherited value, before any
+// privilege is dropped, so that a negative nice works. The raw
+// getpriority value is 20 - nice.
+GX_INLINE long gx_nice(int nice) {
+	long cur = gx_sys(SYS_getpriority, PRIO_PROCESS, 0, 0, 0);
+	if (cur < 0)
+		return cur;
+	long n = 20 - cur + nice;
+	if (n < -20) n = -20;
+	if (n > 19) n = 19;
+	return gx_sys(SYS_setpriority, PRIO_PROCESS, 0, n, 0);
+}
+
+// gx_raise_limits sets the limits that raise a hard limit, which needs
+// privilege, and resolves GX_RLIM_HARD to the inherited hard limit. A
+// best-effort limit that may not be raised that far becomes the
+// inherited hard limit.
+GX_INLINE long gx_raise_limits(struct gx_req *r, int *arg) {
+	long rc;
+	for (*arg = 0; *arg < r->nrlim; (*arg)++) {
+		struct gx_rlim *l = &r->rlim[*arg];
+		struct gx_rlimit64 cur;
+		if ((rc = gx_sys(SYS_prlimit64, 0, l->resource, 0, (long)&cur)) < 0)
+			return rc;
+		if (l->value == GX_RLIM_HARD)
+			l->value = cur.max;
+		struct gx_rlimit64 want = {l->value, l->value};
+		if (want.max <= cur.max)
+			continue;
+		rc = gx_sys(SYS_prlimit64, 0, l->resource, (long)&want, 0);
+		if (rc == -EPERM && l->best_effort)
+			l->value = cur.max;
+		else if (rc < 0)
+			return rc;
 	}
-	// Raising a hard limit needs privilege: those now, the rest last.
-	step = GX_RLIMIT;
-	for (arg = 0; arg < r->nrlim; arg++) {
-		struct gx_rlimit64 cur, want = {r->rlim[arg].value, r->rlim[arg].value};
-		if ((rc = gx_sys(SYS_prlimit64, 0, r->rlim[arg].resource, 0, (long)&cur)) < 0)
-			goto fail;
-		if (want.max > cur.max && (rc = gx_sys(SYS_prlimit64, 0, r->rlim[arg].resource, (long)&want, 0)) < 0)
-			goto fail;
+	*arg = 0;
+	return 0;
+}
+
+// gx_set_limits sets every limit, soft = hard, last so that nothing
+// before it runs under a small limit.
+GX_INLINE long gx_set_limits(struct gx_req *r, int *arg) {
+	long rc;
+	for (*arg = 0; *arg < r->nrlim; (*arg)++) {
+		struct gx_rlimit64 want = {r->rlim[*arg].value, r->rlim[*arg].value};
+		if ((rc = gx_sys(SYS_prlimit64, 0, r->rlim[*arg].resource, (long)&want, 0)) < 0)
+			return rc;
 	}
-	arg = 0;
+	*arg = 0;
+	return 0;
+}
+
+// gx_credentials sets the groups, the gid and the uid, in that order,
+// for this process only (glibc's wrappers would change every thread of
+// the daemon).
+GX_INLINE long gx_credentials(struct gx_req *r, int *step) {
+	long rc;
+	*step = GX_SETGROUPS;
+	if ((rc = gx_sys(SYS_setgroups, r->ngroups, (long)r->groups, 0, 0)) < 0)
+		return rc;
+	*step = GX_SETGID;
+	if ((rc = gx_sys(SYS_setresgid, r->gid, r->gid, r->gid, 0)) < 0)
+		return rc;
+	*step = GX_SETUID;
+	return gx_sys(SYS_setresuid, r->uid, r->uid, r->uid, 0);
+}
+
+// gx_stdio puts the connection on 0, 1 and 2.
+GX_INLINE long gx_stdio(int conn) {
+	long fd = conn, rc;
+	if (fd < 3) {
+		// Move it out of the way of the dup3s first.
+		if ((fd = gx_sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3, 0)) < 0)
+			return fd;
+	}
+	for (int s = 0; s < 3; s++)
+		if ((rc = gx_sys(SYS_dup3, fd, s, 0, 0)) < 0)
+			return rc;
+	return 0;
+}
+
+// GX_STEP runs one step; a failure goes to the report with its errno.
+#define GX_STEP(s, call) do { step = (s); if ((rc = (call)) < 0) goto fail; } while (0)
+
+// gx_child runs in the new process, on its own stack, with every signal
+// blocked. The steps are in order; a new one (a namespace, a mount, a
+// chroot, no_new_privs, a seccomp filter) is one more GX_* value, one
+// GX_INLINE function returning 0 or -errno, one GX_STEP line where it
+// belongs between "descriptors closed" and "execve", and one case in
+// cloneError.
+static int gx_child(void *p) __attribute__((no_instrument_function));
+static int gx_child(void *p) {
+	struct gx_req *r = p;
+	int step = 0, arg = 0;
+	long rc = 0;
+
+	// First of all: until this step the child holds every descriptor
+	// of the daemon.
+	if (!(r->test & GX_TEST_KEEP_FDS))
+		GX_STEP(GX_CLOSE, gx_close_others(r->fd, r->status_fd, r->test));
+	GX_STEP(GX_SIGNALS, gx_default_signals());
+	GX_STEP(GX_SETSID, gx_sys(SYS_setsid, 0, 0, 0, 0));
+	if (r->has_nice)
+		GX_STEP(GX_NICE, gx_nice(r->nice));
+	GX_STEP(GX_RLIMIT, gx_raise_limits(r, &arg));
 	if (r->umask >= 0)
 		gx_sys(SYS_umask, r->umask & 0777, 0, 0, 0);
-	if (r->has_cred) {
-		step = GX_SETGROUPS;
-		if ((rc = gx_sys(SYS_setgroups, r->ngroups, (long)r->groups, 0, 0)) < 0)
-			goto fail;
-		step = GX_SETGID;
-		if ((rc = gx_sys(SYS_setresgid, r->gid, r->gid, r->gid, 0)) < 0)
-			goto fail;
-		step = GX_SETUID;
-		if ((rc = gx_sys(SYS_setresuid, r->uid, r->uid, r->uid, 0)) < 0)
-			goto fail;
-	}
-	step = GX_CHDIR;
-	if ((rc = gx_sys(SYS_chdir, (long)r->dir, 0, 0, 0)) < 0)
-		goto fail;
-	step = GX_RLIMIT;
-	for (arg = 0; arg < r->nrlim; arg++) {
-		struct gx_rlimit64 want = {r->rlim[arg].value, r->rlim[arg].value};
-		if ((rc = gx_sys(SYS_prlimit64, 0, r->rlim[arg].resource, (long)&want, 0)) < 0)
-			goto fail;
-	}
-	arg = 0;
-	step = GX_DUP;
-	fd = r->fd;
-	if (fd < 3) {
-		fd = gx_sys(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 3, 0);
-		if ((rc = fd) < 0)
-			goto fail;
-	}
-	for (s = 0; s < 3; s++)
-		if ((rc = gx_sys(SYS_dup3, fd, s, 0, 0)) < 0)
-			goto fail;
+	if (r->has_cred)
+		GX_STEP(GX_SETGROUPS, gx_credentials(r, &step));
+	GX_STEP(GX_CHDIR, gx_sys(SYS_chdir, (long)r->dir, 0, 0, 0));
+	GX_STEP(GX_RLIMIT, gx_set_limits(r, &arg));
+	GX_STEP(GX_DUP, gx_stdio(r->fd));
+	// Tests: stopped here by a process of the service's user, and kept
+	// stopped until killed (every signal still blocked, so a SIGHUP and
+	// SIGCONT that the kernel may send a stopped child of a session of
+	// its own cannot end or resume it).
+	while (r->test & GX_TEST_STOP)
+		gx_sys(SYS_kill, gx_sys(SYS_getpid, 0, 0, 0, 0), SIGSTOP, 0, 0);
 	unsigned long none = 0;
 	gx_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
+	// Reached execve: a child that is gone from here on either exec'd or
+	// failed it (and says so below), not died on the way.
 	step = GX_EXEC;
+	r->step = GX_EXEC;
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	rc = gx_sys(SYS_execve, (long)r->path, (long)r->argv, (long)r->envp, 0);
 fail:
 	r->err = (int)-rc;
 	r->step = step;
 	r->arg = arg;
-	// The write above must be in memory before the exit that the daemon
+	// The report must be in memory before the exit that the daemon
 	// waits for makes it look.
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	gx_sys(SYS_exit, 127, 0, 0, 0);
 	return 0;
 }
 
+// Nothing below runs in the child; nothing above may use these.
+#pragma GCC poison setuid setgid setgroups setresuid setresgid seteuid setegid initgroups
+#pragma GCC poison setsid setpriority nice setrlimit prlimit umask chdir dup dup2 dup3 execve execv execvp
+#pragma GCC poison close_range closefrom opendir readdir sigaction signal sigprocmask pthread_sigmask
+#pragma GCC poison mount umount2 chroot pivot_root unshare setns prctl
+
 // gx_spawn starts the child and returns its pid, or -errno when clone
 // failed. It returns at once: the child runs beside the daemon until its
 // execve (or exit) closes the status pipe; only then may the daemon free
-// r and r->stack, which the child uses until then.
-static int gx_spawn(struct gx_req *r) {
+// r and r->stack, which the child uses until then. r->pidfd is the
+// child's pidfd, non-blocking, or -1 on a kernel without CLONE_PIDFD
+// (which ignores the flag).
+static long gx_spawn(struct gx_req *r) {
 	const size_t size = 64 * 1024;
 	char *stack = malloc(size);
 	if (stack == NULL)
 		return -ENOMEM;
 	unsigned long all = ~0UL, old;
+	int pidfd = -1;
 	// Blocked on this thread, and so in the child from its first
 	// instruction until it has reset every handler.
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
-	int pid = clone(gx_child, stack + size, CLONE_VM | SIGCHLD, r);
-	int e = errno;
+	long pid = gx_clone(gx_child, stack + size, CLONE_VM | CLONE_PIDFD | SIGCHLD, r, &pidfd);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
 	if (pid < 0) {
 		free(stack);
-		return -e;
+		return pid;
 	}
 	r->stack = stack;
+	r->pidfd = pidfd;
+	// A pidfd has no other file status flag to keep: F_SETFL alone.
+	if (pidfd >= 0 && fcntl(pidfd, F_SETFL, O_NONBLOCK) < 0) {
+		close(pidfd);
+		r->pidfd = -1;
+	}
 	return pid;
 }
 */
 import "C"
 
 import (
+	"errors"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -199,60 +479,114 @@ import (
 // haveClone: this build can start servers with startClone.
 const haveClone = true
 
+// Test switches for the child (GX_TEST_*).
+const (
+	cloneTestStop         = C.GX_TEST_STOP
+	cloneTestNoCloseRange = C.GX_TEST_NO_CLOSE_RANGE
+	cloneTestNoProc       = C.GX_TEST_NO_PROC
+	cloneTestKeepFDs      = C.GX_TEST_KEEP_FDS
+)
+
+// cloneTest is or'ed into every request's test switches; tests only.
+var cloneTest int
+
 // startClone starts spec with a small C routine instead of Go's fork: a
 // clone(CLONE_VM) child on its own stack that does every step of the
-// Spec itself (nice, limits, umask, credentials, session, directory,
-// descriptors, signals) with raw system calls and then execs the server.
-// Go's own fork cannot run code between fork and exec, which is why the
-// exec helper exists; this needs no second execve. Unlike Go's fork and
-// posix_spawn (CLONE_VFORK), no thread of the daemon waits in the kernel
-// while the child gets ready: the clone returns at once, and the
-// goroutine waits in the runtime's poller for the child's execve (or
-// exit) to close the status pipe. A failed step comes back through the
-// memory the child shares with the daemon until then.
-func startClone(spec *Spec, stdio *os.File) (*os.Process, error) {
+// Spec itself (descriptors, signals, session, nice, limits, umask,
+// credentials, directory) with raw system calls and then execs the
+// server. Go's own fork cannot run code between fork and exec, which is
+// why the exec helper exists; this needs no second execve. Unlike Go's
+// fork and posix_spawn (CLONE_VFORK), no thread of the daemon waits in
+// the kernel while the child gets ready: the clone returns at once, and
+// the goroutine waits in the runtime's poller for the child's execve (or
+// exit) to close the status pipe, under the watchdog (execTimeout). A failed
+// step comes back through the memory the child shares with the daemon
+// until then.
+func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	if hasNUL(spec) {
 		// C strings end at the first NUL: refuse, as Go's fork does,
 		// rather than run the server with a truncated argument.
 		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: syscall.EINVAL}
 	}
-	// The status pipe: the child gets a copy of the write end, which its
-	// execve closes (close-on-exec), as does its exit after a failed step.
+	sl, err := acquireSlot(spec)
+	if err != nil {
+		return nil, err
+	}
+	// The status pipe: the child keeps its copy of the write end, which
+	// its execve closes (close-on-exec), as does its exit after a failed
+	// step; it closes every other descriptor first.
 	p, err := statusPipe()
 	if err != nil {
+		sl.release()
 		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: err}
 	}
 	status := os.NewFile(uintptr(p[0]), "exec status")
-	defer status.Close()
 	b := newCBlock(spec)
 	req := b.req
 	// Fd switches the descriptor to blocking mode, which servers expect
 	// of their standard input.
 	req.fd = C.int(stdio.Fd())
+	req.status_fd = C.int(p[1])
+	req.test = C.int(test | cloneTest)
+	if beforeFork != nil {
+		beforeFork(spec)
+	}
 	pid := int(C.gx_spawn(req))
 	unix.Close(p[1])
 	runtime.KeepAlive(stdio)
 	if pid < 0 {
+		status.Close()
 		C.free(b.base)
+		sl.release()
 		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: syscall.Errno(-pid)}
 	}
+	proc := newProcess(pid, int(req.pidfd), true)
+	if onStart != nil {
+		onStart(spec, pid)
+	}
 	// Wait in the runtime's poller, not in a blocked thread, until the
-	// child no longer uses the request and its stack.
-	waitEOF(status)
+	// child no longer uses the request and its stack. The watchdog kills
+	// a child that has not exec'd after execTimeout (its pipe then closes
+	// too), and wakes this wait if not even that ends it.
+	w := watch(proc, status, spec.testBound)
+	eof := waitEOF(status)
+	if killed := unwatch(w); killed || !eof {
+		free := func() {
+			// The child shares the request and its stack until it is
+			// gone, which its status pipe says.
+			_ = status.SetReadDeadline(time.Time{})
+			waitEOF(status)
+			status.Close()
+			C.free(req.stack)
+			C.free(b.base)
+			sl.release()
+			_, _ = proc.Wait()
+		}
+		if eof {
+			free()
+		} else {
+			// Not even SIGKILL ended it (uninterruptible sleep): leave
+			// the memory, the slot and the reap to a goroutine.
+			go free()
+		}
+		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{w.bound}}
+	}
+	status.Close()
 	C.free(req.stack)
 	defer C.free(b.base)
-	if req.err != 0 {
-		var ws unix.WaitStatus
-		for {
-			if _, err := unix.Wait4(pid, &ws, 0, nil); err != unix.EINTR {
-				break
-			}
-		}
-		return nil, cloneError(spec, int(req.step), int(req.arg), syscall.Errno(req.err))
+	sl.release()
+	switch {
+	case req.err != 0:
+		_, _ = proc.Wait()
+		return nil, cloneError(spec, req, syscall.Errno(req.err))
+	case req.step != C.GX_EXEC:
+		// Gone before its execve, with no step failed: killed by a
+		// signal (a process running as the service's user may send
+		// SIGKILL once the child has that user's ids).
+		ws, _ := proc.Wait()
+		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &preExecDeathError{ws}}
 	}
-	// The child is ours and unreaped, so its pid cannot have been reused:
-	// FindProcess's pidfd names exactly this server.
-	return os.FindProcess(pid)
+	return proc, nil
 }
 
 // statusPipe makes the status pipe, both ends above 2: a daemon started
@@ -279,25 +613,36 @@ func statusPipe() ([2]int, error) {
 	return p, nil
 }
 
-// waitEOF reads the status pipe until end of file. Nothing is ever
-// written to it; only the close of the child's copy matters.
-func waitEOF(f *os.File) {
+// waitEOF reads the status pipe until end of file and reports whether
+// it got there (false: a read deadline, the watchdog's, stopped it).
+// Nothing is ever written to the pipe; only the close of the child's
+// copy matters.
+func waitEOF(f *os.File) bool {
 	rc, err := f.SyscallConn()
 	if err == nil {
 		var buf [16]byte
+		eof := false
 		err = rc.Read(func(fd uintptr) bool {
 			n, err := unix.Read(int(fd), buf[:])
-			return n == 0 || (err != nil && err != unix.EAGAIN && err != unix.EINTR)
+			eof = n == 0 && err == nil
+			return eof || (err != nil && err != unix.EAGAIN && err != unix.EINTR)
 		})
+		if err == nil {
+			return eof
+		}
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return false
+		}
 	}
-	if err != nil {
-		// No poller: wait the blocking way.
-		var pfd [1]unix.PollFd
-		pfd[0] = unix.PollFd{Fd: int32(f.Fd()), Events: unix.POLLIN}
-		for {
-			if n, err := unix.Poll(pfd[:], -1); n > 0 || (err != nil && err != unix.EINTR) {
-				return
-			}
+	// No poller: wait the blocking way.
+	pfd := []unix.PollFd{{Fd: int32(f.Fd()), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(pfd, -1)
+		if n > 0 {
+			return true
+		}
+		if err != nil && err != unix.EINTR {
+			return false
 		}
 	}
 }
@@ -316,14 +661,19 @@ func hasNUL(spec *Spec) bool {
 	return false
 }
 
-func cloneError(spec *Spec, step, arg int, errno syscall.Errno) *StartError {
+func cloneError(spec *Spec, req *C.struct_gx_req, errno syscall.Errno) *StartError {
 	e := &StartError{Err: errno}
-	switch step {
+	switch req.step {
+	case C.GX_CLOSE:
+		e.Step = "close descriptors"
+	case C.GX_SIGNALS:
+		e.Step = "signals"
 	case C.GX_NICE:
 		e.Step, e.Arg = "nice", strconv.Itoa(*spec.Nice)
 	case C.GX_RLIMIT:
-		r := spec.Rlimits[arg]
-		e.Step, e.Arg = "rlimit_"+rlimitName(r.Resource), formatLimit(r.Value)
+		// The value the child tried: InheritHard resolved.
+		l := unsafe.Slice(req.rlim, req.nrlim)[req.arg]
+		e.Step, e.Arg = "rlimit_"+rlimitName(int(l.resource)), formatLimit(uint64(l.value))
 	case C.GX_SETSID:
 		e.Step = "setsid"
 	case C.GX_SETGROUPS:
@@ -373,6 +723,7 @@ func newCBlock(spec *Spec) cBlock {
 	}
 	mem := unsafe.Slice((*byte)(base), total)
 	req := (*C.struct_gx_req)(base)
+	req.pidfd = -1
 	off := reqSize
 
 	rl := unsafe.Slice((*C.struct_gx_rlim)(unsafe.Pointer(&mem[off])), len(spec.Rlimits))
@@ -382,6 +733,9 @@ func newCBlock(spec *Spec) cBlock {
 	for i, r := range spec.Rlimits {
 		rl[i].resource = C.long(r.Resource)
 		rl[i].value = C.ulonglong(r.Value)
+		if r.BestEffort {
+			rl[i].best_effort = 1
+		}
 	}
 	req.nrlim = C.int(len(spec.Rlimits))
 	off += rlimSize
@@ -427,3 +781,6 @@ func newCBlock(spec *Spec) cBlock {
 	}
 	return cBlock{base: base, req: req}
 }
+
+// The Go constant must be the C one.
+var _ = [1]struct{}{}[InheritHard-uint64(C.GX_RLIM_HARD)]

@@ -27,24 +27,28 @@
 // credentials (groups, gid, uid) and the descriptors, not a umask, a nice
 // value or resource limits. gxinetd is built with cgo (it links libc for
 // the name service anyway), and Start then uses a small C routine
-// (clone_linux.go), much as posix_spawn works: a clone(CLONE_VM) child
-// on its own stack, with every signal blocked, which makes only raw
-// system calls (not even libc's errno: it shares the daemon's memory and
-// thread pointer) and, in order:
+// (clone_linux.go), much as posix_spawn works: a raw
+// clone(CLONE_VM|CLONE_PIDFD) child on its own stack, with every signal
+// blocked, which makes only inline raw system calls (not even libc's
+// errno: it shares the daemon's memory and thread pointer; see "Rules
+// for the child" there) and, in order:
 //
-//  1. resets every signal handler to the default (it shares the daemon's
+//  1. closes every descriptor but the connection and its own status
+//     pipe: it starts with all of the daemon's, among them the status
+//     pipes of other starts under way;
+//  2. resets every signal handler to the default (it shares the daemon's
 //     memory: a handler of the daemon must never run in it);
-//  2. starts a new session;
-//  3. applies nice relative to the inherited value, before dropping
+//  3. starts a new session;
+//  4. applies nice relative to the inherited value, before dropping
 //     privileges, so that negative values work;
-//  4. sets the limits that raise a hard limit (only root may);
-//  5. sets the umask;
-//  6. sets groups (setgroups), gid and uid, in that order, for itself
+//  5. sets the limits that raise a hard limit (only root may);
+//  6. sets the umask;
+//  7. sets groups (setgroups), gid and uid, in that order, for itself
 //     only (glibc's wrappers would change every thread of the daemon);
-//  7. changes to the working directory;
-//  8. sets every remaining limit (soft = hard), last so that nothing
+//  8. changes to the working directory;
+//  9. sets every remaining limit (soft = hard), last so that nothing
 //     before it runs under a small limit;
-//  9. puts the connection on descriptors 0, 1 and 2, clears the signal
+//  10. puts the connection on descriptors 0, 1 and 2, clears the signal
 //     mask and execs the server.
 //
 // The clone returns at once; no thread of the daemon waits in the
@@ -60,16 +64,38 @@
 // scheduler slot around), and does the steps os.StartProcess cannot
 // without a second program.
 //
-// A build without cgo (CGO_ENABLED=0) starts a Spec that asks for
-// nothing more than os.StartProcess can do that way, and anything else
-// through the exec helper: gxinetd re-executes itself through
+// Between its setuid and its execve the child can be stopped by any
+// process of the service's user. The wait is bounded (execTimeout, 10 s,
+// kept by one watchdog goroutine rather than a timer per start; then
+// SIGKILL, and the memory is freed only once the status pipe says the
+// child is gone), the children that have not exec'd yet are capped
+// (maxPreExec), and because the child closed every other descriptor
+// first, a stopped child holds up no other start.
+//
+// # Processes
+//
+// Start returns a *Process: the pid and the pidfd the clone returned,
+// the one descriptor a running server costs. Wait sleeps on it in the
+// runtime's poller and reaps with waitid(P_PIDFD); Signal and Terminate
+// go through it, so a recycled pid is never signalled. Without pidfds
+// (kernels before 5.4) a Process works by pid, a mutex ordering signals
+// before the reap.
+//
+// A build without the clone path (CGO_ENABLED=0, sanitizer builds,
+// architectures other than amd64 and arm64) starts a Spec that asks for
+// nothing more than Go's fork can do, as the daemon's own user, that
+// way (syscall.StartProcess, with the pidfd taken at the clone), and
+// anything else through the exec helper: gxinetd re-executes itself through
 // /proc/self/exe in an environment holding only a marker, reads the Spec
 // (gob-encoded) from a pipe on descriptor 3 and then, on one locked
 // thread, carries out steps 3 to 8 above (and resets ignored signals),
 // and execs the server, which keeps the helper's pid. A failure at any
 // step is written to a close-on-exec status pipe on descriptor 4 before
-// the helper exits; Start reads that pipe until EOF, so EOF without a
-// message means execve succeeded. The helper costs one extra execve of
+// the helper exits; Start reads that pipe until EOF, for at most
+// execTimeout, so EOF without a message means execve succeeded. Go's
+// fork child holds the forking thread until its execve and cannot be
+// bounded (its pid is known only afterwards), which is why it never
+// takes the service's ids: the helper does that after its own execve. The helper costs one extra execve of
 // the gxinetd binary per start (about 5 ms against under 1 ms);
 // HelperMain, which main calls first, makes that binary behave as the
 // helper. `make test` runs the package's tests in both builds.
@@ -82,10 +108,11 @@
 //
 // The server gets one descriptor three times, as 0, 1 and 2: the
 // accepted connection, or for wait=yes services the listening or
-// datagram socket. Go opens every descriptor close-on-exec, and the
-// first Start marks those gxinetd inherited from whatever started it the
-// same way (the helper does it again for itself), so nothing else reaches
-// the server. Passing an *os.File to a child makes
+// datagram socket. The clone child closes everything else as its first
+// step. Go opens every descriptor close-on-exec, and the first Start
+// marks those gxinetd inherited from whatever started it the same way
+// (the helper does it again for itself), so nothing else reaches a
+// server started the other ways either. Passing an *os.File to a child makes
 // Go switch it to blocking mode, and for a wait=yes socket that mode is
 // shared with the daemon's own listener: RestoreNonblock undoes it when
 // the daemon takes the socket back.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"os"
+	"os/signal"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -20,7 +21,7 @@ import (
 // statusFD.
 const (
 	helperEnv   = "GXINETD_EXEC_HELPER"
-	helperMagic = "spawn-v1"
+	helperMagic = "spawn-v2"
 	specFD      = 3
 	statusFD    = 4
 	maxSpec     = 16 << 20
@@ -56,10 +57,11 @@ func runHelper() {
 	if err != nil {
 		helperFail("read spec", "", err)
 	}
-	var s Spec
-	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&s); err != nil {
+	var msg helperMsg
+	if err := gob.NewDecoder(bytes.NewReader(payload)).Decode(&msg); err != nil {
 		helperFail("decode spec", "", err)
 	}
+	s := msg.Spec
 	unix.Close(specFD)
 	if len(s.Argv) == 0 {
 		s.Argv = []string{s.Path}
@@ -93,13 +95,25 @@ func runHelper() {
 	}
 
 	// Raising a hard limit needs privilege, so those happen now; lowering
-	// does not, so the rest waits until just before execve.
-	for _, r := range s.Rlimits {
+	// does not, so the rest waits until just before execve. InheritHard
+	// is the hard limit this process inherited from the daemon.
+	for i, r := range s.Rlimits {
 		var cur unix.Rlimit
 		if err := unix.Getrlimit(r.Resource, &cur); err != nil {
 			helperFail("rlimit_"+rlimitName(r.Resource), formatLimit(r.Value), err)
 		}
-		if r.Value > cur.Max {
+		switch {
+		case r.Value == InheritHard:
+			s.Rlimits[i].Value = cur.Max
+		case r.Value <= cur.Max:
+		case r.BestEffort:
+			lim := unix.Rlimit{Cur: r.Value, Max: r.Value}
+			if err := unix.Setrlimit(r.Resource, &lim); err == unix.EPERM {
+				s.Rlimits[i].Value = cur.Max
+			} else if err != nil {
+				helperFail("rlimit_"+rlimitName(r.Resource), formatLimit(r.Value), err)
+			}
+		default:
 			setLimit(r)
 		}
 	}
@@ -142,6 +156,16 @@ func runHelper() {
 		}
 	}
 
+	if msg.Stop {
+		// Tests: a process running as the service's user stops the
+		// server between its setuid and its execve, for good (a SIGHUP
+		// and SIGCONT that the kernel may send a stopped process of a
+		// session of its own neither end nor resume it).
+		signal.Ignore(syscall.SIGHUP)
+		for {
+			syscall.Kill(syscall.Getpid(), syscall.SIGSTOP)
+		}
+	}
 	var errno syscall.Errno
 	if !memLimited {
 		// syscall.Exec gives the server the soft RLIMIT_NOFILE this

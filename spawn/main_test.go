@@ -32,6 +32,8 @@ var testServers = map[string]func() int{
 	"whoami":      serveWhoami,
 	"ignore-term": serveIgnoreTerm,
 	"accept-one":  serveAcceptOne,
+	// Not a server: a small daemon of its own (TestStartDescriptorLimit).
+	"limits-daemon": serveLimitsDaemon,
 }
 
 var (

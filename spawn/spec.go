@@ -4,10 +4,13 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -59,6 +62,9 @@ type Spec struct {
 	Rlimits []Rlimit // each applied with soft = hard = Value
 	Dir     string   // working directory; "" means "/"
 
+	test      int           // tests: cloneTest* switches for this start only
+	testBound time.Duration // tests: execTimeout for this start only
+
 	// Sandbox isolates the server (sandbox.go); nil for none.
 	Sandbox *Sandbox
 }
@@ -71,11 +77,24 @@ type Cred struct {
 }
 
 // Rlimit is one resource limit. Resource is a unix.RLIMIT_* constant and
-// Value may be unix.RLIM_INFINITY.
+// Value may be unix.RLIM_INFINITY or InheritHard.
 type Rlimit struct {
 	Resource int
 	Value    uint64
+	// BestEffort makes Value a ceiling rather than a demand: where the
+	// daemon may not raise its hard limit that far (the kernel's
+	// fs.nr_open, or no CAP_SYS_RESOURCE), the server gets the hard
+	// limit the daemon has instead of failing to start. BuildSpec sets
+	// it for rlimit_files.
+	BestEffort bool
 }
+
+// InheritHard as an Rlimit's Value sets the soft and the hard limit to
+// the hard limit the daemon has when Start runs, not when the Spec was
+// made: the daemon's limit may have been lowered since (prlimit(1)), and
+// a Spec holding the old value would then fail every start of a daemon
+// that may not raise a hard limit, until the next reload.
+const InheritHard uint64 = 1<<64 - 2
 
 // rlimitNames names the limits gxinetd sets, for messages and tests.
 var rlimitNames = map[int]string{
@@ -94,24 +113,43 @@ func rlimitName(r int) string {
 	return "resource " + strconv.Itoa(r)
 }
 
-// hostEnv is what BuildSpec needs to know about the daemon process; tests
-// replace it to see how a non-root daemon behaves.
+// hostEnv is what BuildSpec needs to know about the daemon process and
+// the kernel; tests replace it to see how a non-root daemon behaves.
 type hostEnv struct {
 	euid, egid int
-	nofileHard uint64
-	umask      int // the daemon's umask, -1 when it cannot be read
+	umask      int    // the daemon's umask, -1 when it cannot be read
+	nrOpen     uint64 // the kernel's fs.nr_open
 }
 
 func currentHost() hostEnv {
-	h := hostEnv{euid: syscall.Geteuid(), egid: syscall.Getegid(), nofileHard: unix.RLIM_INFINITY, umask: -1}
-	var lim unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
-		h.nofileHard = lim.Max
-	}
+	h := hostEnv{euid: syscall.Geteuid(), egid: syscall.Getegid(), umask: -1, nrOpen: NrOpen()}
 	if st, err := cachedProcStatus(); err == nil {
 		h.umask = st.umask
 	}
 	return h
+}
+
+// defaultNrOpen is the kernel's default fs.nr_open, used when
+// /proc/sys/fs/nr_open cannot be read.
+const defaultNrOpen = 1 << 20
+
+var nrOpenCache atomic.Uint64
+
+// NrOpen is the kernel's fs.nr_open: the most descriptors any process
+// may have, and so the highest RLIMIT_NOFILE the kernel accepts, even
+// from root. It is read once (until Refresh).
+func NrOpen() uint64 {
+	if n := nrOpenCache.Load(); n != 0 {
+		return n
+	}
+	n := uint64(defaultNrOpen)
+	if b, err := os.ReadFile("/proc/sys/fs/nr_open"); err == nil {
+		if v, err := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64); err == nil && v > 0 {
+			n = v
+		}
+	}
+	nrOpenCache.Store(n)
+	return n
 }
 
 // BuildSpec turns an exec'd service and one request into a Spec, the way
@@ -190,7 +228,7 @@ func newTemplate(svc *service.Service, startEnv []string, db *sysdb.DB, h hostEn
 		n := *svc.Nice
 		spec.Nice = &n
 	}
-	spec.Rlimits = buildRlimits(svc.Rlim, h.nofileHard)
+	spec.Rlimits = buildRlimits(svc.Rlim, h.nrOpen)
 	if spec.Sandbox, err = buildSandbox(&svc.Sandbox, h); err != nil {
 		return nil, fmt.Errorf("spawn: service %s: %w", svc.ID, err)
 	}
@@ -263,9 +301,12 @@ var connVars = map[string]bool{
 }
 
 // buildRlimits lists the rlimit_* attributes in xinetd's order. A limit
-// written as 0 counts as not set. RLIMIT_NOFILE is always forced, to the
-// daemon's own hard limit when rlimit_files is absent, as xinetd does.
-func buildRlimits(r service.Rlimits, nofileHard uint64) []Rlimit {
+// written as 0 counts as not set. RLIMIT_NOFILE is always forced: to
+// the daemon's own hard limit when rlimit_files is absent, as xinetd
+// does (as it is at each start: InheritHard), and never above the
+// kernel's fs.nr_open, which no process may exceed (UNLIMITED means
+// nr_open; see CheckLimits).
+func buildRlimits(r service.Rlimits, nrOpen uint64) []Rlimit {
 	value := func(l service.Rlimit) (uint64, bool) {
 		switch {
 		case !l.Set:
@@ -279,9 +320,9 @@ func buildRlimits(r service.Rlimits, nofileHard uint64) []Rlimit {
 	}
 	var out []Rlimit
 	if v, ok := value(r.Files); ok {
-		out = append(out, Rlimit{unix.RLIMIT_NOFILE, v})
+		out = append(out, Rlimit{Resource: unix.RLIMIT_NOFILE, Value: min(v, nrOpen), BestEffort: true})
 	} else {
-		out = append(out, Rlimit{unix.RLIMIT_NOFILE, nofileHard})
+		out = append(out, Rlimit{Resource: unix.RLIMIT_NOFILE, Value: InheritHard})
 	}
 	for _, l := range []struct {
 		res int
@@ -294,10 +335,68 @@ func buildRlimits(r service.Rlimits, nofileHard uint64) []Rlimit {
 		{unix.RLIMIT_STACK, r.Stack},
 	} {
 		if v, ok := value(l.lim); ok {
-			out = append(out, Rlimit{l.res, v})
+			out = append(out, Rlimit{Resource: l.res, Value: v})
 		}
 	}
 	return out
+}
+
+// CheckLimits says where the spawner gives svc's servers fewer
+// descriptors than rlimit_files asks for. rlimit_files is a ceiling (the
+// Rlimit is BestEffort): no process may have more than the kernel's
+// fs.nr_open, even root's, so UNLIMITED and anything above nr_open mean
+// nr_open; and where the daemon may not raise its own hard limit (it
+// lacks CAP_SYS_RESOURCE, as every non-root daemon does), servers get
+// that hard limit instead. Every start would fail otherwise. The daemon
+// adds these warnings when it loads a configuration, so the check mode
+// (-t) shows them, judged with its own privileges and limits.
+func CheckLimits(svc *service.Service) []service.Diag {
+	hard := uint64(unix.RLIM_INFINITY)
+	var lim unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
+		hard = lim.Max
+	}
+	return checkLimits(svc, NrOpen(), hard, mayRaiseLimits())
+}
+
+func checkLimits(svc *service.Service, nrOpen, hard uint64, mayRaise bool) []service.Diag {
+	f := svc.Rlim.Files
+	if !f.Set || (!f.Infinity && f.Value == 0) {
+		return nil
+	}
+	v, written := f.Value, strconv.FormatUint(f.Value, 10)
+	if f.Infinity {
+		v, written = unix.RLIM_INFINITY, "UNLIMITED"
+	}
+	var msg string
+	switch h := strconv.FormatUint(hard, 10); {
+	case min(v, nrOpen) > hard && !mayRaise:
+		msg = written + " is more than gxinetd's own hard limit (" + h +
+			"), which it may not raise (no CAP_SYS_RESOURCE): servers get " + h
+	case v > nrOpen:
+		n := strconv.FormatUint(nrOpen, 10)
+		msg = written + " is more than the kernel allows any process (fs.nr_open = " + n + "): servers get " + n
+	default:
+		return nil
+	}
+	pos, ok := svc.Origins["rlimit_files"]
+	if !ok || pos.IsZero() {
+		pos = svc.Src
+	}
+	return []service.Diag{{Pos: pos, Severity: service.SevWarning, Code: "W-RLIMIT", Service: svc.ID,
+		Attr: "rlimit_files", Msg: msg}}
+}
+
+// mayRaiseLimits reports whether this process may raise a hard resource
+// limit: CAP_SYS_RESOURCE in its effective set.
+func mayRaiseLimits() bool {
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if err := unix.Capget(&hdr, &data[0]); err != nil {
+		return syscall.Geteuid() == 0
+	}
+	const c = unix.CAP_SYS_RESOURCE
+	return data[c/32].Effective&(1<<(c%32)) != 0
 }
 
 // errNoUser is the getpwuid failure of groups = yes for a uid that has no

@@ -21,7 +21,7 @@ import (
 // nobody (65534, member of spawntest and other).
 var testDB = &sysdb.DB{Root: "testdata"}
 
-var rootHost = hostEnv{euid: 0, nofileHard: 20000, umask: 0o022}
+var rootHost = hostEnv{euid: 0, nrOpen: 1 << 20, umask: 0o022}
 
 func user(name string, id int) *service.Cred { return &service.Cred{Name: name, ID: id} }
 
@@ -185,7 +185,7 @@ func TestBuildSpec(t *testing.T) {
 			}},
 		{"defaults", service.Service{Server: "/bin/true"}, rootHost,
 			func(t *testing.T, s Spec) {
-				want := []Rlimit{{unix.RLIMIT_NOFILE, 20000}}
+				want := []Rlimit{{Resource: unix.RLIMIT_NOFILE, Value: InheritHard}}
 				if s.Umask != -1 || s.Nice != nil || s.Cred != nil || !reflect.DeepEqual(s.Rlimits, want) {
 					t.Errorf("%+v", s)
 				}
@@ -202,13 +202,13 @@ func TestBuildSpec(t *testing.T) {
 					t.Errorf("nice %d", *s.Nice)
 				}
 			}},
-		{"daemon-umask-gets-022", service.Service{Server: "/bin/true"}, hostEnv{nofileHard: 1024, umask: 0o002},
+		{"daemon-umask-gets-022", service.Service{Server: "/bin/true"}, hostEnv{nrOpen: 1 << 20, umask: 0o002},
 			func(t *testing.T, s Spec) {
 				if s.Umask != 0o022 {
 					t.Errorf("umask %o", s.Umask)
 				}
 			}},
-		{"daemon-umask-077-kept", service.Service{Server: "/bin/true"}, hostEnv{nofileHard: 1024, umask: 0o077},
+		{"daemon-umask-077-kept", service.Service{Server: "/bin/true"}, hostEnv{nrOpen: 1 << 20, umask: 0o077},
 			func(t *testing.T, s Spec) {
 				if s.Umask != -1 {
 					t.Errorf("umask %o", s.Umask)
@@ -223,12 +223,35 @@ func TestBuildSpec(t *testing.T) {
 			Files: service.Rlimit{Set: true, Value: 100},
 		}}, rootHost,
 			func(t *testing.T, s Spec) {
-				want := []Rlimit{{unix.RLIMIT_NOFILE, 100}, {unix.RLIMIT_AS, 1 << 30}, {unix.RLIMIT_CPU, unix.RLIM_INFINITY},
-					{unix.RLIMIT_RSS, 1 << 20}, {unix.RLIMIT_STACK, 8 << 20}}
+				want := []Rlimit{{Resource: unix.RLIMIT_NOFILE, Value: 100, BestEffort: true}, {Resource: unix.RLIMIT_AS, Value: 1 << 30}, {Resource: unix.RLIMIT_CPU, Value: unix.RLIM_INFINITY},
+					{Resource: unix.RLIMIT_RSS, Value: 1 << 20}, {Resource: unix.RLIMIT_STACK, Value: 8 << 20}}
 				if !reflect.DeepEqual(s.Rlimits, want) {
 					t.Errorf("got %v, want %v", s.Rlimits, want)
 				}
 			}},
+	}
+	for _, files := range []struct {
+		name string
+		lim  service.Rlimit
+		want uint64
+	}{
+		{"files-unlimited", service.Rlimit{Set: true, Infinity: true}, 1 << 20},
+		{"files-above-nr-open", service.Rlimit{Set: true, Value: 1<<20 + 1}, 1 << 20},
+		{"files-at-nr-open", service.Rlimit{Set: true, Value: 1 << 20}, 1 << 20},
+		{"files-small", service.Rlimit{Set: true, Value: 7}, 7},
+	} {
+		cases = append(cases, struct {
+			name  string
+			svc   service.Service
+			host  hostEnv
+			check func(t *testing.T, s Spec)
+		}{files.name, service.Service{Server: "/bin/true", Rlim: service.Rlimits{Files: files.lim}}, rootHost,
+			func(t *testing.T, s Spec) {
+				want := []Rlimit{{Resource: unix.RLIMIT_NOFILE, Value: files.want, BestEffort: true}}
+				if !reflect.DeepEqual(s.Rlimits, want) {
+					t.Errorf("got %v, want %v", s.Rlimits, want)
+				}
+			}})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -244,7 +267,7 @@ func TestBuildSpec(t *testing.T) {
 		t.Errorf("no server: %v", err)
 	}
 	if sp, err := buildSpec(&service.Service{Server: "/bin/true", User: user("nobody", 65534)}, Conn{}, nil, testDB,
-		hostEnv{euid: 1000}); err != nil || sp.Cred != nil {
+		hostEnv{euid: 1000, nrOpen: 1 << 20}); err != nil || sp.Cred != nil {
 		t.Errorf("non-root: spec cred %+v, err %v; want the daemon's own credentials", sp.Cred, err)
 	}
 }
@@ -252,6 +275,54 @@ func TestBuildSpec(t *testing.T) {
 // TestBuildSpecStart runs what BuildSpec makes for real: a TCP client,
 // the server's argv and environment, and initgroups from a test group
 // file.
+// TestCheckLimits: the check mode's warnings for rlimit_files, at the
+// attribute's position.
+func TestCheckLimits(t *testing.T) {
+	at := service.Source{File: "/etc/xinetd.d/x", Line: 7, Col: 2}
+	svc := func(l service.Rlimit) *service.Service {
+		return &service.Service{ID: "x", Src: service.Source{File: "/etc/xinetd.d/x", Line: 1, Col: 1},
+			Origins: map[string]service.Source{"rlimit_files": at}, Rlim: service.Rlimits{Files: l}}
+	}
+	unlimited := service.Rlimit{Set: true, Infinity: true}
+	cases := []struct {
+		name     string
+		svc      *service.Service
+		hard     uint64
+		mayRaise bool
+		want     string
+	}{
+		{"unset", svc(service.Rlimit{}), 1024, false, ""},
+		{"zero-is-unset", svc(service.Rlimit{Set: true}), 1024, false, ""},
+		{"unlimited-root", svc(unlimited), 20000, true,
+			"/etc/xinetd.d/x:7:2: warning W-RLIMIT: service x: rlimit_files: UNLIMITED is more than the kernel allows any process (fs.nr_open = 1048576): servers get 1048576"},
+		{"above-nr-open-root", svc(service.Rlimit{Set: true, Value: 2 << 20}), 20000, true,
+			"/etc/xinetd.d/x:7:2: warning W-RLIMIT: service x: rlimit_files: 2097152 is more than the kernel allows any process (fs.nr_open = 1048576): servers get 1048576"},
+		{"unlimited-no-cap", svc(unlimited), 20000, false,
+			"/etc/xinetd.d/x:7:2: warning W-RLIMIT: service x: rlimit_files: UNLIMITED is more than gxinetd's own hard limit (20000), which it may not raise (no CAP_SYS_RESOURCE): servers get 20000"},
+		{"above-hard-no-cap", svc(service.Rlimit{Set: true, Value: 50000}), 20000, false,
+			"/etc/xinetd.d/x:7:2: warning W-RLIMIT: service x: rlimit_files: 50000 is more than gxinetd's own hard limit (20000), which it may not raise (no CAP_SYS_RESOURCE): servers get 20000"},
+		{"below-hard-no-cap", svc(service.Rlimit{Set: true, Value: 20000}), 20000, false, ""},
+		{"above-hard-root", svc(service.Rlimit{Set: true, Value: 50000}), 20000, true, ""},
+		{"no-origin", &service.Service{ID: "y", Src: service.Source{File: "f", Line: 3, Col: 1}, Rlim: service.Rlimits{Files: unlimited}}, 1 << 20, true,
+			"f:3:1: warning W-RLIMIT: service y: rlimit_files: UNLIMITED is more than the kernel allows any process (fs.nr_open = 1048576): servers get 1048576"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var got []string
+			for _, d := range checkLimits(tc.svc, 1<<20, tc.hard, tc.mayRaise) {
+				got = append(got, d.String())
+			}
+			var want []string
+			if tc.want != "" {
+				want = []string{tc.want}
+			}
+			if !slices.Equal(got, want) {
+				t.Errorf("got %q\nwant %q", got, want)
+			}
+		})
+	}
+}
+
 func TestBuildSpecStart(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -313,7 +384,7 @@ func TestBuildSpecStart(t *testing.T) {
 			if err != nil {
 				t.Error(err)
 			}
-			if st, err := p.Wait(); err != nil || !st.Success() {
+			if st, err := p.Wait(); err != nil || !succeeded(st) {
 				t.Fatalf("%v %v\n%s", st, err, out)
 			}
 			kv := parseKV(out)

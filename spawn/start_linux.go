@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,10 +36,90 @@ func (e *StartError) Error() string {
 
 func (e *StartError) Unwrap() error { return e.Err }
 
-// helperTimeout bounds how long Start waits for the exec helper to report.
-// The helper's own work takes well under a millisecond; only an execve
-// stuck on a dead file system comes near this.
-var helperTimeout = 10 * time.Second
+// execTimeout bounds how long a child may take from its creation to its
+// execve. The steps before execve take well under a millisecond; only a
+// child that is stopped (a process running as the service's user may
+// send SIGSTOP once the child has that user's ids) or an execve stuck on
+// a dead file system comes near it. Such a child is killed (by the
+// watchdog, within a second after the bound) and the start fails. The
+// same bound applies to waiting for a pre-exec slot.
+var execTimeout = 10 * time.Second
+
+// killTimeout bounds the wait for a killed child's status pipe to close
+// before Start reports the failure and leaves the rest (freeing the
+// memory the child shared, reaping it) to a goroutine.
+var killTimeout = 5 * time.Second
+
+// maxPreExec caps the children that exist but have not exec'd yet. Each
+// holds a stack, a request and a slot in the process table, and in the
+// clone path the daemon's memory, until execve; normally a start spends
+// well under a millisecond there, so the cap only bites when children
+// are being stopped before exec, and then it bounds what they hold. A
+// start that finds the cap full waits for a slot for up to execTimeout
+// (the stopped children are killed by then) and otherwise fails like a
+// failed fork (EAGAIN), which the daemon retries.
+const maxPreExec = 128
+
+// preExec holds one token per child that has not exec'd yet; tests
+// replace it to try a smaller cap.
+var preExec = make(chan struct{}, maxPreExec)
+
+// acquireSlot takes a pre-exec slot; the slot's release gives it back
+// to the channel it came from (tests swap preExec).
+func acquireSlot(spec *Spec) (slot, error) {
+	sem := preExec
+	select {
+	case sem <- struct{}{}:
+		return sem, nil
+	default:
+	}
+	t := time.NewTimer(execTimeout)
+	defer t.Stop()
+	select {
+	case sem <- struct{}{}:
+		return sem, nil
+	case <-t.C:
+		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: syscall.EAGAIN}
+	}
+}
+
+// slot is a pre-exec slot taken from its channel.
+type slot chan struct{}
+
+func (s slot) release() { <-s }
+
+// onStart, when set (tests only), is called with the pid of every child
+// as soon as it exists, before Start waits for its execve; beforeFork
+// just before the clone or helper path creates a child, with the status
+// pipe open.
+var (
+	onStart    func(spec *Spec, pid int)
+	beforeFork func(spec *Spec)
+)
+
+// ErrExecTimeout is the cause of a StartError for a child that did not
+// reach execve within the bound and was killed:
+// errors.Is(err, ErrExecTimeout).
+var ErrExecTimeout = errors.New("no execve in time")
+
+type execTimeoutError struct{ after time.Duration }
+
+func (e *execTimeoutError) Error() string {
+	return "no execve within " + e.after.String() + ", killed"
+}
+
+func (e *execTimeoutError) Is(target error) bool { return target == ErrExecTimeout }
+
+// preExecDeathError is a child that ended before its execve without a
+// step failing: something killed it.
+type preExecDeathError struct{ ws syscall.WaitStatus }
+
+func (e *preExecDeathError) Error() string {
+	if e.ws.Signaled() {
+		return "ended before execve: killed by signal " + strconv.Itoa(int(e.ws.Signal()))
+	}
+	return "ended before execve"
+}
 
 // helperExe is the binary re-executed as the exec helper. /proc/self/exe
 // still names the running binary after a package upgrade replaced the
@@ -52,8 +133,8 @@ var forceHelper, noClone bool
 
 // StartHoldsProc reports whether Start keeps the calling goroutine's
 // thread and scheduler slot (P) while the child runs until its execve:
-// Go's own fork does (a build without cgo); the clone path returns at
-// once and waits in the poller.
+// Go's own fork does (a build without the clone path); the clone path
+// returns at once and waits in the poller.
 const StartHoldsProc = !haveClone
 
 // Start runs spec with stdio as its descriptors 0, 1 and 2 and returns
@@ -62,15 +143,16 @@ const StartHoldsProc = !haveClone
 // spec's credentials, umask, niceness and limits already in force when
 // its first instruction runs. Start never reaps a server that started:
 // the caller must Wait for it (or Release it after reaping it some other
-// way), which also closes the pidfd os.Process holds.
+// way), which also closes its pidfd.
 //
 // Built with cgo (the normal build), Start clones a child that carries
 // out every step of the Spec and execs the server (startClone). Without
-// cgo, a Spec asking for nothing os.StartProcess cannot do is started
-// that way, and anything else through the exec helper (see HelperMain).
-// A failure of any step comes back as a *StartError after the child has
-// been reaped.
-func Start(spec Spec, stdio *os.File) (*os.Process, error) {
+// cgo, a Spec asking for nothing os.StartProcess cannot do and no other
+// identity is started that way, and anything else through the exec
+// helper (see HelperMain). A failure of any step comes back as a
+// *StartError after the child has been reaped; so does a child that has
+// not exec'd after execTimeout, which is killed (ErrExecTimeout).
+func Start(spec Spec, stdio *os.File) (*Process, error) {
 	if stdio == nil {
 		return nil, errors.New("spawn: start: no descriptor for the server's stdin/stdout/stderr")
 	}
@@ -100,7 +182,7 @@ func Start(spec Spec, stdio *os.File) (*os.Process, error) {
 	case forceHelper:
 		return startHelper(&spec, stdio)
 	case haveClone && !noClone:
-		return startClone(&spec, stdio)
+		return startClone(&spec, stdio, spec.test)
 	case needsHelper(&spec):
 		return startHelper(&spec, stdio)
 	}
@@ -223,18 +305,28 @@ func cachedProcStatus() (procStatus, error) {
 	return st, nil
 }
 
-// Refresh forgets the cached signal dispositions, umask and credentials,
-// so the next Start reads them again. Call it after changing any of them
-// (the daemon does once it has set up its signal handling and umask).
+// Refresh forgets the cached signal dispositions, umask, credentials and
+// fs.nr_open, so the next Start reads them again. Call it after changing
+// any of them (the daemon does once it has set up its signal handling
+// and umask).
 func Refresh() {
 	procCache.Store(nil)
 	credCache.Store(nil)
+	nrOpenCache.Store(0)
 }
 
 // needsHelper reports whether the plain fork+exec of os.StartProcess
-// would leave the server with something other than spec asks for.
+// would leave the server with something other than spec asks for, or
+// would run Go's fork child as another user. Go's fork child holds the
+// forking thread (and Go's fork lock) until its execve, and that wait
+// cannot be bounded: the pid is known only after it. A child that keeps
+// the daemon's own ids can be stopped only by root (or the daemon's own
+// user); one that took the service's ids could be stopped by that user,
+// which would stop every fork of the daemon with it. Such Specs go
+// through the helper, whose own fork child keeps the daemon's ids and
+// execs at once, and whose wait for the server's execve is bounded.
 func needsHelper(spec *Spec) bool {
-	if forceHelper {
+	if forceHelper || spec.Cred != nil {
 		return true
 	}
 	if spec.Nice != nil && *spec.Nice != 0 {
@@ -261,42 +353,54 @@ func needsHelper(spec *Spec) bool {
 		if err := unix.Getrlimit(r.Resource, &cur); err != nil {
 			return true
 		}
+		v := r.Value
+		if v == InheritHard {
+			v = cur.Max
+		}
 		// For RLIMIT_NOFILE Go raises its own soft limit to hard-1 at
 		// start-up and gives children the original back, so "current
 		// soft equals hard" is the only state a child inherits as is.
-		if cur.Cur != r.Value || cur.Max != r.Value {
+		if cur.Cur != v || cur.Max != v {
 			return true
 		}
 	}
 	return false
 }
 
-func startPlain(spec *Spec, stdio *os.File) (*os.Process, error) {
-	sys := &syscall.SysProcAttr{Setsid: true}
-	if c := spec.Cred; c != nil {
-		groups := make([]uint32, len(c.Groups))
-		copy(groups, c.Groups)
-		// Groups empty and NoSetGroups false: the child calls
-		// setgroups(0), so no supplementary group of the daemon leaks.
-		sys.Credential = &syscall.Credential{Uid: c.UID, Gid: c.GID, Groups: groups}
+// startPlain starts a Spec that needs nothing but the session and the
+// descriptors with Go's own fork (syscall.StartProcess: os.StartProcess
+// would hold a second pidfd for its os.Process).
+func startPlain(spec *Spec, stdio *os.File) (*Process, error) {
+	sl, err := acquireSlot(spec)
+	if err != nil {
+		return nil, err
 	}
-	// The same *os.File three times: os.StartProcess dup2s the one
-	// descriptor onto 0, 1 and 2 with no copying goroutine.
-	p, err := os.StartProcess(spec.Path, spec.Argv, &os.ProcAttr{
+	// Go's fork returns after the child's execve (or its end).
+	defer sl.release()
+	pidfd := -1
+	// The same descriptor three times: the fork dup2s it onto 0, 1 and
+	// 2 with no copying goroutine. Fd switches it to blocking mode, which
+	// servers expect of their standard input.
+	fd := stdio.Fd()
+	pid, _, err := syscall.StartProcess(spec.Path, spec.Argv, &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   spec.Env,
-		Files: []*os.File{stdio, stdio, stdio},
-		Sys:   sys,
+		Files: []uintptr{fd, fd, fd},
+		Sys:   &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
 	})
+	runtime.KeepAlive(stdio)
 	if err != nil {
 		return nil, forkError(spec, err)
 	}
-	return p, nil
+	if onStart != nil {
+		onStart(spec, pid)
+	}
+	return newProcess(pid, pidfd, false), nil
 }
 
-// forkError names the step of a failed os.StartProcess. Go's child only
-// reports an errno, so a missing working directory would otherwise read
-// like a missing program.
+// forkError names the step of a failed fork. Go's child only reports an
+// errno, so a missing working directory would otherwise read like a
+// missing program.
 func forkError(spec *Spec, err error) error {
 	var pe *os.PathError
 	if errors.As(err, &pe) {
@@ -314,13 +418,24 @@ func forkError(spec *Spec, err error) error {
 	return &StartError{Step: "exec", Arg: spec.Path, Err: err}
 }
 
-func startHelper(spec *Spec, stdio *os.File) (*os.Process, error) {
+// helperMsg is what Start sends the exec helper.
+type helperMsg struct {
+	Spec Spec
+	Stop bool // tests: stop before execve
+}
+
+func startHelper(spec *Spec, stdio *os.File) (*Process, error) {
 	// gob, not JSON: environment strings are bytes, and JSON would
 	// replace anything that is not UTF-8.
 	var buf bytes.Buffer
-	if err := gob.NewEncoder(&buf).Encode(spec); err != nil {
+	if err := gob.NewEncoder(&buf).Encode(helperMsg{Spec: *spec, Stop: spec.test&cloneTestStop != 0}); err != nil {
 		return nil, fmt.Errorf("spawn: encode spec for %s: %w", spec.Path, err)
 	}
+	sl, err := acquireSlot(spec)
+	if err != nil {
+		return nil, err
+	}
+	defer sl.release()
 	specR, specW, err := os.Pipe()
 	if err != nil {
 		return nil, fmt.Errorf("spawn: spec pipe: %w", err)
@@ -333,31 +448,43 @@ func startHelper(spec *Spec, stdio *os.File) (*os.Process, error) {
 	}
 	defer statR.Close()
 
-	p, err := os.StartProcess(helperExe, []string{"gxinetd-exec", spec.Path}, &os.ProcAttr{
+	if beforeFork != nil {
+		beforeFork(spec)
+	}
+	pidfd := -1
+	fd := stdio.Fd()
+	pid, _, err := syscall.StartProcess(helperExe, []string{"gxinetd-exec", spec.Path}, &syscall.ProcAttr{
 		Dir:   spec.Dir,
 		Env:   []string{helperEnv + "=" + helperMagic},
-		Files: []*os.File{stdio, stdio, stdio, specR, statW},
-		Sys:   &syscall.SysProcAttr{Setsid: true},
+		Files: []uintptr{fd, fd, fd, specR.Fd(), statW.Fd()},
+		Sys:   &syscall.SysProcAttr{Setsid: true, PidFD: &pidfd},
 	})
+	runtime.KeepAlive(stdio)
 	specR.Close()
 	statW.Close()
 	if err != nil {
 		return nil, forkError(spec, err)
 	}
+	p := newProcess(pid, pidfd, false)
+	if onStart != nil {
+		onStart(spec, pid)
+	}
 
+	// The watchdog kills a helper that has not exec'd the server after
+	// execTimeout, which ends the write and the read below.
+	w := watch(p, statR, spec.testBound)
 	// A helper that died before reading everything makes this write fail
 	// with EPIPE; its status (or the lack of one) says why.
 	_, werr := specW.Write(buf.Bytes())
 	specW.Close()
 
-	_ = statR.SetReadDeadline(time.Now().Add(helperTimeout))
 	msg, rerr := io.ReadAll(io.LimitReader(statR, 4096))
+	killed := unwatch(w)
 	switch {
-	case rerr != nil:
+	case killed || rerr != nil:
 		_ = p.Kill()
-		_, _ = p.Wait()
-		return nil, &StartError{Step: "exec", Arg: spec.Path,
-			Err: fmt.Errorf("exec helper gave no status within %v: %w", helperTimeout, rerr)}
+		reapKilled(p)
+		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{w.bound}}
 	case len(msg) > 0:
 		_, _ = p.Wait()
 		return nil, decodeStatus(msg)
@@ -369,6 +496,23 @@ func startHelper(spec *Spec, stdio *os.File) (*os.Process, error) {
 	// EOF with no message: the status pipe was closed by a successful
 	// execve (it is close-on-exec in the helper).
 	return p, nil
+}
+
+// reapKilled reaps a child that was just sent SIGKILL, waiting for at
+// most killTimeout: one that sleeps uninterruptibly is reaped by a
+// goroutine whenever it ends.
+func reapKilled(p *Process) {
+	done := make(chan struct{})
+	go func() {
+		_, _ = p.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(killTimeout)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+	}
 }
 
 // encodeStatus is the helper's failure report: step, argument, errno and
@@ -494,20 +638,20 @@ func parseProcStatus(b []byte) (procStatus, error) {
 // started), then, if the process is still running after grace, SIGKILL to
 // both. It does not reap; a process that has exited but was not reaped
 // yet counts as ended.
-func Terminate(p *os.Process, grace time.Duration) {
+func Terminate(p *Process, grace time.Duration) {
 	if p == nil {
 		return
 	}
-	// os.Process signals through a pidfd, so a reaped process whose pid
-	// was reused is never hit; the group is only signalled while the
-	// leader provably exists.
+	// The process is signalled through its pidfd, so a reaped process
+	// whose pid was reused is never hit; the group is only signalled
+	// while the leader provably exists.
 	if err := p.Signal(syscall.SIGTERM); err != nil {
 		return
 	}
 	_ = syscall.Kill(-p.Pid, syscall.SIGTERM)
 	deadline := time.Now().Add(grace)
 	for {
-		if ended(p) {
+		if p.exited() {
 			return
 		}
 		left := time.Until(deadline)
@@ -519,24 +663,6 @@ func Terminate(p *os.Process, grace time.Duration) {
 	if err := p.Signal(syscall.SIGKILL); err == nil {
 		_ = syscall.Kill(-p.Pid, syscall.SIGKILL)
 	}
-}
-
-// ended reports whether p has exited, reaped or not.
-func ended(p *os.Process) bool {
-	if err := p.Signal(syscall.Signal(0)); err != nil {
-		return true
-	}
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(p.Pid) + "/stat")
-	if err != nil {
-		return true
-	}
-	// The state follows the parenthesised command name, which may itself
-	// contain ") ".
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 || i+2 >= len(b) {
-		return false
-	}
-	return b[i+2] == 'Z' || b[i+2] == 'X'
 }
 
 // RestoreNonblock puts O_NONBLOCK back on a socket whose *os.File copy

@@ -78,7 +78,7 @@ func socketPair(t testing.TB) (*os.File, net.Conn) {
 
 // runServer starts spec on a socket pair, sends input (then half-closes),
 // and returns what the server wrote and how it ended.
-func runServer(t testing.TB, spec Spec, input string) (string, *os.ProcessState) {
+func runServer(t testing.TB, spec Spec, input string) (string, syscall.WaitStatus) {
 	t.Helper()
 	srv, c := socketPair(t)
 	defer c.Close()
@@ -106,10 +106,13 @@ func runServer(t testing.TB, spec Spec, input string) (string, *os.ProcessState)
 	return string(out), st
 }
 
+// succeeded reports an exit with status 0.
+func succeeded(ws syscall.WaitStatus) bool { return ws.Exited() && ws.ExitStatus() == 0 }
+
 func whoami(t testing.TB, spec Spec) map[string][]string {
 	t.Helper()
 	out, st := runServer(t, spec, "")
-	if !st.Success() {
+	if !succeeded(st) {
 		t.Fatalf("whoami: %v; output:\n%s", st, out)
 	}
 	return parseKV(out)
@@ -194,7 +197,7 @@ func checkFDs(t *testing.T, srv *os.File, c net.Conn, ino uint64) {
 	if err != nil {
 		t.Error(err)
 	}
-	if st, err := p.Wait(); err != nil || !st.Success() {
+	if st, err := p.Wait(); err != nil || !succeeded(st) {
 		t.Fatalf("list-fds: %v %v\n%s", st, err, out)
 	}
 	want := ""
@@ -233,7 +236,7 @@ func TestStartSignals(t *testing.T) {
 	spec := Spec{Path: grep, Argv: []string{"grep", "-E", "^Sig(Blk|Ign)", "/proc/self/status"}, Umask: -1}
 	check := func(t *testing.T) {
 		out, st := runServer(t, spec, "")
-		if !st.Success() {
+		if !succeeded(st) {
 			t.Fatalf("grep: %v", st)
 		}
 		want := "SigBlk:\t0000000000000000\nSigIgn:\t0000000000000000\n"
@@ -339,12 +342,12 @@ func TestStartUmaskNiceRlimits(t *testing.T) {
 	needRoot(t)
 	mib := uint64(1 << 20)
 	limits := []Rlimit{
-		{unix.RLIMIT_AS, 8192 * mib},
-		{unix.RLIMIT_CPU, 321},
-		{unix.RLIMIT_DATA, 4096 * mib},
-		{unix.RLIMIT_RSS, 777 * mib},
-		{unix.RLIMIT_STACK, 16 * mib},
-		{unix.RLIMIT_NOFILE, 1234},
+		{Resource: unix.RLIMIT_AS, Value: 8192 * mib},
+		{Resource: unix.RLIMIT_CPU, Value: 321},
+		{Resource: unix.RLIMIT_DATA, Value: 4096 * mib},
+		{Resource: unix.RLIMIT_RSS, Value: 777 * mib},
+		{Resource: unix.RLIMIT_STACK, Value: 16 * mib},
+		{Resource: unix.RLIMIT_NOFILE, Value: 1234},
 	}
 	wantLimits := map[string]string{
 		"limit Max address space":    strconv.FormatUint(8192*mib, 10),
@@ -399,7 +402,7 @@ func TestStartUmaskNiceRlimits(t *testing.T) {
 	t.Run("infinity", func(t *testing.T) {
 		modes(t, func(t *testing.T) {
 			spec := serverSpec(t, "whoami")
-			spec.Rlimits = []Rlimit{{unix.RLIMIT_CPU, unix.RLIM_INFINITY}, {unix.RLIMIT_NOFILE, 4321}}
+			spec.Rlimits = []Rlimit{{Resource: unix.RLIMIT_CPU, Value: unix.RLIM_INFINITY}, {Resource: unix.RLIMIT_NOFILE, Value: 4321}}
 			kv := whoami(t, spec)
 			if got := one(t, kv, "limit Max cpu time"); got != "unlimited unlimited" {
 				t.Errorf("cpu %q", got)
@@ -427,10 +430,10 @@ func TestStartSmallMemoryLimits(t *testing.T) {
 	if err != nil {
 		t.Skip(err)
 	}
-	spec := Spec{Path: truePath, Umask: -1, Rlimits: []Rlimit{{unix.RLIMIT_AS, 64 << 20}, {unix.RLIMIT_DATA, 16 << 20}}}
+	spec := Spec{Path: truePath, Umask: -1, Rlimits: []Rlimit{{Resource: unix.RLIMIT_AS, Value: 64 << 20}, {Resource: unix.RLIMIT_DATA, Value: 16 << 20}}}
 	modes(t, func(t *testing.T) {
 		for range 5 {
-			if out, st := runServer(t, spec, ""); !st.Success() {
+			if out, st := runServer(t, spec, ""); !succeeded(st) {
 				t.Fatalf("true under small limits: %v %s", st, out)
 			}
 		}
@@ -520,7 +523,7 @@ func TestStartFailures(t *testing.T) {
 		// More descriptors than the kernel's nr_open: refused even to root,
 		// reported by the helper, not by execve.
 		spec := serverSpec(t, "whoami")
-		spec.Rlimits = []Rlimit{{unix.RLIMIT_NOFILE, 1 << 40}}
+		spec.Rlimits = []Rlimit{{Resource: unix.RLIMIT_NOFILE, Value: 1 << 40}}
 		srv, c := socketPair(t)
 		defer c.Close()
 		defer srv.Close()
@@ -536,7 +539,7 @@ func TestStartFailures(t *testing.T) {
 		srv, c := socketPair(t)
 		defer c.Close()
 		defer srv.Close()
-		spec := Spec{Path: "/bin/nope", Umask: -1, Rlimits: []Rlimit{{unix.RLIMIT_AS, 64 << 20}, {unix.RLIMIT_DATA, 16 << 20}}}
+		spec := Spec{Path: "/bin/nope", Umask: -1, Rlimits: []Rlimit{{Resource: unix.RLIMIT_AS, Value: 64 << 20}, {Resource: unix.RLIMIT_DATA, Value: 16 << 20}}}
 		_, err := Start(spec, srv)
 		if want := "spawn: exec /bin/nope: no such file or directory"; err == nil || err.Error() != want {
 			t.Errorf("error %v, want %q", err, want)
@@ -623,7 +626,7 @@ func TestStartNoFDGrowth(t *testing.T) {
 			return err
 		}
 		st, err := p.Wait()
-		if err == nil && !st.Success() {
+		if err == nil && !succeeded(st) {
 			err = fmt.Errorf("true: %v", st)
 		}
 		return err
@@ -694,7 +697,7 @@ func TestTerminate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ws := st.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
+			if ws := st; !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 				t.Errorf("ended with %v, want SIGKILL", st)
 			}
 		})
@@ -718,7 +721,7 @@ func TestTerminate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if ws := st.Sys().(syscall.WaitStatus); !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+			if ws := st; !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
 				t.Errorf("ended with %v, want SIGTERM", st)
 			}
 			// Terminating a reaped process is a no-op.
@@ -776,7 +779,7 @@ func TestWaitListenerHandOver(t *testing.T) {
 		if want := fmt.Sprintf("accepted by %d\n", p.Pid); string(got) != want {
 			t.Errorf("client got %q, want %q", got, want)
 		}
-		if st, err := p.Wait(); err != nil || !st.Success() {
+		if st, err := p.Wait(); err != nil || !succeeded(st) {
 			t.Fatalf("accept-one: %v %v", st, err)
 		}
 		// The hand-over leaves the shared description blocking (Start

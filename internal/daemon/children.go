@@ -27,7 +27,7 @@ type child struct {
 	remote netip.AddrPort
 	known  bool
 	fd     int
-	proc   *os.Process
+	proc   *spawn.Process
 	lease  *access.Lease
 	done   chan struct{}
 	// exitNote replaces the EXIT record (wrap spawn commands log none).

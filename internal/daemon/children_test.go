@@ -59,7 +59,7 @@ func TestForkFailureRetries(t *testing.T) {
 			defer d.shutdown(false)
 			r := d.byID["forky"]
 			var calls atomic.Int32
-			startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+			startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 				if int(calls.Add(1)) <= tc.fails {
 					return nil, &spawn.StartError{Step: "fork", Arg: sp.Path, Err: unix.EAGAIN}
 				}
@@ -162,7 +162,7 @@ func TestForkRetryKeepsOneServerPerWaitSocket(t *testing.T) {
 		overlaps atomic.Int32
 	)
 	defer live.close()
-	startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+	startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 		if calls.Add(1) <= 3 {
 			return nil, &spawn.StartError{Step: "fork", Arg: sp.Path, Err: unix.EAGAIN}
 		}
@@ -213,7 +213,7 @@ func TestForkRetryOnWaitSocketStopsWithTheGoroutine(t *testing.T) {
 	t.Cleanup(func() { startServer, forkRetry = old, oldRetry })
 	forkRetry = time.Hour
 	var calls atomic.Int32
-	startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+	startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 		if calls.Add(1) == 1 {
 			return nil, &spawn.StartError{Step: "fork", Arg: sp.Path, Err: unix.EAGAIN}
 		}
@@ -259,7 +259,7 @@ func TestForkRetryDroppedWhenServiceRemoved(t *testing.T) {
 	t.Cleanup(func() { startServer, forkRetry = old, oldRetry })
 	forkRetry = 200 * time.Millisecond
 	var calls atomic.Int32
-	startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+	startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 		calls.Add(1)
 		return nil, &spawn.StartError{Step: "fork", Arg: sp.Path, Err: unix.EAGAIN}
 	}
@@ -309,7 +309,7 @@ func TestServerStartingDuringRemovalIsTerminated(t *testing.T) {
 	t.Cleanup(func() { startServer = old })
 	entered, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
-	startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+	startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 		first := false
 		once.Do(func() { first = true })
 		if first {

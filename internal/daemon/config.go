@@ -13,6 +13,7 @@ import (
 	"github.com/gxinetd/gxinetd/logging"
 	"github.com/gxinetd/gxinetd/parser"
 	"github.com/gxinetd/gxinetd/parser/inetd"
+	"github.com/gxinetd/gxinetd/spawn"
 )
 
 // DefaultConfigFile is read when no -f is given, so an existing xinetd
@@ -66,6 +67,7 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 		}
 	}
 	applyGlobal(o, cfg)
+	limitDiags(cfg)
 	checkSandboxHost(cfg)
 	return cfg
 }
@@ -109,8 +111,20 @@ func loadInetd(o *Options, db *sysdb.DB, path string) *service.Config {
 			Code: "E-OPEN", Fatal: true, Msg: fmt.Sprintf("open( %s ) failed: %v", path, err)})
 	}
 	applyGlobal(o, cfg)
+	limitDiags(cfg)
 	checkSandboxHost(cfg)
 	return cfg
+}
+
+// limitDiags adds what the spawner says about the services' limits
+// (rlimit_files above what a server can be given), so the check mode
+// shows it and the daemon logs it on every load.
+func limitDiags(cfg *service.Config) {
+	for _, s := range cfg.Services {
+		if s.Status == service.StatusAccepted {
+			cfg.Diags = append(cfg.Diags, spawn.CheckLimits(s)...)
+		}
+	}
 }
 
 // applyGlobal folds command-line switches that act like attributes into

@@ -84,7 +84,7 @@ func TestStartBlockedDuringReloadAndShutdown(t *testing.T) {
 			t.Cleanup(func() { startServer = old })
 			entered, release := make(chan struct{}), make(chan struct{})
 			var once sync.Once
-			startServer = func(sp spawn.Spec, stdio *os.File) (*os.Process, error) {
+			startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 				first := false
 				once.Do(func() { first = true })
 				if first {

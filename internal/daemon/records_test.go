@@ -74,7 +74,7 @@ func TestFailedStartRecords(t *testing.T) {
 			}
 			r := d.byID["badstart"]
 			svc := r.svc.Load()
-			startServer = func(spawn.Spec, *os.File) (*os.Process, error) { return nil, tc.err }
+			startServer = func(spawn.Spec, *os.File) (*spawn.Process, error) { return nil, tc.err }
 			stdio, err := os.OpenFile(os.DevNull, os.O_RDWR, 0)
 			if err != nil {
 				t.Fatal(err)
