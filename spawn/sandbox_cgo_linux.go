@@ -1,18 +1,9 @@
-//go:build linux && cgo
+//go:build linux && cgo && !asan && !msan && (amd64 || arm64)
 
 package spawn
 
-import "errors"
-
-// sandboxReady is set once the clone child applies Spec.Sandbox; until
-// then a sandboxed service is refused, never started less isolated.
-const sandboxReady = false
-
-func sandboxBuild() error {
-	if !sandboxReady {
-		return errors.New("this gxinetd's server child does not apply sandbox attributes yet")
-	}
-	return nil
-}
+// sandboxBuild: the clone child (clone_linux.go, sandbox_linux.h)
+// applies every sandbox attribute.
+func sandboxBuild() error { return nil }
 
 func reaperFDIfAny() (int, error) { return reaperFD() }

@@ -219,6 +219,11 @@ func probeReaper(userNS bool) error {
 	if fd < 0 {
 		return errors.New("this build has no reaper")
 	}
+	// The init closes the daemon's descriptors with close_range (5.9):
+	// first > last cannot be valid, ENOSYS says there is no such call.
+	if _, _, e := unix.Syscall(unix.SYS_CLOSE_RANGE, 1, 0, 0); e == unix.ENOSYS {
+		return errors.New("this kernel has no close_range (Linux 5.9)")
+	}
 	flags := uintptr(syscall.CLONE_NEWPID)
 	if userNS {
 		flags |= syscall.CLONE_NEWUSER
