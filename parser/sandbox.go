@@ -45,8 +45,14 @@ func addSandboxAttrs(add func(name string, kind attrKind, n int, h func(*entry, 
 func hChroot(e *entry, a *attrLine) bool {
 	w := a.values[0].text
 	if !filepath.IsAbs(w) {
-		e.valueErr(a, 0, "chroot takes an absolute directory: "+w)
-		return false
+		// Relative to the directory of the file that names it, as banner
+		// and log paths are; made absolute, since the child resolves it.
+		abs, err := filepath.Abs(e.filePath(w))
+		if err != nil {
+			e.valueErr(a, 0, "chroot "+w+": "+err.Error())
+			return false
+		}
+		w = abs
 	}
 	dir := filepath.Clean(w)
 	if dir == "/" {
@@ -358,7 +364,7 @@ func (l *loader) checkSandbox(c *checker) {
 	inView := func(attr, p string, wantDir bool) {
 		opt := strings.HasPrefix(p, "-")
 		p = strings.TrimPrefix(p, "-")
-		fi, err := statIn(root, p)
+		fi, err := statNoLinks(root, p)
 		where := p
 		if root != "/" {
 			where = p + " (in chroot " + root + ")"
@@ -379,6 +385,14 @@ func (l *loader) checkSandbox(c *checker) {
 	}
 	if sb.PrivateTmp {
 		inView("private_tmp", "/tmp", true)
+	}
+	if sb.PrivateTmp && s.Server != "" {
+		// An empty tmpfs is mounted there before the exec.
+		for _, dir := range []string{"/tmp/", "/var/tmp/"} {
+			if strings.HasPrefix(path.Clean(s.Server), dir) {
+				c.errAtAttr(CodeSandbox, "private_tmp", fmt.Sprintf("server %s is under %s, which private_tmp replaces with an empty file system before the server starts", s.Server, strings.TrimSuffix(dir, "/")))
+			}
+		}
 	}
 }
 
@@ -406,6 +420,37 @@ func (l *loader) checkServerIn(c *checker, root, server string) {
 			c.errAtAttr(CodeOwnership, "server", "server "+ue.Error())
 		}
 	}
+}
+
+// statNoLinks stats p inside root as the child opens the paths it
+// mounts on: with no symbolic link in any component (a link there is
+// ELOOP when the server starts, so the check mode says so now).
+func statNoLinks(root, p string) (os.FileInfo, error) {
+	if root == "" {
+		root = "/"
+	}
+	dir, err := unix.Open(root, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(dir)
+	rel := strings.TrimPrefix(path.Clean(p), "/")
+	if rel == "" {
+		rel = "."
+	}
+	fd, err := unix.Openat2(dir, rel, &unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_SYMLINKS})
+	if errors.Is(err, unix.ENOSYS) {
+		return statIn(root, p)
+	}
+	if errors.Is(err, unix.ELOOP) {
+		return nil, &os.PathError{Op: "stat", Path: p, Err: errors.New("a symbolic link is in the way: write the path it leads to (the paths the view is made of must have none)")}
+	}
+	if err != nil {
+		return nil, &os.PathError{Op: "stat", Path: p, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), p)
+	defer f.Close()
+	return f.Stat()
 }
 
 // statIn stats p as a process whose root is root sees it: symbolic

@@ -182,3 +182,43 @@ func TestSandboxFillFromDefaults(t *testing.T) {
 		t.Error("the service shares the defaults' *Seccomp")
 	}
 }
+
+// TestSandboxServerHiddenByPrivateTmp: a server under /tmp cannot be
+// exec'd once private_tmp has mounted an empty tmpfs there.
+func TestSandboxServerHiddenByPrivateTmp(t *testing.T) {
+	dir := t.TempDir() // under /tmp
+	srv := filepath.Join(dir, "srv")
+	write(t, srv, "#!/bin/sh\n")
+	if err := os.Chmod(srv, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parseText(t, sandboxSvc("hidden", 6040, "server = "+srv, "private_tmp = yes")+sandboxSvc("fine", 6041, "server = "+srv))
+	if s := serviceNamed(cfg, "hidden"); s.Status != service.StatusRejected || s.Reasons[0].Code != CodeSandbox ||
+		!strings.Contains(s.Reasons[0].Msg, "private_tmp replaces") {
+		t.Errorf("hidden: %s %v", s.Status, s.Reasons)
+	}
+	if s := serviceNamed(cfg, "fine"); s.Status != service.StatusAccepted {
+		t.Errorf("fine: %s %v", s.Status, s.Reasons)
+	}
+}
+
+// TestSandboxPathWithLink: a mount path with a symbolic link in it would
+// fail the start (the child refuses links there); -t says so first.
+func TestSandboxPathWithLink(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "real"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("real", filepath.Join(dir, "link")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := parseText(t, sandboxSvc("linked", 6050, "server = /bin/cat", "writable_paths = "+filepath.Join(dir, "link"))+
+		sandboxSvc("plain", 6051, "server = /bin/cat", "writable_paths = "+filepath.Join(dir, "real")))
+	if s := serviceNamed(cfg, "linked"); s.Status != service.StatusRejected || s.Reasons[0].Code != CodeSandbox ||
+		!strings.Contains(s.Reasons[0].Msg, "symbolic link") {
+		t.Errorf("linked: %s %v", s.Status, s.Reasons)
+	}
+	if s := serviceNamed(cfg, "plain"); s.Status != service.StatusAccepted {
+		t.Errorf("plain: %s %v", s.Status, s.Reasons)
+	}
+}
