@@ -1,6 +1,7 @@
 package seccomp
 
 import (
+	"os"
 	"strings"
 	"testing"
 )
@@ -126,4 +127,31 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestGroupsDocumented keeps docs/sandbox.md's table of the default
+// profile in step with the groups: every group and every member named.
+func TestGroupsDocumented(t *testing.T) {
+	b, err := os.ReadFile("../../docs/sandbox.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	for _, g := range GroupNames() {
+		row := ""
+		for _, l := range strings.Split(doc, "\n") {
+			if strings.HasPrefix(l, "| `"+g+"` |") {
+				row = l
+			}
+		}
+		if row == "" {
+			t.Errorf("docs/sandbox.md has no row for %s", g)
+			continue
+		}
+		for _, m := range groups[g] {
+			if !strings.Contains(row, m.name) {
+				t.Errorf("docs/sandbox.md: %s row lacks %s", g, m.name)
+			}
+		}
+	}
 }
