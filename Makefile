@@ -50,8 +50,10 @@ e2e:
 
 # Every test again with the race detector, in the tests and in the gxinetd
 # the e2e suite builds (GOFLAGS reaches its go build). A daemon's race
-# report goes to RACEDIR, and any report fails the target.
-RACEDIR ?= /tmp/gxinetd-race
+# report goes to RACEDIR, and any report fails the target. RACEDIR is
+# this checkout's own: a second checkout's make race beside this one must
+# neither delete these reports nor fail on its.
+RACEDIR ?= /tmp/gxinetd-race-$(shell printf '%s' '$(CURDIR)' | cksum | cut -d' ' -f1)
 race:
 	rm -rf $(RACEDIR) && mkdir -p $(RACEDIR)
 	GOFLAGS=-race GORACE='log_path=$(RACEDIR)/report' $(GO) test $(TESTFLAGS) ./...

@@ -45,7 +45,7 @@ func (d *daemon) acDump() *logging.ParsedDump {
 	path := filepath.Join(d.dir, "xinetd.dump")
 	before := strings.Count(readFile(path), "END OF DUMP")
 	d.signal(syscall.SIGUSR1)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := waitBound(5 * time.Second)
 	for strings.Count(readFile(path), "END OF DUMP") <= before {
 		if time.Now().After(deadline) {
 			d.t.Fatalf("no state dump appeared in %s", path)
@@ -68,7 +68,7 @@ func (d *daemon) acDump() *logging.ParsedDump {
 // daemon's messages, which say why a command did not run.
 func (d *daemon) acWaitFile(path string, timeout time.Duration) {
 	d.t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := waitBound(timeout)
 	for {
 		if _, err := os.Stat(path); err == nil {
 			return
@@ -293,7 +293,7 @@ service daytime
 		}
 		f.WriteString("daytime : 127.0.0.4\n")
 		f.Close()
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := waitBound(5 * time.Second)
 		for {
 			got, _ := readAllFrom("127.0.0.4", addr)
 			if got == "" {

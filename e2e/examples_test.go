@@ -6,6 +6,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +19,7 @@ import (
 // TestExamplesCheckClean: every configuration under examples/ passes the
 // check mode with no warnings about the files themselves.
 func TestExamplesCheckClean(t *testing.T) {
-	ex := copyExamples(t, false) // with the CTF jail that make run builds
+	ex, _ := copyExamples(t, false) // with the CTF jail that make run builds
 	for _, args := range [][]string{{"-f", filepath.Join(ex, "xinetd.conf")}, {"-inetd", filepath.Join(ex, "inetd.conf")}} {
 		cmd := exec.Command(gxinetd, append([]string{"-t", "-json"}, args...)...)
 		out, err := cmd.Output()
@@ -48,13 +50,26 @@ func TestExamplesCheckClean(t *testing.T) {
 	}
 }
 
+// examplePort matches the example services' ports, 10000-10199.
+var examplePort = regexp.MustCompile(`\b10[01]\d\d\b`)
+
 // copyExamples copies examples/ into a fresh world-readable directory, so
 // the daemon's relative log file lands there and not in the source tree.
 // With unprivileged, the directory is handed to the user the daemon runs
 // as (uid 65534), who must write its log there; a root daemon refuses a
-// configuration in a directory others could write.
-func copyExamples(t *testing.T, unprivileged bool) string {
+// configuration in a directory others could write. The examples' fixed
+// ports 10000-10199 are any program's to take (a developer's `make run`
+// beside the tests, for one): in the copy, port 100NN becomes base+NN,
+// from a block the test holds; the caller gets base.
+func copyExamples(t *testing.T, unprivileged bool) (string, int) {
 	t.Helper()
+	base := testnet.Block(t, 200)
+	move := func(b []byte) []byte {
+		return examplePort.ReplaceAllFunc(b, func(m []byte) []byte {
+			n, _ := strconv.Atoi(string(m))
+			return []byte(strconv.Itoa(base + n - 10000))
+		})
+	}
 	dst := filepath.Join(newDir(t), "examples")
 	err := filepath.WalkDir("../examples", func(p string, e os.DirEntry, err error) error {
 		if err != nil {
@@ -75,7 +90,7 @@ func copyExamples(t *testing.T, unprivileged bool) string {
 		if err != nil {
 			return err
 		}
-		return os.WriteFile(to, b, 0o644)
+		return os.WriteFile(to, move(b), 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +100,7 @@ func copyExamples(t *testing.T, unprivileged bool) string {
 	if unprivileged {
 		os.Chown(dst, 65534, 65534)
 	}
-	return dst
+	return dst, base
 }
 
 var (
@@ -138,8 +153,6 @@ func TestMakeRunExamplesServe(t *testing.T) {
 	if os.Getenv("GXINETD_SKIP_EXAMPLES") != "" {
 		t.Skip("GXINETD_SKIP_EXAMPLES set")
 	}
-	// The examples listen on fixed ports 10000-10199.
-	testnet.Lock(t, "examples-ports")
 	t.Run("root", func(t *testing.T) { runExamples(t, nil) })
 	t.Run("unprivileged", func(t *testing.T) {
 		needRoot(t)
@@ -149,7 +162,8 @@ func TestMakeRunExamplesServe(t *testing.T) {
 }
 
 func runExamples(t *testing.T, prefix []string) {
-	ex := copyExamples(t, prefix != nil)
+	ex, base := copyExamples(t, prefix != nil)
+	at := func(port int) string { return fmt.Sprintf("127.0.0.1:%d", base+port-10000) }
 	dir := filepath.Dir(ex)
 	conf := filepath.Join(ex, "xinetd.conf")
 	d := &daemon{t: t, dir: dir, conf: conf, logFile: filepath.Join(ex, "daemon.log"), svcLog: filepath.Join(ex, "services.log"),
@@ -163,27 +177,27 @@ func runExamples(t *testing.T, prefix []string) {
 	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(d.kill)
 	d.waitLog(`Started working: 18 available services`, 15*time.Second)
-	if got, err := tcpExchange(t, "127.0.0.1:10013", "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
+	if got, err := tcpExchange(t, at(10013), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
 		t.Errorf("example daytime: %q %v\n%s", got, err, d.daemonLog())
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10007", "example\n", 5*time.Second); err != nil || got != "example\n" {
+	if got, err := tcpExchange(t, at(10007), "example\n", 5*time.Second); err != nil || got != "example\n" {
 		t.Errorf("example echo: %q %v", got, err)
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10102", "via proxy\n", 5*time.Second); err != nil || got != "via proxy\n" {
+	if got, err := tcpExchange(t, at(10102), "via proxy\n", 5*time.Second); err != nil || got != "via proxy\n" {
 		t.Errorf("example redirect: %q %v", got, err)
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10001", "help\r\n", 5*time.Second); err != nil || !strings.Contains(strings.ToLower(got), "uptime") {
+	if got, err := tcpExchange(t, at(10001), "help\r\n", 5*time.Second); err != nil || !strings.Contains(strings.ToLower(got), "uptime") {
 		t.Errorf("example tcpmux help: %q %v", got, err)
 	}
-	if got, err := tcpExchange(t, "127.0.0.1:10100", "", 5*time.Second); err != nil || !strings.HasPrefix(got, "Welcome to the gxinetd example.\r\n") || !strings.Contains(got, "hello from gxinetd") {
+	if got, err := tcpExchange(t, at(10100), "", 5*time.Second); err != nil || !strings.HasPrefix(got, "Welcome to the gxinetd example.\r\n") || !strings.Contains(got, "hello from gxinetd") {
 		t.Errorf("example external server: %q %v\n%s", got, err, d.daemonLog())
 	}
 	d.waitSvcLog(`START: hello pid=\d+ from=127\.0\.0\.1`, 5*time.Second)
 	// The CTF challenge, in its sandbox (docs/sandbox.md).
-	if got, err := tcpExchange(t, "127.0.0.1:10137", "please\n", 10*time.Second); err != nil || !strings.Contains(got, "gxctf{every_connection_gets_its_own_jail}") {
+	if got, err := tcpExchange(t, at(10137), "please\n", 10*time.Second); err != nil || !strings.Contains(got, "gxctf{every_connection_gets_its_own_jail}") {
 		t.Errorf("example ctf: %q %v\n%s", got, err, d.daemonLog())
 	}
-	got, err := tcpExchange(t, "127.0.0.1:10137", "sandbox\n", 10*time.Second)
+	got, err := tcpExchange(t, at(10137), "sandbox\n", 10*time.Second)
 	for _, want := range []string{"pid: 2\n", "root: chal flag.txt proc tmp\n", "NoNewPrivs: 1\n", "Seccomp: 2\n",
 		"overwrite the flag: open /flag.txt: read-only file system\n", "/tmp: writable"} {
 		if err != nil || !strings.Contains(got, want) {

@@ -135,7 +135,7 @@ func TestFleetRecipe(t *testing.T) {
 		fmt.Sscan(m[1], &v)
 		return v
 	}
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for {
 		served, refused = 0, 0
 		var each []int

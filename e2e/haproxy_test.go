@@ -49,7 +49,7 @@ func startHAProxy(t *testing.T, dir, conf string, listen ...string) {
 		}
 	})
 	for _, a := range listen {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := waitBound(10 * time.Second)
 		for {
 			c, err := net.DialTimeout("tcp", a, time.Second)
 			if err == nil {

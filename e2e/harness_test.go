@@ -167,17 +167,28 @@ func readFile(path string) string {
 
 func (d *daemon) daemonLog() string { return readFile(d.logFile) + d.stderr.String() }
 
+// minWait is the least time any wait for something the daemon is to do
+// (a log line, a record, a file) is given. A test's own timeout says how
+// long the thing normally takes; on a loaded CI host (another make test
+// beside this one, the race detector) it can take many times that, and a
+// wait that ends early only turns a slow machine into a failure. Waiting
+// longer costs nothing when the thing happens, so the bound is generous.
+const minWait = 30 * time.Second
+
+// waitBound is the deadline for a wait the test gave timeout.
+func waitBound(timeout time.Duration) time.Time { return time.Now().Add(max(timeout, minWait)) }
+
 // waitIn polls a file until re matches (bounded), returning the match.
 func waitIn(t *testing.T, read func() string, pattern string, timeout time.Duration) []string {
 	t.Helper()
 	re := regexp.MustCompile(pattern)
-	deadline := time.Now().Add(timeout)
+	deadline := waitBound(timeout)
 	for {
 		if m := re.FindStringSubmatch(read()); m != nil {
 			return m
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %q; got:\n%s", timeout, pattern, read())
+			t.Fatalf("timed out after %v waiting for %q; got:\n%s", max(timeout, minWait), pattern, read())
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

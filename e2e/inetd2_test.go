@@ -43,16 +43,34 @@ func sysRoot(t *testing.T, dir string, services map[string]int) string {
 	return root
 }
 
-// echoServed reports whether a /bin/cat server answers on addr: it sends
-// a line and expects it back within a bound. The connection stays open
-// when served (the caller closes it).
+// catServed reports whether a /bin/cat server answers on addr: it sends
+// a line and expects it back within a generous bound (a server started
+// on a loaded host). The connection stays open when served (the caller
+// closes it).
 func catServed(t *testing.T, addr string) (net.Conn, bool) {
+	t.Helper()
+	return catServedWithin(t, addr, 15*time.Second)
+}
+
+// catNotServed reports whether no /bin/cat server answers on addr within
+// a short wait: a check that something does not happen ends on its
+// bound, so that bound is kept short.
+func catNotServed(t *testing.T, addr string) bool {
+	t.Helper()
+	c, ok := catServedWithin(t, addr, 2*time.Second)
+	if ok {
+		c.Close()
+	}
+	return !ok
+}
+
+func catServedWithin(t *testing.T, addr string, wait time.Duration) (net.Conn, bool) {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 3*time.Second)
 	if err != nil {
 		return nil, false
 	}
-	c.SetDeadline(time.Now().Add(2 * time.Second))
+	c.SetDeadline(time.Now().Add(wait))
 	io.WriteString(c, "ping\n")
 	buf := make([]byte, 5)
 	_, err = io.ReadFull(c, buf)
@@ -105,6 +123,9 @@ func TestInetdLimits(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			// Each case has a daemon and port of its own; much of a
+			// case's time is waiting out a check that nothing is served.
+			t.Parallel()
 			ports := freePorts(t, 1)
 			dir := newDir(t)
 			server := "/bin/cat\tcat"
@@ -137,14 +158,13 @@ func TestInetdLimits(t *testing.T) {
 					}
 					held = append(held, c)
 				}
-				if c, ok := catServed(t, addr); ok {
-					c.Close()
+				if !catNotServed(t, addr) {
 					t.Fatalf("connection %d served while %d servers run", tc.n+1, tc.n)
 				}
 				// Room again once one ends.
 				held[0].Close()
 				held = held[1:]
-				deadline := time.Now().Add(5 * time.Second)
+				deadline := waitBound(5 * time.Second)
 				for {
 					if c, ok := catServed(t, addr); ok {
 						held = append(held, c)
@@ -180,7 +200,7 @@ func TestInetdLimits(t *testing.T) {
 					t.Fatalf("invocation %d in a minute served", tc.n+1)
 				}
 				d.waitLog(`server failing \(looping\)`, 5*time.Second)
-				deadline := time.Now().Add(5 * time.Second)
+				deadline := waitBound(5 * time.Second)
 				for !isRefused(addr) {
 					if time.Now().After(deadline) {
 						t.Fatalf("service still accepting after it failed (looping)")
@@ -258,7 +278,7 @@ func TestInetdLogFlag(t *testing.T) {
 	}
 	re := mustRE(`^<30>.* xinetd\[\d+\]: START: \S+ pid=(\d+) from=(::ffff:)?127\.0\.0\.1$`)
 	buf := make([]byte, 2048)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := waitBound(5 * time.Second)
 	var seen []string
 	for time.Now().Before(deadline) {
 		rx.SetReadDeadline(deadline)
@@ -297,6 +317,7 @@ func TestInetdTCPWrappers(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // a daemon and ports of its own
 			ports := freePorts(t, 2)
 			dir := newDir(t)
 			root := sysRoot(t, dir, map[string]int{"daytime": ports[1]})
@@ -603,8 +624,7 @@ func TestXconvEndToEnd(t *testing.T) {
 	if got, _ := tcpExchange(t, fmt.Sprintf("[::1]:%d", ports[2]), "", 5*time.Second); got == "mine\n" {
 		t.Errorf("::1 is not in only_from but was served")
 	}
-	if c, ok := catServed(t, fmt.Sprintf("127.0.0.1:%d", ports[3])); ok {
-		c.Close()
+	if !catNotServed(t, fmt.Sprintf("127.0.0.1:%d", ports[3])) {
 		t.Errorf("127.0.0.1 is outside only_from 10.0.0.0/8 but was served")
 	}
 }

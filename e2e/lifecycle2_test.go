@@ -303,7 +303,7 @@ func pidAlive(pid int) bool {
 
 func waitGone(t *testing.T, pid int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := waitBound(timeout)
 	for pidAlive(pid) {
 		if time.Now().After(deadline) {
 			syscall.Kill(pid, syscall.SIGKILL)

@@ -256,7 +256,7 @@ func (s *syslogLines) until(t *testing.T, re *regexp.Regexp, n int, timeout time
 		}
 	}
 	buf := make([]byte, 8192)
-	deadline := time.Now().Add(timeout)
+	deadline := waitBound(timeout)
 	for count < n {
 		s.conn.SetReadDeadline(deadline)
 		k, err := s.conn.Read(buf)

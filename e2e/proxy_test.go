@@ -299,7 +299,7 @@ service strict
 		}
 	}
 	recs := lgWaitRecords(t, filepath.Join(dir, "strict.json"), "json", lgRecord{"event": "FAIL", "reason": "proxy_timeout"}, 10*time.Second)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for len(lgFind(recs, lgRecord{"event": "FAIL", "reason": "proxy_malformed"})) < 7 && time.Now().Before(deadline) {
 		time.Sleep(50 * time.Millisecond)
 		recs = lgRecords(t, filepath.Join(dir, "strict.json"), "json")

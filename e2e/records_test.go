@@ -77,7 +77,7 @@ type rsWant lgRecord
 func rsExpect(t *testing.T, path, format, id string, want ...rsWant) {
 	t.Helper()
 	var got []lgRecord
-	for deadline := time.Now().Add(10 * time.Second); ; {
+	for deadline := waitBound(10 * time.Second); ; {
 		got = rsRecords(t, path, format, id)
 		if len(got) >= len(want) || time.Now().After(deadline) {
 			break

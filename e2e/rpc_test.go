@@ -170,7 +170,7 @@ func mappings(t *testing.T) string {
 func waitMappings(t *testing.T, ok func(string) bool) string {
 	t.Helper()
 	var m string
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	for deadline := waitBound(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		if m = mappings(t); ok(m) {
 			return m
 		}
@@ -232,7 +232,7 @@ func startRpcbind(t *testing.T) {
 		}
 		os.Remove("/run/rpcbind.sock")
 	})
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+	for deadline := waitBound(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
 		if c, err := net.Dial("unix", "/run/rpcbind.sock"); err == nil {
 			c.Close()
 			return

@@ -143,11 +143,15 @@ func TestBuiltinsTCPAndUDP(t *testing.T) {
 		if err != nil || string(out) != "via nc\n" {
 			t.Errorf("nc echo = %q, %v", out, err)
 		}
-		out, err = exec.Command("sh", "-c", fmt.Sprintf("printf 'via socat udp6' | socat -T2 - UDP6:[::1]:%d", ports[0])).Output()
+		out, err = patient(func(wait int) ([]byte, error) {
+			return exec.Command("sh", "-c", fmt.Sprintf("printf 'via socat udp6' | socat -T%[1]d -t%[1]d - UDP6:[::1]:%[2]d", wait, ports[0])).Output()
+		}, func(b []byte) bool { return string(b) == "via socat udp6" })
 		if err != nil || string(out) != "via socat udp6" {
 			t.Errorf("socat udp6 echo = %q, %v", out, err)
 		}
-		out, err = exec.Command("socat", "-T2", "-", fmt.Sprintf("TCP6:[::1]:%d", ports[2])).Output()
+		out, err = patient(func(wait int) ([]byte, error) {
+			return exec.Command("socat", fmt.Sprintf("-T%d", wait), fmt.Sprintf("-t%d", wait), "-", fmt.Sprintf("TCP6:[::1]:%d", ports[2])).Output()
+		}, dayTimeRE.Match)
 		if err != nil || !dayTimeRE.Match(out) {
 			t.Errorf("socat tcp6 daytime = %q, %v", out, err)
 		}
@@ -166,6 +170,21 @@ func TestBuiltinsTCPAndUDP(t *testing.T) {
 	t.Run("socat-nc-matrix", func(t *testing.T) { builtinClientMatrix(t, ports) })
 	// In-process builtins log pid=0, as xinetd's.
 	d.waitSvcLog(`START: daytime-stream pid=0 from=`, 5*time.Second)
+}
+
+// patient runs a real client whose timeouts are whole seconds (socat's
+// -T and -t, nc's -w) first with short ones, and again with long ones
+// when the answer is not what ok wants: a client that gives up after a
+// second (socat waits only half a second after its input ends, by
+// default) turns a slow answer on a loaded host into a wrong one, while
+// long timeouts on every run would make the many datagram clients, which
+// always wait them out, slow.
+func patient(run func(wait int) ([]byte, error), ok func([]byte) bool) ([]byte, error) {
+	out, err := run(1)
+	if ok(out) {
+		return out, err
+	}
+	return run(10)
 }
 
 // builtinClientMatrix drives echo, discard, daytime, time and chargen
@@ -193,23 +212,23 @@ func builtinClientMatrix(t *testing.T, ports []int) {
 	}
 	type client struct {
 		name string
-		argv func(fam, host string, port int, udp bool, builtin string) []string
+		argv func(fam, host string, port int, udp bool, builtin string, wait int) []string
 	}
 	clients := []client{
-		{"socat", func(fam, host string, port int, udp bool, builtin string) []string {
+		{"socat", func(fam, host string, port int, udp bool, builtin string, wait int) []string {
 			proto := "TCP" + fam
 			if udp {
 				proto = "UDP" + fam
 			}
 			addr := fmt.Sprintf("%s:%s:%d", proto, host, port)
 			if builtin == "chargen" && !udp {
-				return []string{"socat", "-T2", "-u", addr + ",readbytes=740", "STDOUT"}
+				return []string{"socat", fmt.Sprintf("-T%d", wait+1), "-u", addr + ",readbytes=740", "STDOUT"}
 			}
-			return []string{"socat", "-T1", "-", addr}
+			return []string{"socat", fmt.Sprintf("-T%d", wait), fmt.Sprintf("-t%d", wait), "-", addr}
 		}},
-		{"nc", func(fam, host string, port int, udp bool, builtin string) []string {
+		{"nc", func(fam, host string, port int, udp bool, builtin string, wait int) []string {
 			h := strings.Trim(host, "[]")
-			args := []string{"nc", "-" + fam, "-w", "1"}
+			args := []string{"nc", "-" + fam, "-w", strconv.Itoa(wait)}
 			if udp {
 				args = append(args, "-u")
 			} else if builtin != "chargen" {
@@ -218,6 +237,12 @@ func builtinClientMatrix(t *testing.T, ports []int) {
 			return append(args, h, strconv.Itoa(port))
 		}},
 	}
+	// The forty runs are independent (each its own client and socket);
+	// most of their time is the datagram clients' wait for the end of a
+	// timeout, so a few run at once.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	defer wg.Wait()
 	for _, c := range clients {
 		for _, fam := range []string{"4", "6"} {
 			host := "127.0.0.1"
@@ -226,29 +251,31 @@ func builtinClientMatrix(t *testing.T, ports []int) {
 			}
 			for _, udp := range []bool{false, true} {
 				for i, name := range names {
-					argv := c.argv(fam, host, ports[i], udp, name)
-					cmd := exec.Command(argv[0], argv[1:]...)
-					cmd.Stdin = strings.NewReader("ping")
-					if !udp && name != "echo" && name != "discard" {
-						// daytime, time and chargen write and close: data sent
-						// to them can make the kernel reset the connection
-						// before the client has read the answer.
-						cmd.Stdin = strings.NewReader("")
-					}
-					if name == "chargen" && !udp && c.name == "nc" {
-						// nc has no byte limit: read a bounded prefix ourselves.
-						cmd.Stdin = nil
-					}
-					var out []byte
-					var err error
-					if name == "chargen" && !udp && c.name == "nc" {
-						out, err = readPrefix(cmd, 740)
-					} else {
-						out, err = cmd.Output()
-					}
-					if !check[name](out, udp) {
-						t.Errorf("%s %s over %s: %q (%v)", c.name, name, map[bool]string{false: "tcp" + fam, true: "udp" + fam}[udp], out, err)
-					}
+					wg.Add(1)
+					sem <- struct{}{}
+					go func() {
+						defer func() { <-sem; wg.Done() }()
+						out, err := patient(func(wait int) ([]byte, error) {
+							argv := c.argv(fam, host, ports[i], udp, name, wait)
+							cmd := exec.Command(argv[0], argv[1:]...)
+							cmd.Stdin = strings.NewReader("ping")
+							if !udp && name != "echo" && name != "discard" {
+								// daytime, time and chargen write and close: data sent
+								// to them can make the kernel reset the connection
+								// before the client has read the answer.
+								cmd.Stdin = strings.NewReader("")
+							}
+							if name == "chargen" && !udp && c.name == "nc" {
+								// nc has no byte limit: read a bounded prefix ourselves.
+								cmd.Stdin = nil
+								return readPrefix(cmd, 740)
+							}
+							return cmd.Output()
+						}, func(out []byte) bool { return check[name](out, udp) })
+						if !check[name](out, udp) {
+							t.Errorf("%s %s over %s: %q (%v)", c.name, name, map[bool]string{false: "tcp" + fam, true: "udp" + fam}[udp], out, err)
+						}
+					}()
 				}
 			}
 		}
@@ -439,11 +466,18 @@ service hello
 `
 	d := start(t, dir, render(t, dir, conf, ports))
 	addr := fmt.Sprintf("127.0.0.1:%d", ports[0])
-	// Warm up, then measure.
+	// Warm up, then measure once the warm-up's servers are gone.
 	for i := 0; i < 20; i++ {
 		tcpExchange(t, addr, "", 5*time.Second)
 	}
-	time.Sleep(300 * time.Millisecond)
+	for deadline := waitBound(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if kids, _ := children(d.pid()); len(kids) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the warm-up's servers did not end")
+		}
+	}
 	before := countFDs(d.pid())
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -466,7 +500,7 @@ service hello
 	if bad > 0 {
 		t.Errorf("%d of 480 connections failed", bad)
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := waitBound(5 * time.Second)
 	for {
 		kids, zombies := children(d.pid())
 		after := countFDs(d.pid())

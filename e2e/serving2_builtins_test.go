@@ -75,24 +75,31 @@ service daytime
 	echo := fmt.Sprintf("127.0.0.1:%d", ports[0])
 
 	// A privileged source port: nothing back, one log line for two tries.
-	var privileged string
-	for p := 999; p > 900 && privileged == ""; p-- {
-		if l, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
-			l.Close()
-			privileged = fmt.Sprintf("127.0.0.1:%d", p)
-		}
+	// The socket bound to it is kept until the test ends: closed and bound
+	// again, the port could meanwhile be another process's (another test
+	// run probes the same range).
+	var priv *net.UDPConn
+	for p := 999; p > 900 && priv == nil; p-- {
+		priv, _ = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: p})
 	}
-	if privileged == "" {
+	if priv == nil {
 		t.Skip("no free privileged UDP port on 127.0.0.1")
 	}
+	defer priv.Close()
+	privileged := priv.LocalAddr().String()
+	echoAddr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: ports[0]}
 	for i := 0; i < 2; i++ {
-		if b, ok := udpFrom(t, "udp4", privileged, echo, []byte("spoofed?"), 500*time.Millisecond); ok {
-			t.Fatalf("answered a privileged source port: %q", b)
+		if _, err := priv.WriteToUDP([]byte("spoofed?"), echoAddr); err != nil {
+			t.Fatal(err)
 		}
 	}
 	host, port, _ := net.SplitHostPort(privileged)
 	pat := `refused datagram from \[::ffff:` + strings.ReplaceAll(host, ".", `\.`) + `\]:` + port + `: privileged source port`
 	d.waitLog(pat, 5*time.Second)
+	priv.SetReadDeadline(time.Now().Add(500 * time.Millisecond))
+	if n, _, err := priv.ReadFromUDP(make([]byte, 64)); err == nil {
+		t.Fatalf("answered a privileged source port (%d bytes)", n)
+	}
 
 	// The daemon's own builtin port (daytime's, bound to 127.0.0.1 only,
 	// so ::1 with that port is free for the client).
@@ -137,7 +144,7 @@ service echo
 	protocol     = tcp
 	port         = {{P0}}
 	wait         = no
-	idle_timeout = 1
+	idle_timeout = 2
 }
 service chargen
 {
@@ -157,10 +164,11 @@ service chargen
 		t.Fatal(err)
 	}
 	defer c.Close()
-	// Active first: an echo within the timeout keeps the session.
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+	// Active first: an echo every second keeps the session for longer
+	// than one timeout (each pause leaves a second to spare).
+	c.SetDeadline(time.Now().Add(30 * time.Second))
 	var last time.Time
-	for i := 0; i < 3; i++ {
+	for i := 0; i < 4; i++ {
 		if _, err := io.WriteString(c, "ping\n"); err != nil {
 			t.Fatal(err)
 		}
@@ -169,17 +177,17 @@ service chargen
 			t.Fatalf("echo %d: %q, %v", i, buf, err)
 		}
 		last = time.Now()
-		if i < 2 {
-			time.Sleep(400 * time.Millisecond)
+		if i < 3 {
+			time.Sleep(time.Second)
 		}
 	}
-	// Then idle: the daemon closes it about a second after the last echo.
+	// Then idle: the daemon closes it about two seconds after the last echo.
 	b, err := io.ReadAll(c)
 	if err != nil || len(b) != 0 {
 		t.Fatalf("idle echo: %q, %v", b, err)
 	}
-	if el := time.Since(last); el < 700*time.Millisecond || el > 5*time.Second {
-		t.Errorf("idle echo closed after %v, want about 1 s", el)
+	if el := time.Since(last); el < 1500*time.Millisecond {
+		t.Errorf("idle echo closed after %v, want about 2 s", el)
 	}
 	d.waitSvcLog(`EXIT: idle-echo status=0 pid=0`, 5*time.Second)
 

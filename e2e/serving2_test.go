@@ -48,7 +48,7 @@ func reloadWith(t *testing.T, d *daemon, conf string, ports []int) {
 	n := strings.Count(d.daemonLog(), "Reconfigured:")
 	render(t, d.dir, conf, ports)
 	d.signal(syscall.SIGHUP)
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := waitBound(10 * time.Second)
 	for strings.Count(d.daemonLog(), "Reconfigured:") <= n {
 		if time.Now().After(deadline) {
 			t.Fatalf("no reconfiguration after SIGHUP:\n%s", d.daemonLog())
@@ -65,7 +65,7 @@ func countIn(text, pattern string) int {
 // waitCount polls until pattern matches at least n times in read().
 func waitCount(t *testing.T, read func() string, pattern string, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
+	deadline := waitBound(timeout)
 	for countIn(read(), pattern) < n {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %d x %q; got:\n%s", timeout, n, pattern, read())
@@ -308,7 +308,7 @@ func stateDump(t *testing.T, d *daemon) string {
 	path := filepath.Join(d.dir, "xinetd.dump")
 	before := strings.Count(readFile(path), "END OF DUMP")
 	d.signal(syscall.SIGUSR1)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := waitBound(5 * time.Second)
 	for {
 		text := readFile(path)
 		if strings.Count(text, "END OF DUMP") > before {

@@ -133,7 +133,7 @@ service ` + name + `
 		}
 		c.Close()
 		// Let the session end before the next one shares the upstream port.
-		deadline := time.Now().Add(5 * time.Second)
+		deadline := waitBound(5 * time.Second)
 		for time.Now().Before(deadline) {
 			out, _ := exec.Command("ss", "-tnH", "state", "established", fmt.Sprintf("( dport = :%d )", bePort)).CombinedOutput()
 			if strings.TrimSpace(string(out)) == "" {

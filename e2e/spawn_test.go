@@ -232,19 +232,38 @@ service cat
 		}
 	}
 	d.waitSvcLog(`(?s)(START: cat.*){4}`, 10*time.Second)
-	// The reapers may still be on their way to their wait.
-	time.Sleep(time.Second)
-	kids, _ := children(d.pid())
-	pidfds := map[int]int{}
-	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fdinfo", d.pid()))
-	if err != nil {
-		t.Fatal(err)
+	// The reapers may still be on their way to their wait: the count is
+	// looked at until it is right, for a bounded time (never after a
+	// fixed pause, which a loaded host can outlast).
+	var kids []int
+	var pidfds map[int]int
+	count := func() bool {
+		kids, _ = children(d.pid())
+		pidfds = map[int]int{}
+		ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fdinfo", d.pid()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", d.pid(), e.Name()))
+			if m := mustRE(`(?m)^Pid:\s*(\d+)$`).FindStringSubmatch(string(b)); m != nil {
+				p, _ := strconv.Atoi(m[1])
+				pidfds[p]++
+			}
+		}
+		if len(kids) != n {
+			return false
+		}
+		for _, k := range kids {
+			if pidfds[k] != 1 {
+				return false
+			}
+		}
+		return true
 	}
-	for _, e := range ents {
-		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/fdinfo/%s", d.pid(), e.Name()))
-		if m := mustRE(`(?m)^Pid:\s*(\d+)$`).FindStringSubmatch(string(b)); m != nil {
-			p, _ := strconv.Atoi(m[1])
-			pidfds[p]++
+	for deadline := waitBound(5 * time.Second); !count(); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			break
 		}
 	}
 	if len(kids) != n {

@@ -40,7 +40,7 @@ service daytime
 	start(t, dir, render(t, dir, conf, ports), "-syslog-socket", sock, "-syslog-ident", "xinetd")
 	tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[0]), "", 5*time.Second)
 	buf := make([]byte, 2048)
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := waitBound(5 * time.Second)
 	for time.Now().Before(deadline) {
 		rx.SetReadDeadline(deadline)
 		n, err := rx.Read(buf)

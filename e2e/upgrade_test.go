@@ -199,7 +199,7 @@ func isOurs(pid int, bin string) bool {
 }
 
 func upGone(pid int, timeout time.Duration) bool {
-	deadline := time.Now().Add(timeout)
+	deadline := waitBound(timeout)
 	for upAlive(pid) {
 		if time.Now().After(deadline) {
 			return false

@@ -169,7 +169,7 @@ func TestIdentAgainstServer(t *testing.T) {
 func TestIdentNoServerAndCancel(t *testing.T) {
 	// A port nobody listens on, and that the kernel hands no one meanwhile.
 	closedPort := uint16(testnet.Ports(t, 1)[0])
-	_, err := identQuery(context.Background(), ap("127.0.0.1:1"), ap("127.0.0.1:2"), closedPort, time.Second)
+	_, err := identQuery(context.Background(), ap("127.0.0.1:1"), ap("127.0.0.1:2"), closedPort, 10*time.Second)
 	var ie *IdentError
 	if !errors.As(err, &ie) || ie.Reason != IdentNoServer {
 		t.Errorf("closed port: %v, want %q", err, IdentNoServer)
@@ -192,7 +192,7 @@ func TestIdentIPv6AndMapped(t *testing.T) {
 	srv6 := startIdentServer(t, "tcp6", "[::1]:0", func(q string, c net.Conn) {
 		fmt.Fprintf(c, "%s:USERID:UNIX:six\r\n", echoPorts(q))
 	})
-	got, err := identQuery(context.Background(), ap("[::1]:7"), ap("[::1]:9"), srv6.port(), time.Second)
+	got, err := identQuery(context.Background(), ap("[::1]:7"), ap("[::1]:9"), srv6.port(), 10*time.Second)
 	if err != nil || got != "UNIX:six" {
 		t.Errorf("ipv6: %q, %v", got, err)
 	}
@@ -200,7 +200,7 @@ func TestIdentIPv6AndMapped(t *testing.T) {
 	srv4 := startIdentServer(t, "tcp4", "127.0.0.1:0", func(q string, c net.Conn) {
 		fmt.Fprintf(c, "%s:USERID:UNIX:four\r\n", echoPorts(q))
 	})
-	got, err = identQuery(context.Background(), ap("[::ffff:127.0.0.1]:7"), ap("[::ffff:127.0.0.1]:9"), srv4.port(), time.Second)
+	got, err = identQuery(context.Background(), ap("[::ffff:127.0.0.1]:7"), ap("[::ffff:127.0.0.1]:9"), srv4.port(), 10*time.Second)
 	if err != nil || got != "UNIX:four" {
 		t.Errorf("v4-mapped: %q, %v", got, err)
 	}

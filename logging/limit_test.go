@@ -87,7 +87,10 @@ func TestLimiterSourceTableBounded(t *testing.T) {
 func TestLimiterReport(t *testing.T) {
 	got := make(chan Held, 4)
 	l := &Limiter{PerSource: Rate{Burst: 1, Every: time.Hour}, Global: Rate{Burst: 2, Every: time.Hour},
-		Interval: 50 * time.Millisecond, Report: func(h Held) { got <- h }}
+		// The report comes an Interval after the first message held
+		// back; the five calls below must all come before it, with a
+		// second to spare however slow the host.
+		Interval: time.Second, Report: func(h Held) { got <- h }}
 	now := time.Now()
 	l.Allow(src(1), now) // allowed
 	l.Allow(src(1), now) // source
@@ -157,7 +160,9 @@ func TestLimiterConcurrent(t *testing.T) {
 
 func TestEpisode(t *testing.T) {
 	lines := make(chan string, 16)
-	e := &Episode{Interval: 100 * time.Millisecond, Log: func(m string) { lines <- m }, End: "over"}
+	// The 499 hits below must all fall in the first interval, with a
+	// second to spare however slow the host.
+	e := &Episode{Interval: time.Second, Log: func(m string) { lines <- m }, End: "over"}
 	next := func() string {
 		t.Helper()
 		select {
@@ -179,7 +184,7 @@ func TestEpisode(t *testing.T) {
 			t.Fatalf("occurrence %d written at once", i)
 		}
 	}
-	if got := next(); got != "out of descriptors (499 times in the last 100ms)" {
+	if got := next(); got != "out of descriptors (499 times in the last 1s)" {
 		t.Errorf("summary %q", got)
 	}
 	if got := next(); got != "over" {

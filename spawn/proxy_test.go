@@ -304,24 +304,25 @@ func TestProxyIdleTimeout(t *testing.T) {
 		}
 	})
 	t.Run("trickle", func(t *testing.T) {
-		// One byte every 50 ms for well over the idle timeout: the
-		// session is busy and must survive. The bytes are spliced, so
+		// One byte every 400 ms for well over the idle timeout: the
+		// session is busy and must survive (each pause leaves more than a
+		// second of the timeout to spare). The bytes are spliced, so
 		// this checks the TCP_INFO reading.
-		c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{IdleTimeout: 300 * time.Millisecond})
+		c, res := proxied(t, context.Background(), "127.0.0.1", be.port, ProxyOptions{IdleTimeout: 1500 * time.Millisecond})
 		buf := make([]byte, 1)
-		for i := range 20 {
+		for i := range 6 {
 			if _, err := c.Write([]byte{byte('a' + i)}); err != nil {
 				t.Fatalf("write %d: %v", i, err)
 			}
 			if _, err := io.ReadFull(c, buf); err != nil || buf[0] != byte('a'+i) {
 				t.Fatalf("echo %d: %q %v", i, buf, err)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(400 * time.Millisecond)
 		}
 		c.CloseWrite()
 		io.Copy(io.Discard, c)
 		r := waitResult(t, res)
-		if r.err != nil || r.in != 20 || r.out != 20 {
+		if r.err != nil || r.in != 6 || r.out != 6 {
 			t.Errorf("Proxy = %+v", r)
 		}
 	})
@@ -331,22 +332,22 @@ func TestProxyIdleTimeout(t *testing.T) {
 		defer a.Close()
 		res := make(chan proxyResult, 1)
 		go func() {
-			in, out, err := Proxy(context.Background(), b, "127.0.0.1", be.port, ProxyOptions{IdleTimeout: 300 * time.Millisecond})
+			in, out, err := Proxy(context.Background(), b, "127.0.0.1", be.port, ProxyOptions{IdleTimeout: 1500 * time.Millisecond})
 			res <- proxyResult{in, out, err}
 		}()
 		a.SetDeadline(time.Now().Add(20 * time.Second))
 		buf := make([]byte, 5)
-		for i := range 10 {
+		for i := range 5 {
 			if _, err := a.Write([]byte("hello")); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := io.ReadFull(a, buf); err != nil || string(buf) != "hello" {
 				t.Fatalf("echo %d: %q %v", i, buf, err)
 			}
-			time.Sleep(50 * time.Millisecond)
+			time.Sleep(400 * time.Millisecond)
 		}
 		r := waitResult(t, res)
-		if !errors.Is(r.err, ErrIdleTimeout) || r.in != 50 || r.out != 50 {
+		if !errors.Is(r.err, ErrIdleTimeout) || r.in != 25 || r.out != 25 {
 			t.Errorf("Proxy = %+v", r)
 		}
 	})

@@ -438,11 +438,12 @@ func TestStreamBounds(t *testing.T) {
 	t.Run("idle deadline refreshed on progress", func(t *testing.T) {
 		server, client := tcpPair(t, "tcp4", "127.0.0.1:0")
 		done := serve(t, context.Background(), mustStream(t, "echo"), server, nil,
-			&Env{Limits: Limits{IdleTimeout: 300 * time.Millisecond}})
+			&Env{Limits: Limits{IdleTimeout: 1500 * time.Millisecond}})
 		buf := make([]byte, 1)
-		// Six exchanges 100 ms apart last longer than one timeout.
-		for i := 0; i < 6; i++ {
-			time.Sleep(100 * time.Millisecond)
+		// Five exchanges 400 ms apart last longer than one timeout; each
+		// pause leaves more than a second to spare.
+		for i := 0; i < 5; i++ {
+			time.Sleep(400 * time.Millisecond)
 			if _, err := client.Write([]byte{'a'}); err != nil {
 				t.Fatal(err)
 			}

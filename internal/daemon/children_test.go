@@ -257,7 +257,10 @@ func TestForkRetryOnWaitSocketStopsWithTheGoroutine(t *testing.T) {
 func TestForkRetryDroppedWhenServiceRemoved(t *testing.T) {
 	old, oldRetry := startServer, forkRetry
 	t.Cleanup(func() { startServer, forkRetry = old, oldRetry })
-	forkRetry = 200 * time.Millisecond
+	// The reload below must come before the retry does: a retry that
+	// comes first runs (a second start attempt) and the test fails
+	// without a defect. 3 s is more than a loaded host needs to reload.
+	forkRetry = 3 * time.Second
 	var calls atomic.Int32
 	startServer = func(sp spawn.Spec, stdio *os.File) (*spawn.Process, error) {
 		calls.Add(1)
