@@ -176,7 +176,17 @@ func runExamples(t *testing.T, prefix []string) {
 	}
 	go func() { d.waitErr = d.cmd.Wait(); close(d.exited) }()
 	t.Cleanup(d.kill)
-	d.waitLog(`Started working: 18 available services`, 15*time.Second)
+	// The CTF example needs namespaces: an unprivileged gxinetd makes them
+	// in a user namespace, which some hosts refuse. There make run reports
+	// the entry (E-SANDBOX-HOST) and serves every other example.
+	n := d.waitLog(`Started working: (\d+) available services`, 15*time.Second)[1]
+	ctf := true
+	if prefix != nil && n == "17" && strings.Contains(d.daemonLog(), "error E-SANDBOX-HOST: service ctf: ") {
+		t.Logf("this host gives an unprivileged gxinetd no user namespace: the ctf example is reported, the rest serve:\n%s", d.daemonLog())
+		ctf = false
+	} else if n != "18" {
+		t.Fatalf("%s services started, want 18:\n%s", n, d.daemonLog())
+	}
 	if got, err := tcpExchange(t, at(10013), "", 5*time.Second); err != nil || !dayTimeRE.MatchString(got) {
 		t.Errorf("example daytime: %q %v\n%s", got, err, d.daemonLog())
 	}
@@ -193,18 +203,28 @@ func runExamples(t *testing.T, prefix []string) {
 		t.Errorf("example external server: %q %v\n%s", got, err, d.daemonLog())
 	}
 	d.waitSvcLog(`START: hello pid=\d+ from=127\.0\.0\.1`, 5*time.Second)
-	// The CTF challenge, in its sandbox (docs/sandbox.md).
-	if got, err := tcpExchange(t, at(10137), "please\n", 10*time.Second); err != nil || !strings.Contains(got, "gxctf{every_connection_gets_its_own_jail}") {
-		t.Errorf("example ctf: %q %v\n%s", got, err, d.daemonLog())
+	want := 1 // the ctf example's E-SANDBOX-HOST
+	if ctf {
+		playCTF(t, at(10137))
+		want = 0
 	}
-	got, err := tcpExchange(t, at(10137), "sandbox\n", 10*time.Second)
+	if strings.Count(d.daemonLog(), "ERROR") != want {
+		t.Errorf("errors while serving the examples:\n%s", d.daemonLog())
+	}
+}
+
+// playCTF talks to the CTF example: the flag for the right word, and what
+// the challenge sees of its sandbox (docs/sandbox.md).
+func playCTF(t *testing.T, addr string) {
+	t.Helper()
+	if got, err := tcpExchange(t, addr, "please\n", 10*time.Second); err != nil || !strings.Contains(got, "gxctf{every_connection_gets_its_own_jail}") {
+		t.Errorf("example ctf: %q %v", got, err)
+	}
+	got, err := tcpExchange(t, addr, "sandbox\n", 10*time.Second)
 	for _, want := range []string{"pid: 2\n", "root: chal flag.txt proc tmp\n", "NoNewPrivs: 1\n", "Seccomp: 2\n",
 		"overwrite the flag: open /flag.txt: read-only file system\n", "/tmp: writable"} {
 		if err != nil || !strings.Contains(got, want) {
 			t.Errorf("example ctf, its view: want %q in %q (%v)", want, got, err)
 		}
-	}
-	if strings.Contains(d.daemonLog(), "ERROR") {
-		t.Errorf("errors while serving the examples:\n%s", d.daemonLog())
 	}
 }
