@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -29,6 +30,7 @@ import (
 //
 //	go test -run '^$' -bench SandboxSpawn -benchtime 1x ./e2e      # as root
 //	SANDBOX_BENCH_ROUNDS=5 SANDBOX_BENCH_SECONDS=3 go test ...     # longer
+//	SANDBOX_BENCH_ONLY='only' go test ...                          # some scenarios
 //
 // It needs root and a C compiler (for the static server); the bwrap rows
 // need the Debian package bubblewrap.
@@ -68,6 +70,12 @@ func BenchmarkSandboxSpawn(b *testing.B) {
 		{"ctf (chroot ns seccomp tmp)", "\tserver = /bin/hello\n\tchroot = " + jail + "\n" + ns +
 			"\tno_new_privs = yes\n\tseccomp = default\n\tprivate_tmp = yes\n\tread_only_root = yes\n"},
 	}
+	// Each part of the first sandbox alone, for where its cost goes.
+	scenarios = append(scenarios,
+		scenario{"nnp only", "\tserver = " + hello + "\n\tno_new_privs = yes\n"},
+		scenario{"seccomp only", "\tserver = " + hello + "\n\tseccomp = default\n"},
+		scenario{"chroot only", "\tserver = /bin/hello\n\tchroot = " + jail + "\n"},
+	)
 	// Each namespace alone, for its own cost per start (pid brings the
 	// reaper; pid without mount keeps the host's /proc).
 	for _, n := range []string{"pid", "mount", "ipc", "uts", "net"} {
@@ -80,6 +88,20 @@ func BenchmarkSandboxSpawn(b *testing.B) {
 			scenario{"bwrap ns + net", "\tserver = " + bwrap + "\n\tserver_args = --bind / / --proc /proc --unshare-pid --unshare-ipc --unshare-uts --unshare-net -- " + hello + "\n"},
 			scenario{"bwrap chroot", "\tserver = " + bwrap + "\n\tserver_args = --bind " + jail + " / -- /bin/hello\n"},
 		)
+	}
+	// SANDBOX_BENCH_ONLY=REGEXP keeps the scenarios it matches (and plain).
+	if only := os.Getenv("SANDBOX_BENCH_ONLY"); only != "" {
+		re, err := regexp.Compile(only)
+		if err != nil {
+			b.Fatal(err)
+		}
+		kept := scenarios[:1]
+		for _, s := range scenarios[1:] {
+			if re.MatchString(s.name) {
+				kept = append(kept, s)
+			}
+		}
+		scenarios = kept
 	}
 	ports := testnet.Ports(b, len(scenarios))
 	conf := "defaults\n{\n\tcps = 0 0\n\tinstances = UNLIMITED\n\tper_source = UNLIMITED\n\tbind = 127.0.0.1\n}\n"
