@@ -207,12 +207,16 @@ func hSeccomp(e *entry, a *attrLine) bool {
 		e.svc.Sandbox.Seccomp = nil // switches an inherited profile off
 		return true
 	case !strings.ContainsRune(w, '/'):
-		if _, ok := seccomp.Builtin(w); !ok {
-			e.errAt(a, 0, CodeSeccomp, fmt.Sprintf("unknown seccomp profile %q: a built-in profile (%s), none, or a profile file's path", w, strings.Join(seccomp.BuiltinNames(), ", ")))
+		if _, ok := seccomp.Builtin(w); ok {
+			e.svc.Sandbox.Seccomp = &service.Seccomp{Profile: w}
+			return true
+		}
+		// A bare name that is no built-in profile is a file beside the
+		// configuration file (challenge.seccomp), when there is one.
+		if _, err := os.Stat(e.filePath(w)); err != nil {
+			e.errAt(a, 0, CodeSeccomp, fmt.Sprintf("unknown seccomp profile %q: a built-in profile (%s), none, or a profile file (no file %s either)", w, strings.Join(seccomp.BuiltinNames(), ", "), e.filePath(w)))
 			return false
 		}
-		e.svc.Sandbox.Seccomp = &service.Seccomp{Profile: w}
-		return true
 	}
 	file := e.filePath(w)
 	text, err := e.l.readProfile(file)

@@ -222,3 +222,24 @@ func TestSandboxPathWithLink(t *testing.T) {
 		t.Errorf("plain: %s %v", s.Status, s.Reasons)
 	}
 }
+
+// TestSandboxProfileBareFileName: a seccomp value without a '/' that is
+// no built-in profile names a file beside the configuration file; one
+// that names neither is an error at the value.
+func TestSandboxProfileBareFileName(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "chal.seccomp"), "include default\ndeny execve\n")
+	conf := filepath.Join(dir, "xinetd.conf")
+	write(t, conf, sandboxSvc("a", 6050, "server = /bin/cat", "seccomp = chal.seccomp")+
+		sandboxSvc("b", 6051, "server = /bin/cat", "seccomp = nosuch.seccomp"))
+	cfg := load(t, conf, testOptions())
+	if a := serviceNamed(cfg, "a"); a.Status != service.StatusAccepted || a.Sandbox.Seccomp == nil ||
+		a.Sandbox.Seccomp.File != filepath.Join(dir, "chal.seccomp") || a.Sandbox.Seccomp.Text != "include default\ndeny execve\n" {
+		t.Errorf("a: %s %v %+v", a.Status, a.Reasons, a.Sandbox.Seccomp)
+	}
+	b := serviceNamed(cfg, "b")
+	if b.Status != service.StatusRejected || len(b.Reasons) == 0 || b.Reasons[0].Code != CodeSeccomp ||
+		b.Reasons[0].Pos.Line != 19 || !strings.Contains(b.Reasons[0].Msg, `unknown seccomp profile "nosuch.seccomp"`) {
+		t.Errorf("b: %s %v", b.Status, b.Reasons)
+	}
+}
