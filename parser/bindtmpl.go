@@ -120,14 +120,3 @@ func (e *entry) noteAt(a *attrLine, w int, code, msg string) {
 	}
 	e.report(service.SevNotice, code, a.key, a.line, col, false, msg)
 }
-
-func joinWords(ws []word) string {
-	var b strings.Builder
-	for i, w := range ws {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(w.text)
-	}
-	return b.String()
-}

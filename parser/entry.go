@@ -529,7 +529,7 @@ func (e *entry) dispatch(a *attrLine) {
 	}
 	if spec.name == "bind" && len(a.values) > 1 && IsBindTemplate(a.values[0].text) {
 		// A go-sockaddr template is one value, blanks and all.
-		a.values = []word{{text: joinWords(a.values), col: a.values[0].col}}
+		a.values = []word{{text: wordsText(a.values), col: a.values[0].col}}
 	}
 	if h := hashWord(a.values); h >= 0 {
 		if spec.n > 0 && h == spec.n {

@@ -383,8 +383,12 @@ func TestProxySource(t *testing.T) {
 }
 
 func TestProxyReresolves(t *testing.T) {
-	one := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) { io.WriteString(c, "one") })
-	newBackend(t, "127.0.0.3:"+strconv.Itoa(one.port), func(c *net.TCPConn) { io.WriteString(c, "three") })
+	// Both backends share one port, so it comes from outside the
+	// kernel's ephemeral range: a wildcard socket of another process may
+	// hold any port in it on 127.0.0.3.
+	port := testnet.Ports(t, 1)[0]
+	one := newBackend(t, testnet.Addr("127.0.0.1", port), func(c *net.TCPConn) { io.WriteString(c, "one") })
+	newBackend(t, testnet.Addr("127.0.0.3", port), func(c *net.TCPConn) { io.WriteString(c, "three") })
 	var calls atomic.Int32
 	lookup := func(ctx context.Context, host string) ([]netip.Addr, error) {
 		if host != "backend.test" {

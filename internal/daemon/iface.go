@@ -102,6 +102,15 @@ func interfaceAddrs(name string, fam service.Family) []netip.Addr {
 	if err != nil {
 		return nil
 	}
+	out := bindable(all, fam, false)
+	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
+	return out
+}
+
+// bindable keeps the addresses of family fam (any family when unset)
+// that can be bound now: not IPv6 ones still tentative or otherwise
+// unusable, and, with noLinkLocal, not link-local IPv6 ones either.
+func bindable(all []netip.Addr, fam service.Family, noLinkLocal bool) []netip.Addr {
 	var unusable map[netip.Addr]bool
 	for _, a := range all {
 		if a.Is6() {
@@ -115,11 +124,11 @@ func interfaceAddrs(name string, fam service.Family) []netip.Addr {
 		case fam == service.FamilyIPv4 && !a.Is4():
 		case fam == service.FamilyIPv6 && !a.Is6():
 		case unusable[a.WithZone("")]:
+		case noLinkLocal && a.Is6() && a.IsLinkLocalUnicast():
 		default:
 			out = append(out, a)
 		}
 	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Less(out[j]) })
 	return out
 }
 
@@ -145,24 +154,7 @@ func (d *Daemon) templateAddrs(s *service.Service) []netip.Addr {
 	if prev, _ := tmplErrs.Swap(s.Bind.Template, msg); prev != msg && msg != "" {
 		d.log.Logf(logging.LevelError, "iface", "service %s: bind template %s: %v; will listen when it gives an address", s.ID, s.Bind.Template, err)
 	}
-	var unusable map[netip.Addr]bool
-	for _, a := range all {
-		if a.Is6() {
-			unusable = unusableV6()
-			break
-		}
-	}
-	var out []netip.Addr
-	for _, a := range all {
-		switch {
-		case s.Family == service.FamilyIPv4 && !a.Is4():
-		case s.Family == service.FamilyIPv6 && !a.Is6():
-		case a.Is6() && (a.IsLinkLocalUnicast() || unusable[a]):
-		default:
-			out = append(out, a)
-		}
-	}
-	return out
+	return bindable(all, s.Family, true)
 }
 
 // following reports whether a service's addresses can change under it:

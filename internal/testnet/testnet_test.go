@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -98,13 +99,17 @@ func TestLockWaitsForHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	holder, err := tryLock(dir, "res-testnet-selftest")
+	// The name is this process's own: a test run beside this one takes
+	// the same self-test lock, which is what the lock is for.
+	name := fmt.Sprintf("testnet-selftest-%d", os.Getpid())
+	holder, err := tryLock(dir, "res-"+name)
+	t.Cleanup(func() { os.Remove(filepath.Join(dir, "res-"+name)) })
 	if err != nil || holder == nil {
 		t.Fatalf("could not take the lock first: %v", err)
 	}
 	got := make(chan struct{})
 	go func() {
-		t.Run("waiter", func(t *testing.T) { Lock(t, "testnet-selftest") })
+		t.Run("waiter", func(t *testing.T) { Lock(t, name) })
 		close(got)
 	}()
 	select {

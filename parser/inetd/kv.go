@@ -400,18 +400,8 @@ func (p *parser) textFrom(line, col, endLine int) string {
 
 // stripComment drops a '#' comment (outside quotes) from one line.
 func stripComment(s string) string {
-	q := byte(0)
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case q != 0 && c == '\\':
-			i++
-		case q != 0 && c == q:
-			q = 0
-		case q == 0 && (c == '"' || c == '\''):
-			q = c
-		case q == 0 && c == '#':
-			return s[:i]
-		}
+	if i := unquotedIndex(s, "#"); i >= 0 {
+		return s[:i]
 	}
 	return s
 }

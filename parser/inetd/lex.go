@@ -244,6 +244,14 @@ func (l *lineLexer) entryLine(s string, start int) {
 // holds the ';' that ends the definition: outside quotes (which may
 // escape a quote with a backslash) and before a '#' comment.
 func kvLineEnds(s string) bool {
+	i := unquotedIndex(s, "#;")
+	return i >= 0 && s[i] == ';'
+}
+
+// unquotedIndex is the index of the first byte of s that is one of stop
+// and stands outside quotes ("..." or '...', in which a backslash
+// escapes the next byte), or -1.
+func unquotedIndex(s, stop string) int {
 	q := byte(0)
 	for i := 0; i < len(s); i++ {
 		switch c := s[i]; {
@@ -254,13 +262,11 @@ func kvLineEnds(s string) bool {
 		case q != 0:
 		case c == '"' || c == '\'':
 			q = c
-		case c == '#':
-			return false
-		case c == ';':
-			return true
+		case strings.IndexByte(stop, c) >= 0:
+			return i
 		}
 	}
-	return false
+	return -1
 }
 
 func (l *lineLexer) emitWords(start, from int) {
