@@ -39,8 +39,22 @@ func serveSandboxView() int {
 			p("ns_"+ns, l)
 		}
 	}
-	if c, err := os.ReadFile("/proc/1/comm"); err == nil {
-		p("pid1", strings.TrimSpace(string(c)))
+	// In a pid namespace of its own (this server is PID 2 there) the init
+	// execs the reaper only after this server's execve: read its name
+	// until it is the reaper's (at most 10 s).
+	wait := time.Duration(0)
+	if os.Getpid() == 2 {
+		wait = 10 * time.Second
+	}
+	for deadline := time.Now().Add(wait); ; time.Sleep(10 * time.Millisecond) {
+		c, err := os.ReadFile("/proc/1/comm")
+		if err != nil {
+			break
+		}
+		if name := strings.TrimSpace(string(c)); name == "gxinetd-reaper" || time.Now().After(deadline) {
+			p("pid1", name)
+			break
+		}
 	}
 	if st, err := os.ReadFile("/proc/self/status"); err == nil {
 		for _, line := range strings.Split(string(st), "\n") {

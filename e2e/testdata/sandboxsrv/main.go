@@ -34,8 +34,8 @@ func main() {
 	if ns, err := os.Readlink("/proc/self/ns/pid"); err == nil {
 		say("pidns", ns)
 	}
-	if b, err := os.ReadFile("/proc/1/comm"); err == nil {
-		say("pid1", strings.TrimSpace(string(b)))
+	if name, ok := pid1Name(); ok {
+		say("pid1", name)
 	}
 	var root []string
 	if ents, err := os.ReadDir("/"); err == nil {
@@ -89,4 +89,26 @@ func result(err error) string {
 		err = pe.Err
 	}
 	return strings.ReplaceAll(err.Error(), " ", "_")
+}
+
+// pid1Name is the name of PID 1. In a pid namespace of its own (the
+// server is PID 2 there) the init execs the reaper only after this
+// server's execve, so it is read until it is the reaper's (for at most
+// 10 s).
+func pid1Name() (string, bool) {
+	deadline := time.Now()
+	if os.Getpid() == 2 {
+		deadline = deadline.Add(10 * time.Second)
+	}
+	for {
+		b, err := os.ReadFile("/proc/1/comm")
+		if err != nil {
+			return "", false
+		}
+		name := strings.TrimSpace(string(b))
+		if name == "gxinetd-reaper" || time.Now().After(deadline) {
+			return name, true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
