@@ -183,6 +183,47 @@ func TestSandboxFillFromDefaults(t *testing.T) {
 	}
 }
 
+// TestSandboxEveryAttributeFromDefaults: each of the nine sandbox
+// attributes set only in defaults reaches an xinetd.conf service and, by
+// FillFromDefaults, an inetd.conf entry.
+func TestSandboxEveryAttributeFromDefaults(t *testing.T) {
+	jail := t.TempDir()
+	write(t, filepath.Join(jail, "bin/cat"), "#!/bin/sh\n")
+	if err := os.Chmod(filepath.Join(jail, "bin/cat"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{"tmp", "lib"} {
+		if err := os.Mkdir(filepath.Join(jail, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := parseText(t, "defaults\n{\n\tchroot = "+jail+"\n\tno_new_privs = yes\n\tnamespaces = pid mount\n\tprivate_tmp = 16m\n"+
+		"\tread_only_paths = /lib\n\twritable_paths = -/local\n\tread_only_root = yes\n\tseccomp = default\n\tmax_duration = 30\n}\n"+
+		sandboxSvc("x", 6060, "server = /bin/cat"))
+	check := func(who string, s *service.Service) {
+		t.Helper()
+		sb := s.Sandbox
+		if sb.Chroot != jail || !sb.NoNewPrivs || sb.Namespaces != service.NsPID|service.NsMount || !sb.PrivateTmp ||
+			sb.PrivateTmpSize != 16<<20 || strings.Join(sb.ReadOnlyPaths, " ") != "/lib" || strings.Join(sb.WritablePaths, " ") != "-/local" ||
+			!sb.ReadOnlyRoot || sb.Seccomp == nil || sb.Seccomp.Profile != "default" || s.MaxDuration != 30 {
+			t.Errorf("%s: %+v max_duration=%d", who, sb, s.MaxDuration)
+		}
+		for _, attr := range service.SandboxAttrs {
+			if o := s.Origins[attr]; o.Origin != "defaults" {
+				t.Errorf("%s: origin of %s is %+v, want defaults", who, attr, o)
+			}
+		}
+	}
+	x := serviceNamed(cfg, "x")
+	if x.Status != service.StatusAccepted {
+		t.Fatalf("x: %s %v", x.Status, x.Reasons)
+	}
+	check("xinetd.conf service", x)
+	in := &service.Service{Name: "finger", Server: "/bin/cat"}
+	FillFromDefaults(&cfg.Defaults, in)
+	check("inetd.conf entry", in)
+}
+
 // TestSandboxServerHiddenByPrivateTmp: a server under /tmp cannot be
 // exec'd once private_tmp has mounted an empty tmpfs there.
 func TestSandboxServerHiddenByPrivateTmp(t *testing.T) {
