@@ -182,14 +182,24 @@ func Compile(p *Profile, arch *Arch) (*Program, error) {
 	}
 	dflt := a.newLabel()
 	blocks := make([]label, len(calls))
-	for i := range blocks {
+	// A call with one unconditional action (most of a deny list) has its
+	// return right after its comparison in the search instead of a jump
+	// to a block of its own: the kernel converts and JIT-compiles the
+	// program for every server it starts, so every instruction saved is
+	// saved per connection.
+	inline := make([]bool, len(calls))
+	for i, c := range calls {
 		blocks[i] = a.newLabel()
+		inline[i] = len(c.conds) == 0 && !(needExec && c.nr == execNr)
 	}
-	a.search(calls, blocks, 0, len(calls), dflt)
+	a.search(calls, blocks, inline, 0, len(calls), dflt)
 	a.place(dflt)
 	a.emit(retK, 0, 0, p.Default.ret())
 	prog := &Program{Arch: arch, execSlot: -1}
 	for i, c := range calls {
+		if inline[i] {
+			continue
+		}
 		a.place(blocks[i])
 		if needExec && c.nr == execNr {
 			// execve(path, ...) with path == gxinetd's own pointer.
@@ -217,14 +227,18 @@ func Compile(p *Profile, arch *Arch) (*Program, error) {
 }
 
 // search emits a binary search over calls[lo:hi] (sorted by number) with
-// the number in the accumulator, jumping to each call's block, or to
-// dflt. Conditional jumps only ever skip one instruction; the jumps that
+// the number in the accumulator, returning a call's action at once when
+// it is inline, else jumping to its block; or to dflt. Conditional jumps only ever skip one instruction; the jumps that
 // go far are ja.
-func (a *asm) search(calls []*callRules, blocks []label, lo, hi int, dflt label) {
+func (a *asm) search(calls []*callRules, blocks []label, inline []bool, lo, hi int, dflt label) {
 	if hi-lo <= 3 {
 		for i := lo; i < hi; i++ {
 			a.emit(jeqK, 0, 1, uint32(calls[i].nr))
-			a.jump(blocks[i])
+			if inline[i] {
+				a.emit(retK, 0, 0, calls[i].base.ret())
+			} else {
+				a.jump(blocks[i])
+			}
 		}
 		a.jump(dflt)
 		return
@@ -233,9 +247,9 @@ func (a *asm) search(calls []*callRules, blocks []label, lo, hi int, dflt label)
 	right := a.newLabel()
 	a.emit(jgeK, 0, 1, uint32(calls[mid].nr))
 	a.jump(right)
-	a.search(calls, blocks, lo, mid, dflt)
+	a.search(calls, blocks, inline, lo, mid, dflt)
 	a.place(right)
-	a.search(calls, blocks, mid, hi, dflt)
+	a.search(calls, blocks, inline, mid, hi, dflt)
 }
 
 // condSet emits: if every condition of cs holds, return act; otherwise
