@@ -68,6 +68,7 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	}
 	applyGlobal(o, cfg)
 	limitDiags(cfg)
+	checkSandboxHost(cfg)
 	return cfg
 }
 
@@ -111,6 +112,7 @@ func loadInetd(o *Options, db *sysdb.DB, path string) *service.Config {
 	}
 	applyGlobal(o, cfg)
 	limitDiags(cfg)
+	checkSandboxHost(cfg)
 	return cfg
 }
 
