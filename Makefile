@@ -13,7 +13,7 @@ LDFLAGS  := -s -w -X github.com/gxinetd/gxinetd/internal/daemon.Version=$(VERSIO
 TESTFLAGS ?= -count=1 -timeout 15m
 FUZZTIME ?= 30s
 
-.PHONY: all build run test unit e2e race fuzz bench lint install uninstall clean man-check attack
+.PHONY: all build run ctf-jail test unit e2e race fuzz bench lint install uninstall clean man-check attack
 
 all: build
 
@@ -22,8 +22,18 @@ build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o xconv ./cmd/xconv
 
 # Foreground daemon on examples/: unprivileged 127.0.0.1 ports, logs on stderr.
-run: build
+run: build ctf-jail
 	./gxinetd -f examples/xinetd.conf -dontfork -stayalive -filelog /dev/stderr
+
+# The jail of the CTF example (examples/xinetd.d/ctf, docs/sandbox.md): the
+# challenge built static, its flag, and the directories the sandbox mounts
+# over. Owned by whoever builds it, so a root daemon wants root to build it.
+CTF := examples/ctf/jail
+ctf-jail:
+	mkdir -p $(CTF)/proc $(CTF)/tmp
+	chmod 0755 $(CTF) $(CTF)/proc $(CTF)/tmp
+	CGO_ENABLED=0 $(GO) build -trimpath -o $(CTF)/chal ./examples/ctf/challenge
+	install -m 0644 examples/ctf/flag.txt $(CTF)/flag.txt
 
 # Every test: unit, golden, fuzz seeds, end-to-end (the e2e package builds the binaries itself).
 # The spawner again as a build without cgo would start servers (Go's fork
@@ -110,3 +120,4 @@ uninstall:
 
 clean:
 	rm -f gxinetd xconv
+	rm -rf examples/ctf/jail

@@ -292,6 +292,47 @@ func (d *dumper) service(s *service.Service, tabs int) {
 			d.line(a+1, kv)
 		}
 	}
+	d.sandbox(a, &s.Sandbox, s.MaxDuration)
+}
+
+// sandbox lists a service's sandbox attributes (gxinetd's; xinetd's
+// dump has none, so nothing is written for a service without them).
+func (d *dumper) sandbox(a int, sb *service.Sandbox, maxDuration int) {
+	if sb.IsZero() && maxDuration == 0 {
+		return
+	}
+	d.line(a, "Sandbox:")
+	if sb.Chroot != "" {
+		d.line(a+1, "chroot = "+sb.Chroot)
+	}
+	if ns := sb.EffectiveNamespaces(); ns != 0 {
+		d.line(a+1, "namespaces = "+ns.String())
+	}
+	if sb.PrivateTmp {
+		size := sb.PrivateTmpSize
+		if size <= 0 {
+			size = service.DefaultPrivateTmpSize
+		}
+		d.line(a+1, "private_tmp = "+strconv.FormatInt(size, 10)+" bytes")
+	}
+	if sb.ReadOnlyRoot {
+		d.line(a+1, "read_only_root = yes")
+	}
+	if len(sb.ReadOnlyPaths) > 0 {
+		d.line(a+1, "read_only_paths ="+words(sb.ReadOnlyPaths))
+	}
+	if len(sb.WritablePaths) > 0 {
+		d.line(a+1, "writable_paths ="+words(sb.WritablePaths))
+	}
+	if sb.NoNewPrivs || sb.Seccomp != nil {
+		d.line(a+1, "no_new_privs = yes")
+	}
+	if sb.Seccomp != nil {
+		d.line(a+1, "seccomp = "+sb.Seccomp.Profile)
+	}
+	if maxDuration > 0 {
+		d.line(a+1, "max_duration = "+strconv.Itoa(maxDuration))
+	}
 }
 
 func (d *dumper) logging(tabs int, lt service.LogType, succ service.LogSuccess, fail service.LogFailure) {

@@ -554,3 +554,21 @@ func TestConfigDumpVariants(t *testing.T) {
 		t.Errorf("dump:\n%s\nwant:\n%s", b.String(), want)
 	}
 }
+
+// TestConfigDumpSandbox: a sandboxed service's dump lists its sandbox,
+// with the namespaces it really gets (mount, for a private /tmp) and
+// no_new_privs implied by seccomp; a service without one is dumped as
+// xinetd dumps it (TestConfigDumpVariants).
+func TestConfigDumpSandbox(t *testing.T) {
+	s := &service.Service{Name: "ctf", ID: "ctf", Status: service.StatusAccepted, SocketType: service.SockStream,
+		Protocol: "tcp", ProtoNum: 6, PerSource: 4, Server: "/chal", Argv: []string{"chal"}, MaxDuration: 300,
+		Sandbox: service.Sandbox{Chroot: "/srv/jail", Namespaces: service.NsPID, PrivateTmp: true,
+			WritablePaths: []string{"/data"}, Seccomp: &service.Seccomp{Profile: "default"}}}
+	var b bytes.Buffer
+	WriteConfigDumpWith(&b, &service.Config{Services: []*service.Service{s}}, captureDump)
+	want := "\tSandbox:\n\t\tchroot = /srv/jail\n\t\tnamespaces = pid mount\n\t\tprivate_tmp = 67108864 bytes\n" +
+		"\t\twritable_paths = /data\n\t\tno_new_privs = yes\n\t\tseccomp = default\n\t\tmax_duration = 300\n\n"
+	if !strings.HasSuffix(b.String(), want) {
+		t.Errorf("dump:\n%s\nwant it to end with:\n%s", b.String(), want)
+	}
+}

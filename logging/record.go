@@ -58,7 +58,8 @@ type Record struct {
 	Remote netip.AddrPort
 	Local  netip.AddrPort
 	// Reason is xinetd's FAIL word ("address", "connections per second",
-	// ...) or the NOID reason ("no server", "timeout", ...).
+	// ...), the NOID reason ("no server", "timeout", ...), or why gxinetd
+	// ended a server, for EXIT ("max_duration", "seccomp").
 	Reason string
 	// ReasonCode is the stable code written by the logfmt and JSON
 	// formats; empty derives one from Reason.
@@ -159,6 +160,12 @@ func FormatXinetd(dst []byte, r *Record) []byte {
 			dst = append(dst, " duration="...)
 			dst = strconv.AppendInt(dst, int64(r.Duration/time.Second), 10)
 			dst = append(dst, "(sec)"...)
+		}
+		if r.Reason != "" {
+			// Only gxinetd ends servers for a reason of its own
+			// (max_duration, a seccomp kill): xinetd's lines never have it.
+			dst = append(dst, " reason="...)
+			dst = append(dst, r.Reason...)
 		}
 	case EventFail:
 		dst = append(dst, ' ')
@@ -305,6 +312,9 @@ func structuredFields(s fieldSink, r *Record) {
 			} else {
 				s.num("exit_status", int64(r.ExitStatus))
 			}
+		}
+		if r.Reason != "" {
+			s.str("reason", r.Code())
 		}
 	case EventTraffic:
 		s.num("bytes_in", r.BytesIn)

@@ -147,6 +147,9 @@ func init() {
 	add("only_groups", kindAny, 0, S|X, hOnlyGroups)
 	add("cpm", kindFixed, 1, S|D|X, hCPM)
 	add("per_source_cpm", kindFixed, 1, S|D|X, hPerSourceCPM)
+	addSandboxAttrs(func(name string, kind attrKind, n int, h func(*entry, *attrLine) bool) {
+		add(name, kind, n, S|D|X, h)
+	})
 
 	next := 1
 	for _, name := range AttributeNames() {
@@ -337,8 +340,13 @@ func (e *entry) cred(a *attrLine, what string, lookup func(string) (int, bool)) 
 func hServer(e *entry, a *attrLine) bool {
 	p := a.values[0].text
 	e.svc.Server = p
+	e.serverSrc = a.src(e.file)
 	if e.kept != nil {
 		e.kept.serverCol = a.values[0].col
+	}
+	if e.chrootSoFar() != "" && e.kept != nil {
+		e.kept.serverDeferred = true // judged inside the chroot by checkSandbox
+		return true
 	}
 	return e.checkServer(a, p)
 }

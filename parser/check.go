@@ -281,6 +281,8 @@ func (l *loader) complete(e *readEntry) {
 
 	c.proxyRules(internal, redirect, mux)
 
+	l.checkSandbox(c)
+
 	// The ident port must not look itself up.
 	if s.Port == 113 && s.Protocol == "tcp" {
 		if s.LogOnSuccess.Has(service.LogSuccessUserID) {

@@ -26,7 +26,9 @@
 //
 //	cmd -> internal/daemon -> parser -> internal/service
 //
-// parser may import internal/service and internal/sysdb. It must not import
+// parser may import internal/service, internal/sysdb and internal/seccomp
+// (to validate seccomp profiles, whose text then travels in the model).
+// It must not import
 // access, logging, spawn, internal/builtins or internal/daemon, and no
 // participle type may leave the package (the model carries plain Sources).
 // The subdirectory parser/inetd (inetd.conf) is a separate package.

@@ -113,6 +113,9 @@ func dumpDefaults(d *service.Defaults) string {
 	if d.Metrics != "" {
 		k.add("metrics", d.Metrics)
 	}
+	if sb := dumpSandbox(&d.Sandbox, d.MaxDuration); sb != "" {
+		k.add("sandbox", sb)
+	}
 	return "defaults:" + k.b.String() + "\n"
 }
 
@@ -256,8 +259,43 @@ func dumpService(s *service.Service) string {
 	if s.LogFormat != "" {
 		k.add("log_format", s.LogFormat)
 	}
+	if sb := dumpSandbox(&s.Sandbox, s.MaxDuration); sb != "" {
+		k.add("sandbox", sb)
+	}
 	if o := origins(s.Origins); o != "" {
 		k.add("inherited", o)
 	}
 	return fmt.Sprintf("service %s %s%s\n", s.Name, s.Status, k.b.String())
+}
+
+func dumpSandbox(sb *service.Sandbox, maxDuration int) string {
+	var parts []string
+	if sb.Chroot != "" {
+		parts = append(parts, "chroot:"+sb.Chroot)
+	}
+	if sb.NoNewPrivs {
+		parts = append(parts, "nnp")
+	}
+	if sb.Namespaces != 0 {
+		parts = append(parts, "ns:"+strings.ReplaceAll(sb.Namespaces.String(), " ", "+"))
+	}
+	if sb.PrivateTmp {
+		parts = append(parts, fmt.Sprintf("tmp:%d", sb.PrivateTmpSize))
+	}
+	if sb.ReadOnlyPaths != nil {
+		parts = append(parts, "ro:"+strings.Join(sb.ReadOnlyPaths, "+"))
+	}
+	if sb.WritablePaths != nil {
+		parts = append(parts, "rw:"+strings.Join(sb.WritablePaths, "+"))
+	}
+	if sb.ReadOnlyRoot {
+		parts = append(parts, "ro-root")
+	}
+	if sb.Seccomp != nil {
+		parts = append(parts, "seccomp:"+sb.Seccomp.Profile)
+	}
+	if maxDuration != 0 {
+		parts = append(parts, fmt.Sprintf("max:%ds", maxDuration))
+	}
+	return strings.Join(parts, ",")
 }

@@ -29,9 +29,10 @@ type entry struct {
 	rejected   bool
 	stop       bool // disable = yes ends the entry
 
-	bindCands []netip.Addr // a bind host name's addresses, chosen once flags are known
-	argsLine  int          // line of server_args, for the NAMEINARGS order warning
-	flagsLine int          // line of a flags line with NAMEINARGS
+	bindCands []netip.Addr   // a bind host name's addresses, chosen once flags are known
+	argsLine  int            // line of server_args, for the NAMEINARGS order warning
+	serverSrc service.Source // the server line, for a chroot read after it
+	flagsLine int            // line of a flags line with NAMEINARGS
 }
 
 // readEntry is what the whole-configuration steps (finish) need of a
@@ -48,6 +49,9 @@ type readEntry struct {
 	// '{'): whole-entry checks would only echo that one mistake.
 	unread    bool
 	serverCol int // the column of the server path, for checkServerOwner
+	// serverDeferred: the server path was left to checkSandbox, a chroot
+	// being known when it was read.
+	serverDeferred bool
 }
 
 // word is one blank-separated word of an attribute line and its column.
@@ -574,7 +578,7 @@ var guardAttrs = []string{"only_from", "no_access", "access_times", "disable"}
 // foreignAttrs are attributes of patched xinetd builds that gxinetd does
 // not have; each gets its own explanation instead of a did-you-mean.
 var foreignAttrs = map[string]string{
-	"kafel_rule": "kafel_rule (seccomp sandboxing with a kafel policy, an attribute of a patched xinetd) is not supported: this line is ignored and the server runs WITHOUT that system-call policy",
+	"kafel_rule": "kafel_rule (seccomp sandboxing with a kafel policy, an attribute of a patched xinetd) is not supported: this line is ignored and the server runs WITHOUT that system-call policy; write the policy as a seccomp profile (seccomp = default, or a profile file: see docs/sandbox.md)",
 }
 
 // unknown handles a line whose attribute gxinetd does not know. Like

@@ -37,6 +37,8 @@ func FuzzParseXinetd(f *testing.F) {
 		"defaults\n{\n\tonly_from += 1.2.3.4\n\tlog_type = SYSLOG daemon\n}\nservice\n",
 		"service x\n{\n\tflags=NAMEINARGS\n\tserver_args=a\r\n}",
 		"include\nincludedir\n\x00\n",
+		svcWith("chroot = /usr", "namespaces = pid mount net", "seccomp = default", "private_tmp = 8m", "max_duration = 9"),
+		svcWith("read_only_paths = /usr -/x", "writable_paths += /tmp", "read_only_root = yes", "no_new_privs = yes", "kafel_rule = x"),
 	} {
 		f.Add(s)
 	}

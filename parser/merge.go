@@ -33,7 +33,8 @@ func newDefaultsState() *defaultsState {
 // parseTimeAttrs are copied from the defaults read so far into each
 // service when its block starts (xinetd §2.5 step 1). A service's own `=`
 // replaces the copy; `+=` and `-=` edit it.
-var parseTimeAttrs = []string{"log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "banner", "banner_success", "banner_fail", "proxy_from"}
+var parseTimeAttrs = []string{"log_on_success", "log_on_failure", "only_from", "no_access", "passenv", "banner", "banner_success", "banner_fail", "proxy_from",
+	"namespaces", "read_only_paths", "writable_paths"}
 
 // copyListsTo gives a new service its parse-time copy of the defaults.
 func (d *defaultsState) copyListsTo(s *service.Service) {
@@ -64,6 +65,12 @@ func (d *defaultsState) copyListsTo(s *service.Service) {
 			s.BannerFail = d.svc.BannerFail
 		case "proxy_from":
 			s.ProxyFrom = copyAddrList(d.svc.ProxyFrom)
+		case "namespaces":
+			s.Sandbox.Namespaces = d.svc.Sandbox.Namespaces
+		case "read_only_paths":
+			s.Sandbox.ReadOnlyPaths = append([]string(nil), d.svc.Sandbox.ReadOnlyPaths...)
+		case "writable_paths":
+			s.Sandbox.WritablePaths = append([]string(nil), d.svc.Sandbox.WritablePaths...)
 		}
 		src.Origin = "defaults"
 		s.Origins.Set(attr, src)
@@ -136,6 +143,14 @@ func (d *defaultsState) build() service.Defaults {
 		MetricsOnlyFrom:  d.metricsOnlyFrom,
 		ProxyFrom:        s.ProxyFrom,
 		ProxyTimeout:     s.ProxyTimeout,
+		Sandbox:          s.Sandbox,
+		MaxDuration:      s.MaxDuration,
+	}
+	if len(out.Sandbox.ReadOnlyPaths) == 0 {
+		out.Sandbox.ReadOnlyPaths = nil
+	}
+	if len(out.Sandbox.WritablePaths) == 0 {
+		out.Sandbox.WritablePaths = nil
 	}
 	if _, ok := d.origins["instances"]; ok {
 		out.Instances = s.Instances
@@ -171,7 +186,8 @@ func setByEntry(s *service.Service, attr string) bool {
 // Attributes: instances, per_source, per_source_prefix, cps, max_load,
 // groups, umask, bind (interface), v6only, log_type, log_on_success,
 // log_on_failure, log_format, ident_timeout, backlog, cpm,
-// per_source_cpm, proxy_timeout. A FILE log_type
+// per_source_cpm, proxy_timeout, and the sandbox attributes
+// (service.SandboxAttrs). A FILE log_type
 // taken from defaults is marked Common (one shared writer).
 func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	from := func(attr string) (service.Source, bool) {
@@ -272,6 +288,7 @@ func FillFromDefaults(d *service.Defaults, s *service.Service) {
 	if take("per_source_cpm") {
 		s.Inetd.PerIPPerMinute = d.PerSourceCPM
 	}
+	fillSandbox(d, s, take)
 	// A bind inherited by a dual-stack entry decides its family, as an
 	// explicit one does for xinetd services.
 	if s.Family == service.FamilyDual && s.Bind.Addr.IsValid() && !setByEntry(s, "bind") {
@@ -297,4 +314,42 @@ func cloneBool(p *bool) *bool {
 	}
 	v := *p
 	return &v
+}
+
+// fillSandbox takes each sandbox attribute the service did not set from
+// the defaults (lists and the seccomp profile copied, so that services
+// never share them).
+func fillSandbox(d *service.Defaults, s *service.Service, take func(string) bool) {
+	ds, sb := &d.Sandbox, &s.Sandbox
+	if take("chroot") {
+		sb.Chroot = ds.Chroot
+	}
+	if take("no_new_privs") {
+		sb.NoNewPrivs = ds.NoNewPrivs
+	}
+	if take("namespaces") {
+		sb.Namespaces = ds.Namespaces
+	}
+	if take("private_tmp") {
+		sb.PrivateTmp, sb.PrivateTmpSize = ds.PrivateTmp, ds.PrivateTmpSize
+	}
+	if take("read_only_paths") {
+		sb.ReadOnlyPaths = append([]string(nil), ds.ReadOnlyPaths...)
+	}
+	if take("writable_paths") {
+		sb.WritablePaths = append([]string(nil), ds.WritablePaths...)
+	}
+	if take("read_only_root") {
+		sb.ReadOnlyRoot = ds.ReadOnlyRoot
+	}
+	if take("seccomp") {
+		sb.Seccomp = nil
+		if ds.Seccomp != nil {
+			c := *ds.Seccomp
+			sb.Seccomp = &c
+		}
+	}
+	if take("max_duration") {
+		s.MaxDuration = d.MaxDuration
+	}
 }

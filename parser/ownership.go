@@ -107,6 +107,9 @@ func (c *checker) checkServerOwner() {
 	if !c.l.opt.CheckOwnership || s.Server == "" || !strings.HasPrefix(s.Server, "/") {
 		return // relative servers are refused on their own line
 	}
+	if s.Sandbox.Chroot != "" {
+		return // judged inside the chroot: checkSandbox
+	}
 	trust := pathsafe.ForUser(s.User, s.Group, s.Groups, c.l.sys)
 	k := ownKey{path: s.Server, trust: trust, exec: true}
 	ue, ok := c.l.owned[k]

@@ -99,12 +99,13 @@ type loader struct {
 	entries  []*readEntry
 	scratch  entry // the block being read
 
-	hosts   map[string]hostAnswer
-	servers map[string]serverCheck
-	owned   map[ownKey]*pathsafe.Error // ownership verdicts (ownership.go)
-	ifaces  map[string]bool
-	words   []word   // scratch for attribute lines
-	attr    attrLine // scratch for attribute lines
+	hosts    map[string]hostAnswer
+	servers  map[string]serverCheck
+	owned    map[ownKey]*pathsafe.Error // ownership verdicts (ownership.go)
+	profiles map[string]profileRead     // seccomp profile files
+	ifaces   map[string]bool
+	words    []word   // scratch for attribute lines
+	attr     attrLine // scratch for attribute lines
 }
 
 func newLoader(main string, opt Options) *loader {

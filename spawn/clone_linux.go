@@ -170,6 +170,8 @@ enum { GX_TEST_STOP = 1, GX_TEST_NO_CLOSE_RANGE = 2, GX_TEST_NO_PROC = 4, GX_TES
 
 struct gx_rlim { long resource; unsigned long long value; int best_effort; };
 
+#include "sandbox_linux.h"
+
 // gx_req is everything the child reads, in memory the Go collector never
 // moves or frees while the child runs, and the child's report.
 struct gx_req {
@@ -192,6 +194,7 @@ struct gx_req {
 	int err, step, arg;
 	void *stack;
 	int pidfd;
+	struct gx_sbx *sbx;    // the sandbox (sandbox_linux.h); NULL for none
 };
 
 // The kernel's rlimit64, used through prlimit64 so that 64-bit limits
@@ -386,8 +389,15 @@ static int gx_child(void *p) {
 	// of the daemon.
 	if (!(r->test & GX_TEST_KEEP_FDS))
 		GX_STEP(GX_CLOSE, gx_close_others(r->fd, r->status_fd, r->test));
-	GX_STEP(GX_SIGNALS, gx_default_signals());
+	// The child of a pid namespace's init has its dispositions, which
+	// the init reset already.
+	if (!(r->sbx && r->sbx->init_done))
+		GX_STEP(GX_SIGNALS, gx_default_signals());
 	GX_STEP(GX_SETSID, gx_sys(SYS_setsid, 0, 0, 0, 0));
+	// The sandbox's namespaces, mounts and new root, unless the init of
+	// its pid namespace (gx_init) made them for this child already.
+	if (r->sbx && !r->sbx->init_done)
+		GX_STEP(GX_NAMESPACES, gx_sandbox(r->sbx, &step, &arg));
 	if (r->has_nice)
 		GX_STEP(GX_NICE, gx_nice(r->nice));
 	GX_STEP(GX_RLIMIT, gx_raise_limits(r, &arg));
@@ -397,6 +407,8 @@ static int gx_child(void *p) {
 		GX_STEP(GX_SETGROUPS, gx_credentials(r, &step));
 	GX_STEP(GX_CHDIR, gx_sys(SYS_chdir, (long)r->dir, 0, 0, 0));
 	GX_STEP(GX_RLIMIT, gx_set_limits(r, &arg));
+	if (r->sbx && r->sbx->nnp)
+		GX_STEP(GX_NO_NEW_PRIVS, gx_sys6(SYS_prctl, GX_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0, 0));
 	GX_STEP(GX_DUP, gx_stdio(r->fd));
 	// Tests: stopped here by a process of the service's user, and kept
 	// stopped until killed (every signal still blocked, so a SIGHUP and
@@ -404,6 +416,10 @@ static int gx_child(void *p) {
 	// its own cannot end or resume it).
 	while (r->test & GX_TEST_STOP)
 		gx_sys(SYS_kill, gx_sys(SYS_getpid, 0, 0, 0, 0), SIGSTOP, 0, 0);
+	// The filter last: it lets through the rest, rt_sigprocmask and
+	// this execve (its path pointer is patched into the filter).
+	if (r->sbx && r->sbx->nfilter)
+		GX_STEP(GX_SECCOMP, gx_seccomp(r->sbx));
 	unsigned long none = 0;
 	gx_sys(SYS_rt_sigprocmask, SIG_SETMASK, (long)&none, 0, 8);
 	// Reached execve: a child that is gone from here on either exec'd or
@@ -418,6 +434,57 @@ fail:
 	r->arg = arg;
 	// The report must be in memory before the exit that the daemon
 	// waits for makes it look.
+	__atomic_thread_fence(__ATOMIC_SEQ_CST);
+	gx_sys(SYS_exit, 127, 0, 0, 0);
+	return 0;
+}
+
+// gx_init is the child of a server with a pid namespace: the clone made
+// it the namespace's PID 1. It makes the namespace-wide steps (the other
+// namespaces, the mounts, the new root), forks the server's own child
+// (gx_child, which inherits all that and does the rest) with
+// CLONE_VFORK, and once that child has exec'd the server, becomes the
+// reaper: it execs the reaper image (reaper_cgo_linux.go) with the
+// reaper's status pipe on descriptor 3. The only call it makes is
+// gx_clone's raw system call.
+static int gx_init(void *p) __attribute__((no_instrument_function));
+static int gx_init(void *p) {
+	struct gx_req *r = p;
+	struct gx_sbx *s = r->sbx;
+	int step = 0, arg = 0;
+	long rc = 0;
+
+	GX_STEP(GX_CLOSE, gx_close_keep4(r->fd, r->status_fd, s->reaper_fd, s->report_fd));
+	GX_STEP(GX_SIGNALS, gx_default_signals());
+	GX_STEP(GX_SETSID, gx_sys(SYS_setsid, 0, 0, 0, 0));
+	GX_STEP(GX_NAMESPACES, gx_sandbox(s, &step, &arg));
+	s->init_done = 1;
+	// The server's child runs while this one waits (CLONE_VFORK) until
+	// its execve or exit; a failed step is in *r then.
+	GX_STEP(GX_REAPER_FORK, gx_clone(gx_child, s->stack2 + GX_STACK2, CLONE_VM | CLONE_VFORK | SIGCHLD, r, 0));
+	if (r->err)
+		gx_sys(SYS_exit, 127, 0, 0, 0);
+	step = GX_REAPER_EXEC;
+	if (s->report_fd != 3)
+		rc = gx_sys(SYS_dup3, s->report_fd, 3, 0, 0);
+	else
+		rc = gx_sys(SYS_fcntl, 3, F_SETFD, 0, 0);
+	if (rc < 0)
+		goto fail;
+	// Every other descriptor is close-on-exec; 0-2 are the daemon's.
+	gx_sys(SYS_close_range, 0, 2, 0, 0);
+	{
+		static const char empty[] = "", name[] = "gxinetd-reaper";
+		const char *argv[2], *envp[1];
+		argv[0] = name;
+		argv[1] = 0;
+		envp[0] = 0;
+		rc = gx_sys6(GX_SYS_execveat, s->reaper_fd, (long)empty, (long)argv, (long)envp, AT_EMPTY_PATH, 0);
+	}
+fail:
+	r->err = (int)-rc;
+	r->step = step;
+	r->arg = arg;
 	__atomic_thread_fence(__ATOMIC_SEQ_CST);
 	gx_sys(SYS_exit, 127, 0, 0, 0);
 	return 0;
@@ -445,10 +512,26 @@ static long gx_spawn(struct gx_req *r) {
 	// Blocked on this thread, and so in the child from its first
 	// instruction until it has reset every handler.
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &all, &old, 8);
-	long pid = gx_clone(gx_child, stack + size, CLONE_VM | CLONE_PIDFD | SIGCHLD, r, &pidfd);
+	int (*fn)(void *) = gx_child;
+	unsigned long flags = CLONE_VM | CLONE_PIDFD | SIGCHLD;
+	if (r->sbx && r->sbx->newpid) {
+		if ((r->sbx->stack2 = malloc(GX_STACK2)) == NULL) {
+			free(stack);
+			return -ENOMEM;
+		}
+		fn = gx_init;
+		flags |= CLONE_NEWPID;
+	}
+	if (r->sbx && r->sbx->newuser)
+		flags |= CLONE_NEWUSER;
+	long pid = gx_clone(fn, stack + size, flags, r, &pidfd);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
 	if (pid < 0) {
 		free(stack);
+		if (r->sbx) {
+			free(r->sbx->stack2);
+			r->sbx->stack2 = NULL;
+		}
 		return pid;
 	}
 	r->stack = stack;
@@ -465,6 +548,7 @@ import "C"
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
@@ -523,6 +607,19 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	status := os.NewFile(uintptr(p[0]), "exec status")
 	b := newCBlock(spec)
 	req := b.req
+	// A pid namespace's reaper reports the server's wait status on a
+	// pipe of its own (reaper_cgo_linux.go).
+	report := -1
+	if req.sbx != nil && req.sbx.newpid != 0 {
+		var rerr error
+		if report, rerr = reaperSetup(req.sbx); rerr != nil {
+			unix.Close(p[1])
+			status.Close()
+			C.free(b.base)
+			sl.release()
+			return nil, &StartError{Step: "fork", Arg: "reaper", Err: rerr}
+		}
+	}
 	// Fd switches the descriptor to blocking mode, which servers expect
 	// of their standard input.
 	req.fd = C.int(stdio.Fd())
@@ -533,14 +630,25 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	}
 	pid := int(C.gx_spawn(req))
 	unix.Close(p[1])
+	if report >= 0 {
+		unix.Close(int(req.sbx.report_fd))
+	}
 	runtime.KeepAlive(stdio)
 	if pid < 0 {
 		status.Close()
+		if report >= 0 {
+			unix.Close(report)
+		}
 		C.free(b.base)
 		sl.release()
-		return nil, &StartError{Step: "fork", Arg: spec.Path, Err: syscall.Errno(-pid)}
+		step := "fork"
+		if req.sbx != nil && (req.sbx.newpid != 0 || req.sbx.newuser != 0) {
+			step = "clone namespaces"
+		}
+		return nil, &StartError{Step: step, Arg: spec.Path, Err: syscall.Errno(-pid)}
 	}
 	proc := newProcess(pid, int(req.pidfd), true)
+	proc.report = report
 	if onStart != nil {
 		onStart(spec, pid)
 	}
@@ -558,6 +666,7 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 			waitEOF(status)
 			status.Close()
 			C.free(req.stack)
+			freeStack2(req)
 			C.free(b.base)
 			sl.release()
 			_, _ = proc.Wait()
@@ -573,6 +682,7 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	}
 	status.Close()
 	C.free(req.stack)
+	freeStack2(req)
 	defer C.free(b.base)
 	sl.release()
 	switch {
@@ -687,9 +797,76 @@ func cloneError(spec *Spec, req *C.struct_gx_req, errno syscall.Errno) *StartErr
 	case C.GX_DUP:
 		e.Step = "dup2"
 	default:
+		if sandboxError(e, spec, int(req.step), int(req.arg)) {
+			return e
+		}
 		e.Step, e.Arg = "exec", spec.Path
 	}
 	return e
+}
+
+// sandboxError names a failed sandbox step (sandbox_linux.h).
+func sandboxError(e *StartError, spec *Spec, step, arg int) bool {
+	sb := spec.Sandbox
+	if sb == nil {
+		return false
+	}
+	switch step {
+	case C.GX_USERNS:
+		e.Step, e.Arg = "user namespace", fmt.Sprintf("uid %d gid %d", sb.UID, sb.GID)
+	case C.GX_NAMESPACES:
+		e.Step, e.Arg = "unshare", unshareNames(sb.Unshare)
+	case C.GX_LOOPBACK:
+		e.Step, e.Arg = "loopback", "lo"
+	case C.GX_PROPAGATION:
+		e.Step, e.Arg = "mount", "/ (stop propagation)"
+	case C.GX_ROOT_BIND:
+		e.Step, e.Arg = "chroot", sb.Root+" (bind)"
+	case C.GX_READ_ONLY_ROOT:
+		e.Step, e.Arg = "read_only_root", rootName(sb)
+	case C.GX_MOUNT:
+		if arg < len(sb.Mounts) {
+			e.Step, e.Arg = sb.Mounts[arg].Kind.String(), sb.Mounts[arg].Path
+		} else {
+			e.Step, e.Arg = "mount", rootName(sb)
+		}
+	case C.GX_NEW_ROOT:
+		e.Step, e.Arg = "chroot", sb.Root
+		if sb.Pivot {
+			e.Step = "pivot_root"
+		}
+	case C.GX_NO_NEW_PRIVS:
+		e.Step = "no_new_privs"
+	case C.GX_SECCOMP:
+		e.Step, e.Arg = "seccomp", sb.Profile
+	case C.GX_REAPER_FORK:
+		e.Step, e.Arg = "fork", "server in pid namespace"
+	case C.GX_REAPER_EXEC:
+		e.Step, e.Arg = "exec", "reaper"
+	default:
+		return false
+	}
+	return true
+}
+
+func rootName(sb *Sandbox) string {
+	if sb.Root == "" {
+		return "/"
+	}
+	return sb.Root
+}
+
+func unshareNames(flags int) string {
+	var out []string
+	for _, f := range []struct {
+		flag int
+		name string
+	}{{unix.CLONE_NEWNS, "mount"}, {unix.CLONE_NEWIPC, "ipc"}, {unix.CLONE_NEWUTS, "uts"}, {unix.CLONE_NEWNET, "net"}} {
+		if flags&f.flag != 0 {
+			out = append(out, f.name)
+		}
+	}
+	return strings.Join(out, " ")
 }
 
 // cBlock is one C allocation holding the request and everything it
@@ -712,11 +889,15 @@ func newCBlock(spec *Spec) cBlock {
 	if spec.Cred != nil {
 		ngroups = len(spec.Cred.Groups)
 	}
+	sbxSize := uintptr(0)
+	if sb := spec.Sandbox; sb != nil {
+		sbxSize = sandboxCSize(sb)
+	}
 	reqSize := (unsafe.Sizeof(C.struct_gx_req{}) + 15) &^ 15
 	rlimSize := uintptr(len(spec.Rlimits)) * unsafe.Sizeof(C.struct_gx_rlim{})
 	ptrSize := uintptr(len(spec.Argv)+len(spec.Env)+2) * ptr
 	groupSize := (uintptr(ngroups)*4 + 7) &^ 7
-	total := reqSize + rlimSize + ptrSize + groupSize + uintptr(nstr)
+	total := reqSize + sbxSize + rlimSize + ptrSize + groupSize + uintptr(nstr)
 	base := C.calloc(1, C.size_t(total))
 	if base == nil {
 		panic("spawn: out of memory")
@@ -724,7 +905,7 @@ func newCBlock(spec *Spec) cBlock {
 	mem := unsafe.Slice((*byte)(base), total)
 	req := (*C.struct_gx_req)(base)
 	req.pidfd = -1
-	off := reqSize
+	off := reqSize + sbxSize
 
 	rl := unsafe.Slice((*C.struct_gx_rlim)(unsafe.Pointer(&mem[off])), len(spec.Rlimits))
 	if len(spec.Rlimits) > 0 {
@@ -779,7 +960,115 @@ func newCBlock(spec *Spec) cBlock {
 		req.has_nice = 1
 		req.nice = C.int(*spec.Nice)
 	}
+	if spec.Sandbox != nil {
+		req.sbx = fillSandboxC(spec.Sandbox, mem[reqSize:reqSize+sbxSize], req.path)
+	}
 	return cBlock{base: base, req: req}
+}
+
+// freeStack2 frees the stack of a pid namespace's server child, once
+// both children are done with the request.
+func freeStack2(req *C.struct_gx_req) {
+	if req.sbx != nil && req.sbx.stack2 != nil {
+		C.free(unsafe.Pointer(req.sbx.stack2))
+		req.sbx.stack2 = nil
+	}
+}
+
+// reaperSetup gives the init of a pid namespace the reaper image and
+// the write end of the pipe on which the reaper reports the server's
+// wait status; it returns the read end, for Process.Wait.
+func reaperSetup(s *C.struct_gx_sbx) (int, error) {
+	fd, err := reaperFD()
+	if err != nil {
+		return -1, err
+	}
+	p, err := statusPipe() // both ends above 2, close-on-exec, non-blocking
+	if err != nil {
+		return -1, err
+	}
+	s.reaper_fd, s.report_fd = C.int(fd), C.int(p[1])
+	return p[0], nil
+}
+
+// sandboxCSize is the C memory the sandbox of a request takes: its
+// struct, the mounts, the filter and the strings, each 16-aligned.
+func sandboxCSize(sb *Sandbox) uintptr {
+	al := func(n uintptr) uintptr { return (n + 15) &^ 15 }
+	n := al(unsafe.Sizeof(C.struct_gx_sbx{})) + al(uintptr(len(sb.Mounts))*unsafe.Sizeof(C.struct_gx_mnt{}))
+	if sb.Filter != nil {
+		n += al(uintptr(sb.Filter.Len()) * unsafe.Sizeof(unix.SockFilter{}))
+	}
+	strs := len(sb.Root) + 1 + 2*32
+	for _, m := range sb.Mounts {
+		strs += len(m.Path) + 1 + 24
+	}
+	return n + al(uintptr(strs))
+}
+
+// fillSandboxC writes sb into mem (sandboxCSize bytes, zeroed) for the
+// child. The seccomp filter gets the address of the path the child will
+// pass to execve, which is the one execve it lets through.
+func fillSandboxC(sb *Sandbox, mem []byte, execPath *C.char) *C.struct_gx_sbx {
+	al := func(n uintptr) uintptr { return (n + 15) &^ 15 }
+	s := (*C.struct_gx_sbx)(unsafe.Pointer(&mem[0]))
+	off := al(unsafe.Sizeof(C.struct_gx_sbx{}))
+	mnts := unsafe.Slice((*C.struct_gx_mnt)(unsafe.Pointer(&mem[off])), len(sb.Mounts))
+	off += al(uintptr(len(sb.Mounts)) * unsafe.Sizeof(C.struct_gx_mnt{}))
+	if sb.Filter != nil {
+		f := unsafe.Slice((*unix.SockFilter)(unsafe.Pointer(&mem[off])), sb.Filter.Len())
+		sb.Filter.ForExec(f, uintptr(unsafe.Pointer(execPath)))
+		s.filter = unsafe.Pointer(&f[0])
+		s.nfilter = C.ushort(len(f))
+		off += al(uintptr(len(f)) * unsafe.Sizeof(unix.SockFilter{}))
+	}
+	str := func(v string) *C.char {
+		p := (*C.char)(unsafe.Pointer(&mem[off]))
+		copy(mem[off:], v)
+		off += uintptr(len(v)) + 1
+		return p
+	}
+	if sb.NewPID {
+		s.newpid = 1
+	}
+	if sb.UserNS {
+		s.newuser = 1
+		um, gm := fmt.Sprintf("%d %d 1\n", sb.UID, sb.UID), fmt.Sprintf("%d %d 1\n", sb.GID, sb.GID)
+		s.uid_map, s.uid_map_len = str(um), C.int(len(um))
+		s.gid_map, s.gid_map_len = str(gm), C.int(len(gm))
+	}
+	s.unshare = C.int(sb.Unshare)
+	if sb.Root != "" {
+		s.root = str(sb.Root)
+		if sb.Pivot {
+			s.bind_root, s.pivot = 1, 1
+		}
+	}
+	if sb.ReadOnlyRoot {
+		s.ro_root = 1
+	}
+	for i, m := range sb.Mounts {
+		mnts[i].kind = C.int(m.Kind)
+		if m.Optional {
+			mnts[i].optional = 1
+		}
+		rel := strings.TrimPrefix(m.Path, "/")
+		if rel == "" {
+			rel = "."
+		}
+		mnts[i].path = str(rel)
+		if m.Kind == MountTmpfs {
+			mnts[i].size = str(strconv.FormatInt(m.Size, 10))
+		}
+	}
+	if len(mnts) > 0 {
+		s.mnt, s.nmnt = &mnts[0], C.int(len(mnts))
+	}
+	if sb.NoNewPrivs {
+		s.nnp = 1
+	}
+	s.reaper_fd, s.report_fd = -1, -1
+	return s
 }
 
 // The Go constant must be the C one.

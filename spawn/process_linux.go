@@ -1,6 +1,7 @@
 package spawn
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"os"
@@ -29,6 +30,11 @@ type Process struct {
 
 	mu     sync.Mutex // pid mode: held while signalling and while reaping
 	reaped bool       // pid mode: the pid may belong to someone else now
+
+	// report is the read end of the pipe on which the reaper of a pid
+	// namespace (Pid is the reaper) writes the server's wait status
+	// before it exits; nil for other servers.
+	report int
 }
 
 // noPidfd makes newProcess work by pid, as on a kernel without pidfds:
@@ -49,7 +55,7 @@ var pidfdWorks = sync.OnceValue(func() bool {
 // must be close-on-exec; it is made non-blocking here if it is not, so
 // that the runtime's poller can wait on it.
 func newProcess(pid, pidfd int, nonblock bool) *Process {
-	p := &Process{Pid: pid}
+	p := &Process{Pid: pid, report: -1}
 	if pidfd < 0 {
 		return p
 	}
@@ -71,6 +77,24 @@ func newProcess(pid, pidfd int, nonblock bool) *Process {
 // runtime's poller, so no thread is parked per running server (except on
 // a kernel without pidfds), and it closes the pidfd. Call it once.
 func (p *Process) Wait() (syscall.WaitStatus, error) {
+	ws, err := p.wait()
+	if p.report > 0 {
+		// The reaper's exit status cannot say "killed by signal N"
+		// (nothing kills the init of a namespace from inside it): it
+		// wrote the server's own status here before it exited. Nothing
+		// there means the reaper itself was killed (SIGKILL from the
+		// daemon): its own status is the answer.
+		var b [4]byte
+		if n, rerr := unix.Read(p.report, b[:]); rerr == nil && n == 4 {
+			ws = syscall.WaitStatus(binary.LittleEndian.Uint32(b[:]))
+		}
+		unix.Close(p.report)
+		p.report = -1
+	}
+	return ws, err
+}
+
+func (p *Process) wait() (syscall.WaitStatus, error) {
 	if p.pidfd == nil {
 		return p.waitPid()
 	}
@@ -192,6 +216,10 @@ func (p *Process) Kill() error { return p.Signal(syscall.SIGKILL) }
 // reaps the server some other way): it closes the pidfd, and Signal
 // does nothing from then on.
 func (p *Process) Release() error {
+	if p.report > 0 {
+		unix.Close(p.report)
+		p.report = -1
+	}
 	if p.pidfd == nil {
 		p.mu.Lock()
 		p.reaped = true

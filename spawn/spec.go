@@ -64,6 +64,9 @@ type Spec struct {
 
 	test      int           // tests: cloneTest* switches for this start only
 	testBound time.Duration // tests: execTimeout for this start only
+
+	// Sandbox isolates the server (sandbox.go); nil for none.
+	Sandbox *Sandbox
 }
 
 // Cred is the identity a server runs with. Groups nil or empty means no
@@ -113,13 +116,13 @@ func rlimitName(r int) string {
 // hostEnv is what BuildSpec needs to know about the daemon process and
 // the kernel; tests replace it to see how a non-root daemon behaves.
 type hostEnv struct {
-	euid   int
-	umask  int    // the daemon's umask, -1 when it cannot be read
-	nrOpen uint64 // the kernel's fs.nr_open
+	euid, egid int
+	umask      int    // the daemon's umask, -1 when it cannot be read
+	nrOpen     uint64 // the kernel's fs.nr_open
 }
 
 func currentHost() hostEnv {
-	h := hostEnv{euid: syscall.Geteuid(), umask: -1, nrOpen: NrOpen()}
+	h := hostEnv{euid: syscall.Geteuid(), egid: syscall.Getegid(), umask: -1, nrOpen: NrOpen()}
 	if st, err := cachedProcStatus(); err == nil {
 		h.umask = st.umask
 	}
@@ -226,6 +229,9 @@ func newTemplate(svc *service.Service, startEnv []string, db *sysdb.DB, h hostEn
 		spec.Nice = &n
 	}
 	spec.Rlimits = buildRlimits(svc.Rlim.Get(), h.nrOpen)
+	if spec.Sandbox, err = buildSandbox(&svc.Sandbox, h); err != nil {
+		return nil, fmt.Errorf("spawn: service %s: %w", svc.ID, err)
+	}
 	t := &Template{svc: svc, spec: spec, connNamed: make([]bool, len(spec.Env))}
 	for i, kv := range spec.Env {
 		t.connNamed[i] = connVars[envName(kv)]

@@ -178,6 +178,14 @@ func Start(spec Spec, stdio *os.File) (*Process, error) {
 		// the child, each allocating kernel credentials, change nothing.
 		spec.Cred = nil
 	}
+	if spec.Sandbox != nil && (!haveClone || forceHelper || noClone) {
+		// Only the clone child applies a sandbox: never start the
+		// server less isolated than its Spec says.
+		if err := sandboxBuild(); err != nil {
+			return nil, &StartError{Step: "sandbox", Arg: spec.Path, Err: err}
+		}
+		return nil, &StartError{Step: "sandbox", Arg: spec.Path, Err: errors.New("only the clone path applies a sandbox")}
+	}
 	switch {
 	case forceHelper:
 		return startHelper(&spec, stdio)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -31,6 +32,10 @@ type child struct {
 	done   chan struct{}
 	// exitNote replaces the EXIT record (wrap spawn commands log none).
 	silent bool
+	// limit ends the server at max_duration (sandbox.go); overdue is set
+	// when it did, for the EXIT record's reason.
+	limit   *time.Timer
+	overdue atomic.Bool
 }
 
 // exited reports whether the child has been reaped.
@@ -267,7 +272,7 @@ func (d *Daemon) specFor(r *svcRun, svc *service.Service, c spawn.Conn, lease *a
 // (logged, counted, lease released; a start that failed in the new
 // process with its START and EXIT records).
 func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owned bool, c spawn.Conn, lease *access.Lease, spec *spawn.Spec, attempt int, after ...logging.Record) (ch *child, retry bool) {
-	if ue := d.unsafeExec(spec.Path, spec.Cred); ue != nil {
+	if ue := d.unsafeServer(spec); ue != nil {
 		d.refuseServer(r, svc, c, ue) // ownership.go
 		releaseLease(lease)
 		return nil, false
@@ -320,6 +325,7 @@ func (d *Daemon) startOnce(r *svcRun, svc *service.Service, stdio *os.File, owne
 		rec.Remote = c.Remote
 	}
 	d.started(rec, after)
+	d.armMaxDuration(ch)
 	go d.reap(ch)
 	if r.removed.Load() {
 		// A reload removed the service while this server was starting,
@@ -351,6 +357,9 @@ func dupFile(f *os.File) (*os.File, error) {
 // flush the logs) finds it written.
 func (d *Daemon) reap(ch *child) {
 	ws, err := spawn.Wait(ch.proc)
+	if ch.limit != nil {
+		ch.limit.Stop()
+	}
 	releaseLease(ch.lease)
 	if !ch.silent {
 		rec := logging.Record{Event: logging.EventExit, Service: ch.svc, PID: ch.pid, Duration: time.Since(ch.start)}
@@ -366,6 +375,7 @@ func (d *Daemon) reap(ch *child) {
 			default:
 				rec.ExitStatus = ws.ExitStatus()
 			}
+			rec.Reason = exitReason(ch, ws)
 		} else {
 			d.log.Logf(logging.LevelError, "child", "service %s: waiting for server %d: %v", ch.svc.ID, ch.pid, err)
 		}

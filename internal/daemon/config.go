@@ -69,6 +69,7 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	}
 	applyGlobal(o, cfg)
 	limitDiags(cfg)
+	checkSandboxHost(cfg)
 	return cfg
 }
 
@@ -138,6 +139,7 @@ func loadInetd(o *Options, db *sysdb.DB, path string) *service.Config {
 	}
 	applyGlobal(o, cfg)
 	limitDiags(cfg)
+	checkSandboxHost(cfg)
 	return cfg
 }
 

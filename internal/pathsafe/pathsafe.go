@@ -46,6 +46,27 @@ func Check(path string, t Trust) (Info, error) {
 // Info is the program's own.
 func CheckExec(path string, t Trust) (Info, error) {
 	w := walker{orig: path, t: t}
+	return w.checkExec(path)
+}
+
+// CheckExecIn is CheckExec for a program run chrooted into root, an
+// absolute directory: root must pass Check with root alone trusted
+// (whoever can write it can put anything in it), and path is walked
+// inside root as the kernel walks it for the chrooted exec: an absolute
+// symbolic link, "..", or a "#!" interpreter never leads out of root.
+// Info.Real is the path reached, as seen from the host.
+func CheckExecIn(root, path string, t Trust) (Info, error) {
+	if _, err := Check(root, Trust{}); err != nil {
+		return Info{}, err
+	}
+	if root == "/" {
+		return CheckExec(path, t)
+	}
+	w := walker{orig: strings.TrimSuffix(root, "/") + path, t: t, root: strings.TrimSuffix(root, "/")}
+	return w.checkExec(path)
+}
+
+func (w *walker) checkExec(path string) (Info, error) {
 	info, err := w.walk(path)
 	if err != nil || !info.IsRegular() {
 		return info, err
@@ -88,11 +109,21 @@ type dirEnt struct {
 }
 
 // walker is one Check: the path asked about (for messages), the trust,
-// and the symbolic links (and interpreters) followed so far.
+// and the symbolic links (and interpreters) followed so far. root, when
+// set, is where the walk starts and what "/" means (CheckExecIn).
 type walker struct {
 	orig string
 	t    Trust
 	via  []hop
+	root string
+}
+
+// top is the directory a walk starts from and absolute links return to.
+func (w *walker) top() string {
+	if w.root == "" {
+		return "/"
+	}
+	return w.root
 }
 
 // hop is one link followed ("from -> to") or interpreter ("from #! to"),
@@ -105,10 +136,10 @@ func (w *walker) walk(path string) (Info, error) {
 		return Info{}, w.fail(path, Relative, nil)
 	}
 	var rootSt unix.Stat_t
-	if err := unix.Lstat("/", &rootSt); err != nil {
-		return Info{}, &fs.PathError{Op: "lstat", Path: "/", Err: err}
+	if err := unix.Lstat(w.top(), &rootSt); err != nil {
+		return Info{}, &fs.PathError{Op: "lstat", Path: w.top(), Err: err}
 	}
-	root, err := w.enterDir("/", &rootSt)
+	root, err := w.enterDir(w.top(), &rootSt)
 	if err != nil {
 		return Info{}, err
 	}
@@ -117,7 +148,7 @@ func (w *walker) walk(path string) (Info, error) {
 	todo := splitPath(path, nil)
 	links := 0
 	if len(todo) == 0 {
-		return w.final("/", &rootSt)
+		return w.final(w.top(), &rootSt)
 	}
 	for len(todo) > 0 {
 		name := todo[0]

@@ -407,6 +407,13 @@ type Service struct {
 	// RedirectProxyProtocol is redirect_proxy_protocol: the header
 	// version (1 or 2) a redirect sends its backend first; 0 = none.
 	RedirectProxyProtocol int `json:"redirect_proxy_protocol,omitempty"`
+
+	// Sandbox isolates the server from the host (chroot, namespaces,
+	// mounts, no_new_privs, seccomp).
+	Sandbox Sandbox `json:"sandbox,omitzero"`
+	// MaxDuration ends a server that runs longer (max_duration, seconds;
+	// 0 = no limit): SIGTERM, then SIGKILL after the daemon's grace.
+	MaxDuration int `json:"max_duration,omitempty"`
 }
 
 // IsInternal reports whether the daemon answers the service itself.
@@ -488,6 +495,9 @@ type Defaults struct {
 	// proxy_timeout, which services with proxy_protocol inherit.
 	ProxyFrom    AddrList `json:"proxy_from,omitzero"`
 	ProxyTimeout int      `json:"proxy_timeout,omitempty"`
+
+	Sandbox     Sandbox `json:"sandbox,omitzero"`
+	MaxDuration int     `json:"max_duration,omitempty"`
 }
 
 // Config is a whole configuration: the merged defaults, every entry in

@@ -1,0 +1,4 @@
+default allow
+deny ptrace ptrase
+deny @mounts
+forbid kill
