@@ -697,10 +697,10 @@ type srcSecond struct{ sec, n int64 }
 // sourceKey groups a client for per_source by PerSourcePrefix4/6 (0 or
 // the full length = one address).
 func sourceKey(s *service.Service, a netip.Addr) netip.Addr {
-	bits := s.PerSourcePrefix6
+	bits := int(s.PerSourcePrefix6)
 	full := 128
 	if a.Is4() {
-		bits, full = s.PerSourcePrefix4, 32
+		bits, full = int(s.PerSourcePrefix4), 32
 	}
 	if bits <= 0 || bits >= full {
 		return a

@@ -120,15 +120,15 @@ func yesNo(b bool) string {
 // own line, its inetd.conf line or a command-line flag) rather than
 // inherited from defaults or a built-in default, which decides some of
 // xinetd's dump lines. The parser records this in Origins.
-func writtenIn(origins map[string]service.Source, attr string) bool {
-	src, ok := origins[attr]
+func writtenIn(origins service.Origins, attr string) bool {
+	src, ok := origins.Get(attr)
 	return ok && src.Origin != "default" && src.Origin != "defaults"
 }
 
 // implied reports whether attr's value was filled in rather than
 // written (an entry built without origins counts as written).
-func implied(origins map[string]service.Source, attr string) bool {
-	src, ok := origins[attr]
+func implied(origins service.Origins, attr string) bool {
+	src, ok := origins.Get(attr)
 	return ok && (src.Origin == "default" || src.Origin == "defaults")
 }
 

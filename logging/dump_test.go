@@ -67,8 +67,8 @@ func richConfig() *service.Config {
 	succ := sPID | sHost | sDuration | sExit
 	fail := fHost | fAttempt | fUserID
 	d := service.Defaults{
-		Origins: map[string]service.Source{"instances": inEntry, "groups": inEntry, "umask": inEntry, "cps": inEntry,
-			"per_source": inEntry, "bind": inEntry, "passenv": inEntry, "log_type": inEntry},
+		Origins: service.OriginsOf(map[string]service.Source{"instances": inEntry, "groups": inEntry, "umask": inEntry, "cps": inEntry,
+			"per_source": inEntry, "bind": inEntry, "passenv": inEntry, "log_type": inEntry}),
 		LogType: logFile, LogOnSuccess: succ, LogOnFailure: fail,
 		OnlyFrom: service.AddrList{Set: true, Entries: only},
 		NoAccess: service.AddrList{Set: true, Entries: noAccess},
@@ -81,7 +81,7 @@ func richConfig() *service.Config {
 	mk := func(name string, f func(s *service.Service)) *service.Service {
 		s := &service.Service{
 			Name: name, ID: name, Language: service.LangXinetd, Status: service.StatusAccepted,
-			Origins:    map[string]service.Source{"instances": fromDefaults, "cps": fromDefaults, "passenv": fromDefaults},
+			Origins:    service.OriginsOf(map[string]service.Source{"instances": fromDefaults, "cps": fromDefaults, "passenv": fromDefaults}),
 			SocketType: service.SockStream, Protocol: "tcp", ProtoNum: 6, Family: service.FamilyIPv4,
 			Flags: service.FlagIPv4, Groups: true, Umask: u32(0o27), Instances: 20, PerSource: 5,
 			CPS: service.CPS{Rate: 25, Wait: 30}, Bind: d.Bind,
@@ -97,7 +97,7 @@ func richConfig() *service.Config {
 	// xinetd never prints.
 	asUser := func(s *service.Service, u *service.Cred) {
 		s.User, s.Group = u, &service.Cred{Name: map[int]string{0: "root", 65534: "nogroup"}[u.ID], ID: u.ID}
-		s.Origins["group"] = filledIn
+		s.Origins.Set("group", filledIn)
 	}
 	internal := func(s *service.Service, builtin string, port int) {
 		s.Type, s.Builtin, s.Port = service.TypeInternal, builtin, port
@@ -136,12 +136,13 @@ func richConfig() *service.Config {
 		mk("discard", func(s *service.Service) {
 			internal(s, "discard", 9)
 			s.Wait, s.CPS, s.Instances, s.PerSource = true, service.CPS{}, service.Unlimited, service.Unlimited
-			s.Origins["cps"], s.Origins["instances"] = inEntry, inEntry
+			s.Origins.Set("cps", inEntry)
+			s.Origins.Set("instances", inEntry)
 		}),
 		mk("envsvc", func(s *service.Service) {
 			external(s, 10100, "/tmp/xt/srv_env.sh", "srv_env.sh", "-a", "one", "two")
 			s.User, s.Group = nobody, &service.Cred{Name: "nogroup", ID: 65534}
-			s.Origins["group"] = inEntry
+			s.Origins.Set("group", inEntry)
 			s.Env = []string{"FOO=bar", "BAZ=qux=1"}
 			nice := 5
 			s.Nice, s.Umask = &nice, u32(0o77)
@@ -153,7 +154,7 @@ func richConfig() *service.Config {
 			external(s, 10101, "/tmp/xt/srv_env.sh", "fakeargv0", "x", "y")
 			s.Flags |= service.FlagNameInArgs
 			s.PassEnv, s.Env = []string{}, []string{"ONLY=this"}
-			s.Origins["passenv"] = inEntry
+			s.Origins.Set("passenv", inEntry)
 		}),
 		mk("redir", func(s *service.Service) {
 			s.Type, s.Port = service.TypeUnlisted, 10102
@@ -539,7 +540,7 @@ func TestConfigDumpVariants(t *testing.T) {
 		SocketType: service.SockDgram, Protocol: "udp", ProtoNum: 17, Wait: true, PerSource: service.Unlimited,
 		RPCNumber: 100000, RPCLow: 2, RPCHigh: 4, Server: "/usr/sbin/rpcd", Argv: []string{"rpcd"},
 		LogType: service.LogType{Kind: service.LogFile, Path: "/var/log/r.log", Soft: 1024}, LogOnSuccess: sHost,
-		Origins: map[string]service.Source{"instances": {Origin: "flag"}}, Instances: 3}
+		Origins: service.OriginsOf(map[string]service.Source{"instances": {Origin: "flag"}}), Instances: 3}
 	cfg := &service.Config{Services: []*service.Service{s}}
 	var b bytes.Buffer
 	WriteConfigDumpWith(&b, cfg, captureDump)

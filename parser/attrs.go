@@ -1019,7 +1019,7 @@ func hRlimit(e *entry, a *attrLine) bool {
 		}
 		r = service.Rlimit{Set: true, Value: v}
 	}
-	rl := &e.svc.Rlim
+	rl := e.svc.Rlim.Edit()
 	switch a.key {
 	case "rlimit_as":
 		rl.AS = r
@@ -1083,7 +1083,7 @@ func hPerSourcePrefix(e *entry, a *attrLine) bool {
 		e.valueErr(a, 1, "per_source_prefix: IPv6 prefix length must be 0 to 128: "+a.values[1].text)
 		return false
 	}
-	e.svc.PerSourcePrefix4, e.svc.PerSourcePrefix6 = int(v4), int(v6)
+	e.svc.PerSourcePrefix4, e.svc.PerSourcePrefix6 = int32(v4), int32(v6)
 	return true
 }
 

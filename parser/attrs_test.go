@@ -196,13 +196,13 @@ func TestAttributes(t *testing.T) {
 		{"deny_time = FOREVER", accepted, "", func(s *service.Service) bool { return s.DenyTime == service.DenyForever }},
 		{"deny_time = 30", accepted, "", func(s *service.Service) bool { return s.DenyTime == 30 }},
 		{"deny_time = soon", rejected, CodeAttrValue, nil},
-		{"rlimit_as = 512M", accepted, "", func(s *service.Service) bool { return s.Rlim.AS.Value == 512<<20 }},
-		{"rlimit_cpu = UNLIMITED", accepted, "", func(s *service.Service) bool { return s.Rlim.CPU.Infinity }},
+		{"rlimit_as = 512M", accepted, "", func(s *service.Service) bool { return s.Rlim.Get().AS.Value == 512<<20 }},
+		{"rlimit_cpu = UNLIMITED", accepted, "", func(s *service.Service) bool { return s.Rlim.Get().CPU.Infinity }},
 		{"rlimit_cpu = 5k", rejected, CodeAttrValue, nil},
-		{"rlimit_data = 1k", accepted, "", func(s *service.Service) bool { return s.Rlim.Data.Value == 1024 }},
-		{"rlimit_rss = 7", accepted, "", func(s *service.Service) bool { return s.Rlim.RSS.Value == 7 }},
-		{"rlimit_stack = 8M", accepted, "", func(s *service.Service) bool { return s.Rlim.Stack.Set }},
-		{"rlimit_files = 64", accepted, "", func(s *service.Service) bool { return s.Rlim.Files.Value == 64 }},
+		{"rlimit_data = 1k", accepted, "", func(s *service.Service) bool { return s.Rlim.Get().Data.Value == 1024 }},
+		{"rlimit_rss = 7", accepted, "", func(s *service.Service) bool { return s.Rlim.Get().RSS.Value == 7 }},
+		{"rlimit_stack = 8M", accepted, "", func(s *service.Service) bool { return s.Rlim.Get().Stack.Set }},
+		{"rlimit_files = 64", accepted, "", func(s *service.Service) bool { return s.Rlim.Get().Files.Value == 64 }},
 		{"rlimit_files = lots", rejected, CodeAttrValue, nil},
 		{"libwrap = name", accepted, "", func(s *service.Service) bool { return s.Libwrap == "name" }},
 		{"disable = no", accepted, "", nil},
@@ -241,7 +241,7 @@ func TestAttributes(t *testing.T) {
 		{"per_source = 2 # the maximum instances of this service per source IP address", accepted, WarnInlineComment,
 			func(s *service.Service) bool { return s.PerSource == 2 }},
 		{"rlimit_cpu = 20 # the maximum number of CPU seconds that the service may use", accepted, WarnInlineComment,
-			func(s *service.Service) bool { return s.Rlim.CPU.Set && s.Rlim.CPU.Value == 20 }},
+			func(s *service.Service) bool { return s.Rlim.Get().CPU.Set && s.Rlim.Get().CPU.Value == 20 }},
 		{"cps = 10 5 #rate", accepted, WarnInlineComment, func(s *service.Service) bool { return s.CPS == service.CPS{Rate: 10, Wait: 5} }},
 		{"cps = 10 # no wait", rejected, CodeAttrCount, nil},
 		{"per_source = 2 3 # two", rejected, CodeAttrCount, nil},
@@ -304,7 +304,7 @@ func TestEntryRules(t *testing.T) {
 			func(s *service.Service) bool { return s.Builtin == "sensor" && s.User == nil }},
 		{"port mismatch", "service ftp\n{\n socket_type = stream\n port = 2121\n wait = no\n user = root\n server = /bin/cat\n}\n", service.StatusRejected, CodePort, nil},
 		{"listed port", "service ftp\n{\n socket_type = stream\n wait = no\n user = root\n server = /bin/cat\n}\n", service.StatusAccepted, "",
-			func(s *service.Service) bool { return s.Port == 21 && s.Origins["port"].Origin == "default" }},
+			func(s *service.Service) bool { return s.Port == 21 && s.Origins.At("port").Origin == "default" }},
 		{"port from protocol only", "service tftp\n{\n protocol = udp\n wait = yes\n user = root\n server = /bin/cat\n}\n", service.StatusAccepted, "",
 			func(s *service.Service) bool { return s.Port == 69 && s.SocketType == service.SockDgram }},
 		{"unlisted needs port", "service x\n{\n type = UNLISTED\n socket_type = stream\n wait = no\n user = root\n server = /bin/cat\n}\n", service.StatusRejected, CodeMissingAttr, nil},
@@ -380,7 +380,7 @@ func TestUser(t *testing.T) {
 			}
 			continue
 		}
-		if s.User.ID != c.uid || s.Group == nil || s.Group.ID != c.gid || s.Origins["group"].Origin != "default" {
+		if s.User.ID != c.uid || s.Group == nil || s.Group.ID != c.gid || s.Origins.At("group").Origin != "default" {
 			t.Errorf("%s: user %+v group %+v", c.user, s.User, s.Group)
 		}
 	}

@@ -36,7 +36,9 @@ func TestBindTemplate(t *testing.T) {
 			WarnInterface, `fails on this host now (the template gives "lo", which is not an address)`, nil},
 		{"two words without a template", svcWith("bind = 127.0.0.1 127.0.0.2"), rejected, CodeAttrCount, "", nil},
 		{"from defaults", "defaults\n{\n bind = " + lo + "\n}\n" + svcWith(), accepted, NoticeBindTemplate, "",
-			func(s *service.Service) bool { return s.Bind.Template == lo && s.Origins["bind"].Origin == "defaults" }},
+			func(s *service.Service) bool {
+				return s.Bind.Template == lo && s.Origins.At("bind").Origin == "defaults"
+			}},
 		{"same template, same port", svcOn("5000", lo) + strings.Replace(svcOn("5000", lo), "service test", "service test2", 1), rejected,
 			CodeDuplicate, "", nil},
 		{"other template, same port", svcOn("5000", lo) + strings.Replace(svcOn("5000", "{{ GetPrivateIP }}"), "service test", "service test2", 1),

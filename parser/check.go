@@ -26,7 +26,7 @@ func (c *checker) err(code, msg string) {
 
 func (c *checker) warn(code, attr, msg string) {
 	pos := c.s.Src
-	if o, ok := c.s.Origins[attr]; ok && o.Line > 0 {
+	if o, ok := c.s.Origins.Get(attr); ok && o.Line > 0 {
 		pos = o
 		pos.Origin = ""
 	}
@@ -34,10 +34,7 @@ func (c *checker) warn(code, attr, msg string) {
 }
 
 func (c *checker) implied(attr string) {
-	if c.s.Origins == nil {
-		c.s.Origins = map[string]service.Source{}
-	}
-	c.s.Origins[attr] = service.Source{Origin: "default"}
+	c.s.Origins.Set(attr, service.Source{Origin: "default"})
 }
 
 // complete fills what xinetd fills after all files are read (§2.5 step 2,
@@ -318,7 +315,7 @@ func (c *checker) unix() {
 		// gets checked as a unix-domain service.
 	}
 	s.Family, s.Protocol, s.ProtoNum = service.FamilyUnix, "unix", 0
-	if _, ok := s.Origins["protocol"]; !ok {
+	if !s.Origins.Has("protocol") {
 		c.implied("protocol")
 	}
 	if s.UnixMode == 0 && !setByEntry(s, "unix_mode") {

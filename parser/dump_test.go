@@ -65,9 +65,9 @@ func logType(l service.LogType) string {
 	return "none"
 }
 
-func origins(m map[string]service.Source) string {
+func origins(m service.Origins) string {
 	var keys []string
-	for k, v := range m {
+	for k, v := range m.All() {
 		if v.Origin != "" {
 			keys = append(keys, k+"<"+v.Origin)
 		}
@@ -243,7 +243,7 @@ func dumpService(s *service.Service) string {
 	if s.RPCNumber != 0 || s.RPCHigh != 0 {
 		k.add("rpc", fmt.Sprintf("%d/%d-%d", s.RPCNumber, s.RPCLow, s.RPCHigh))
 	}
-	r := s.Rlim
+	r := s.Rlim.Get()
 	for _, x := range []struct {
 		n string
 		v service.Rlimit

@@ -134,10 +134,7 @@ func (e *entry) origin(attr string, a *attrLine) {
 		e.l.defs.origins[attr] = a.src(e.file)
 		return
 	}
-	if e.svc.Origins == nil {
-		e.svc.Origins = make(map[string]service.Source, originsHint)
-	}
-	e.svc.Origins[attr] = a.src(e.file)
+	e.svc.Origins.Set(attr, a.src(e.file))
 }
 
 // block handles one `service` or `defaults` entry.

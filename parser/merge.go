@@ -30,11 +30,6 @@ func newDefaultsState() *defaultsState {
 	}
 }
 
-// originsHint sizes a service's Origins map for the usual number of
-// entries (its own attributes plus inherited and built-in ones), so that
-// the map is allocated once instead of growing.
-const originsHint = 24
-
 // parseTimeAttrs are copied from the defaults read so far into each
 // service when its block starts (xinetd §2.5 step 1). A service's own `=`
 // replaces the copy; `+=` and `-=` edit it.
@@ -77,11 +72,8 @@ func (d *defaultsState) copyListsTo(s *service.Service) {
 		case "writable_paths":
 			s.Sandbox.WritablePaths = append([]string(nil), d.svc.Sandbox.WritablePaths...)
 		}
-		if s.Origins == nil {
-			s.Origins = make(map[string]service.Source, originsHint)
-		}
 		src.Origin = "defaults"
-		s.Origins[attr] = src
+		s.Origins.Set(attr, src)
 	}
 }
 
@@ -172,12 +164,7 @@ func (d *defaultsState) build() service.Defaults {
 	if _, ok := d.origins["cps"]; ok {
 		out.CPS = s.CPS
 	}
-	if len(d.origins) > 0 {
-		out.Origins = make(map[string]service.Source, len(d.origins))
-		for k, v := range d.origins {
-			out.Origins[k] = v
-		}
-	}
+	out.Origins = service.OriginsOf(d.origins)
 	return out
 }
 
@@ -185,7 +172,7 @@ func (d *defaultsState) build() service.Defaults {
 // line, or a command-line flag) gave attr a value, as opposed to the
 // defaults or a built-in default.
 func setByEntry(s *service.Service, attr string) bool {
-	o, ok := s.Origins[attr]
+	o, ok := s.Origins.Get(attr)
 	return ok && o.Origin != "default" && o.Origin != "defaults"
 }
 
@@ -203,14 +190,11 @@ func setByEntry(s *service.Service, attr string) bool {
 // (service.SandboxAttrs). A FILE log_type
 // taken from defaults is marked Common (one shared writer).
 func FillFromDefaults(d *service.Defaults, s *service.Service) {
-	if s.Origins == nil {
-		s.Origins = make(map[string]service.Source, originsHint)
-	}
 	from := func(attr string) (service.Source, bool) {
 		if setByEntry(s, attr) {
 			return service.Source{}, false
 		}
-		src, ok := d.Origins[attr]
+		src, ok := d.Origins.Get(attr)
 		if ok {
 			src.Origin = "defaults"
 		} else {
@@ -218,46 +202,47 @@ func FillFromDefaults(d *service.Defaults, s *service.Service) {
 		}
 		return src, true
 	}
-	inDefaults := func(attr string) bool { _, ok := d.Origins[attr]; return ok }
+	inDefaults := d.Origins.Has
 
 	if src, ok := from("instances"); ok {
 		s.Instances = service.Unlimited
 		if inDefaults("instances") {
 			s.Instances = d.Instances
 		}
-		s.Origins["instances"] = src
+		s.Origins.Set("instances", src)
 	}
 	if src, ok := from("per_source"); ok {
 		s.PerSource = service.Unlimited
 		if inDefaults("per_source") {
 			s.PerSource = d.PerSource
 		}
-		s.Origins["per_source"] = src
+		s.Origins.Set("per_source", src)
 	}
 	if src, ok := from("per_source_prefix"); ok {
 		s.PerSourcePrefix4, s.PerSourcePrefix6 = 32, 128
 		if inDefaults("per_source_prefix") {
 			s.PerSourcePrefix4, s.PerSourcePrefix6 = d.PerSourcePrefix4, d.PerSourcePrefix6
 		}
-		s.Origins["per_source_prefix"] = src
+		s.Origins.Set("per_source_prefix", src)
 	}
 	if src, ok := from("cps"); ok {
 		s.CPS = service.CPS{Rate: 50, Wait: 10}
 		if inDefaults("cps") {
 			s.CPS = d.CPS
 		}
-		s.Origins["cps"] = src
+		s.Origins.Set("cps", src)
 	}
 	// The rest have no built-in value worth recording: absent means off.
 	// (Plain code rather than a table of closures: this runs once per
 	// service and closures would allocate.)
 	take := func(attr string) bool {
-		if setByEntry(s, attr) || !inDefaults(attr) {
+		// The defaults' few attributes first: most names end there.
+		if !inDefaults(attr) || setByEntry(s, attr) {
 			return false
 		}
-		src := d.Origins[attr]
+		src := d.Origins.At(attr)
 		src.Origin = "defaults"
-		s.Origins[attr] = src
+		s.Origins.Set(attr, src)
 		return true
 	}
 	if take("max_load") {

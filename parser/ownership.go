@@ -127,7 +127,7 @@ func (c *checker) checkServerOwner() {
 // when known (the value's, as errAt points).
 func (c *checker) errAttr(code, attr string, col int, msg string) {
 	pos := c.s.Src
-	if o, ok := c.s.Origins[attr]; ok && o.Line > 0 {
+	if o, ok := c.s.Origins.Get(attr); ok && o.Line > 0 {
 		pos = o
 		pos.Origin = ""
 		if col > 0 {

@@ -419,9 +419,7 @@ func (l *loader) applyEnabled() {
 // normalize makes empty collections nil (or keeps them meaningful) so
 // that the JSON form round-trips to an identical value.
 func normalize(s *service.Service) {
-	if len(s.Origins) == 0 {
-		s.Origins = nil
-	}
+	s.Origins.Compact()
 	if len(s.Reasons) == 0 {
 		s.Reasons = nil
 	}
@@ -445,9 +443,7 @@ func normalize(s *service.Service) {
 }
 
 func normalizeDefaults(d *service.Defaults) {
-	if len(d.Origins) == 0 {
-		d.Origins = nil
-	}
+	d.Origins.Compact()
 	if len(d.Enabled) == 0 {
 		d.Enabled = nil
 	}

@@ -85,8 +85,8 @@ func TestDefaults(t *testing.T) {
 		cfg := parseText(t, "defaults\n{\n\tcpm = 256\n\tper_source_cpm = 20\n}\n"+fmt.Sprintf(okSvc, "a", 5000)+
 			strings.Replace(fmt.Sprintf(okSvc, "b", 5001), "}", "\tcpm = 30\n}", 1))
 		a, b := findService(cfg, "a"), findService(cfg, "b")
-		if a.Inetd.PerMinute != 256 || a.Inetd.PerIPPerMinute != 20 || a.Origins["cpm"].Origin != "defaults" {
-			t.Errorf("a: %+v %v", a.Inetd, a.Origins["cpm"])
+		if a.Inetd.PerMinute != 256 || a.Inetd.PerIPPerMinute != 20 || a.Origins.At("cpm").Origin != "defaults" {
+			t.Errorf("a: %+v %v", a.Inetd, a.Origins.At("cpm"))
 		}
 		if b.Inetd.PerMinute != 30 || b.Inetd.PerIPPerMinute != 20 {
 			t.Errorf("b: %+v", b.Inetd)
@@ -108,8 +108,8 @@ func TestDefaults(t *testing.T) {
 			t.Fatalf("%+v", d)
 		}
 		s := findService(cfg, "a")
-		if len(s.OnlyFrom.Entries) != 2 || s.Origins["only_from"].Origin != "defaults" || s.Origins["only_from"].Line != 4 {
-			t.Errorf("%+v %v", s.OnlyFrom, s.Origins["only_from"])
+		if len(s.OnlyFrom.Entries) != 2 || s.Origins.At("only_from").Origin != "defaults" || s.Origins.At("only_from").Line != 4 {
+			t.Errorf("%+v %v", s.OnlyFrom, s.Origins.At("only_from"))
 		}
 	})
 	t.Run("late defaults", func(t *testing.T) {
@@ -129,7 +129,7 @@ func TestDefaults(t *testing.T) {
 		cfg := parseText(t, fmt.Sprintf(okSvc, "a", 5000))
 		s := findService(cfg, "a")
 		if s.Instances != service.Unlimited || s.PerSource != service.Unlimited || s.CPS != (service.CPS{Rate: 50, Wait: 10}) ||
-			s.PerSourcePrefix4 != 32 || s.PerSourcePrefix6 != 128 || s.Origins["cps"].Origin != "default" {
+			s.PerSourcePrefix4 != 32 || s.PerSourcePrefix6 != 128 || s.Origins.At("cps").Origin != "default" {
 			t.Errorf("%+v", s)
 		}
 	})
@@ -148,16 +148,16 @@ func TestDefaults(t *testing.T) {
 
 func TestFillFromDefaults(t *testing.T) {
 	cfg := parseText(t, "defaults\n{\n\tinstances = 9\n\tbind = 127.0.0.1\n\tlog_type = FILE /var/log/x\n\tlog_on_success = PID\n}\n")
-	s := &service.Service{Name: "inetd", Instances: 3, Origins: map[string]service.Source{"instances": {File: "/etc/inetd.conf", Line: 2, Origin: "inetd.conf"}}}
+	s := &service.Service{Name: "inetd", Instances: 3, Origins: service.OriginsOf(map[string]service.Source{"instances": {File: "/etc/inetd.conf", Line: 2, Origin: "inetd.conf"}})}
 	FillFromDefaults(&cfg.Defaults, s)
 	if s.Instances != 3 {
 		t.Errorf("own value kept: %v", s.Instances)
 	}
-	if s.CPS.Rate != 50 || s.Origins["cps"].Origin != "default" {
+	if s.CPS.Rate != 50 || s.Origins.At("cps").Origin != "default" {
 		t.Errorf("built-in cps: %+v", s.CPS)
 	}
-	if !s.LogType.Common || s.LogOnSuccess != service.LogSuccessPID || s.Origins["log_type"].Origin != "defaults" || s.Origins["log_type"].Line != 5 {
-		t.Errorf("log from defaults: %+v %v", s.LogType, s.Origins["log_type"])
+	if !s.LogType.Common || s.LogOnSuccess != service.LogSuccessPID || s.Origins.At("log_type").Origin != "defaults" || s.Origins.At("log_type").Line != 5 {
+		t.Errorf("log from defaults: %+v %v", s.LogType, s.Origins.At("log_type"))
 	}
 	if s.Bind.Addr.String() != "127.0.0.1" || s.Family != service.FamilyIPv4 {
 		t.Errorf("bind: %+v %v", s.Bind, s.Family)

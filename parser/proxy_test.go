@@ -53,7 +53,7 @@ func TestProxyAttributes(t *testing.T) {
 		{"defaults", "defaults\n{\n proxy_from = 10.0.0.0/8\n proxy_timeout = 7\n}\n" +
 			svcWith("proxy_protocol = v2", "proxy_from += 192.0.2.1"), accepted, "",
 			func(s *service.Service) bool {
-				return len(s.ProxyFrom.Entries) == 2 && s.ProxyTimeout == 7 && s.Origins["proxy_timeout"].Origin == "defaults"
+				return len(s.ProxyFrom.Entries) == 2 && s.ProxyTimeout == 7 && s.Origins.At("proxy_timeout").Origin == "defaults"
 			}},
 		{"defaults overridden", "defaults\n{\n proxy_from = 10.0.0.0/8\n proxy_timeout = 7\n}\n" +
 			svcWith("proxy_protocol = v2", "proxy_from = 192.0.2.1", "proxy_timeout = 1"), accepted, "",

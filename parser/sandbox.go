@@ -83,11 +83,8 @@ func (e *entry) dropServerDiags() {
 	for _, r := range e.rejecting {
 		e.rejected = e.rejected || r
 	}
-	if _, ok := e.svc.Origins["server"]; !ok && e.serverSrc.Line > 0 {
-		if e.svc.Origins == nil {
-			e.svc.Origins = make(map[string]service.Source, originsHint)
-		}
-		e.svc.Origins["server"] = e.serverSrc
+	if !e.svc.Origins.Has("server") && e.serverSrc.Line > 0 {
+		e.svc.Origins.Set("server", e.serverSrc)
 	}
 }
 
@@ -296,7 +293,7 @@ func (l *loader) readProfile(file string) (string, error) {
 // that caused it (inherited attributes point at the defaults line).
 func (c *checker) errAtAttr(code, attr, msg string) {
 	pos := c.s.Src
-	if o, ok := c.s.Origins[attr]; ok && o.Line > 0 {
+	if o, ok := c.s.Origins.Get(attr); ok && o.Line > 0 {
 		pos = o
 		pos.Origin = ""
 	}
@@ -340,7 +337,7 @@ func (l *loader) checkSandbox(c *checker) {
 	if sb.Namespaces.Has(service.NsPID) && !sb.EffectiveNamespaces().Has(service.NsMount) {
 		c.warn(WarnSandbox, "namespaces", "namespaces has pid without mount: the server's /proc still shows the host's processes (add mount, and gxinetd mounts a /proc of the new namespace)")
 	}
-	if o, ok := s.Origins["no_new_privs"]; ok && o.Line > 0 && !sb.NoNewPrivs && sb.Seccomp != nil {
+	if o, ok := s.Origins.Get("no_new_privs"); ok && o.Line > 0 && !sb.NoNewPrivs && sb.Seccomp != nil {
 		c.warn(WarnSandbox, "no_new_privs", "no_new_privs = no is overridden: a seccomp profile always sets no_new_privs")
 	}
 	root := "/"

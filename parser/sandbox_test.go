@@ -78,8 +78,8 @@ func TestSandboxServerInChroot(t *testing.T) {
 			t.Errorf("%s: %s %v", name, s.Status, s.Reasons)
 		}
 	}
-	if s := serviceNamed(cfg, "inherits"); s.Sandbox.Chroot != root || s.Origins["chroot"].Origin != "defaults" {
-		t.Errorf("inherits: chroot %q from %v", s.Sandbox.Chroot, s.Origins["chroot"])
+	if s := serviceNamed(cfg, "inherits"); s.Sandbox.Chroot != root || s.Origins.At("chroot").Origin != "defaults" {
+		t.Errorf("inherits: chroot %q from %v", s.Sandbox.Chroot, s.Origins.At("chroot"))
 	}
 	if s := serviceNamed(cfg, "optout"); s.Sandbox.Chroot != "" {
 		t.Errorf("optout: chroot %q", s.Sandbox.Chroot)
@@ -209,7 +209,7 @@ func TestSandboxEveryAttributeFromDefaults(t *testing.T) {
 			t.Errorf("%s: %+v max_duration=%d", who, sb, s.MaxDuration)
 		}
 		for _, attr := range service.SandboxAttrs {
-			if o := s.Origins[attr]; o.Origin != "defaults" {
+			if o := s.Origins.At(attr); o.Origin != "defaults" {
 				t.Errorf("%s: origin of %s is %+v, want defaults", who, attr, o)
 			}
 		}

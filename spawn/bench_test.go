@@ -1,10 +1,18 @@
 package spawn
 
 import (
+	"context"
+	"fmt"
+	"io"
+	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // cpuClock reads this process's CPU time (user + system), which is what
@@ -44,6 +52,98 @@ func BenchmarkStartTrue(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkProxySessions is the redirect-conn scenario in one process:
+// eight clients at a time connect to a listener whose connections go to
+// ProxyFDAsync (accepted non-blocking, as the daemon's raw path does),
+// write a line, read it back from an echo backend through the relay and
+// close. cpu-ns/op is the process's CPU per session (client, backend and
+// relay together, the kernel's work included), steadier than ns/op on a
+// loaded machine.
+func BenchmarkProxySessions(b *testing.B) {
+	be := newBackend(b, "127.0.0.1:0", echoHandler)
+	lfd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Bind(lfd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		b.Fatal(err)
+	}
+	if err := unix.Listen(lfd, 1024); err != nil {
+		b.Fatal(err)
+	}
+	sa, _ := unix.Getsockname(lfd)
+	front := fmt.Sprintf("127.0.0.1:%d", sa.(*unix.SockaddrInet4).Port)
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	stop := make(chan struct{})
+	acceptDone := make(chan struct{})
+	go func() {
+		defer close(acceptDone)
+		for {
+			fd, _, err := unix.Accept4(lfd, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+			select {
+			case <-stop:
+				if err == nil {
+					unix.Close(fd)
+				}
+				return
+			default:
+			}
+			if err != nil {
+				continue
+			}
+			wg.Add(1)
+			ProxyFDAsync(context.Background(), fd, "127.0.0.1", be.port, ProxyOptions{NoDelay: true, Nonblocking: true},
+				func(in, out int64, err error) {
+					if err != nil || in != 6 || out != 6 {
+						failed.Add(1)
+					}
+					wg.Done()
+				})
+		}
+	}()
+	b.SetParallelism(4) // 8 clients on 2 cores, as the harness runs
+	cpu := processCPU()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		buf := make([]byte, 16)
+		for pb.Next() {
+			c, err := net.Dial("tcp", front)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			c.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := c.Write([]byte("hello\n")); err != nil {
+				b.Error(err)
+			}
+			if _, err := io.ReadFull(c, buf[:6]); err != nil {
+				b.Error(err)
+			}
+			c.Close()
+		}
+	})
+	b.StopTimer()
+	wg.Wait()
+	b.ReportMetric(float64(processCPU()-cpu)/float64(b.N), "cpu-ns/op")
+	close(stop)
+	if c, err := net.Dial("tcp", front); err == nil { // unblocks the accept
+		c.Close()
+	}
+	<-acceptDone
+	unix.Close(lfd)
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d sessions failed", n)
+	}
+}
+
+// processCPU is the process's user and system CPU time in nanoseconds.
+func processCPU() int64 {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }
 
 // BenchmarkStartParallel starts and reaps servers from eight goroutines

@@ -556,13 +556,13 @@ func serveLimitsDaemon() int {
 	switch f := os.Getenv("GX_FILES"); f {
 	case "":
 	case "UNLIMITED":
-		svc.Rlim.Files = service.Rlimit{Set: true, Infinity: true}
+		svc.Rlim.Edit().Files = service.Rlimit{Set: true, Infinity: true}
 	default:
 		v, err := strconv.ParseUint(f, 10, 64)
 		if err != nil {
 			return fail(err)
 		}
-		svc.Rlim.Files = service.Rlimit{Set: true, Value: v}
+		svc.Rlim.Edit().Files = service.Rlimit{Set: true, Value: v}
 	}
 	tmpl, err := NewTemplate(svc, []string{testServerEnv + "=whoami"}, nil)
 	if err != nil {

@@ -46,6 +46,10 @@ type ProxyOptions struct {
 	// ends the session with the error (the daemon keeps a reserve of
 	// descriptors this way).
 	Control func(fd int) error
+	// Nonblocking says that the descriptor given to ProxyFD or
+	// ProxyFDAsync is non-blocking already (accepted with
+	// SOCK_NONBLOCK), which spares two fcntl calls per connection.
+	Nonblocking bool
 }
 
 // DefaultConnectTimeout bounds the upstream connect when
@@ -123,6 +127,10 @@ func ProxyFD(ctx context.Context, fd int, host string, port int, o ProxyOptions)
 // ProxyFDAsync is ProxyFD returning as soon as the upstream connection is
 // made (or has failed), as ProxyAsync.
 func ProxyFDAsync(ctx context.Context, fd int, host string, port int, o ProxyOptions, done func(in, out int64, err error)) {
+	if o.Nonblocking {
+		startRelay(ctx, fd, func() { unix.Close(fd) }, host, port, o, done)
+		return
+	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
 		done(0, 0, fmt.Errorf("spawn: redirect: client: %w", os.NewSyscallError("fcntl", err)))
@@ -167,10 +175,9 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 		}
 		s := newRelaySession(cfd, ufd, o, func() { closeClient(); unix.Close(ufd) }, done)
 		s.target, s.connDeadline = target, deadline
-		if inProgress {
-			s.connecting = true
-			s.upstream.readable, s.upstream.writable = false, false
-		}
+		// A connect in progress has often completed by now (a nearby
+		// backend); the first write to the upstream tells (relay.go).
+		s.connecting = inProgress
 		if len(o.Preamble) > 0 {
 			s.dirs[0].pending = append([]byte(nil), o.Preamble...)
 			s.dirs[0].preamble = len(o.Preamble)

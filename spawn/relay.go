@@ -49,6 +49,14 @@ type relayEnd struct {
 	fd       int
 	readable bool
 	writable bool
+	// drain is set once an edge said more than "data arrived" (the
+	// peer's FIN, a hang-up, an error, urgent data): from then on a read
+	// goes on until EAGAIN or EOF. Before that, a read shorter than the
+	// buffer took everything the socket held, and the next byte to
+	// arrive raises a new edge, so no read is made only to hear EAGAIN.
+	drain bool
+	// out says the set reports e's writability (EPOLLOUT): see wantOut.
+	out bool
 }
 
 // relayDir is one direction of a session.
@@ -81,8 +89,11 @@ type relaySession struct {
 	stop     func() bool // unregisters the context's abort
 
 	// connecting is set while the relay itself connects the upstream,
-	// until connDeadline; target names it in errors.
+	// until connDeadline; target names it in errors. connEv gathers the
+	// upstream's edges meanwhile: writable without an error is a
+	// completed connect, with no getsockopt needed to say so.
 	connecting   bool
+	connEv       uint32
 	connDeadline time.Time
 	target       string
 
@@ -92,9 +103,11 @@ type relaySession struct {
 }
 
 func newRelaySession(cfd, ufd int, o ProxyOptions, closers func(), done func(in, out int64, err error)) *relaySession {
+	// The client may have sent its first bytes already (the session's
+	// first pass tries); the upstream has not answered yet.
 	s := &relaySession{
 		client:   relayEnd{fd: cfd, readable: true, writable: true},
-		upstream: relayEnd{fd: ufd, readable: true, writable: true},
+		upstream: relayEnd{fd: ufd, writable: true},
 		idle:     o.IdleTimeout,
 		last:     time.Now(),
 		closers:  closers,
@@ -105,14 +118,50 @@ func newRelaySession(cfd, ufd int, o ProxyOptions, closers func(), done func(in,
 	return s
 }
 
-// start hands the session to l; a cancelled ctx aborts it.
+// start makes the session's first pass and hands it to l; a cancelled
+// ctx aborts it.
 func (s *relaySession) start(ctx context.Context, l *relayLoop) {
 	s.stop = context.AfterFunc(ctx, func() { s.abort(ctx.Err()) })
+	if err := s.first(); err != nil {
+		l.finish(s, err)
+		return
+	}
 	if err := l.add(s); err != nil {
 		s.stop()
 		s.closers()
 		s.done(0, 0, fmt.Errorf("spawn: redirect: %w", err))
 	}
+}
+
+// firstBufs hold what a session's first pass reads: a request's first
+// bytes, usually a few hundred.
+var firstBufs = sync.Pool{New: func() any { b := make([]byte, 16<<10); return &b }}
+
+// first moves, in the caller's goroutine and before any set has the
+// session, what can be moved at once: typically the client's request,
+// there already when the connection is handed over, to an upstream whose
+// connect has completed (on a nearby backend it has). A read or write
+// that says EAGAIN is what a set's turn would have found too.
+//
+// What first leaves behind needs no edge of its own: registering a
+// socket in the set reports whatever it holds at that moment (the
+// client's next bytes, its FIN, urgent data). Writability is asked for
+// only where it is needed: for a socket a write found full (wantOut),
+// and on both sockets while the upstream connects or the session has an
+// idle timeout, so that the set sees such a session at once and keeps
+// its deadline.
+func (s *relaySession) first() error {
+	bp := firstBufs.Get().(*[]byte)
+	defer firstBufs.Put(bp)
+	var l *relayLoop // none yet
+	err := l.pump(s, &s.dirs[0], *bp, len(*bp))
+	if err != nil {
+		return err
+	}
+	if s.connecting || s.idle > 0 {
+		s.client.out, s.upstream.out = true, true
+	}
+	return nil
 }
 
 // connectError is a failure of the upstream connection itself.
@@ -175,9 +224,15 @@ func newRelayLoop() (*relayLoop, error) {
 		l.file.Close()
 		return nil, err
 	}
-	go l.run(rc)
+	if !relayManual {
+		go l.run(rc)
+	}
 	return l, nil
 }
+
+// relayManual makes newRelayLoop leave its set to the caller, who polls
+// it (tests that must decide when the relay looks at its sockets).
+var relayManual bool
 
 // add registers a session; from here on it belongs to the loop. The
 // loop's lookups wait for both sockets to be in the set (the lock is held
@@ -190,9 +245,8 @@ func (l *relayLoop) add(s *relaySession) error {
 	defer l.mu.Unlock()
 	l.byFD[int32(s.client.fd)] = s
 	l.byFD[int32(s.upstream.fd)] = s
-	const ev = unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET
-	for _, fd := range []int{s.client.fd, s.upstream.fd} {
-		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: ev, Fd: int32(fd)}); err != nil {
+	for _, e := range []*relayEnd{&s.client, &s.upstream} {
+		if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_ADD, e.fd, &unix.EpollEvent{Events: e.events(), Fd: int32(e.fd)}); err != nil {
 			unix.EpollCtl(l.epfd, unix.EPOLL_CTL_DEL, s.client.fd, nil)
 			delete(l.byFD, int32(s.client.fd))
 			delete(l.byFD, int32(s.upstream.fd))
@@ -212,49 +266,74 @@ func (l *relayLoop) lookup(fd int32) *relaySession {
 func (l *relayLoop) run(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 128)
 	for {
-		var n int
 		var werr error
-		if len(l.more) > 0 {
-			n, werr = relayPoll(l.epfd, events)
-		} else {
-			err := rc.Read(func(fd uintptr) bool {
-				n, werr = relayPoll(int(fd), events)
-				return n > 0 || (werr != nil && werr != unix.EINTR)
-			})
-			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-				time.Sleep(10 * time.Millisecond) // cannot happen: the set stays open
+		// The batches are handled inside the poller's callback: it
+		// returns false (wait) once a poll has drained the set, so that
+		// waking up costs one epoll_wait, not a second one that finds
+		// nothing. Waiting does not miss an edge that came meanwhile: any
+		// readiness in the set after the last poll wakes the runtime's
+		// poller, which the wait then sees.
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				n, err := relayPoll(int(fd), events)
+				if err == unix.EINTR {
+					continue
+				}
+				if err != nil {
+					werr = err
+					return true
+				}
+				l.batch(events[:n])
+				l.expire()
+				if n < len(events) && len(l.more) == 0 {
+					return false
+				}
 			}
+		})
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+			time.Sleep(10 * time.Millisecond) // cannot happen: the set stays open
 		}
 		if werr != nil {
 			time.Sleep(10 * time.Millisecond)
 		}
-		for i := 0; i < n; i++ {
-			e := &events[i]
-			s := l.lookup(e.Fd)
-			if s == nil {
-				continue // a session that ended in this batch
+		l.expire()
+	}
+}
+
+// batch handles the events of one poll, then the sessions that stopped
+// at relayBurst.
+func (l *relayLoop) batch(events []unix.EpollEvent) {
+	for i := range events {
+		e := &events[i]
+		s := l.lookup(e.Fd)
+		if s == nil {
+			continue // a session that ended in this batch
+		}
+		end := &s.client
+		if int(e.Fd) == s.upstream.fd {
+			end = &s.upstream
+			if s.connecting {
+				s.connEv |= e.Events
 			}
-			end := &s.client
-			if int(e.Fd) == s.upstream.fd {
-				end = &s.upstream
-			}
-			if e.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				end.readable = true
-			}
-			if e.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
-				end.writable = true
-			}
+		}
+		if e.Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLPRI) != 0 {
+			end.readable = true
+		}
+		if e.Events&(unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR|unix.EPOLLPRI) != 0 {
+			end.drain = true
+		}
+		if e.Events&(unix.EPOLLOUT|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
+			end.writable = true
+		}
+		l.turn(s)
+	}
+	if len(l.more) > 0 {
+		more := l.more
+		l.more = nil
+		for _, s := range more {
+			s.queued = false
 			l.turn(s)
 		}
-		if len(l.more) > 0 {
-			more := l.more
-			l.more = nil
-			for _, s := range more {
-				s.queued = false
-				l.turn(s)
-			}
-		}
-		l.expire()
 	}
 }
 
@@ -272,17 +351,24 @@ func (l *relayLoop) turn(s *relaySession) {
 	s.mu.Lock()
 	err := s.err
 	s.mu.Unlock()
-	if err == nil && s.connecting && (s.upstream.writable || s.upstream.readable) {
-		// The connect has ended, one way or the other.
-		v, gerr := unix.GetsockoptInt(s.upstream.fd, unix.SOL_SOCKET, unix.SO_ERROR)
-		switch {
-		case gerr != nil:
-			err = &connectError{os.NewSyscallError("getsockopt", gerr)}
-		case v != 0:
-			err = &connectError{os.NewSyscallError("connect", unix.Errno(v))}
-		default:
+	if err == nil && s.connecting && s.connEv != 0 {
+		// The connect has ended, one way or the other: a failed one
+		// says EPOLLERR (and EPOLLHUP), and only then is its error read.
+		connected := true
+		if s.connEv&(unix.EPOLLERR|unix.EPOLLHUP) != 0 {
+			v, gerr := unix.GetsockoptInt(s.upstream.fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			switch {
+			case gerr != nil:
+				err, connected = &connectError{os.NewSyscallError("getsockopt", gerr)}, false
+			case v != 0:
+				err, connected = &connectError{os.NewSyscallError("connect", unix.Errno(v))}, false
+			}
+		} else if s.connEv&unix.EPOLLOUT == 0 {
+			connected = false // not an end of the connect yet
+			s.connEv = 0
+		}
+		if connected {
 			s.connecting = false
-			s.upstream.readable, s.upstream.writable = true, true
 			if s.timed && s.idle == 0 {
 				l.idle.remove(s)
 				s.timed = false
@@ -291,7 +377,7 @@ func (l *relayLoop) turn(s *relaySession) {
 	}
 	if err == nil {
 		for i := range s.dirs {
-			if err = l.pump(s, &s.dirs[i]); err != nil {
+			if err = l.pump(s, &s.dirs[i], l.buf, relayBurst); err != nil {
 				break
 			}
 		}
@@ -301,19 +387,39 @@ func (l *relayLoop) turn(s *relaySession) {
 	}
 }
 
-// pump moves one direction until it must wait, has moved relayBurst
-// bytes (the session is then queued for another turn), or fails.
-func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
+// pump moves one direction until it must wait, has moved budget bytes
+// (the session is then queued for another turn), or fails. l is nil in
+// the session's first pass (relaySession.first), before any set has it.
+func (l *relayLoop) pump(s *relaySession, d *relayDir, buf []byte, budget int) error {
 	moved := 0
+	// A write to an upstream whose connect is not known to have ended
+	// is how the relay learns it: EAGAIN while the handshake runs, the
+	// connect's own error if it failed.
+	wrote := func(k int, err error) (int, error) {
+		if d.dst == &s.upstream && s.connecting {
+			switch {
+			case err == nil:
+				s.connecting = false
+			case err != unix.EAGAIN:
+				err = &connectError{os.NewSyscallError("connect", err)}
+			}
+		}
+		if err == unix.EAGAIN {
+			d.dst.writable = false
+			if werr := l.wantOut(d.dst); werr != nil {
+				return 0, werr
+			}
+		}
+		return k, err
+	}
 	for !d.done {
 		// What is waiting for dst first.
 		if d.piped > 0 {
 			if !d.dst.writable {
 				return nil
 			}
-			k, err := spliceRaw(d.pipe[0], d.dst.fd, d.piped)
+			k, err := wrote(spliceRaw(d.pipe[0], d.dst.fd, d.piped))
 			if err == unix.EAGAIN {
-				d.dst.writable = false
 				return nil
 			}
 			if err != nil {
@@ -332,9 +438,9 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 				// the backend to read); a client that waits for the
 				// backend to speak first gets the header alone at once.
 				d.preamble = 0
-				if d.src.readable && !d.eof && len(d.pending) < len(l.buf) {
-					pre := copy(l.buf, d.pending)
-					k, err := readRelay(d.src.fd, l.buf[pre:])
+				if d.src.readable && !d.eof && len(d.pending) < len(buf) {
+					pre := copy(buf, d.pending)
+					k, err := readRelay(d.src.fd, buf[pre:])
 					switch {
 					case err == unix.EAGAIN:
 						d.src.readable = false
@@ -343,29 +449,31 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 					case k == 0:
 						d.eof = true
 					default:
+						if pre+k < len(buf) && !d.src.drain {
+							d.src.readable = false // see relayEnd.drain
+						}
 						*d.n += int64(k)
 						moved += k
 						if s.idle > 0 {
 							s.last = time.Now()
 						}
-						w, err := writeRelay(d.dst.fd, l.buf[:pre+k])
+						w, err := wrote(writeRelay(d.dst.fd, buf[:pre+k]))
 						if err == unix.EAGAIN {
-							d.dst.writable, w, err = false, 0, nil
+							w, err = 0, nil
 						}
 						if err != nil {
 							return err
 						}
 						d.pending, d.off = nil, 0
 						if w < pre+k {
-							d.pending = append(make([]byte, 0, pre+k-w), l.buf[w:pre+k]...)
+							d.pending = append(make([]byte, 0, pre+k-w), buf[w:pre+k]...)
 						}
 						continue
 					}
 				}
 			}
-			k, err := writeRelay(d.dst.fd, d.pending[d.off:])
+			k, err := wrote(writeRelay(d.dst.fd, d.pending[d.off:]))
 			if err == unix.EAGAIN {
-				d.dst.writable = false
 				return nil
 			}
 			if err != nil {
@@ -393,8 +501,8 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 		if !d.src.readable {
 			return nil
 		}
-		if moved >= relayBurst {
-			if !s.queued {
+		if moved >= budget {
+			if l != nil && !s.queued {
 				s.queued = true
 				l.more = append(l.more, s)
 			}
@@ -422,7 +530,7 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 			d.piped = k
 			continue
 		}
-		k, err := readRelay(d.src.fd, l.buf)
+		k, err := readRelay(d.src.fd, buf)
 		if err == unix.EAGAIN {
 			d.src.readable = false
 			return nil
@@ -434,6 +542,9 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 			d.eof = true
 			continue
 		}
+		if k < len(buf) && !d.src.drain {
+			d.src.readable = false // see relayEnd.drain
+		}
 		*d.n += int64(k)
 		moved += k
 		if s.idle > 0 {
@@ -441,22 +552,51 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir) error {
 		}
 		w := 0
 		if d.dst.writable {
-			w, err = writeRelay(d.dst.fd, l.buf[:k])
+			w, err = wrote(writeRelay(d.dst.fd, buf[:k]))
 			if err == unix.EAGAIN {
-				d.dst.writable, w, err = false, 0, nil
+				w, err = 0, nil
 			}
 			if err != nil {
 				return err
 			}
 		}
 		if w < k {
-			d.pending = append(make([]byte, 0, k-w), l.buf[w:k]...)
+			d.pending = append(make([]byte, 0, k-w), buf[w:k]...)
 		}
 		if *d.n >= spliceAfter && !d.splicing {
 			d.openPipe()
 		}
 	}
 	return nil
+}
+
+// wantOut asks the set for e's writability edges (EPOLLOUT), once a
+// write to it has said EAGAIN: a socket that never fills never needs
+// them, and registering it without them spares the edge that
+// registration would raise at once for a writable socket (a wake-up of
+// the set's goroutine per session that has nothing to do). l is nil
+// before the session is registered: add then includes EPOLLOUT.
+func (l *relayLoop) wantOut(e *relayEnd) error {
+	if e.out {
+		return nil
+	}
+	e.out = true
+	if l == nil {
+		return nil
+	}
+	if err := unix.EpollCtl(l.epfd, unix.EPOLL_CTL_MOD, e.fd, &unix.EpollEvent{Events: e.events(), Fd: int32(e.fd)}); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	return nil
+}
+
+// events is the mask e is registered with.
+func (e *relayEnd) events() uint32 {
+	ev := uint32(unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLPRI | unix.EPOLLET)
+	if e.out {
+		ev |= unix.EPOLLOUT
+	}
+	return ev
 }
 
 func (d *relayDir) openPipe() {

@@ -228,7 +228,7 @@ func newTemplate(svc *service.Service, startEnv []string, db *sysdb.DB, h hostEn
 		n := *svc.Nice
 		spec.Nice = &n
 	}
-	spec.Rlimits = buildRlimits(svc.Rlim, h.nrOpen)
+	spec.Rlimits = buildRlimits(svc.Rlim.Get(), h.nrOpen)
 	if spec.Sandbox, err = buildSandbox(&svc.Sandbox, h); err != nil {
 		return nil, fmt.Errorf("spawn: service %s: %w", svc.ID, err)
 	}
@@ -350,20 +350,40 @@ func buildRlimits(r service.Rlimits, nrOpen uint64) []Rlimit {
 // that hard limit instead. Every start would fail otherwise. The daemon
 // adds these warnings when it loads a configuration, so the check mode
 // (-t) shows them, judged with its own privileges and limits.
+//
+// A service without rlimit_files (nearly all) costs no system call: the
+// daemon asks this for every service it loads, and two calls each were
+// 2,000 of a 1,000-service start-up's.
 func CheckLimits(svc *service.Service) []service.Diag {
-	hard := uint64(unix.RLIM_INFINITY)
+	if !filesLimited(svc) {
+		return nil
+	}
+	hard, mayRaise := hostLimits()
+	return checkLimits(svc, NrOpen(), hard, mayRaise)
+}
+
+// hostLimits is this process's hard descriptor limit and whether it may
+// raise it (a variable so a test can count the probes).
+var hostLimits = func() (hard uint64, mayRaise bool) {
+	hard = uint64(unix.RLIM_INFINITY)
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err == nil {
 		hard = lim.Max
 	}
-	return checkLimits(svc, NrOpen(), hard, mayRaiseLimits())
+	return hard, mayRaiseLimits()
+}
+
+// filesLimited reports whether svc sets rlimit_files (0 means unset).
+func filesLimited(svc *service.Service) bool {
+	f := svc.Rlim.Get().Files
+	return f.Set && (f.Infinity || f.Value != 0)
 }
 
 func checkLimits(svc *service.Service, nrOpen, hard uint64, mayRaise bool) []service.Diag {
-	f := svc.Rlim.Files
-	if !f.Set || (!f.Infinity && f.Value == 0) {
+	if !filesLimited(svc) {
 		return nil
 	}
+	f := svc.Rlim.Get().Files
 	v, written := f.Value, strconv.FormatUint(f.Value, 10)
 	if f.Infinity {
 		v, written = unix.RLIM_INFINITY, "UNLIMITED"
@@ -379,7 +399,7 @@ func checkLimits(svc *service.Service, nrOpen, hard uint64, mayRaise bool) []ser
 	default:
 		return nil
 	}
-	pos, ok := svc.Origins["rlimit_files"]
+	pos, ok := svc.Origins.Get("rlimit_files")
 	if !ok || pos.IsZero() {
 		pos = svc.Src
 	}

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -214,14 +215,14 @@ func TestBuildSpec(t *testing.T) {
 					t.Errorf("umask %o", s.Umask)
 				}
 			}},
-		{"rlimits", service.Service{Server: "/bin/true", Rlim: service.Rlimits{
+		{"rlimits", service.Service{Server: "/bin/true", Rlim: service.RlimitsOf(service.Rlimits{
 			AS:    service.Rlimit{Set: true, Value: 1 << 30},
 			CPU:   service.Rlimit{Set: true, Infinity: true},
 			Data:  service.Rlimit{Set: true, Value: 0}, // 0 = not set
 			RSS:   service.Rlimit{Set: true, Value: 1 << 20},
 			Stack: service.Rlimit{Set: true, Value: 8 << 20},
 			Files: service.Rlimit{Set: true, Value: 100},
-		}}, rootHost,
+		})}, rootHost,
 			func(t *testing.T, s Spec) {
 				want := []Rlimit{{Resource: unix.RLIMIT_NOFILE, Value: 100, BestEffort: true}, {Resource: unix.RLIMIT_AS, Value: 1 << 30}, {Resource: unix.RLIMIT_CPU, Value: unix.RLIM_INFINITY},
 					{Resource: unix.RLIMIT_RSS, Value: 1 << 20}, {Resource: unix.RLIMIT_STACK, Value: 8 << 20}}
@@ -245,7 +246,7 @@ func TestBuildSpec(t *testing.T) {
 			svc   service.Service
 			host  hostEnv
 			check func(t *testing.T, s Spec)
-		}{files.name, service.Service{Server: "/bin/true", Rlim: service.Rlimits{Files: files.lim}}, rootHost,
+		}{files.name, service.Service{Server: "/bin/true", Rlim: service.RlimitsOf(service.Rlimits{Files: files.lim})}, rootHost,
 			func(t *testing.T, s Spec) {
 				want := []Rlimit{{Resource: unix.RLIMIT_NOFILE, Value: files.want, BestEffort: true}}
 				if !reflect.DeepEqual(s.Rlimits, want) {
@@ -281,7 +282,7 @@ func TestCheckLimits(t *testing.T) {
 	at := service.Source{File: "/etc/xinetd.d/x", Line: 7, Col: 2}
 	svc := func(l service.Rlimit) *service.Service {
 		return &service.Service{ID: "x", Src: service.Source{File: "/etc/xinetd.d/x", Line: 1, Col: 1},
-			Origins: map[string]service.Source{"rlimit_files": at}, Rlim: service.Rlimits{Files: l}}
+			Origins: service.OriginsOf(map[string]service.Source{"rlimit_files": at}), Rlim: service.RlimitsOf(service.Rlimits{Files: l})}
 	}
 	unlimited := service.Rlimit{Set: true, Infinity: true}
 	cases := []struct {
@@ -303,7 +304,7 @@ func TestCheckLimits(t *testing.T) {
 			"/etc/xinetd.d/x:7:2: warning W-RLIMIT: service x: rlimit_files: 50000 is more than gxinetd's own hard limit (20000), which it may not raise (no CAP_SYS_RESOURCE): servers get 20000"},
 		{"below-hard-no-cap", svc(service.Rlimit{Set: true, Value: 20000}), 20000, false, ""},
 		{"above-hard-root", svc(service.Rlimit{Set: true, Value: 50000}), 20000, true, ""},
-		{"no-origin", &service.Service{ID: "y", Src: service.Source{File: "f", Line: 3, Col: 1}, Rlim: service.Rlimits{Files: unlimited}}, 1 << 20, true,
+		{"no-origin", &service.Service{ID: "y", Src: service.Source{File: "f", Line: 3, Col: 1}, Rlim: service.RlimitsOf(service.Rlimits{Files: unlimited})}, 1 << 20, true,
 			"f:3:1: warning W-RLIMIT: service y: rlimit_files: UNLIMITED is more than the kernel allows any process (fs.nr_open = 1048576): servers get 1048576"},
 	}
 	for _, tc := range cases {
@@ -320,6 +321,32 @@ func TestCheckLimits(t *testing.T) {
 				t.Errorf("got %q\nwant %q", got, want)
 			}
 		})
+	}
+}
+
+// TestCheckLimitsProbesOnlyWhenSet: the daemon calls CheckLimits for
+// every service it loads; the host's limits (two system calls) are asked
+// only for a service that sets rlimit_files, and its warning still comes.
+func TestCheckLimitsProbesOnlyWhenSet(t *testing.T) {
+	probes := 0
+	old := hostLimits
+	hostLimits = func() (uint64, bool) { probes++; return 100, false }
+	t.Cleanup(func() { hostLimits = old })
+	plain := &service.Service{ID: "p", Server: "/bin/cat"}
+	zero := &service.Service{ID: "z", Rlim: service.RlimitsOf(service.Rlimits{Files: service.Rlimit{Set: true}})}
+	for _, s := range []*service.Service{plain, zero} {
+		if d := CheckLimits(s); len(d) != 0 {
+			t.Errorf("%s: got %v, want nothing", s.ID, d)
+		}
+	}
+	if probes != 0 {
+		t.Errorf("%d probes of the host's limits for services without rlimit_files, want 0", probes)
+	}
+	set := &service.Service{ID: "s", Src: service.Source{File: "f", Line: 1, Col: 1},
+		Rlim: service.RlimitsOf(service.Rlimits{Files: service.Rlimit{Set: true, Value: 500}})}
+	d := CheckLimits(set)
+	if probes != 1 || len(d) != 1 || !strings.Contains(d[0].String(), "hard limit (100)") {
+		t.Errorf("rlimit_files = 500 over a hard limit of 100: %d probes, %v; want 1 probe and the W-RLIMIT warning", probes, d)
 	}
 }
 

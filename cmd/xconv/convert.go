@@ -441,7 +441,7 @@ func (c *converter) block(s *service.Service, disabled bool) *block {
 	if s.User != nil {
 		add("user", s.User.Name)
 	}
-	if s.Group != nil && s.Origins["group"].Line > 0 {
+	if s.Group != nil && s.Origins.At("group").Line > 0 {
 		add("group", s.Group.Name)
 	}
 	if !s.IsInternal() {
@@ -525,7 +525,7 @@ func (c *converter) limits(s *service.Service, add func(string, string, ...strin
 	} else if s.PerSource >= 0 {
 		add("per_source", s.PerSource.String())
 	}
-	o := s.Origins["cpm"]
+	o := s.Origins.At("cpm")
 	n := s.Inetd.PerMinute
 	var why string
 	switch {

@@ -79,9 +79,12 @@ func (a *acceptor) add(r *svcRun, sr *sockRun) error {
 	}
 	e := &acceptEntry{r: r, sr: sr, fd: sr.s.fd(), fixedLocal: sr.s.key.addr.IsValid()}
 	// acceptRaw must never block: a socket passed by systemd may come
-	// blocking.
-	if err := unix.SetNonblock(e.fd, true); err != nil {
-		return err
+	// blocking, or one a wait=yes server had. One openSock has just made
+	// is non-blocking already (a system call per socket at start-up).
+	if !sr.s.fresh.Swap(false) {
+		if err := unix.SetNonblock(e.fd, true); err != nil {
+			return err
+		}
 	}
 	if e.fixedLocal {
 		e.local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))
@@ -116,11 +119,34 @@ func (a *acceptor) current(fd int32) *acceptEntry {
 func (a *acceptor) loop(rc syscall.RawConn) {
 	events := make([]unix.EpollEvent, 128)
 	for {
-		var n int
 		var werr error
+		// The events are handled inside the poller's callback, which
+		// returns false (wait) once a poll found every listener drained:
+		// a wake-up then costs one epoll_wait, not a second one that
+		// finds nothing. A connection that arrives after that poll wakes
+		// the runtime's poller, which the wait sees. A listener left with
+		// connections after its burst raises no new edge in a
+		// level-triggered set, so the set is polled again at once then.
 		err := rc.Read(func(fd uintptr) bool {
-			n, werr = epollPoll(int(fd), events)
-			return n > 0 || (werr != nil && !errors.Is(werr, unix.EINTR))
+			for {
+				n, err := epollPoll(int(fd), events)
+				if errors.Is(err, unix.EINTR) {
+					continue
+				}
+				if err != nil {
+					werr = err
+					return true
+				}
+				more := n == len(events)
+				for i := 0; i < n; i++ {
+					if e := a.current(events[i].Fd); e != nil && a.drain(e) {
+						more = true
+					}
+				}
+				if !more {
+					return false
+				}
+			}
 		})
 		if err == nil {
 			err = werr
@@ -130,39 +156,38 @@ func (a *acceptor) loop(rc syscall.RawConn) {
 			time.Sleep(100 * time.Millisecond)
 			continue
 		}
-		for i := 0; i < n; i++ {
-			if e := a.current(events[i].Fd); e != nil {
-				a.drain(e)
-			}
-		}
 	}
 }
 
-// drain accepts what is pending on one listener, up to a burst.
-func (a *acceptor) drain(e *acceptEntry) {
+// drain accepts what is pending on one listener, up to a burst; more
+// reports that it stopped at the burst, with connections perhaps left.
+func (a *acceptor) drain(e *acceptEntry) (more bool) {
 	d := a.d
 	for i := 0; i < maxAcceptBurst; i++ {
 		if !a.enter(e) { // counts the connection (upgrade.go)
-			return // halted meanwhile
+			return false // halted meanwhile
 		}
 		g := e.r.gate.Load()
 		if g != nil && !g.take() {
 			d.up.sessionEnd()
 			a.queue(e, g)
-			return
+			return false
 		}
-		nfd, remote, err := acceptRaw(e.fd)
+		// A redirect's connection goes to the relay, which wants it
+		// non-blocking; everything else is handed to a server as is.
+		nb := e.r.svc.Load().IsRedirect()
+		nfd, remote, err := acceptRaw(e.fd, nb)
 		if err != nil {
 			d.up.sessionEnd()
 			g.done()
 			switch {
 			case errors.Is(err, unix.EAGAIN):
-				return
+				return false
 			case errors.Is(err, unix.EINTR), errors.Is(err, unix.ECONNABORTED):
 				continue
 			}
 			a.pause(e, err)
-			return
+			return false
 		}
 		e.bo.ok(d)
 		at := e.clock.arrived(nfd, time.Now())
@@ -175,11 +200,12 @@ func (a *acceptor) drain(e *acceptEntry) {
 		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
 			// A few bytes written to a fresh connection: handing that to
 			// a worker cost more than doing it.
-			e.r.handleRawCounted(nfd, remote, local, g, at)
+			e.r.handleRawCounted(nfd, nb, remote, local, g, at)
 			continue
 		}
-		a.work.run(rawJob{r: e.r, fd: nfd, remote: remote, local: local, gate: g, at: at})
+		a.work.run(rawJob{r: e.r, fd: nfd, nonblock: nb, remote: remote, local: local, gate: g, at: at})
 	}
+	return true
 }
 
 // queue takes a listener out of the epoll set while its service is at its

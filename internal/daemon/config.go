@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -41,7 +42,7 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 		path = DefaultConfigFile
 	}
 	// -f FILE naming an inetd.conf: say which language was chosen.
-	if data, err := os.ReadFile(path); err == nil && inetd.Sniff(data) {
+	if data, err := sniffPrefix(path); err == nil && inetd.Sniff(data) {
 		cfg := loadInetd(o, db, path)
 		cfg.Diags = append(service.Diags{{Pos: service.Source{File: path}, Severity: service.SevNotice,
 			Code: "N-LANGUAGE", Msg: "read as inetd.conf: the file has no service blocks and its lines have inetd.conf's fields (N-DIALECT-CHOSEN says which dialect)"}}, cfg.Diags...)
@@ -70,6 +71,32 @@ func loadWith(o *Options, db *sysdb.DB) *service.Config {
 	limitDiags(cfg)
 	checkSandboxHost(cfg)
 	return cfg
+}
+
+// sniffPrefix reads the beginning of path that inetd.Sniff looks at (its
+// first SniffLines lines): reading a whole large file only to sniff it,
+// before the parser reads it again, was as much garbage as the file.
+func sniffPrefix(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	var data []byte
+	buf := make([]byte, 64<<10)
+	lines := 0
+	for lines < inetd.SniffLines {
+		n, err := f.Read(buf)
+		data = append(data, buf[:n]...)
+		lines += bytes.Count(buf[:n], []byte{'\n'})
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	return data, nil
 }
 
 func inetdOptions(o *Options, db *sysdb.DB) inetd.Options {

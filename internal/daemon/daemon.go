@@ -427,22 +427,8 @@ func (d *Daemon) available() int {
 // mode's JSON is made before this and keeps them all.
 func trimOrigins(cfg *service.Config) {
 	for _, s := range cfg.Services {
-		n := 0
-		for _, src := range s.Origins {
-			if writtenInEntry(src) {
-				n++
-			}
-		}
-		if n == len(s.Origins) {
-			continue
-		}
-		kept := make(map[string]service.Source, n)
-		for k, src := range s.Origins {
-			if writtenInEntry(src) {
-				kept[k] = src
-			}
-		}
-		s.Origins = kept
+		s.Origins.Keep(func(_ string, src service.Source) bool { return writtenInEntry(src) })
+		s.Origins.Compact()
 	}
 }
 
@@ -795,6 +781,7 @@ func (d *Daemon) takeActivated(k sockKey) *sock {
 // service asked for (a systemd socket may be bound more narrowly) and
 // starts serving it.
 func (d *Daemon) startSockLocked(r *svcRun, k sockKey, sk *sock) {
+	setDeferAccept(sk, r.svc.Load())
 	sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
 	r.socks.put(k, sr)
 	r.state.Store("Active")

@@ -206,14 +206,14 @@ func TestInetdCompatAddsEntriesXinetdWins(t *testing.T) {
 }
 
 func TestTrimOriginsKeepsWhatTheDumpAsks(t *testing.T) {
-	s := &service.Service{Origins: map[string]service.Source{
+	s := &service.Service{Origins: service.OriginsOf(map[string]service.Source{
 		"port":      {File: "a", Line: 3},
 		"instances": {Origin: "defaults"},
 		"cps":       {Origin: "default"},
 		"bind":      {Origin: "flag"},
-	}}
+	})}
 	trimOrigins(&service.Config{Services: []*service.Service{s}})
-	if len(s.Origins) != 2 || s.Origins["port"].Line != 3 || s.Origins["bind"].Origin != "flag" {
+	if s.Origins.Len() != 2 || s.Origins.At("port").Line != 3 || s.Origins.At("bind").Origin != "flag" {
 		t.Errorf("trimmed origins = %+v; want port and bind (set by the entry or a flag) only", s.Origins)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -137,10 +138,20 @@ type sock struct {
 	// (handover.go).
 	owner *fdStore
 	gate  *sockGate
+	// fresh marks a socket openSock made (non-blocking) that nothing has
+	// had since: the acceptor takes it without asking its flags. Anything
+	// that takes its *os.File (a wait=yes server's stdio) clears it.
+	fresh atomic.Bool
+	// deferAccept is the socket's TCP_DEFER_ACCEPT in seconds, known
+	// once deferKnown (setDeferAccept); only the daemon's lock holder
+	// touches them.
+	deferAccept int
+	deferKnown  bool
 }
 
 // osFile returns the socket's *os.File, making it on first use.
 func (s *sock) osFile() *os.File {
+	s.fresh.Store(false)
 	s.fileMu.Lock()
 	defer s.fileMu.Unlock()
 	if s.file == nil {
@@ -294,7 +305,12 @@ func openSock(s *service.Service, k sockKey, backlog int) (*sock, error) {
 		}
 	}
 	ok = true
-	return wrapSock(fd, k)
+	s2, err := wrapSock(fd, k)
+	if s2 != nil {
+		s2.fresh.Store(true)
+		s2.deferKnown = true // a new socket has none
+	}
+	return s2, err
 }
 
 func protoFor(s *service.Service, k sockKey) int {

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gxinetd/gxinetd/internal/service"
 )
 
@@ -101,5 +103,135 @@ func TestPreopenLeavesContestedPorts(t *testing.T) {
 		if k.port == base {
 			t.Errorf("contested %v was opened ahead", k)
 		}
+	}
+}
+
+// TestAcceptorMakesUsedSocketNonblocking: the acceptor skips asking the
+// flags of a socket openSock has just made (non-blocking, one system call
+// per socket at start-up), but a socket a wait=yes server has had may be
+// blocking, and accepting on it would then hang the acceptor.
+func TestAcceptorMakesUsedSocketNonblocking(t *testing.T) {
+	dir := t.TempDir()
+	port := freeBlock(t, 1)
+	o := &Options{DontFork: true, FileLog: filepath.Join(dir, "daemon.log")}
+	dl, err := newDaemonLog(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	d := newDaemon(o, dl)
+	svc := &service.Service{ID: "daytime", Type: service.TypeInternal | service.TypeUnlisted, Builtin: "daytime",
+		SocketType: service.SockStream, Protocol: "tcp", Family: service.FamilyIPv4, Port: port,
+		Bind: service.Bind{Text: "127.0.0.1", Addr: netip.MustParseAddr("127.0.0.1")}}
+	for _, used := range []bool{false, true} {
+		sk, err := openSock(svc, keyFor(svc, svc.Bind.Addr), 16)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if used {
+			// As a wait=yes server's stdio: blocking, shared with the daemon.
+			if err := setBlocking(sk.osFile(), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		r := &svcRun{d: d}
+		r.svc.Store(svc)
+		sr := &sockRun{s: sk, stop: make(chan struct{}), done: make(chan struct{})}
+		if err := d.acc.add(r, sr); err != nil {
+			t.Fatal(err)
+		}
+		fl, err := unix.FcntlInt(uintptr(sk.fd()), unix.F_GETFL, 0)
+		if err != nil || fl&unix.O_NONBLOCK == 0 {
+			t.Errorf("used=%v: the acceptor's socket is blocking (flags %#x, %v)", used, fl, err)
+		}
+		d.acc.remove(sr)
+		sk.Close()
+	}
+}
+
+// TestDeferAcceptForProxyProtocol: a service that takes a PROXY header
+// listens with TCP_DEFER_ACCEPT (the header is there when the connection
+// is accepted), and a socket kept for a service that no longer takes one
+// (a reload, a socket from systemd or a predecessor) loses it.
+func TestDeferAcceptForProxyProtocol(t *testing.T) {
+	dir := t.TempDir()
+	port := freeBlock(t, 2)
+	conf := fmt.Sprintf(`defaults
+{
+	log_type = FILE %s
+}
+service pp
+{
+	type           = UNLISTED
+	socket_type    = stream
+	wait           = no
+	user           = root
+	server         = /bin/cat
+	bind           = 127.0.0.1
+	port           = %d
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.1
+	proxy_timeout  = 2
+}
+service plain
+{
+	type        = UNLISTED
+	socket_type = stream
+	wait        = no
+	user        = root
+	server      = /bin/cat
+	bind        = 127.0.0.1
+	port        = %d
+}
+`, filepath.Join(dir, "service.log"), port, port+1)
+	path := filepath.Join(dir, "xinetd.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	o := &Options{ConfigFile: path, DontFork: true, FileLog: filepath.Join(dir, "daemon.log")}
+	dl, err := newDaemonLog(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	d := newDaemon(o, dl)
+	cfg := loadWith(o, d.db)
+	if got := d.startServing(cfg); got != 2 {
+		t.Fatalf("%d services available: %v", got, cfg.Diags)
+	}
+	defer func() { d.shutdown(false); d.rec.Close() }()
+	deferOf := func(id string) int {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		for _, sr := range d.byID[id].socks.all() {
+			v, err := unix.GetsockoptInt(sr.s.fd(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return v
+		}
+		t.Fatalf("%s has no socket", id)
+		return 0
+	}
+	if v := deferOf("pp"); v <= 0 {
+		t.Errorf("proxy_protocol service: TCP_DEFER_ACCEPT %d", v)
+	}
+	if v := deferOf("plain"); v != 0 {
+		t.Errorf("plain service: TCP_DEFER_ACCEPT %d", v)
+	}
+	// The same socket for a service that no longer takes a header, as a
+	// reload or a socket inherited with the option would give it.
+	d.mu.Lock()
+	var sk *sock
+	for _, sr := range d.byID["pp"].socks.all() {
+		sk = sr.s
+	}
+	plain := *d.byID["pp"].svc.Load()
+	plain.ProxyProtocol = 0
+	sk.deferKnown, sk.deferAccept = false, 0
+	setDeferAccept(sk, &plain)
+	d.mu.Unlock()
+	if v := deferOf("pp"); v != 0 {
+		t.Errorf("after proxy_protocol went: TCP_DEFER_ACCEPT %d", v)
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/gxinetd/gxinetd/access"
 	"github.com/gxinetd/gxinetd/internal/proxyproto"
 	"github.com/gxinetd/gxinetd/internal/service"
@@ -195,5 +197,37 @@ func (d *Daemon) proxyRefused(svc *service.Service, remote, local netip.AddrPort
 		Reason: reason.String(), ReasonCode: reason.Code()})
 	if reason == access.ReasonProxyMalformed && err != nil {
 		d.log.Logf(logging.LevelNotice, "proxy", "service %s: bad PROXY protocol header from %s: %v", svc.ID, remote.Addr(), err)
+	}
+}
+
+// setDeferAccept gives the listening socket of a service that takes a
+// PROXY header TCP_DEFER_ACCEPT, and takes it off one that no longer
+// does. The kernel then hands over a connection only once its first
+// bytes (the header: a balancer sends it at once) have arrived, or after
+// proxy_timeout seconds without any. Without it the header was often
+// still on its way when the connection was accepted (the client writes
+// it just after its connect returns): the raw path then moved the
+// connection to the net.Conn path to wait for it in the poller, a tenth
+// of the daemon's CPU on a spawned service under load. A peer that sends
+// nothing at all is seen only when the deferral ends (refused then, if
+// it is not a balancer), not at once.
+func setDeferAccept(sk *sock, svc *service.Service) {
+	if !sk.stream() || sk.key.family == unix.AF_UNIX {
+		return
+	}
+	want := 0
+	if svc.ProxyProtocol != 0 && !svc.Wait {
+		want = int(proxyTimeout(svc) / time.Second)
+	}
+	if !sk.deferKnown {
+		if v, err := unix.GetsockoptInt(sk.fd(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT); err == nil {
+			sk.deferAccept, sk.deferKnown = v, true
+		}
+	}
+	if sk.deferKnown && sk.deferAccept == want {
+		return
+	}
+	if unix.SetsockoptInt(sk.fd(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, want) == nil {
+		sk.deferAccept, sk.deferKnown = want, true
 	}
 }

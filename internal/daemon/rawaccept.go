@@ -55,10 +55,21 @@ func fdConn(fd int) (net.Conn, error) {
 }
 
 // handleRaw serves one connection the acceptor took; g is the accept gate
-// it holds a slot of, or nil; at is when the connection arrived.
-func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
+// it holds a slot of, or nil; at is when the connection arrived; nonblock
+// says it was accepted non-blocking, for a redirect.
+func (r *svcRun) handleRaw(fd int, nonblock bool, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
 	d := r.d
 	svc := r.svc.Load()
+	if nonblock && !svc.IsRedirect() {
+		// A reload made the redirect something else meanwhile: a server
+		// gets its connection blocking, as always.
+		if err := unix.SetNonblock(fd, false); err != nil {
+			closeRaw(fd)
+			g.done()
+			return
+		}
+		nonblock = false
+	}
 	if s := svc; s.Flags.Has(service.FlagKeepAlive) {
 		unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
 	}
@@ -106,6 +117,7 @@ func (r *svcRun) handleRaw(fd int, remote, local netip.AddrPort, g *acceptGate, 
 			return
 		}
 		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
+			o.Nonblocking = nonblock
 			spawn.ProxyFDAsync(r.sessions(), fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 		return

@@ -30,7 +30,7 @@ func TestAcceptRaw(t *testing.T) {
 		if err := unix.Listen(fd, 8); err != nil {
 			t.Fatal(err)
 		}
-		if _, _, err := acceptRaw(fd); !errors.Is(err, unix.EAGAIN) {
+		if _, _, err := acceptRaw(fd, false); !errors.Is(err, unix.EAGAIN) {
 			t.Errorf("%s: empty queue: %v, want EAGAIN", addr, err)
 		}
 		lsa, _ := unix.Getsockname(fd)
@@ -42,7 +42,7 @@ func TestAcceptRaw(t *testing.T) {
 		var nfd int
 		var remote netip.AddrPort
 		for deadline := time.Now().Add(5 * time.Second); ; {
-			nfd, remote, err = acceptRaw(fd)
+			nfd, remote, err = acceptRaw(fd, false)
 			if err == nil || !errors.Is(err, unix.EAGAIN) || time.Now().After(deadline) {
 				break
 			}

@@ -72,7 +72,7 @@ func checkSandboxHost(cfg *service.Config) {
 			continue
 		}
 		pos := s.Src
-		if o, ok := s.Origins[serr.Attr]; ok && o.Line > 0 {
+		if o, ok := s.Origins.Get(serr.Attr); ok && o.Line > 0 {
 			pos = o
 			pos.Origin = ""
 		}

@@ -70,9 +70,9 @@ func (r *svcRun) handleCounted(c net.Conn, g *acceptGate, at time.Time) {
 }
 
 // handleRawCounted serves a connection the acceptor counted (enter).
-func (r *svcRun) handleRawCounted(fd int, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
+func (r *svcRun) handleRawCounted(fd int, nonblock bool, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
 	defer r.d.up.sessionEnd()
-	r.handleRaw(fd, remote, local, g, at)
+	r.handleRaw(fd, nonblock, remote, local, g, at)
 }
 
 // enter is the acceptor's check that a listener is still watched, and

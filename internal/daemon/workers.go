@@ -17,6 +17,7 @@ type workers struct {
 type rawJob struct {
 	r             *svcRun
 	fd            int
+	nonblock      bool // accepted with SOCK_NONBLOCK (a redirect's)
 	remote, local netip.AddrPort
 	gate          *acceptGate
 	at            time.Time // when the connection arrived (arrivalClock)
@@ -36,7 +37,7 @@ func (w *workers) loop(j rawJob) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		j.r.handleRawCounted(j.fd, j.remote, j.local, j.gate, j.at)
+		j.r.handleRawCounted(j.fd, j.nonblock, j.remote, j.local, j.gate, j.at)
 		j = rawJob{}
 		t.Reset(workerIdle)
 		select {

@@ -52,7 +52,7 @@ func (t *SocketType) UnmarshalText(b []byte) error {
 }
 
 // Family is the address family a service listens on.
-type Family int
+type Family int32
 
 const (
 	// FamilyDual is an IPv6 socket that also accepts IPv4 clients as

@@ -1,6 +1,7 @@
 package service
 
 import (
+	"encoding/json"
 	"net/netip"
 	"strconv"
 	"strings"
@@ -149,6 +150,49 @@ type Rlimits struct {
 	Files Rlimit `json:"files"`
 }
 
+// RlimitsRef holds a service's Rlimits where one is set: few services set
+// any, and the 96 bytes inline were what kept a Service in the
+// allocator's next size class (1,280 bytes instead of 1,152; 12.8 MB at
+// 100,000 services). JSON reads and writes it as the Rlimits itself.
+type RlimitsRef struct{ p *Rlimits }
+
+// RlimitsOf refers to a copy of r.
+func RlimitsOf(r Rlimits) RlimitsRef { return RlimitsRef{&r} }
+
+// Get returns the limits, all unset when none was.
+func (r RlimitsRef) Get() Rlimits {
+	if r.p == nil {
+		return Rlimits{}
+	}
+	return *r.p
+}
+
+// Edit returns the limits to change, made on first use.
+func (r *RlimitsRef) Edit() *Rlimits {
+	if r.p == nil {
+		r.p = &Rlimits{}
+	}
+	return r.p
+}
+
+// MarshalJSON writes the Rlimits, as the field did before it was a
+// reference.
+func (r RlimitsRef) MarshalJSON() ([]byte, error) { return json.Marshal(r.Get()) }
+
+// UnmarshalJSON reads MarshalJSON's output; limits all unset are no
+// limits at all.
+func (r *RlimitsRef) UnmarshalJSON(b []byte) error {
+	var v Rlimits
+	if err := json.Unmarshal(b, &v); err != nil {
+		return err
+	}
+	r.p = nil
+	if v != (Rlimits{}) {
+		r.p = &v
+	}
+	return nil
+}
+
 // DenyForever and DenyNever are the special deny_time values.
 const (
 	DenyNever   = 0
@@ -246,7 +290,7 @@ type Service struct {
 	// Origins maps an attribute name to where its value came from, for
 	// values that did not come from the entry itself (Source.Origin set
 	// to "defaults" or "default") as well as those that did.
-	Origins map[string]Source `json:"origins,omitempty"`
+	Origins Origins `json:"origins,omitzero"`
 
 	Type       TypeFlags  `json:"type"`
 	Flags      Flags      `json:"flags"`
@@ -307,16 +351,16 @@ type Service struct {
 	PerSource Limit `json:"per_source"`
 	// PerSourcePrefix4/6 group clients by prefix for per_source (beyond
 	// xinetd); 32 and 128 mean one address.
-	PerSourcePrefix4 int         `json:"per_source_prefix4"`
-	PerSourcePrefix6 int         `json:"per_source_prefix6"`
+	PerSourcePrefix4 int32       `json:"per_source_prefix4"`
+	PerSourcePrefix6 int32       `json:"per_source_prefix6"`
 	CPS              CPS         `json:"cps"`
 	MaxLoad          float64     `json:"max_load,omitempty"`
 	DenyTime         int         `json:"deny_time"` // minutes; DenyNever, DenyForever
 	Inetd            InetdLimits `json:"inetd,omitempty"`
 
-	Nice  *int    `json:"nice,omitempty"`
-	Umask *uint32 `json:"umask,omitempty"`
-	Rlim  Rlimits `json:"rlimits"`
+	Nice  *int       `json:"nice,omitempty"`
+	Umask *uint32    `json:"umask,omitempty"`
+	Rlim  RlimitsRef `json:"rlimits"`
 
 	LogType      LogType    `json:"log_type"`
 	LogOnSuccess LogSuccess `json:"log_on_success"`
@@ -408,7 +452,7 @@ func (s *Service) Network() string {
 type Defaults struct {
 	Src Source `json:"src"`
 	// Origins maps each attribute set in defaults to where it was set.
-	Origins map[string]Source `json:"origins,omitempty"`
+	Origins Origins `json:"origins,omitzero"`
 
 	LogType      LogType    `json:"log_type"`
 	LogOnSuccess LogSuccess `json:"log_on_success"`
@@ -422,8 +466,8 @@ type Defaults struct {
 
 	Instances        Limit   `json:"instances"`
 	PerSource        Limit   `json:"per_source"`
-	PerSourcePrefix4 int     `json:"per_source_prefix4"`
-	PerSourcePrefix6 int     `json:"per_source_prefix6"`
+	PerSourcePrefix4 int32   `json:"per_source_prefix4"`
+	PerSourcePrefix6 int32   `json:"per_source_prefix6"`
 	CPS              CPS     `json:"cps"`
 	MaxLoad          float64 `json:"max_load,omitempty"`
 	Groups           bool    `json:"groups"`

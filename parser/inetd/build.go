@@ -257,7 +257,7 @@ func (p *parser) emit(e *rawEntry, v *vals, l *line) {
 			if a.any {
 				s.Bind.Text = a.addr.String()
 			}
-			s.Origins["bind"] = a.src // Origin "flag" for -a, else the prefix or the addr: line
+			s.Origins.Set("bind", a.src) // Origin "flag" for -a, else the prefix or the addr: line
 		}
 		if v.famSuffix == "" && !a.addr.IsValid() && !notedPlain && len(l.errs) == 0 {
 			notedPlain = true
@@ -325,7 +325,7 @@ func (p *parser) base(e *rawEntry, v *vals, l *line) *service.Service {
 		Src:              service.Source{File: p.file, Line: e.line, Col: e.toks[0].col},
 		EndLine:          e.endLine,
 		Status:           service.StatusAccepted,
-		Origins:          map[string]service.Source{},
+		Origins:          service.NewOrigins(service.OriginsCap),
 		SocketType:       v.sock,
 		Protocol:         v.proto,
 		ProtoNum:         v.protoNum,
@@ -354,7 +354,7 @@ func (p *parser) base(e *rawEntry, v *vals, l *line) *service.Service {
 		s.Name = "line" + strconv.Itoa(e.line)
 	}
 	for k, o := range v.origins {
-		s.Origins[k] = o
+		s.Origins.Set(k, o)
 	}
 	if v.unix {
 		s.Protocol = "unix"
@@ -404,12 +404,12 @@ func (p *parser) limits(s *service.Service, v *vals) {
 		// FreeBSD: 0 is "no limit".
 	case v.acceptMax > 0:
 		s.Instances = service.Limit(v.acceptMax)
-		s.Origins["instances"] = s.Origins["accept_max"]
+		s.Origins.Set("instances", s.Origins.At("accept_max"))
 	case p.opt.MaxChild > 0:
 		s.Instances = service.Limit(p.opt.MaxChild)
-		s.Origins["instances"] = flag
+		s.Origins.Set("instances", flag)
 	}
-	delete(s.Origins, "accept_max")
+	s.Origins.Delete("accept_max")
 	switch {
 	case v.maxChildIP >= 0:
 		if v.maxChildIP > 0 {
@@ -417,27 +417,27 @@ func (p *parser) limits(s *service.Service, v *vals) {
 		}
 	case p.opt.MaxChildPerIP > 0:
 		s.PerSource = service.Limit(p.opt.MaxChildPerIP)
-		s.Origins["per_source"] = flag
+		s.Origins.Set("per_source", flag)
 	}
 	switch {
 	case v.perIPMin >= 0:
 		s.Inetd.PerIPPerMinute = v.perIPMin
 	case p.opt.PerIPPerMinute > 0:
 		s.Inetd.PerIPPerMinute = p.opt.PerIPPerMinute
-		s.Origins["per_source_cpm"] = flag
+		s.Origins.Set("per_source_cpm", flag)
 	}
 	switch {
 	case v.perMinute >= 0:
 		s.Inetd.PerMinute = v.perMinute
 	case p.opt.PerMinute > 0:
 		s.Inetd.PerMinute = p.opt.PerMinute
-		s.Origins["cpm"] = flag
+		s.Origins.Set("cpm", flag)
 	case p.opt.PerMinute < 0:
 		s.Inetd.PerMinute = 0
-		s.Origins["cpm"] = flag
+		s.Origins.Set("cpm", flag)
 	default:
 		s.Inetd.PerMinute = p.d.defaultRate
-		s.Origins["cpm"] = service.Source{Origin: "default"}
+		s.Origins.Set("cpm", service.Source{Origin: "default"})
 	}
 }
 

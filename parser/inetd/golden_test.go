@@ -78,14 +78,14 @@ func dump(svcs []*service.Service, diags service.Diags) string {
 				fmt.Fprintf(&b, "\t%s: %s\n", name, s.Src)
 				continue
 			case "Origins":
-				keys := make([]string, 0, len(s.Origins))
-				for k := range s.Origins {
+				keys := make([]string, 0, s.Origins.Len())
+				for k := range s.Origins.All() {
 					keys = append(keys, k)
 				}
 				sort.Strings(keys)
 				fmt.Fprintf(&b, "\t%s:", name)
 				for _, k := range keys {
-					o := s.Origins[k]
+					o := s.Origins.At(k)
 					if o.Line > 0 {
 						fmt.Fprintf(&b, " %s=%d:%d", k, o.Line, o.Col)
 					} else {

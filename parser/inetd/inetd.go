@@ -1,6 +1,7 @@
 package inetd
 
 import (
+	"bytes"
 	"fmt"
 	"os"
 	"strings"
@@ -211,19 +212,27 @@ func (p *parser) reportDialect(det Detection) {
 	p.diags = append(p.diags, service.Diag{Pos: service.Source{File: p.file}, Severity: service.SevWarning, Code: CodeDialectSignals, Msg: msg})
 }
 
+// SniffLines is how many lines Sniff reads at most: a caller may pass
+// only the file's beginning, as long as it holds that many lines.
+const SniffLines = 1000
+
 // Sniff reports whether data looks like inetd.conf rather than
 // xinetd.conf: the first line that decides is an inetd.conf entry (six
 // or more words, a socket type second and wait/nowait fourth) or an
 // inetd.conf default-address line, before anything that looks like
 // xinetd.conf (service/defaults/include keywords, braces, attr = value).
 func Sniff(data []byte) bool {
-	lines := strings.Split(string(data), "\n")
-	for i, line := range lines {
-		if i >= 1000 {
-			break
+	// Line by line over the bytes themselves: a large xinetd.conf is
+	// decided on its first lines, and splitting (or copying) the whole
+	// file to get at them once cost twice the file's size in garbage.
+	for i := 0; i < SniffLines && len(data) > 0; i++ {
+		var b []byte
+		if k := bytes.IndexByte(data, '\n'); k >= 0 {
+			b, data = data[:k], data[k+1:]
+		} else {
+			b, data = data, nil
 		}
-		line = strings.TrimRight(line, "\r")
-		t := strings.TrimLeft(line, " \t")
+		t := strings.TrimLeft(strings.TrimRight(string(b), "\r"), " \t")
 		if t == "" || t[0] == '#' {
 			continue
 		}

@@ -166,8 +166,8 @@ func TestCommandLineLimits(t *testing.T) {
 		t.Errorf("flags not applied: %+v %+v %v", a.Instances, a.Inetd, a.Bind)
 	}
 	for _, k := range []string{"instances", "per_source", "cpm", "per_source_cpm", "bind"} {
-		if a.Origins[k].Origin != "flag" {
-			t.Errorf("origin of %s = %+v, want flag", k, a.Origins[k])
+		if a.Origins.At(k).Origin != "flag" {
+			t.Errorf("origin of %s = %+v, want flag", k, a.Origins.At(k))
 		}
 	}
 	if b.Instances != 3 || b.Inetd.PerIPPerMinute != 0 || b.PerSource != 1 || b.Inetd.PerMinute != 7 {

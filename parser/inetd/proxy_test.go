@@ -19,7 +19,7 @@ func TestProxyOptions(t *testing.T) {
 			service.StatusAccepted, func(s *service.Service) bool {
 				return s.ProxyProtocol == service.ProxyV1|service.ProxyV2 && s.ProxyTimeout == 9 && len(s.ProxyFrom.Entries) == 2 &&
 					s.ProxyFrom.Entries[0].Prefix.String() == "10.0.0.0/8" && s.ProxyFrom.Entries[1].Prefix.String() == "192.0.2.7/32" &&
-					s.Origins["proxy_from"].Line == 1
+					s.Origins.At("proxy_from").Line == 1
 			}},
 		{"echo stream tcp6,proxy_protocol=2,proxy_from=2001:db8::/32 nowait root internal", service.StatusAccepted,
 			func(s *service.Service) bool { return s.ProxyProtocol == service.ProxyV2 && s.Builtin == "echo" }},
