@@ -1,9 +1,8 @@
 package parser
 
 import (
-	"strings"
-
 	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/internal/suggest"
 )
 
 // Diagnostic codes. They are part of the check mode's stable output
@@ -59,51 +58,8 @@ func srcOf(file string, line, col int) service.Source {
 	return service.Source{File: file, Line: line, Col: col}
 }
 
-// suggest returns the known name closest to word when it is within edit
-// distance 2, for "did you mean" hints, or "".
-func suggest(word string, known []string) string {
-	w := strings.ToLower(word)
-	best, bestD := "", 3
-	for _, k := range known {
-		if d := editDistance(w, strings.ToLower(k), bestD); d < bestD {
-			best, bestD = k, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance, giving up (returning limit)
-// once it cannot be below limit; words are short so this stays cheap.
-func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		rowMin := cur[0]
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-			rowMin = min(rowMin, cur[j])
-		}
-		if rowMin >= limit {
-			return limit
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 func didYouMean(word string, known []string) string {
-	if s := suggest(word, known); s != "" {
+	if s := suggest.Closest(word, known); s != "" {
 		return " (did you mean " + s + "?)"
 	}
 	return ""

@@ -10,6 +10,7 @@ import (
 	"github.com/alecthomas/participle/v2/lexer"
 
 	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/internal/suggest"
 )
 
 // entry is a service (or the defaults block) while its lines are read.
@@ -595,7 +596,7 @@ func (e *entry) unknown(a *attrLine) {
 		e.warnAt(a, -1, WarnAttrUnknown, foreignAttrs[a.key])
 		return
 	}
-	if g := suggest(a.name, guardAttrs); g != "" {
+	if g := suggest.Closest(a.name, guardAttrs); g != "" {
 		msg := fmt.Sprintf("unknown attribute %s: did you mean %s? Ignoring a misspelt %s would leave the %s without the restriction its writer meant (xinetd ignores the line)",
 			a.name, g, g, map[bool]string{true: "defaults", false: "service"}[e.isDefaults])
 		if e.isDefaults {

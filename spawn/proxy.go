@@ -615,40 +615,12 @@ func dialUpstream(ctx context.Context, host string, port int, o ProxyOptions) (*
 // connect makes one non-blocking connection, waiting for it in the
 // runtime's poller until deadline or ctx ends.
 func connect(ctx context.Context, addr netip.Addr, port int, o ProxyOptions, deadline time.Time) (*os.File, error) {
-	addr = addr.Unmap()
-	family := unix.AF_INET6
-	if addr.Is4() {
-		family = unix.AF_INET
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	fd, inProgress, err := connectStart(addr, port, o)
 	if err != nil {
-		return nil, os.NewSyscallError("socket", err)
-	}
-	if o.NoDelay {
-		_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
-	}
-	if o.KeepAlive {
-		_ = unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1)
-	}
-	if o.Control != nil {
-		if err := o.Control(fd); err != nil {
-			unix.Close(fd)
-			return nil, err
-		}
-	}
-	if o.Source.IsValid() {
-		if err := unix.Bind(fd, sockaddr(o.Source.Unmap(), 0)); err != nil {
-			unix.Close(fd)
-			return nil, os.NewSyscallError("bind", err)
-		}
-	}
-	err = unix.Connect(fd, sockaddr(addr, port))
-	if err != nil && err != unix.EINPROGRESS && err != unix.EINTR {
-		unix.Close(fd)
-		return nil, os.NewSyscallError("connect", err)
+		return nil, err
 	}
 	f := os.NewFile(uintptr(fd), "upstream")
-	if err == nil {
+	if !inProgress {
 		return f, nil
 	}
 	rc, err := f.SyscallConn()

@@ -776,22 +776,13 @@ func relayPoll(epfd int, events []unix.EpollEvent) (int, error) {
 	return int(r), nil
 }
 
-func readRelay(fd int, p []byte) (int, error) {
-	for {
-		r, _, e := unix.RawSyscall(unix.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		if e == unix.EINTR {
-			continue
-		}
-		if e != 0 {
-			return 0, e
-		}
-		return int(r), nil
-	}
-}
+func readRelay(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
+func writeRelay(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }
 
-func writeRelay(fd int, p []byte) (int, error) {
+// rawIO makes a read or write system call, again after EINTR.
+func rawIO(trap uintptr, fd int, p []byte) (int, error) {
 	for {
-		r, _, e := unix.RawSyscall(unix.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		r, _, e := unix.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
 		if e == unix.EINTR {
 			continue
 		}

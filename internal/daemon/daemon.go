@@ -848,6 +848,27 @@ func (d *Daemon) reload() {
 	}
 }
 
+// takeAllSocks stops every service's fork retry and returns all its
+// socket runs, for halting with no lock held; with forget, the services
+// no longer list them. The caller holds change.
+func (d *Daemon) takeAllSocks(forget bool) []*sockRun {
+	d.mu.Lock()
+	defer d.unlock()
+	var all []*sockRun
+	for _, r := range d.runs {
+		if r.retry != nil {
+			r.retry.Stop()
+		}
+		for _, sr := range r.socks.all() {
+			all = append(all, sr)
+		}
+		if forget {
+			r.socks = nil
+		}
+	}
+	return all
+}
+
 // shutdown ends serving. With terminate (SIGTERM) running builtin and
 // redirect sessions are cancelled and the servers of wait=yes services
 // that hold one of the daemon's sockets get SIGTERM then SIGKILL: left
@@ -859,18 +880,7 @@ func (d *Daemon) shutdown(terminate bool) {
 	d.stopping.Store(true)
 	sdNotify("STOPPING=1")
 	d.change.Lock()
-	d.mu.Lock()
-	var all []*sockRun
-	for _, r := range d.runs {
-		if r.retry != nil {
-			r.retry.Stop()
-		}
-		for _, sr := range r.socks.all() {
-			all = append(all, sr)
-		}
-		r.socks = nil
-	}
-	d.unlock()
+	all := d.takeAllSocks(true)
 	// As in a reload, the serving goroutines are waited for with no lock
 	// held. A halted wait=yes goroutine leaves the server holding its
 	// socket recorded as the holder.

@@ -459,17 +459,7 @@ func (d *Daemon) cutOver(s *successor) (pidfileErr string) {
 	// retries.
 	d.stopping.Store(true)
 	d.up.store.handedOver.Store(true)
-	d.mu.Lock()
-	var all []*sockRun
-	for _, r := range d.runs {
-		if r.retry != nil {
-			r.retry.Stop()
-		}
-		for _, sr := range r.socks.all() {
-			all = append(all, sr)
-		}
-	}
-	d.unlock()
+	all := d.takeAllSocks(false)
 	// As in a reload: halted with change alone held.
 	haltAll(all)
 	d.stopMetrics()

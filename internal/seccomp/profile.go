@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gxinetd/gxinetd/internal/suggest"
 )
 
 // ActionKind is what the filter does with a system call.
@@ -357,7 +359,7 @@ func Parse(name string, text []byte) (*Profile, []*Error) {
 					continue
 				}
 				if !Known(w.text) {
-					errs = append(errs, &Error{Line: line, Col: w.col, Msg: "unknown system call " + strconv.Quote(w.text) + suggest(w.text)})
+					errs = append(errs, &Error{Line: line, Col: w.col, Msg: "unknown system call " + strconv.Quote(w.text) + didYouMean(w.text)})
 					continue
 				}
 				if a.Kind != Allow && isAlwaysAllowed(w.text) {
@@ -410,40 +412,10 @@ func fieldsCols(ln string) []colWord {
 	return out
 }
 
-// suggest names the closest known system call, for typos.
-func suggest(w string) string {
-	best, bestD := "", 3
-	for _, n := range names() {
-		if d := editDistance(w, n, bestD); d < bestD {
-			best, bestD = n, d
-		}
+// didYouMean names the closest known system call, for typos.
+func didYouMean(w string) string {
+	if best := suggest.Closest(w, names()); best != "" {
+		return "; did you mean " + best + "?"
 	}
-	if best == "" {
-		return ""
-	}
-	return "; did you mean " + best + "?"
-}
-
-// editDistance is Levenshtein's distance, giving up at limit.
-func editDistance(a, b string, limit int) int {
-	if d := len(a) - len(b); d >= limit || -d >= limit {
-		return limit
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			c := 1
-			if a[i-1] == b[j-1] {
-				c = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+c)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return ""
 }
