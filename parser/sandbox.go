@@ -100,23 +100,18 @@ func (e *entry) chrootSoFar() string {
 	return ""
 }
 
-func hNoNewPrivs(e *entry, a *attrLine) bool {
-	v, ok := yesNo(a.values[0].text)
-	if !ok {
-		e.valueErr(a, 0, "Bad value for no_new_privs: "+a.values[0].text+" (yes or no)")
-		return false
-	}
-	e.svc.Sandbox.NoNewPrivs = v
-	return true
-}
+func hNoNewPrivs(e *entry, a *attrLine) bool { return yesNoAttr(e, a, &e.svc.Sandbox.NoNewPrivs) }
 
-func hReadOnlyRoot(e *entry, a *attrLine) bool {
+func hReadOnlyRoot(e *entry, a *attrLine) bool { return yesNoAttr(e, a, &e.svc.Sandbox.ReadOnlyRoot) }
+
+// yesNoAttr sets *dst from an attribute that takes yes or no.
+func yesNoAttr(e *entry, a *attrLine, dst *bool) bool {
 	v, ok := yesNo(a.values[0].text)
 	if !ok {
-		e.valueErr(a, 0, "Bad value for read_only_root: "+a.values[0].text+" (yes or no)")
+		e.valueErr(a, 0, "Bad value for "+a.name+": "+a.values[0].text+" (yes or no)")
 		return false
 	}
-	e.svc.Sandbox.ReadOnlyRoot = v
+	*dst = v
 	return true
 }
 
