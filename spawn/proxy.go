@@ -61,6 +61,12 @@ const DefaultConnectTimeout = 10 * time.Second
 // direction for ProxyOptions.IdleTimeout.
 var ErrIdleTimeout = errors.New("spawn: redirect: idle timeout")
 
+// ErrConnect is in the chain of every error of a session whose upstream
+// could not be connected (refused, unreachable, timed out): the backend's
+// trouble, which the operator must see, where a timeout of the client is
+// not.
+var ErrConnect = errors.New("connect")
+
 // Proxy connects to host:port and relays bytes between client and that
 // upstream until both directions are finished, then closes both
 // connections (client included, whatever happens). A direction finishes
@@ -170,7 +176,7 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 		ufd, inProgress, err := connectStart(a, port, o)
 		if err != nil {
 			closeClient()
-			done(0, 0, fmt.Errorf("spawn: redirect: connect %s: %w", target, err))
+			done(0, 0, fmt.Errorf("spawn: redirect: %w %s: %w", ErrConnect, target, err))
 			return
 		}
 		s := newRelaySession(cfd, ufd, o, func() { closeClient(); unix.Close(ufd) }, done)
@@ -551,7 +557,7 @@ func (e *endpoint) setNoDelay() {
 func dialUpstream(ctx context.Context, host string, port int, o ProxyOptions) (*os.File, error) {
 	target := net.JoinHostPort(host, strconv.Itoa(port))
 	fail := func(err error) error {
-		return fmt.Errorf("spawn: redirect: connect %s: %w", target, err)
+		return fmt.Errorf("spawn: redirect: %w %s: %w", ErrConnect, target, err)
 	}
 	if port <= 0 || port > 65535 {
 		return nil, fail(errors.New("invalid port"))

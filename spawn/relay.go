@@ -648,7 +648,7 @@ func (l *relayLoop) finish(s *relaySession, err error) {
 	switch {
 	case err == nil:
 	case errors.As(err, &ce):
-		err = fmt.Errorf("spawn: redirect: connect %s: %w", s.target, ce.err)
+		err = fmt.Errorf("spawn: redirect: %w %s: %w", ErrConnect, s.target, ce.err)
 	case errors.Is(err, ErrIdleTimeout):
 	default:
 		err = fmt.Errorf("spawn: redirect: %w", err)

@@ -600,6 +600,12 @@ func (d *Daemon) redirect(r *svcRun, svc *service.Service, remote, local, via ne
 			// The configured idle_timeout did its job: the EXIT record
 			// says the session ended, and idle sessions are what an
 			// attacker would make to fill the log.
+		case errors.Is(err, spawn.ErrConnect) && !errors.Is(err, context.Canceled):
+			// A backend that times out is as down as one that refuses
+			// (xinetd logs both), though a timeout is benign below.
+			if !d.fdShortage(err, svc.ID) {
+				d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
+			}
 		case err != nil && !isBenign(err) && !d.fdShortage(err, svc.ID):
 			d.log.Logf(logging.LevelError, "redirect", "service %s: %v", svc.ID, err)
 		}
