@@ -32,7 +32,7 @@ CTF := examples/ctf/jail
 ctf-jail:
 	mkdir -p $(CTF)/proc $(CTF)/tmp
 	chmod 0755 $(CTF) $(CTF)/proc $(CTF)/tmp
-	CGO_ENABLED=0 $(GO) build -trimpath -o $(CTF)/chal ./examples/ctf/challenge
+	CGO_ENABLED=0 GOFLAGS="$(filter-out -race,$(GOFLAGS))" $(GO) build -trimpath -o $(CTF)/chal ./examples/ctf/challenge
 	install -m 0644 examples/ctf/flag.txt $(CTF)/flag.txt
 
 # Every test: unit, golden, fuzz seeds, end-to-end (the e2e package builds the binaries itself).

@@ -117,7 +117,7 @@ func buildCTFJail(t *testing.T, ex string) {
 	ctfOnce.Do(func() {
 		ctfBin = filepath.Join(binDir, "ctf-challenge")
 		cmd := exec.Command("go", "build", "-o", ctfBin, "../examples/ctf/challenge")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = noCgoEnv()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			ctfErr = fmt.Errorf("building examples/ctf/challenge: %v\n%s", err, out)
 		}

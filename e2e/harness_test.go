@@ -331,3 +331,24 @@ func (s *syncBuf) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// noCgoEnv is the environment of a `go build` that must give a static
+// binary (a server for a chroot, the no-cgo daemon): cgo off, and the
+// race detector, which needs cgo, taken out of the GOFLAGS that `make
+// race` sets for everything else.
+func noCgoEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if v, ok := strings.CutPrefix(kv, "GOFLAGS="); ok {
+			var keep []string
+			for _, f := range strings.Fields(v) {
+				if f != "-race" {
+					keep = append(keep, f)
+				}
+			}
+			kv = "GOFLAGS=" + strings.Join(keep, " ")
+		}
+		env = append(env, kv)
+	}
+	return append(env, "CGO_ENABLED=0")
+}

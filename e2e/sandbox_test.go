@@ -85,7 +85,7 @@ func sandboxServer(t *testing.T) string {
 	sandboxSrvOnce.Do(func() {
 		sandboxSrvPath = filepath.Join(binDir, "sandboxsrv")
 		cmd := exec.Command("go", "build", "-o", sandboxSrvPath, "./testdata/sandboxsrv")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		cmd.Env = noCgoEnv()
 		if out, err := cmd.CombinedOutput(); err != nil {
 			sandboxSrvErr = fmt.Errorf("building testdata/sandboxsrv: %v\n%s", err, out)
 		}
@@ -192,7 +192,7 @@ func TestSandboxCheckModeSaysWhatTheBuildCannot(t *testing.T) {
 	dir := newDir(t)
 	nocgo := filepath.Join(dir, "gxinetd-nocgo")
 	cmd := exec.Command("go", "build", "-o", nocgo, "../cmd/gxinetd")
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	cmd.Env = noCgoEnv()
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
