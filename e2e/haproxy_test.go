@@ -228,8 +228,10 @@ backend gx_hold
 // crosses gxinetd in both directions of the protocol.
 func TestRedirectIntoHAProxy(t *testing.T) {
 	needCmd(t, "haproxy")
-	ports := freePorts(t, 3)
-	be, err := net.Listen("tcp", "127.0.0.1:0")
+	ports := freePorts(t, 4)
+	// haproxy is given the backend's port in its configuration: it comes
+	// from the held block, like the others.
+	be, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", ports[3]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +287,7 @@ frontend after
 	default_backend app
 backend app
 	server app 127.0.0.1:%[4]d send-proxy
-`, ports[0], ports[2], ports[1], be.Addr().(*net.TCPAddr).Port), fmt.Sprintf("127.0.0.1:%d", ports[2]))
+`, ports[0], ports[2], ports[1], ports[3]), fmt.Sprintf("127.0.0.1:%d", ports[2]))
 
 	c, err := dialFrom("127.0.0.9", fmt.Sprintf("127.0.0.1:%d", ports[2]))
 	if err != nil {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/internal/sysdb"
+	"github.com/gxinetd/gxinetd/internal/testnet"
 )
 
 func addrPorts(t testing.TB, c net.Conn) (local, remote netip.AddrPort) {
@@ -23,18 +24,25 @@ func addrPorts(t testing.TB, c net.Conn) (local, remote netip.AddrPort) {
 	return c.LocalAddr().(*net.TCPAddr).AddrPort(), c.RemoteAddr().(*net.TCPAddr).AddrPort()
 }
 
+// heldAddr is host with a port from outside the kernel's ephemeral range,
+// held for the test (internal/testnet): the lookups name the port, and a
+// port from that range could be another process's by the time they ask.
+func heldAddr(t testing.TB, host string) string {
+	return testnet.Addr(host, testnet.Ports(t, 1)[0])
+}
+
 // TestSockDiagLookup asks the kernel about real loopback connections,
 // IPv4, IPv6 and IPv4 through a dual-stack listener, from both ends, and
 // checks the answer against /proc/net.
 func TestSockDiagLookup(t *testing.T) {
 	cases := []struct{ name, network, listen, dial string }{
-		{"ipv4", "tcp4", "127.0.0.1:0", ""},
-		{"ipv6", "tcp6", "[::1]:0", ""},
-		{"dual-stack", "tcp", "[::]:0", "127.0.0.1"},
+		{"ipv4", "tcp4", "127.0.0.1", ""},
+		{"ipv6", "tcp6", "::1", ""},
+		{"dual-stack", "tcp", "::", "127.0.0.1"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen(tc.network, tc.listen)
+			ln, err := net.Listen(tc.network, heldAddr(t, tc.listen))
 			if err != nil {
 				t.Skipf("listen %s: %v", tc.listen, err)
 			}
@@ -77,7 +85,7 @@ func TestSockDiagOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root to create a socket owned by another uid (CI runs as root)")
 	}
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	ln, err := net.Listen("tcp4", heldAddr(t, "127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +128,7 @@ func TestSockDiagOwner(t *testing.T) {
 // listener holds the local port (the kernel's lookup falls back to it),
 // and neither is a connection in TIME_WAIT.
 func TestSockDiagNoConn(t *testing.T) {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	ln, err := net.Listen("tcp4", heldAddr(t, "127.0.0.1"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,9 +183,9 @@ func TestAuthWithoutProcNet(t *testing.T) {
 	old := defaultProcNet
 	defaultProcNet = t.TempDir()
 	defer func() { defaultProcNet = old }()
-	svcSide, _ := tcpPair(t, "tcp4", "127.0.0.1:0")
+	svcSide, _ := tcpPair(t, "tcp4", heldAddr(t, "127.0.0.1"))
 	l, r := addrPorts(t, svcSide)
-	server, client := tcpPair(t, "tcp4", "127.0.0.1:0")
+	server, client := tcpPair(t, "tcp4", heldAddr(t, "127.0.0.1"))
 	done := serve(t, context.Background(), mustStream(t, "auth"), server,
 		&service.Service{Name: "auth", ServerArgs: []string{"-r"}}, &Env{})
 	fmt.Fprintf(client, "%d , %d\r\n", l.Port(), r.Port())
@@ -196,7 +204,7 @@ func TestAuthFallsBackToProcNet(t *testing.T) {
 	}
 	sockDiagBroken.Store(true)
 	defer sockDiagBroken.Store(false)
-	server, _ := tcpPair(t, "tcp4", "127.0.0.1:0")
+	server, _ := tcpPair(t, "tcp4", heldAddr(t, "127.0.0.1"))
 	l, r := addrPorts(t, server)
 	if _, err := lookupSockDiag(l, r); !errors.Is(err, errNoSockDiag) {
 		t.Fatalf("lookupSockDiag after breaking: %v", err)
@@ -344,7 +352,7 @@ func BenchmarkAuthLookup(b *testing.B) {
 // openPairs opens n loopback connections and returns their accepted
 // ends (the dialled ends are closed at cleanup).
 func openPairs(b *testing.B, n int) []net.Conn {
-	ln, err := net.Listen("tcp4", "127.0.0.1:0")
+	ln, err := net.Listen("tcp4", heldAddr(b, "127.0.0.1"))
 	if err != nil {
 		b.Fatal(err)
 	}
