@@ -184,29 +184,12 @@ func TestAttackIdleConnections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var beMu sync.Mutex
-	var beConns []net.Conn
-	t.Cleanup(func() {
-		be.Close()
-		beMu.Lock()
-		closeAll(beConns)
-		beMu.Unlock()
+	holdAccepted(t, be, func(c net.Conn) {
+		// Plain reads and writes: io.Copy between TCP connections
+		// splices through a pipe, two more descriptors per idle
+		// connection.
+		go func() { io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c}); c.Close() }()
 	})
-	go func() {
-		for {
-			c, err := be.Accept()
-			if err != nil {
-				return
-			}
-			beMu.Lock()
-			beConns = append(beConns, c)
-			beMu.Unlock()
-			// Plain reads and writes: io.Copy between TCP connections
-			// splices through a pipe, two more descriptors per idle
-			// connection.
-			go func() { io.Copy(struct{ io.Writer }{c}, struct{ io.Reader }{c}); c.Close() }()
-		}
-	}()
 	conf := `
 defaults
 {

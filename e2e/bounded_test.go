@@ -281,14 +281,20 @@ func holdBackend(t *testing.T) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	holdAccepted(t, ln, nil)
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// holdAccepted accepts ln's connections until the test ends, hands each
+// to each (when not nil) and keeps it; at the end it closes ln and every
+// connection it accepted.
+func holdAccepted(t *testing.T, ln net.Listener, each func(c net.Conn)) {
 	var mu sync.Mutex
 	var held []net.Conn
 	t.Cleanup(func() {
 		ln.Close()
 		mu.Lock()
-		for _, c := range held {
-			c.Close()
-		}
+		closeAll(held)
 		mu.Unlock()
 	})
 	go func() {
@@ -300,9 +306,11 @@ func holdBackend(t *testing.T) int {
 			mu.Lock()
 			held = append(held, c)
 			mu.Unlock()
+			if each != nil {
+				each(c)
+			}
 		}
 	}()
-	return ln.Addr().(*net.TCPAddr).Port
 }
 
 // TestDescriptorReserve: idle redirect sessions cannot take the last
@@ -517,33 +525,14 @@ func TestIdentOnRefusalBounded(t *testing.T) {
 		if err != nil {
 			t.Skipf("port 113 on %v is not free: %v", a, err)
 		}
-		var mu sync.Mutex
-		var held []net.Conn
-		t.Cleanup(func() {
-			ln.Close()
-			mu.Lock()
-			for _, c := range held {
-				c.Close()
-			}
-			mu.Unlock()
+		holdAccepted(t, ln, func(c net.Conn) { // silent: never answers
+			accepted.Add(1)
+			open.Add(1)
+			go func() {
+				io.Copy(io.Discard, c)
+				open.Add(-1)
+			}()
 		})
-		go func() {
-			for {
-				c, err := ln.Accept()
-				if err != nil {
-					return
-				}
-				accepted.Add(1)
-				open.Add(1)
-				mu.Lock()
-				held = append(held, c) // silent: never answers
-				mu.Unlock()
-				go func() {
-					io.Copy(io.Discard, c)
-					open.Add(-1)
-				}()
-			}
-		}()
 	}
 	ports := freePorts(t, 1)
 	dir := newDir(t)
