@@ -127,8 +127,11 @@ func (a *acceptor) add(r *svcRun, sr *sockRun) error {
 
 func (a *acceptor) watch(e *acceptEntry) error {
 	if len(e.clones) > 0 {
-		for _, c := range e.clones {
+		for i, c := range e.clones {
 			if err := c.rl.Watch(); err != nil {
+				for _, w := range e.clones[:i] {
+					w.rl.Unwatch()
+				}
 				return err
 			}
 		}
