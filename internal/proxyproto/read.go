@@ -81,8 +81,18 @@ func Read(rc syscall.RawConn, buf *[MaxLen]byte, accept Versions) (Header, error
 // buf[h.Len:*n] are the client's first bytes, read past the header: the
 // caller must deliver them before anything else from the socket. On
 // ErrIncomplete the bytes stay counted in *n for the next call.
+//
+// ErrIncomplete is returned only after the socket said it has nothing
+// more (EAGAIN), so that a caller waiting for readiness in the runtime's
+// edge-triggered poller is woken by the next bytes or the peer's close,
+// never left waiting for an event that has already passed.
 func TakeBuffered(fd int, buf *[MaxLen]byte, n *int, accept Versions) (Header, error) {
-	if *n < len(buf) {
+	for {
+		if *n == len(buf) {
+			// Parse decides within MaxLen bytes; this is only a
+			// safeguard against waiting for nothing.
+			return Header{}, errTooLong
+		}
 		m, err := recvRaw(fd, buf[*n:], unix.MSG_DONTWAIT)
 		switch {
 		case err == unix.EAGAIN:
@@ -93,19 +103,17 @@ func TakeBuffered(fd int, buf *[MaxLen]byte, n *int, accept Versions) (Header, e
 			return Header{}, errClosed
 		}
 		*n += m
+		h, err := Parse(buf[:*n], accept)
+		switch {
+		case err == ErrIncomplete:
+			continue // read again: more, EAGAIN or the end
+		case err != nil:
+			return Header{}, err
+		case h.Transport == TransportDgram:
+			return Header{}, errDgram
+		}
+		return h, nil
 	}
-	h, err := Parse(buf[:*n], accept)
-	switch {
-	case err == ErrIncomplete && *n == len(buf):
-		// Parse decides within MaxLen bytes; this is only a safeguard
-		// against a reader that would otherwise wait for nothing.
-		return Header{}, errTooLong
-	case err != nil:
-		return Header{}, err
-	case h.Transport == TransportDgram:
-		return Header{}, errDgram
-	}
-	return h, nil
 }
 
 // ReadBuffered is TakeBuffered waiting in the runtime's poller, as Read
