@@ -26,7 +26,10 @@ import (
 // without waiting (the balancer sends the header with the connection, so
 // it is nearly always there), and only a header still on its way sends
 // the connection to the net.Conn path, which waits in the runtime's
-// poller, bounded by the deadline. After a header that names a client,
+// poller, bounded by the deadline. A builtin that reads everything the
+// client sends (readsWhole) takes the header with one read of what has
+// arrived; a server's connection is peeked at and exactly the header
+// read, so the server gets every byte after it. After a header that names a client,
 // that client and the address it connected to are the connection's
 // remote and local ends everywhere; the balancer's address is kept for
 // the records only.
