@@ -698,7 +698,7 @@ func TestUpgradeDrainsRelaySession(t *testing.T) {
 // the connection on after its request line, reads only the header, so
 // the server it starts gets every byte after the line.
 func TestProxyProtocolReadWithHeader(t *testing.T) {
-	ports := freePorts(t, 3)
+	ports := freePorts(t, 4)
 	dir := newDir(t)
 	user := currentUser(t)
 	conf := baseDefaults + `
@@ -722,6 +722,18 @@ service daytime
 	proxy_protocol = v2
 	proxy_from     = 127.0.0.1
 }
+service daytime
+{
+	id             = daytime-banner
+	type           = INTERNAL UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P3}}
+	wait           = no
+	banner         = {{DIR}}/banner.txt
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.1
+}
 service tcpmux
 {
 	type           = INTERNAL UNLISTED
@@ -742,6 +754,9 @@ service muxplus
 	server      = /bin/cat
 }
 `
+	if err := os.WriteFile(filepath.Join(dir, "banner.txt"), []byte("WELCOME\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	d := start(t, dir, render(t, dir, conf, ports))
 	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
 	join := func(b ...[]byte) []byte {
@@ -778,6 +793,13 @@ service muxplus
 	if n := strings.Count(readFile(d.svcLog), "START: daytime pid=0 from=192.0.2.60"); n != 2 {
 		d.waitSvcLog(`(?s)START: daytime pid=0 from=192\.0\.2\.60\b.*START: daytime pid=0 from=192\.0\.2\.60\b`, 5*time.Second)
 	}
+
+	// With a banner: the header read with what follows it, then the
+	// banner and the time.
+	if got := ppExchange(t, "127.0.0.1", addr(3), 0, join(ppV2("192.0.2.61:8001", "198.51.100.6:13"), []byte("ignored\n"))); !strings.HasPrefix(got, "WELCOME\n") || !strings.HasSuffix(got, "\r\n") || len(got) < 18 {
+		t.Errorf("daytime with a banner after a header: %q", got)
+	}
+	d.waitSvcLog(`START: daytime-banner pid=0 from=192\.0\.2\.61\b`, 5*time.Second)
 
 	if got := ppExchange(t, "127.0.0.1", addr(2), 0, join(ppV2("192.0.2.70:9000", "198.51.100.7:1"), []byte("muxplus\r\nafter the name\n"))); got != "+Go\r\nafter the name\n" {
 		t.Errorf("tcpmux behind a header: %q, want the server to get every byte after the name", got)

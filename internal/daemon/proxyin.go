@@ -228,11 +228,10 @@ func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.Ad
 	var buf [proxyproto.MaxLen]byte
 	var h proxyproto.Header
 	var err error
-	if svc.IsInternal() && svc.Banner == "" {
-		// daytime and time read nothing from the client: the header
-		// may be read with whatever follows it, in one system call, and
-		// the rest dropped. Not with a banner: the connection then goes
-		// to the net.Conn path before its header is read again.
+	if svc.IsInternal() {
+		// daytime and time (the only builtins on this path) read
+		// nothing from the client: the header may be read with
+		// whatever follows it, in one system call, and the rest dropped.
 		n := 0
 		h, err = proxyproto.TakeBuffered(fd, &buf, &n, proxyproto.Versions(svc.ProxyProtocol))
 		if err == proxyproto.ErrIncomplete && n > 0 {
