@@ -439,15 +439,22 @@ fail:
 	return 0;
 }
 
+// The reaper's loop (reaper_cgo_linux.go): raw system calls on its own
+// stack, nothing else of the daemon's memory read or written.
+void gx_reaper_main(void) __attribute__((noreturn));
+
 // gx_init is the child of a server with a pid namespace: the clone made
 // it the namespace's PID 1. It makes the namespace-wide steps (the other
 // namespaces, the mounts, the new root), forks the server's own child
 // (gx_child, which inherits all that and does the rest) with
 // CLONE_VFORK, and once that child has exec'd the server, becomes the
-// reaper: it execs the reaper image (reaper_cgo_linux.go) with the
-// reaper's status pipe on descriptor 3. The only call it makes is
-// gx_clone's raw system call.
-static int gx_init(void *p) __attribute__((no_instrument_function));
+// reaper, with the reaper's status pipe on descriptor 3: it execs the
+// reaper image (reaper_cgo_linux.go), or, when the server can never
+// reach its memory (share_reaper, docs/sandbox.md), runs the reaper's
+// loop itself on this stack, which the daemon then keeps until it has
+// reaped this process. The only calls it makes are gx_clone's raw
+// system call and gx_reaper_main, which never returns.
+static int gx_init(void *p) __attribute__((no_instrument_function, no_stack_protector));
 static int gx_init(void *p) {
 	struct gx_req *r = p;
 	struct gx_sbx *s = r->sbx;
@@ -465,6 +472,16 @@ static int gx_init(void *p) {
 	if (r->err)
 		gx_sys(SYS_exit, 127, 0, 0, 0);
 	step = GX_REAPER_EXEC;
+	if (s->share_reaper) {
+		if (s->report_fd != 3 && (rc = gx_sys(SYS_dup3, s->report_fd, 3, 0, 0)) < 0)
+			goto fail;
+		// Closing the status pipe (among the rest) tells the daemon that
+		// *r, *s and the server child's stack are free: nothing below
+		// reads them again. 0-2 are the daemon's, 3 the report.
+		gx_sys(SYS_close_range, 0, 2, 0, 0);
+		gx_sys(SYS_close_range, 4, ~0U, 0, 0);
+		gx_reaper_main();
+	}
 	if (s->report_fd != 3)
 		rc = gx_sys(SYS_dup3, s->report_fd, 3, 0, 0);
 	else
@@ -612,6 +629,9 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	report := -1
 	if req.sbx != nil && req.sbx.newpid != 0 {
 		var rerr error
+		if shareReaper(spec) {
+			req.sbx.share_reaper = 1
+		}
 		if report, rerr = reaperSetup(req.sbx); rerr != nil {
 			unix.Close(p[1])
 			status.Close()
@@ -661,15 +681,16 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	if killed := unwatch(w); killed || !eof {
 		free := func() {
 			// The child shares the request and its stack until it is
-			// gone, which its status pipe says.
+			// gone, which its status pipe says; a reaper in the
+			// daemon's memory runs on that stack until it is reaped.
 			_ = status.SetReadDeadline(time.Time{})
 			waitEOF(status)
 			status.Close()
-			C.free(req.stack)
+			stack := req.stack
 			freeStack2(req)
 			C.free(b.base)
 			sl.release()
-			_, _ = proc.Wait()
+			reapThenFree(proc, stack)
 		}
 		if eof {
 			free()
@@ -681,22 +702,43 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{w.bound}}
 	}
 	status.Close()
-	C.free(req.stack)
+	// A pid namespace's init that reaps in the daemon's memory runs on
+	// its clone stack for as long as the server does: that stack is
+	// freed once the init is reaped, never before.
+	stack := req.stack
+	if req.sbx == nil || req.sbx.share_reaper == 0 {
+		C.free(stack)
+		stack = nil
+	}
 	freeStack2(req)
 	defer C.free(b.base)
 	sl.release()
 	switch {
 	case req.err != 0:
-		_, _ = proc.Wait()
+		reapThenFree(proc, stack)
 		return nil, cloneError(spec, req, syscall.Errno(req.err))
 	case req.step != C.GX_EXEC:
 		// Gone before its execve, with no step failed: killed by a
 		// signal (a process running as the service's user may send
 		// SIGKILL once the child has that user's ids).
-		ws, _ := proc.Wait()
+		ws := reapThenFree(proc, stack)
 		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &preExecDeathError{ws}}
 	}
+	if stack != nil {
+		proc.onReaped = func() { C.free(stack) }
+	}
 	return proc, nil
+}
+
+// reapThenFree reaps proc (if not reaped already) and then frees stack,
+// the clone stack it may still be running on; if the wait fails, the
+// stack is left allocated rather than freed under a live process.
+func reapThenFree(proc *Process, stack unsafe.Pointer) syscall.WaitStatus {
+	if stack != nil {
+		proc.onReaped = func() { C.free(stack) }
+	}
+	ws, _ := proc.Wait()
+	return ws
 }
 
 // statusPipe makes the status pipe, both ends above 2: a daemon started
