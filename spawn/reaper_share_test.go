@@ -256,3 +256,71 @@ func TestSandboxReaperBothKinds(t *testing.T) {
 		t.Errorf("zombies: %v", z)
 	}
 }
+
+// TestSharedReaperStackKept: a reaper that stays in the daemon's memory
+// runs on its clone stack for as long as its server, so that stack must
+// not be reused by later starts before the reaper is reaped. Long-lived
+// servers with such reapers, then many starts that take stacks, then the
+// long-lived ones are ended: each reaper must still forward SIGTERM and
+// report its server's status (a stack reused under it would crash it).
+func TestSharedReaperStackKept(t *testing.T) {
+	needRoot(t)
+	ns := service.NsPID | service.NsMount
+	type running struct {
+		p    *Process
+		conn interface{ Close() error }
+	}
+	var long []running
+	defer func() {
+		for _, r := range long {
+			r.p.Kill()
+			r.p.Wait()
+			r.conn.Close()
+		}
+	}()
+	for i := 0; i < 4; i++ {
+		spec := asNobody(sandboxed(t, "sandbox-sleep", service.Sandbox{Namespaces: ns}), true)
+		if !shareReaper(&spec) {
+			t.Fatal("the spec would not share the reaper: the test tests nothing")
+		}
+		srv, c := socketPair(t)
+		p, err := Start(spec, srv)
+		srv.Close()
+		if err != nil {
+			c.Close()
+			t.Fatal(err)
+		}
+		long = append(long, running{p, c})
+		c.SetReadDeadline(time.Now().Add(20 * time.Second))
+		buf := make([]byte, 9)
+		if _, err := c.Read(buf); err != nil {
+			t.Fatalf("long-lived server %d did not start: %v", i, err)
+		}
+	}
+	for i := 0; i < 24; i++ {
+		var spec Spec
+		switch i % 3 {
+		case 0:
+			spec = serverSpec(t, "sandbox-exit")
+		case 1:
+			spec = sandboxed(t, "sandbox-exit", service.Sandbox{Namespaces: ns})
+		case 2:
+			spec = asNobody(sandboxed(t, "sandbox-exit", service.Sandbox{Namespaces: ns}), true)
+		}
+		if _, st := runServer(t, spec, ""); !succeeded(st) {
+			t.Errorf("short server %d: %v", i, st)
+		}
+	}
+	for i, r := range long {
+		Terminate(r.p, 5*time.Second)
+		st, err := r.p.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !st.Signaled() || st.Signal() != syscall.SIGTERM {
+			t.Errorf("long-lived server %d after SIGTERM: %v, want killed by SIGTERM (its reaper's stack reused?)", i, st)
+		}
+		r.conn.Close()
+	}
+	long = nil
+}
