@@ -227,6 +227,14 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 	s.start(ctx, l)
 }
 
+// RelaysDirect reports whether a redirect to host:port from source is
+// connected by the relay itself, with no call that may block: a numeric
+// host of source's family (startRelay).
+func RelaysDirect(host string, port int, source netip.Addr) bool {
+	a, err := netip.ParseAddr(host)
+	return err == nil && port > 0 && port <= 65535 && (!source.IsValid() || a.Unmap().Is4() == source.Unmap().Is4())
+}
+
 // connectStart opens a non-blocking socket to addr:port with the
 // options' socket settings and starts connecting it.
 func connectStart(addr netip.Addr, port int, o ProxyOptions) (fd int, inProgress bool, err error) {

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -84,6 +85,9 @@ func proxied(t testing.TB, ctx context.Context, host string, port int, o ProxyOp
 	}
 	defer front.Close()
 	res := make(chan proxyResult, 1)
+	if viaListener {
+		return proxiedOnThread(t, ctx, host, port, o, res)
+	}
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := front.Accept()
@@ -113,6 +117,90 @@ func proxied(t testing.TB, ctx context.Context, host string, port int, o ProxyOp
 	<-accepted
 	c.SetDeadline(time.Now().Add(60 * time.Second))
 	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn), res
+}
+
+// viaListener makes proxied accept the connection on a relay thread
+// (RelayListener) and start the session there, as the daemon does for
+// a redirect (TestProxyOnRelayThread).
+var viaListener bool
+
+// rawListener is a non-blocking listening socket on 127.0.0.1 (a port
+// the kernel chose, held open), closed when the test ends.
+func rawListener(t testing.TB) (fd, port int) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := unix.Listen(fd, 1024); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	return fd, sa.(*unix.SockaddrInet4).Port
+}
+
+// relayAccept watches the listening socket lfd on every relay thread;
+// each connection is accepted by the thread it wakes and handed to start
+// there. It reports in own whether every session went to the set of the
+// thread that accepted it. Watching ends when the test does.
+func relayAccept(t testing.TB, lfd int, start func(fd int), own *atomic.Bool) {
+	t.Helper()
+	rls := RelayListeners(lfd)
+	if len(rls) == 0 {
+		t.Fatal("no relay listeners")
+	}
+	own.Store(true)
+	for _, rl := range rls {
+		rl.Ready = func() {
+			for {
+				nfd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+				if err != nil {
+					return // EAGAIN: drained, or another thread took it
+				}
+				if l, err := relaySet(); err != nil || l.tid.Load() != int32(unix.Gettid()) {
+					own.Store(false)
+				}
+				start(nfd)
+			}
+		}
+		if err := rl.Watch(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, rl := range rls {
+			rl.Unwatch()
+		}
+	})
+}
+
+func proxiedOnThread(t testing.TB, ctx context.Context, host string, port int, o ProxyOptions, res chan proxyResult) (*net.TCPConn, <-chan proxyResult) {
+	t.Helper()
+	lfd, lport := rawListener(t)
+	var own atomic.Bool
+	o.Nonblocking = true
+	relayAccept(t, lfd, func(fd int) {
+		ProxyFDAsync(ctx, fd, host, port, o, func(in, out int64, err error) { res <- proxyResult{in, out, err} })
+	}, &own)
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(lport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	t.Cleanup(func() {
+		c.Close()
+		if !own.Load() {
+			t.Error("a session started on a relay thread went to another thread's set")
+		}
+	})
 	return c.(*net.TCPConn), res
 }
 
@@ -537,6 +625,138 @@ func TestProxyByDescriptor(t *testing.T) {
 	} {
 		t.Run(name, f)
 	}
+}
+
+// TestProxyOnRelayThread runs the session tests again with the client
+// accepted on a relay thread and its session started there, the
+// daemon's path for a redirect to an address. (Not Reresolves and
+// Source: a host name, or a source of the other family, is dialled by a
+// call that may wait, which the daemon never makes on a relay thread.)
+func TestProxyOnRelayThread(t *testing.T) {
+	viaListener = true
+	defer func() { viaListener = false }()
+	for name, f := range map[string]func(*testing.T){
+		"ClientHalfClose":   TestProxyClientHalfClose,
+		"UpstreamHalfClose": TestProxyUpstreamHalfClose,
+		"64MiB":             TestProxy64MiB,
+		"ConnectTimeout":    TestProxyConnectTimeout,
+		"ConnectRefused":    TestProxyConnectRefused,
+		"IdleTimeout":       TestProxyIdleTimeout,
+		"ContextCancel":     TestProxyContextCancel,
+		"Preamble":          TestProxyPreamble,
+		"Control":           TestProxyControl,
+	} {
+		t.Run(name, f)
+	}
+}
+
+// TestRelayThreadsManySessions: 300 clients, up to 100 at once, through
+// sessions accepted and started on the relay threads; each sends 4 KiB,
+// half-closes and reads the echo to its end, but every fifth resets its
+// connection (SO_LINGER 0) right after sending. Every session must end
+// exactly once, the others with all their bytes, and the process must be
+// left with the descriptors it had.
+func TestRelayThreadsManySessions(t *testing.T) {
+	// Not echoHandler: io.Copy between two TCPConns splices through
+	// pipes that the net package keeps for later, which would count here.
+	be := newBackend(t, "127.0.0.1:0", func(c *net.TCPConn) {
+		io.CopyBuffer(struct{ io.Writer }{c}, struct{ io.Reader }{c}, make([]byte, 8<<10))
+		c.CloseWrite()
+	})
+	lfd, lport := rawListener(t)
+	var own atomic.Bool
+	var started, ended, twice atomic.Int32
+	var sessions sync.WaitGroup
+	relayAccept(t, lfd, func(fd int) {
+		started.Add(1)
+		sessions.Add(1)
+		var calls atomic.Int32
+		ProxyFDAsync(context.Background(), fd, "127.0.0.1", be.port, ProxyOptions{Nonblocking: true, NoDelay: true},
+			func(in, out int64, err error) {
+				if calls.Add(1) > 1 {
+					twice.Add(1)
+					return
+				}
+				ended.Add(1)
+				sessions.Done()
+			})
+	}, &own)
+	fdsBefore := openFDs(t) // the relay's sets exist now
+	const clients, parallel = 300, 100
+	payload := bytes.Repeat([]byte("0123456789abcdef"), 256)
+	sem := make(chan struct{}, parallel)
+	var wg sync.WaitGroup
+	var bad atomic.Int32
+	for i := 0; i < clients; i++ {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func(reset bool) {
+			defer func() { <-sem; wg.Done() }()
+			c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(lport))
+			if err != nil {
+				bad.Add(1)
+				t.Errorf("dial: %v", err)
+				return
+			}
+			tc := c.(*net.TCPConn)
+			defer tc.Close()
+			tc.SetDeadline(time.Now().Add(30 * time.Second))
+			if _, err := tc.Write(payload); err != nil {
+				bad.Add(1)
+				t.Errorf("write: %v", err)
+				return
+			}
+			if reset {
+				tc.SetLinger(0)
+				return
+			}
+			tc.CloseWrite()
+			got, err := io.ReadAll(tc)
+			if err != nil || !bytes.Equal(got, payload) {
+				bad.Add(1)
+				t.Errorf("echo: %d bytes, %v", len(got), err)
+			}
+		}(i%5 == 4)
+	}
+	wg.Wait()
+	done := make(chan struct{})
+	go func() { sessions.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%d of %d sessions ended", ended.Load(), started.Load())
+	}
+	if n := started.Load(); n != clients {
+		t.Errorf("%d sessions started, want %d", n, clients)
+	}
+	if n := twice.Load(); n != 0 {
+		t.Errorf("%d sessions ended more than once", n)
+	}
+	if !own.Load() {
+		t.Error("a session went to another thread's set than the one that accepted it")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for openFDs(t) > fdsBefore {
+		if time.Now().After(deadline) {
+			ents, _ := os.ReadDir("/proc/self/fd")
+			var links []string
+			for _, e := range ents {
+				l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+				links = append(links, e.Name()+"="+l)
+			}
+			t.Fatalf("descriptors: %d before, %d after: %v", fdsBefore, openFDs(t), links)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func openFDs(t testing.TB) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
 
 func BenchmarkProxyThroughput(b *testing.B) {

@@ -9,7 +9,6 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 	"unsafe"
 
@@ -19,9 +18,8 @@ import (
 // The relay drives redirect sessions without a goroutine per session.
 //
 // A session's two sockets are registered, edge-triggered, in one of a few
-// epoll sets (one per scheduler slot, GOMAXPROCS); each set is waited on
-// through the runtime's poller by one goroutine, which moves the bytes of
-// every ready session itself: read into the set's own buffer, write on,
+// epoll sets (one per core); each set is waited on by a thread of its own
+// (run), which moves the bytes of every ready session itself: read into the set's own buffer, write on,
 // and keep what the other side could not take yet in a buffer of the
 // session's own until it can. After spliceAfter bytes a direction moves
 // through a pipe with splice(2), as before. A session that waits for its
@@ -29,9 +27,14 @@ import (
 // stacks and two 32 KiB buffers: 10,000 idle sessions took 23 KB each in
 // the daemon with goroutines, and take about 1 KB here.
 //
-// Everything a session holds belongs to its set's goroutine, except the
+// A redirect's listening socket is in every set too (RelayListener): the
+// thread a connection wakes accepts it, decides, connects the upstream
+// and starts the session in its own set, as an haproxy thread does, with
+// no goroutine woken on the way.
+//
+// Everything a session holds belongs to its set's thread, except the
 // abort of a cancelled context, which only shuts the sockets down (under
-// the session's lock, never after they are closed) so that the goroutine
+// the session's lock, never after they are closed) so that its thread
 // sees them end.
 
 // relayBuf is the read buffer of one set; relayBurst bounds how much one
@@ -42,7 +45,7 @@ const (
 	relayBurst = 4 << 20
 )
 
-// relayEnd is one socket of a session as the set's goroutine sees it:
+// relayEnd is one socket of a session as the set's thread sees it:
 // whether the last edge said it was readable or writable, and nothing
 // has said otherwise since.
 type relayEnd struct {
@@ -170,16 +173,20 @@ type connectError struct{ err error }
 func (e *connectError) Error() string { return e.err.Error() }
 func (e *connectError) Unwrap() error { return e.err }
 
-// relayLoop is one epoll set and its goroutine.
+// relayLoop is one epoll set and the thread that waits on it.
 type relayLoop struct {
 	epfd  int
-	file  *os.File
 	mu    sync.Mutex
 	byFD  map[int32]*relaySession
 	buf   []byte
 	more  []*relaySession // sessions stopped at relayBurst
 	idle  idleHeap
-	limit time.Time // read deadline set on file, zero if none
+	limit time.Time // the earliest deadline in idle, zero if none
+
+	// tid is the thread the loop runs on, 0 in manual mode.
+	tid atomic.Int32
+	// listeners are the listening sockets in the set (RelayListener).
+	listeners map[int32]*RelayListener
 }
 
 var relayLoops struct {
@@ -189,9 +196,13 @@ var relayLoops struct {
 	next  atomic.Uint32
 }
 
+// relaySet returns the set a new session goes to: the caller's own when
+// it runs on a set's thread (a connection that set's listener accepted:
+// its session then wakes no other thread), else the next in turn.
 func relaySet() (*relayLoop, error) {
 	relayLoops.once.Do(func() {
-		n := max(1, runtime.GOMAXPROCS(0))
+		// A set per core: more threads than cores only take turns.
+		n := max(1, min(runtime.GOMAXPROCS(0), runtime.NumCPU()))
 		for i := 0; i < n; i++ {
 			l, err := newRelayLoop()
 			if err != nil {
@@ -204,28 +215,27 @@ func relaySet() (*relayLoop, error) {
 	if relayLoops.err != nil {
 		return nil, relayLoops.err
 	}
+	tid := int32(unix.Gettid())
+	for _, l := range relayLoops.loops {
+		if l.tid.Load() == tid {
+			return l, nil
+		}
+	}
 	i := relayLoops.next.Add(1)
 	return relayLoops.loops[int(i)%len(relayLoops.loops)], nil
 }
 
 func newRelayLoop() (*relayLoop, error) {
+	// The set stays out of the runtime's poller (it is never wrapped in
+	// an os.File): its own thread waits on it, and a poller watching it
+	// too would be woken for every readiness in it, for nothing.
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, os.NewSyscallError("epoll_create1", err)
 	}
-	if err := unix.SetNonblock(epfd, true); err != nil {
-		unix.Close(epfd)
-		return nil, os.NewSyscallError("fcntl", err)
-	}
-	l := &relayLoop{epfd: epfd, file: os.NewFile(uintptr(epfd), "relay"), byFD: map[int32]*relaySession{},
-		buf: make([]byte, relayBuf)}
-	rc, err := l.file.SyscallConn()
-	if err != nil {
-		l.file.Close()
-		return nil, err
-	}
+	l := &relayLoop{epfd: epfd, byFD: map[int32]*relaySession{}, buf: make([]byte, relayBuf)}
 	if !relayManual {
-		go l.run(rc)
+		go l.run()
 	}
 	return l, nil
 }
@@ -233,6 +243,100 @@ func newRelayLoop() (*relayLoop, error) {
 // relayManual makes newRelayLoop leave its set to the caller, who polls
 // it (tests that must decide when the relay looks at its sockets).
 var relayManual bool
+
+// run is the set's thread: as one of haproxy's, it sleeps in epoll_wait
+// and, woken, serves everything ready: accepts on the listeners in the
+// set, the starts of the sessions they bring, the bytes of the sessions
+// it has. A goroutine parked in the runtime's poller instead (as the
+// relay first was) costs, per wake-up, the poller's own epoll_wait, the
+// readying of the goroutine and a scheduler hand-off to a thread, often
+// a sleeping one: with the acceptor and a worker in front, 2.2 context
+// switches per proxied connection against 1.6 here, and 11 % more CPU
+// (docs/BENCHMARKS.md). The thread holds no lock while it waits, and its
+// wait is a real system call, so the runtime hands its P to other work
+// if it sleeps long.
+func (l *relayLoop) run() {
+	runtime.LockOSThread() // for good: the goroutine never returns
+	l.tid.Store(int32(unix.Gettid()))
+	events := make([]unix.EpollEvent, 128)
+	for {
+		timeout := -1
+		switch {
+		case len(l.more) > 0:
+			timeout = 0
+		case !l.limit.IsZero():
+			d := time.Until(l.limit)
+			timeout = int(max(0, (d+time.Millisecond-1)/time.Millisecond))
+		}
+		n, err := unix.EpollWait(l.epfd, events, timeout)
+		if err != nil {
+			if err != unix.EINTR {
+				time.Sleep(10 * time.Millisecond) // cannot happen: the set stays open
+			}
+			continue
+		}
+		l.batch(events[:n])
+		l.expire()
+	}
+}
+
+// RelayListener is a listening socket in one of the relay's sets: Ready
+// runs on that set's thread when the socket is readable, so that the
+// sessions it accepts and starts there wake no other thread. Ready must
+// not block: it accepts without waiting and starts sessions whose
+// upstream the relay connects itself (RelaysDirect).
+type RelayListener struct {
+	l     *relayLoop
+	fd    int
+	Ready func()
+}
+
+// RelayListeners returns, for the listening socket fd, a RelayListener
+// in each of the relay's sets, not watched yet. A connection wakes one
+// of the sets' threads that wait (EPOLLEXCLUSIVE), so the threads share
+// a busy listener as haproxy's do; each accepts into its own set.
+func RelayListeners(fd int) []*RelayListener {
+	if relayManual {
+		return nil
+	}
+	if _, err := relaySet(); err != nil {
+		return nil
+	}
+	rs := make([]*RelayListener, 0, len(relayLoops.loops))
+	for _, l := range relayLoops.loops {
+		rs = append(rs, &RelayListener{l: l, fd: fd})
+	}
+	return rs
+}
+
+// Watch starts reporting the socket's readiness to Ready (level-triggered:
+// a listener left with connections is reported again).
+func (r *RelayListener) Watch() error {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	if r.l.listeners == nil {
+		r.l.listeners = map[int32]*RelayListener{}
+	}
+	if r.l.listeners[int32(r.fd)] == r {
+		return nil
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(r.fd)}
+	if err := unix.EpollCtl(r.l.epfd, unix.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
+		return os.NewSyscallError("epoll_ctl", err)
+	}
+	r.l.listeners[int32(r.fd)] = r
+	return nil
+}
+
+// Unwatch stops it. A Ready under way on the set's thread finishes.
+func (r *RelayListener) Unwatch() {
+	r.l.mu.Lock()
+	defer r.l.mu.Unlock()
+	if r.l.listeners[int32(r.fd)] == r {
+		delete(r.l.listeners, int32(r.fd))
+		unix.EpollCtl(r.l.epfd, unix.EPOLL_CTL_DEL, r.fd, nil)
+	}
+}
 
 // add registers a session; from here on it belongs to the loop. The
 // loop's lookups wait for both sockets to be in the set (the lock is held
@@ -256,48 +360,16 @@ func (l *relayLoop) add(s *relaySession) error {
 	return nil
 }
 
-func (l *relayLoop) lookup(fd int32) *relaySession {
+// lookup finds what an event is for: a session, or else a listener.
+func (l *relayLoop) lookup(fd int32) (*relaySession, *RelayListener) {
 	l.mu.Lock()
 	s := l.byFD[fd]
-	l.mu.Unlock()
-	return s
-}
-
-func (l *relayLoop) run(rc syscall.RawConn) {
-	events := make([]unix.EpollEvent, 128)
-	for {
-		var werr error
-		// The batches are handled inside the poller's callback: it
-		// returns false (wait) once a poll has drained the set, so that
-		// waking up costs one epoll_wait, not a second one that finds
-		// nothing. Waiting does not miss an edge that came meanwhile: any
-		// readiness in the set after the last poll wakes the runtime's
-		// poller, which the wait then sees.
-		err := rc.Read(func(fd uintptr) bool {
-			for {
-				n, err := relayPoll(int(fd), events)
-				if err == unix.EINTR {
-					continue
-				}
-				if err != nil {
-					werr = err
-					return true
-				}
-				l.batch(events[:n])
-				l.expire()
-				if n < len(events) && len(l.more) == 0 {
-					return false
-				}
-			}
-		})
-		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
-			time.Sleep(10 * time.Millisecond) // cannot happen: the set stays open
-		}
-		if werr != nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		l.expire()
+	var ln *RelayListener
+	if s == nil {
+		ln = l.listeners[fd]
 	}
+	l.mu.Unlock()
+	return s, ln
 }
 
 // batch handles the events of one poll, then the sessions that stopped
@@ -305,7 +377,11 @@ func (l *relayLoop) run(rc syscall.RawConn) {
 func (l *relayLoop) batch(events []unix.EpollEvent) {
 	for i := range events {
 		e := &events[i]
-		s := l.lookup(e.Fd)
+		s, ln := l.lookup(e.Fd)
+		if ln != nil {
+			ln.Ready()
+			continue
+		}
 		if s == nil {
 			continue // a session that ended in this batch
 		}
@@ -574,7 +650,7 @@ func (l *relayLoop) pump(s *relaySession, d *relayDir, buf []byte, budget int) e
 // write to it has said EAGAIN: a socket that never fills never needs
 // them, and registering it without them spares the edge that
 // registration would raise at once for a writable socket (a wake-up of
-// the set's goroutine per session that has nothing to do). l is nil
+// the set's thread per session that has nothing to do). l is nil
 // before the session is registered: add then includes EPOLLOUT.
 func (l *relayLoop) wantOut(e *relayEnd) error {
 	if e.out {
@@ -668,8 +744,8 @@ func (s *relaySession) deadline() time.Time {
 	return time.Time{}
 }
 
-// abort ends a session from outside its set's goroutine (a cancelled
-// context): the sockets are shut down, which the goroutine sees.
+// abort ends a session from outside its set's thread (a cancelled
+// context): the sockets are shut down, which the thread sees.
 func (s *relaySession) abort(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -682,7 +758,7 @@ func (s *relaySession) abort(err error) {
 }
 
 // Idle timeouts: a heap of sessions by the time they would expire if no
-// byte moved; the set's epoll file gets the earliest as its deadline.
+// byte moved; the set's thread waits no longer than the earliest.
 
 type idleItem struct {
 	s  *relaySession
@@ -725,8 +801,8 @@ func (h *idleHeap) remove(s *relaySession) {
 	}
 }
 
-// expire ends the sessions idle for their timeout and sets the set's
-// deadline to the next expiry.
+// expire ends the sessions idle for their timeout and notes the next
+// expiry, the set's thread's longest wait.
 func (l *relayLoop) expire() {
 	now := time.Now()
 	for l.idle.Len() > 0 {
@@ -758,23 +834,12 @@ func (l *relayLoop) expire() {
 	if l.idle.Len() > 0 {
 		next = l.idle.items[0].at
 	}
-	if !next.Equal(l.limit) {
-		l.limit = next
-		l.file.SetReadDeadline(next)
-	}
+	l.limit = next
 }
 
-// The set's system calls never block (every descriptor in it is
-// non-blocking), so they are made raw: no scheduler hand-off for each.
-
-func relayPoll(epfd int, events []unix.EpollEvent) (int, error) {
-	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
-		uintptr(len(events)), 0, 0, 0)
-	if e != 0 {
-		return 0, e
-	}
-	return int(r), nil
-}
+// The set's reads, writes and splices never block (every descriptor in
+// it is non-blocking), so they are made raw: no scheduler hand-off for
+// each. Only the wait in run is a real system call.
 
 func readRelay(fd int, p []byte) (int, error)  { return rawIO(unix.SYS_READ, fd, p) }
 func writeRelay(fd int, p []byte) (int, error) { return rawIO(unix.SYS_WRITE, fd, p) }

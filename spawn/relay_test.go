@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -127,7 +128,7 @@ func TestRelayUrgentDataDrained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.file.Close()
+	defer unix.Close(l.epfd)
 	client, relayClient := tcpPair(t)
 	relayUp, backend := tcpPair(t)
 	defer unix.Close(client)
@@ -198,4 +199,14 @@ func TestRelayUrgentDataDrained(t *testing.T) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+// relayPoll polls a manual set without waiting.
+func relayPoll(epfd int, events []unix.EpollEvent) (int, error) {
+	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])),
+		uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(r), nil
 }

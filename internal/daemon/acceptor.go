@@ -12,13 +12,16 @@ import (
 
 	"github.com/gxinetd/gxinetd/internal/service"
 	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/spawn"
 )
 
 // acceptor watches every raw-path listening socket (rawAcceptable) with
 // one epoll set and one goroutine, as xinetd watches its sockets with one
 // poll(): a goroutine per listener cost 2.5 KB of stack each and most of
 // the start-up time of a 1,000-service configuration. Connections are
-// still served one goroutine each.
+// still served one goroutine each, but for redirects: their listening
+// sockets are watched by the relay's threads instead (acceptEntry.rl),
+// which start the sessions themselves.
 type acceptor struct {
 	d    *Daemon
 	once sync.Once
@@ -41,6 +44,22 @@ type acceptEntry struct {
 	fixedLocal bool
 	bo         acceptBackoff
 	clock      arrivalClock
+	// rl, for a redirect's listener, has it watched by one of the relay's
+	// threads instead of the acceptor: that thread accepts, decides and
+	// starts the session in its own set, with no goroutine woken on the
+	// way (spawn.RelayListener). clones are the entry's copies, one per
+	// relay thread; owner is the entry a clone belongs to.
+	rl     *spawn.RelayListener
+	clones []*acceptEntry
+	owner  *acceptEntry
+}
+
+// self is the entry the acceptor knows e by.
+func (e *acceptEntry) self() *acceptEntry {
+	if e.owner != nil {
+		return e.owner
+	}
+	return e
 }
 
 // maxAcceptBurst bounds how many connections one listener takes per
@@ -89,6 +108,17 @@ func (a *acceptor) add(r *svcRun, sr *sockRun) error {
 	if e.fixedLocal {
 		e.local = netip.AddrPortFrom(sr.s.key.addr, uint16(sr.s.key.port))
 	}
+	if r.svc.Load().IsRedirect() {
+		// A clone per relay thread, each with what one accepting thread
+		// keeps (back-off, arrival clock): the threads share the socket.
+		// drain's enter still checks the listener under the acceptor's
+		// lock, by e.
+		for _, rl := range spawn.RelayListeners(e.fd) {
+			c := &acceptEntry{r: r, sr: sr, fd: e.fd, local: e.local, fixedLocal: e.fixedLocal, rl: rl, owner: e}
+			rl.Ready = func() { a.drain(c) }
+			e.clones = append(e.clones, c)
+		}
+	}
 	a.mu.Lock()
 	a.socks[int32(e.fd)] = e
 	a.mu.Unlock()
@@ -96,6 +126,20 @@ func (a *acceptor) add(r *svcRun, sr *sockRun) error {
 }
 
 func (a *acceptor) watch(e *acceptEntry) error {
+	if len(e.clones) > 0 {
+		for i, c := range e.clones {
+			if err := c.rl.Watch(); err != nil {
+				for _, w := range e.clones[:i] {
+					w.rl.Unwatch()
+				}
+				return err
+			}
+		}
+		return nil
+	}
+	if e.rl != nil {
+		return e.rl.Watch()
+	}
 	return unix.EpollCtl(a.epfd, unix.EPOLL_CTL_ADD, e.fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(e.fd)})
 }
 
@@ -103,11 +147,31 @@ func (a *acceptor) watch(e *acceptEntry) error {
 func (a *acceptor) remove(sr *sockRun) {
 	fd := sr.s.fd()
 	a.mu.Lock()
-	if e := a.socks[int32(fd)]; e != nil && e.sr == sr {
+	e := a.socks[int32(fd)]
+	if e != nil && e.sr == sr {
 		delete(a.socks, int32(fd))
 	}
 	a.mu.Unlock()
+	if e != nil && e.sr == sr {
+		for _, c := range e.clones {
+			c.rl.Unwatch()
+		}
+	}
 	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+}
+
+// unwatch stops watching e's socket, wherever it is watched.
+func (a *acceptor) unwatch(e *acceptEntry) {
+	switch {
+	case len(e.clones) > 0:
+		for _, c := range e.clones {
+			c.rl.Unwatch()
+		}
+	case e.rl != nil:
+		e.rl.Unwatch()
+	default:
+		unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+	}
 }
 
 func (a *acceptor) current(fd int32) *acceptEntry {
@@ -197,9 +261,10 @@ func (a *acceptor) drain(e *acceptEntry) (more bool) {
 				local = sockaddrToAddrPort(lsa)
 			}
 		}
-		if s := e.r.svc.Load(); answersInline(s) && d.eng.Instant(s) {
-			// A few bytes written to a fresh connection: handing that to
-			// a worker cost more than doing it.
+		if s := e.r.svc.Load(); (answersInline(s) || e.rl != nil && redirectsInline(s)) && d.eng.Instant(s) {
+			// A few bytes written to a fresh connection, or a session
+			// started on the relay thread that will run it: handing that
+			// to a worker cost more than doing it.
 			e.r.handleRawCounted(nfd, nb, remote, local, g, at)
 			continue
 		}
@@ -213,9 +278,9 @@ func (a *acceptor) drain(e *acceptEntry) (more bool) {
 // release of a slot (a child exits) puts it back; level-triggered, the
 // set then reports the waiting clients at once.
 func (a *acceptor) queue(e *acceptEntry, g *acceptGate) {
-	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+	a.unwatch(e)
 	g.pause(func() {
-		if a.current(int32(e.fd)) == e && !e.sr.stopped() {
+		if a.current(int32(e.fd)) == e.self() && !e.sr.stopped() {
 			a.watch(e)
 		}
 	})
@@ -232,9 +297,9 @@ func (a *acceptor) pause(e *acceptEntry, err error) {
 	if !d.fdShortage(err, r.svc.Load().ID) {
 		d.log.Logf(logging.LevelError, "accept", "accept failed for service %s: %v; retrying", r.svc.Load().ID, err)
 	}
-	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, e.fd, nil)
+	a.unwatch(e)
 	time.AfterFunc(e.bo.delay, func() {
-		if a.current(int32(e.fd)) == e && !e.sr.stopped() {
+		if a.current(int32(e.fd)) == e.self() && !e.sr.stopped() {
 			a.watch(e)
 		}
 	})
@@ -250,4 +315,15 @@ func answersInline(s *service.Service) bool {
 	return s.IsInternal() && (s.Builtin == "daytime" || s.Builtin == "time") && s.ProxyProtocol == 0 &&
 		s.Banner == "" && s.BannerSuccess == "" && s.BannerFail == "" &&
 		!s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.LogOnFailure.Has(service.LogFailureUserID)
+}
+
+// redirectsInline reports whether a relay thread may start s's sessions
+// itself: nothing before the session may wait (no PROXY header to read,
+// no banner, no ident lookup) and the upstream is one address, which
+// the relay connects without blocking.
+func redirectsInline(s *service.Service) bool {
+	return s.IsRedirect() && s.ProxyProtocol == 0 &&
+		s.Banner == "" && s.BannerSuccess == "" && s.BannerFail == "" &&
+		!s.LogOnSuccess.Has(service.LogSuccessUserID) && !s.LogOnFailure.Has(service.LogFailureUserID) &&
+		spawn.RelaysDirect(s.Redirect.Host, s.Redirect.Port, s.RedirectSource)
 }

@@ -82,7 +82,7 @@ func (r *svcRun) handleRawCounted(fd int, nonblock bool, remote, local netip.Add
 func (a *acceptor) enter(e *acceptEntry) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.socks[int32(e.fd)] != e {
+	if a.socks[int32(e.fd)] != e.self() {
 		return false
 	}
 	a.d.up.sessionStart()
