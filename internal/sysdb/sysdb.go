@@ -2,8 +2,8 @@
 // reading its configuration: /etc/services, /etc/protocols, /etc/rpc,
 // /etc/networks, and users and groups.
 //
-// It is a leaf package (it imports nothing from gxinetd). Files are read
-// once per DB and cached, so a 10,000-service configuration does not read
+// It is a leaf package (it imports nothing from gxinetd). Each file is
+// read once per DB, on the first lookup that needs it, and cached, so a 10,000-service configuration does not read
 // /etc/services 10,000 times; a reload makes a new DB. Root lets tests and
 // the check mode point every lookup at a directory of their own.
 //
@@ -42,8 +42,8 @@ type Group struct {
 }
 
 // DB answers lookups from the files under Root ("" or "/" for the real
-// system). The zero value reads the real system. Files are read on the
-// first lookup and kept until Refresh. It is safe for concurrent use.
+// system). The zero value reads the real system. Each file is read on
+// the first lookup that needs it and kept until Refresh. It is safe for concurrent use.
 type DB struct {
 	Root string
 
