@@ -37,9 +37,6 @@ type Daemon struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	benv     *builtins.Env
-	// stock holds sockets made ahead for the first start (stock.go);
-	// nil once the daemon serves.
-	stock *sockStock
 
 	// Locks, in the order they are taken (docs/design.md, "Locks"):
 	// change, then mu, then kids' and the acceptor's own. No lock is
@@ -201,12 +198,6 @@ func (d *Daemon) run() int {
 		d.log.Logf(logging.LevelCrit, "upgrade", "%v", err)
 		return 1
 	}
-	if o.HandoverFD == 0 && len(d.activated) == 0 && o.InetdFile == "" {
-		// Sockets made on another thread while the file is parsed
-		// (stock.go); a successor or a socket-activated start takes
-		// its sockets over instead.
-		d.stock = startStock(o.ConfigFile, configSize(o), &d.fdt)
-	}
 
 	// Signals become events in this one loop. SIGPIPE is deliberately not
 	// ignored: ignored signals survive exec into every server. It is
@@ -257,11 +248,6 @@ func (d *Daemon) run() int {
 	}
 
 	n := d.startServing(cfg)
-	d.mu.Lock() // a retry timer may open a socket already
-	st := d.stock
-	d.stock = nil
-	d.mu.Unlock()
-	go st.release(false) // closing what was not taken costs CPU, not start-up
 	defer d.rec.Close()
 	if n == 0 && !o.StayAlive && !o.DontFork {
 		d.log.Logf(logging.LevelCrit, "main", "no services. Exiting...")
@@ -689,7 +675,7 @@ func (d *Daemon) openRunLocked(r *svcRun, pool map[sockKey]*sock) {
 			if o, ok := d.takePreopenedLocked(k); ok {
 				sk, err = o.sk, o.err
 			} else {
-				sk, err = openSockFrom(d.stock, s, k, backlogFor(s, d.o))
+				sk, err = openSock(s, k, backlogFor(s, d.o))
 			}
 			if err != nil && k.family == unix.AF_INET6 && !k.addr.IsValid() && errors.Is(err, unix.EAFNOSUPPORT) {
 				d.logLocked(logging.LevelNotice, "activate", "IPv6 socket creation failed for service %s, trying IPv4", s.ID)

@@ -221,27 +221,9 @@ func (s *sock) fd() int { return s.fdNum }
 // with raw system calls, because net.Listen can set neither the backlog
 // nor V6ONLY=0 on a specific address, nor SO_RCVBUF before bind.
 func openSock(s *service.Service, k sockKey, backlog int) (*sock, error) {
-	return openSockFrom(nil, s, k, backlog)
-}
-
-// openSockFrom is openSock taking the socket itself from st when it has
-// one of the kind (see sockStock).
-func openSockFrom(st *sockStock, s *service.Service, k sockKey, backlog int) (*sock, error) {
-	fd := -1
-	if proto := protoFor(s, k); proto == 0 && (k.family == unix.AF_INET || k.family == unix.AF_INET6) {
-		fd = st.take(k.family, k.sotype)
-	}
-	if fd < 0 {
-		var err error
-		fd, err = unix.Socket(k.family, k.sotype|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, protoFor(s, k))
-		if err != nil && st != nil && (errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)) {
-			// The stock's descriptors are the daemon's to give back.
-			st.release(false)
-			fd, err = unix.Socket(k.family, k.sotype|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, protoFor(s, k))
-		}
-		if err != nil {
-			return nil, fmt.Errorf("socket: %w", err)
-		}
+	fd, err := unix.Socket(k.family, k.sotype|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, protoFor(s, k))
+	if err != nil {
+		return nil, fmt.Errorf("socket: %w", err)
 	}
 	ok := false
 	defer func() {

@@ -69,7 +69,6 @@ func (d *Daemon) preopenLocked(runs []*svcRun, pool map[sockKey]*sock) {
 		return
 	}
 	results := make([]opened, len(jobs))
-	st := d.stock
 	var wg sync.WaitGroup
 	for w := 0; w < workers; w++ {
 		wg.Add(1)
@@ -77,7 +76,7 @@ func (d *Daemon) preopenLocked(runs []*svcRun, pool map[sockKey]*sock) {
 			defer wg.Done()
 			for i := w; i < len(jobs); i += workers {
 				j := jobs[i]
-				sk, err := openSockFrom(st, j.s, j.k, backlogFor(j.s, d.o))
+				sk, err := openSock(j.s, j.k, backlogFor(j.s, d.o))
 				results[i] = opened{sk, err}
 			}
 		}(w)

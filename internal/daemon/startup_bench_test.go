@@ -20,15 +20,8 @@ func freeBlock(tb testing.TB, n int) int {
 
 // BenchmarkStartup1k is start-up with the 1,000 spawn services of the
 // side-by-side harness's startup-1000 scenario: parse, check, build the
-// engines and open every listening socket, then close them again;
-// "stock" makes the sockets ahead while the file is parsed, as run does
-// (stock.go), "plain" does not.
+// engines and open every listening socket, then close them again.
 func BenchmarkStartup1k(b *testing.B) {
-	b.Run("plain", func(b *testing.B) { benchStartup1k(b, false) })
-	b.Run("stock", func(b *testing.B) { benchStartup1k(b, true) })
-}
-
-func benchStartup1k(b *testing.B, stock bool) {
 	const n = 1000
 	dir := b.TempDir()
 	base := freeBlock(b, n)
@@ -55,21 +48,11 @@ func benchStartup1k(b *testing.B, stock bool) {
 			b.Fatal(err)
 		}
 		d := newDaemon(o, dl)
-		if stock {
-			d.stock = startStock(path, int64(conf.Len()), &d.fdt)
-		}
 		cfg := loadWith(o, d.db)
 		if got := d.startServing(cfg); got != n {
 			b.Logf("%v", cfg.Diags)
 			b.Fatalf("%d services available, want %d", got, n)
 		}
-		b.StopTimer()
-		if d.stock != nil {
-			b.ReportMetric(float64(d.stock.taken), "taken")
-		}
-		d.stock.release(true)
-		d.stock = nil
-		b.StartTimer()
 		d.shutdown(false)
 		d.rec.Close()
 		dl.Close()
