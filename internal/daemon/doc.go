@@ -30,10 +30,9 @@
 //
 // Start-up of a large configuration (docs/design.md, "Listeners and
 // reload"): the descriptor table is grown before the Go runtime's threads
-// exist (fdtable_cgo.go) or in the background (fdtable.go), TCP sockets
-// are made ahead on another thread while the file is parsed (stock.go),
-// and new sockets are bound and listened on several threads, then taken
-// in configuration order (preopen.go).
+// exist (fdtable_cgo.go) or in the background (fdtable.go), and new
+// sockets are opened on several threads, then taken in configuration
+// order (preopen.go).
 //
 // wait=yes services hand the listening (stream) or datagram socket to one
 // server at a time and resume watching it when that server exits; a
