@@ -689,3 +689,120 @@ func TestUpgradeDrainsRelaySession(t *testing.T) {
 		t.Fatalf("the old daemon did not exit when its session ended:\n%s", u.log())
 	}
 }
+
+// TestProxyProtocolReadWithHeader: the stream builtins that read what the
+// client sends (echo) take the header and the client's first bytes in
+// one read, and get those bytes first, whatever the header says (a v2
+// LOCAL health check too); daytime reads and drops them, also when the
+// header comes in pieces after part of it was read; tcpmux, which hands
+// the connection on after its request line, reads only the header, so
+// the server it starts gets every byte after the line.
+func TestProxyProtocolReadWithHeader(t *testing.T) {
+	ports := freePorts(t, 4)
+	dir := newDir(t)
+	user := currentUser(t)
+	conf := baseDefaults + `
+service echo
+{
+	type           = INTERNAL UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P0}}
+	wait           = no
+	proxy_protocol = v1 v2
+	proxy_from     = 127.0.0.1
+}
+service daytime
+{
+	type           = INTERNAL UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P1}}
+	wait           = no
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.1
+}
+service daytime
+{
+	id             = daytime-banner
+	type           = INTERNAL UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P3}}
+	wait           = no
+	banner         = {{DIR}}/banner.txt
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.1
+}
+service tcpmux
+{
+	type           = INTERNAL UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P2}}
+	wait           = no
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.1
+}
+service muxplus
+{
+	type        = UNLISTED TCPMUXPLUS
+	socket_type = stream
+	protocol    = tcp
+	wait        = no
+	user        = ` + user + `
+	server      = /bin/cat
+}
+`
+	if err := os.WriteFile(filepath.Join(dir, "banner.txt"), []byte("WELCOME\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := start(t, dir, render(t, dir, conf, ports))
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+	join := func(b ...[]byte) []byte {
+		var out []byte
+		for _, p := range b {
+			out = append(out, p...)
+		}
+		return out
+	}
+	long := strings.Repeat("0123456789abcdef", 64) + "\n" // more than the header's buffer
+	for _, tc := range []struct {
+		name   string
+		pieces [][]byte
+		want   string
+	}{
+		{"v2 and data", [][]byte{join(ppV2("192.0.2.50:7000", "198.51.100.5:7"), []byte("one\n"))}, "one\n"},
+		{"v1 and data", [][]byte{join(ppV1("192.0.2.51:7001", "198.51.100.5:7"), []byte("two\n"))}, "two\n"},
+		{"v2 and more than a buffer", [][]byte{join(ppV2("192.0.2.52:7002", "198.51.100.5:7"), []byte(long))}, long},
+		{"LOCAL and data", [][]byte{join(ppV2Local, []byte("hc\n"))}, "hc\n"},
+		{"pieces then data", [][]byte{ppV2("192.0.2.53:7003", "198.51.100.5:7")[:9], join(ppV2("192.0.2.53:7003", "198.51.100.5:7")[9:], []byte("three\n"))}, "three\n"},
+	} {
+		if got := ppExchange(t, "127.0.0.1", addr(0), 300*time.Millisecond, tc.pieces...); got != tc.want {
+			t.Errorf("echo, %s: %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	d.waitSvcLog(`START: echo pid=0 from=192\.0\.2\.53\b`, 5*time.Second)
+
+	h := ppV2("192.0.2.60:8000", "198.51.100.6:13")
+	for _, pieces := range [][][]byte{{join(h, []byte("ignored\n"))}, {h[:5], h[5:20], h[20:]}} {
+		if got := ppExchange(t, "127.0.0.1", addr(1), 300*time.Millisecond, pieces...); !strings.HasSuffix(got, "\r\n") || len(got) < 10 {
+			t.Errorf("daytime after a header in %d pieces: %q", len(pieces), got)
+		}
+	}
+	if n := strings.Count(readFile(d.svcLog), "START: daytime pid=0 from=192.0.2.60"); n != 2 {
+		d.waitSvcLog(`(?s)START: daytime pid=0 from=192\.0\.2\.60\b.*START: daytime pid=0 from=192\.0\.2\.60\b`, 5*time.Second)
+	}
+
+	// With a banner: the header read with what follows it, then the
+	// banner and the time.
+	if got := ppExchange(t, "127.0.0.1", addr(3), 0, join(ppV2("192.0.2.61:8001", "198.51.100.6:13"), []byte("ignored\n"))); !strings.HasPrefix(got, "WELCOME\n") || !strings.HasSuffix(got, "\r\n") || len(got) < 18 {
+		t.Errorf("daytime with a banner after a header: %q", got)
+	}
+	d.waitSvcLog(`START: daytime-banner pid=0 from=192\.0\.2\.61\b`, 5*time.Second)
+
+	if got := ppExchange(t, "127.0.0.1", addr(2), 0, join(ppV2("192.0.2.70:9000", "198.51.100.7:1"), []byte("muxplus\r\nafter the name\n"))); got != "+Go\r\nafter the name\n" {
+		t.Errorf("tcpmux behind a header: %q, want the server to get every byte after the name", got)
+	}
+	d.waitSvcLog(`START: muxplus pid=\d+ from=192\.0\.2\.70\b`, 5*time.Second)
+}

@@ -61,6 +61,14 @@ func BenchmarkSandboxSpawn(b *testing.B) {
 	type scenario struct {
 		name, attrs string
 	}
+	// A scenario named "nobody: ..." runs its server as nobody, every
+	// other one as root.
+	userOf := func(s scenario) string {
+		if strings.HasPrefix(s.name, "nobody: ") {
+			return "nobody"
+		}
+		return "root"
+	}
 	ns := "\tnamespaces = pid mount ipc uts\n"
 	scenarios := []scenario{
 		{"plain", "\tserver = " + hello + "\n"},
@@ -81,6 +89,23 @@ func BenchmarkSandboxSpawn(b *testing.B) {
 	for _, n := range []string{"pid", "mount", "ipc", "uts", "net"} {
 		scenarios = append(scenarios, scenario{"ns " + n + " only", "\tserver = " + hello + "\n\tnamespaces = " + n + "\n"})
 	}
+	// Sandboxed untrusted servers normally run as an unprivileged user,
+	// and a pid namespace's reaper can then stay in the daemon's memory
+	// instead of exec'ing an image of its own (docs/sandbox.md: only
+	// with no_new_privs too). The same scenarios as nobody, with a plain
+	// of their own to compare with.
+	nnp := "\tno_new_privs = yes\n"
+	scenarios = append(scenarios,
+		scenario{"nobody: plain", "\tserver = " + hello + "\n"},
+		scenario{"nobody: nnp+seccomp+chroot", "\tserver = /bin/hello\n\tchroot = " + jail + "\n" + nnp + "\tseccomp = default\n"},
+		scenario{"nobody: ns pid mount ipc uts", "\tserver = " + hello + "\n" + ns},
+		scenario{"nobody: ns pid mount ipc uts nnp", "\tserver = " + hello + "\n" + ns + nnp},
+		scenario{"nobody: ns + net nnp", "\tserver = " + hello + "\n\tnamespaces = pid mount ipc uts net\n" + nnp},
+		scenario{"nobody: ctf (chroot ns seccomp tmp)", "\tserver = /bin/hello\n\tchroot = " + jail + "\n" + ns +
+			nnp + "\tseccomp = default\n\tprivate_tmp = yes\n\tread_only_root = yes\n"},
+		scenario{"nobody: ns pid only", "\tserver = " + hello + "\n\tnamespaces = pid\n"},
+		scenario{"nobody: ns pid only nnp", "\tserver = " + hello + "\n\tnamespaces = pid\n" + nnp},
+	)
 	if bwrap, err := exec.LookPath("bwrap"); err == nil {
 		// bwrap always makes a mount namespace and sets no_new_privs.
 		scenarios = append(scenarios,
@@ -89,15 +114,16 @@ func BenchmarkSandboxSpawn(b *testing.B) {
 			scenario{"bwrap chroot", "\tserver = " + bwrap + "\n\tserver_args = --bind " + jail + " / -- /bin/hello\n"},
 		)
 	}
-	// SANDBOX_BENCH_ONLY=REGEXP keeps the scenarios it matches (and plain).
+	// SANDBOX_BENCH_ONLY=REGEXP keeps the scenarios it matches (and the
+	// plain ones, which the ratios need).
 	if only := os.Getenv("SANDBOX_BENCH_ONLY"); only != "" {
 		re, err := regexp.Compile(only)
 		if err != nil {
 			b.Fatal(err)
 		}
-		kept := scenarios[:1]
-		for _, s := range scenarios[1:] {
-			if re.MatchString(s.name) {
+		var kept []scenario
+		for _, s := range scenarios {
+			if strings.HasSuffix(s.name, "plain") || re.MatchString(s.name) {
 				kept = append(kept, s)
 			}
 		}
@@ -106,8 +132,9 @@ func BenchmarkSandboxSpawn(b *testing.B) {
 	ports := testnet.Ports(b, len(scenarios))
 	conf := "defaults\n{\n\tcps = 0 0\n\tinstances = UNLIMITED\n\tper_source = UNLIMITED\n\tbind = 127.0.0.1\n}\n"
 	for i, s := range scenarios {
-		conf += fmt.Sprintf("service s%d\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\tprotocol = tcp\n\tport = %d\n\twait = no\n\tuser = root\n%s}\n",
-			i, ports[i], s.attrs)
+		user := userOf(s)
+		conf += fmt.Sprintf("service s%d\n{\n\ttype = UNLISTED\n\tsocket_type = stream\n\tprotocol = tcp\n\tport = %d\n\twait = no\n\tuser = %s\n%s}\n",
+			i, ports[i], user, s.attrs)
 	}
 	path := filepath.Join(dir, "xinetd.conf")
 	os.WriteFile(path, []byte(conf), 0o644)
@@ -129,17 +156,32 @@ func BenchmarkSandboxSpawn(b *testing.B) {
 			if n > 0 {
 				cpus[i] = append(cpus[i], used.Seconds()*1e6/float64(n))
 			}
+			if strings.Contains(scenarios[i].attrs, " net\n") || strings.Contains(scenarios[i].attrs, "--unshare-net") {
+				// The kernel tears network namespaces down afterwards,
+				// in kworkers: let that end before the next scenario is
+				// measured, or it slows whichever comes next.
+				time.Sleep(3 * time.Second)
+			}
 		}
 	}
-	plain, plainCPU := median(rates[0]), median(cpus[0])
+	// Each ratio is against the plain scenario of the same user, round
+	// by round, then the median (a round's load is shared by both).
+	plainOf := map[string]int{}
+	for i, s := range scenarios {
+		if strings.HasSuffix(s.name, "plain") {
+			plainOf[userOf(s)] = i
+		}
+	}
 	// The table goes to standard output: the testing package keeps only
 	// the first ten lines of a benchmark's log, and the bwrap rows are
 	// last.
 	var tab strings.Builder
-	fmt.Fprintf(&tab, "BenchmarkSandboxSpawn: %d rounds of %d s per scenario\n", rounds, secs)
+	fmt.Fprintf(&tab, "BenchmarkSandboxSpawn: %d rounds of %d s per scenario (ratios: paired by round, of plain as the same user)\n", rounds, secs)
 	for i, s := range scenarios {
+		p := plainOf[userOf(s)]
+		plain, plainCPU := pairedMedian(rates[i], rates[p]), pairedMedian(cpus[p], cpus[i])
 		m, c := median(rates[i]), median(cpus[i])
-		fmt.Fprintf(&tab, "  %-30s %7.0f conn/s %5.2f of plain | %6.0f µs CPU/conn %5.2f of plain | rounds %v\n", s.name, m, m/plain, c, plainCPU/c, rounds2(rates[i]))
+		fmt.Fprintf(&tab, "  %-36s %7.0f conn/s %5.2f of plain | %6.0f µs CPU/conn %5.2f of plain | rounds %v | CPU %v\n", s.name, m, plain, c, plainCPU, rounds2(rates[i]), rounds2(cpus[i]))
 		b.ReportMetric(m, strings.ReplaceAll(s.name, " ", "_")+"-conn/s")
 	}
 	fmt.Print(tab.String())
@@ -170,7 +212,13 @@ func treeCPU(pid int) time.Duration {
 func startBench(b *testing.B, dir, conf string) *daemon {
 	d := &daemon{dir: dir, conf: conf, logFile: filepath.Join(dir, "daemon.log"), svcLog: filepath.Join(dir, "services.log"),
 		stderr: &syncBuf{}, exited: make(chan struct{})}
-	d.cmd = exec.Command(gxinetd, "-f", conf, "-dontfork", "-filelog", d.logFile, "-pidfile", filepath.Join(dir, "pid"))
+	bin := gxinetd
+	// SANDBOX_BENCH_GXINETD: another build to measure (A/B runs of two
+	// commits in one session).
+	if alt := os.Getenv("SANDBOX_BENCH_GXINETD"); alt != "" {
+		bin = alt
+	}
+	d.cmd = exec.Command(bin, "-f", conf, "-dontfork", "-filelog", d.logFile, "-pidfile", filepath.Join(dir, "pid"))
 	d.cmd.Stderr, d.cmd.Stdout = d.stderr, d.stderr
 	if err := d.cmd.Start(); err != nil {
 		b.Fatal(err)
@@ -233,6 +281,17 @@ func load(b *testing.B, port int, dur time.Duration) (int, int) {
 	}
 	wg.Wait()
 	return int(ok.Load()), int(bad.Load())
+}
+
+// pairedMedian is the median of a[i]/b[i] over the rounds.
+func pairedMedian(a, b []float64) float64 {
+	var r []float64
+	for i := range a {
+		if i < len(b) && b[i] > 0 {
+			r = append(r, a[i]/b[i])
+		}
+	}
+	return median(r)
 }
 
 func median(v []float64) float64 {

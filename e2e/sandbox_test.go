@@ -72,6 +72,50 @@ func TestMaxDuration(t *testing.T) {
 	d.waitLog(`service sleeper: server \d+ ran for its max_duration of 1s; sending signal 15`, 5*time.Second)
 }
 
+// TestMaxDurationInPidNamespace: max_duration ends servers in a pid
+// namespace through either kind of reaper (docs/sandbox.md): the exec'd
+// one (a root server) and the one that stays in the daemon's memory
+// (nobody with no_new_privs). SIGTERM is forwarded to the server, a
+// server that ignores it is killed after the grace with its namespace,
+// and the EXIT records carry the server's own signal.
+func TestMaxDurationInPidNamespace(t *testing.T) {
+	needRoot(t)
+	ports := freePorts(t, 3)
+	dir := newDir(t)
+	if err := os.WriteFile(filepath.Join(dir, "stubborn"), []byte("#!/bin/sh\ntrap '' TERM\nwhile :; do sleep 1; done\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ns := "\tnamespaces = pid mount\n"
+	conf := baseDefaults +
+		sandboxSvc("execd", 0, "root", ns+"\tserver = /bin/sleep\n\tserver_args = 100\n\tmax_duration = 1\n") +
+		sandboxSvc("shared", 1, "nobody", ns+"\tno_new_privs = yes\n\tserver = /bin/sleep\n\tserver_args = 100\n\tmax_duration = 1\n") +
+		sandboxSvc("stubborn", 2, "nobody", ns+"\tno_new_privs = yes\n\tserver = {{DIR}}/stubborn\n\tmax_duration = 1\n")
+	d := start(t, dir, render(t, dir, conf, ports), "-grace", "2s")
+	var conns []net.Conn
+	for _, p := range ports {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	for _, name := range []string{"execd", "shared"} {
+		m := d.waitSvcLog(`EXIT: `+name+` signal=15 pid=\d+ duration=(\d+)\(sec\) reason=max_duration`, 15*time.Second)
+		if n, _ := strconv.Atoi(m[1]); n < 1 || n > 5 {
+			t.Errorf("%s ended after %s s; max_duration is 1", name, m[1])
+		}
+	}
+	m := d.waitSvcLog(`EXIT: stubborn signal=9 pid=\d+ duration=(\d+)\(sec\) reason=max_duration`, 15*time.Second)
+	if n, _ := strconv.Atoi(m[1]); n < 3 || n > 8 {
+		t.Errorf("stubborn ended after %s s; max_duration 1 + grace 2", m[1])
+	}
+}
+
 var (
 	sandboxSrvOnce sync.Once
 	sandboxSrvPath string

@@ -168,6 +168,9 @@ enum { GX_TEST_STOP = 1, GX_TEST_NO_CLOSE_RANGE = 2, GX_TEST_NO_PROC = 4, GX_TES
 // (the daemon's own, as it is at this start).
 #define GX_RLIM_HARD (~0ULL - 1)
 
+// The clone child's stack.
+#define GX_STACK (64 * 1024)
+
 struct gx_rlim { long resource; unsigned long long value; int best_effort; };
 
 #include "sandbox_linux.h"
@@ -439,15 +442,22 @@ fail:
 	return 0;
 }
 
+// The reaper's loop (reaper_cgo_linux.go): raw system calls on its own
+// stack, nothing else of the daemon's memory read or written.
+void gx_reaper_main(void) __attribute__((noreturn));
+
 // gx_init is the child of a server with a pid namespace: the clone made
 // it the namespace's PID 1. It makes the namespace-wide steps (the other
 // namespaces, the mounts, the new root), forks the server's own child
 // (gx_child, which inherits all that and does the rest) with
 // CLONE_VFORK, and once that child has exec'd the server, becomes the
-// reaper: it execs the reaper image (reaper_cgo_linux.go) with the
-// reaper's status pipe on descriptor 3. The only call it makes is
-// gx_clone's raw system call.
-static int gx_init(void *p) __attribute__((no_instrument_function));
+// reaper, with the reaper's status pipe on descriptor 3: it execs the
+// reaper image (reaper_cgo_linux.go), or, when the server can never
+// reach its memory (share_reaper, docs/sandbox.md), runs the reaper's
+// loop itself on this stack, which the daemon then keeps until it has
+// reaped this process. The only calls it makes are gx_clone's raw
+// system call and gx_reaper_main, which never returns.
+static int gx_init(void *p) __attribute__((no_instrument_function, no_stack_protector));
 static int gx_init(void *p) {
 	struct gx_req *r = p;
 	struct gx_sbx *s = r->sbx;
@@ -456,7 +466,12 @@ static int gx_init(void *p) {
 
 	GX_STEP(GX_CLOSE, gx_close_keep4(r->fd, r->status_fd, s->reaper_fd, s->report_fd));
 	GX_STEP(GX_SIGNALS, gx_default_signals());
-	GX_STEP(GX_SETSID, gx_sys(SYS_setsid, 0, 0, 0, 0));
+	// A process group of its own, out of the daemon's (a terminal's
+	// job-control signals to the daemon's group must not reach the
+	// reaper; Terminate signals this group). Not a session: the server
+	// makes its own, and a session per start costs the kernel a
+	// scheduler autogroup, made and destroyed, here about 8 us.
+	GX_STEP(GX_SETSID, gx_sys(SYS_setpgid, 0, 0, 0, 0));
 	GX_STEP(GX_NAMESPACES, gx_sandbox(s, &step, &arg));
 	s->init_done = 1;
 	// The server's child runs while this one waits (CLONE_VFORK) until
@@ -465,6 +480,16 @@ static int gx_init(void *p) {
 	if (r->err)
 		gx_sys(SYS_exit, 127, 0, 0, 0);
 	step = GX_REAPER_EXEC;
+	if (s->share_reaper) {
+		if (s->report_fd != 3 && (rc = gx_sys(SYS_dup3, s->report_fd, 3, 0, 0)) < 0)
+			goto fail;
+		// Closing the status pipe (among the rest) tells the daemon that
+		// *r, *s and the server child's stack are free: nothing below
+		// reads them again. 0-2 are the daemon's, 3 the report.
+		gx_sys(SYS_close_range, 0, 2, 0, 0);
+		gx_sys(SYS_close_range, 4, ~0U, 0, 0);
+		gx_reaper_main();
+	}
 	if (s->report_fd != 3)
 		rc = gx_sys(SYS_dup3, s->report_fd, 3, 0, 0);
 	else
@@ -502,11 +527,12 @@ fail:
 // r and r->stack, which the child uses until then. r->pidfd is the
 // child's pidfd, non-blocking, or -1 on a kernel without CLONE_PIDFD
 // (which ignores the flag).
+//
+// r->stack (GX_STACK bytes) and, with a pid namespace, r->sbx->stack2
+// (GX_STACK2) are the caller's: it takes them from its pool and puts them
+// back when the children are done with them.
 static long gx_spawn(struct gx_req *r) {
-	const size_t size = 64 * 1024;
-	char *stack = malloc(size);
-	if (stack == NULL)
-		return -ENOMEM;
+	char *stack = r->stack;
 	unsigned long all = ~0UL, old;
 	int pidfd = -1;
 	// Blocked on this thread, and so in the child from its first
@@ -515,26 +541,15 @@ static long gx_spawn(struct gx_req *r) {
 	int (*fn)(void *) = gx_child;
 	unsigned long flags = CLONE_VM | CLONE_PIDFD | SIGCHLD;
 	if (r->sbx && r->sbx->newpid) {
-		if ((r->sbx->stack2 = malloc(GX_STACK2)) == NULL) {
-			free(stack);
-			return -ENOMEM;
-		}
 		fn = gx_init;
 		flags |= CLONE_NEWPID;
 	}
 	if (r->sbx && r->sbx->newuser)
 		flags |= CLONE_NEWUSER;
-	long pid = gx_clone(fn, stack + size, flags, r, &pidfd);
+	long pid = gx_clone(fn, stack + GX_STACK, flags, r, &pidfd);
 	syscall(SYS_rt_sigprocmask, SIG_SETMASK, &old, NULL, 8);
-	if (pid < 0) {
-		free(stack);
-		if (r->sbx) {
-			free(r->sbx->stack2);
-			r->sbx->stack2 = NULL;
-		}
+	if (pid < 0)
 		return pid;
-	}
-	r->stack = stack;
 	r->pidfd = pidfd;
 	// A pidfd has no other file status flag to keep: F_SETFL alone.
 	if (pidfd >= 0 && fcntl(pidfd, F_SETFL, O_NONBLOCK) < 0) {
@@ -553,6 +568,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -612,6 +628,9 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	report := -1
 	if req.sbx != nil && req.sbx.newpid != 0 {
 		var rerr error
+		if shareReaper(spec) {
+			req.sbx.share_reaper = 1
+		}
 		if report, rerr = reaperSetup(req.sbx); rerr != nil {
 			unix.Close(p[1])
 			status.Close()
@@ -628,6 +647,10 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	if beforeFork != nil {
 		beforeFork(spec)
 	}
+	req.stack = getStack()
+	if req.sbx != nil && req.sbx.newpid != 0 {
+		req.sbx.stack2 = (*C.char)(getStack())
+	}
 	pid := int(C.gx_spawn(req))
 	unix.Close(p[1])
 	if report >= 0 {
@@ -639,6 +662,8 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 		if report >= 0 {
 			unix.Close(report)
 		}
+		putStack(req.stack)
+		freeStack2(req)
 		C.free(b.base)
 		sl.release()
 		step := "fork"
@@ -661,15 +686,16 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 	if killed := unwatch(w); killed || !eof {
 		free := func() {
 			// The child shares the request and its stack until it is
-			// gone, which its status pipe says.
+			// gone, which its status pipe says; a reaper in the
+			// daemon's memory runs on that stack until it is reaped.
 			_ = status.SetReadDeadline(time.Time{})
 			waitEOF(status)
 			status.Close()
-			C.free(req.stack)
+			stack := req.stack
 			freeStack2(req)
 			C.free(b.base)
 			sl.release()
-			_, _ = proc.Wait()
+			reapThenFree(proc, stack)
 		}
 		if eof {
 			free()
@@ -681,22 +707,43 @@ func startClone(spec *Spec, stdio *os.File, test int) (*Process, error) {
 		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &execTimeoutError{w.bound}}
 	}
 	status.Close()
-	C.free(req.stack)
+	// A pid namespace's init that reaps in the daemon's memory runs on
+	// its clone stack for as long as the server does: that stack is
+	// freed once the init is reaped, never before.
+	stack := req.stack
+	if req.sbx == nil || req.sbx.share_reaper == 0 {
+		putStack(stack)
+		stack = nil
+	}
 	freeStack2(req)
 	defer C.free(b.base)
 	sl.release()
 	switch {
 	case req.err != 0:
-		_, _ = proc.Wait()
+		reapThenFree(proc, stack)
 		return nil, cloneError(spec, req, syscall.Errno(req.err))
 	case req.step != C.GX_EXEC:
 		// Gone before its execve, with no step failed: killed by a
 		// signal (a process running as the service's user may send
 		// SIGKILL once the child has that user's ids).
-		ws, _ := proc.Wait()
+		ws := reapThenFree(proc, stack)
 		return nil, &StartError{Step: "exec", Arg: spec.Path, Err: &preExecDeathError{ws}}
 	}
+	if stack != nil {
+		proc.onReaped = func() { putStack(stack) }
+	}
 	return proc, nil
+}
+
+// reapThenFree reaps proc (if not reaped already) and then frees stack,
+// the clone stack it may still be running on; if the wait fails, the
+// stack is left allocated rather than freed under a live process.
+func reapThenFree(proc *Process, stack unsafe.Pointer) syscall.WaitStatus {
+	if stack != nil {
+		proc.onReaped = func() { putStack(stack) }
+	}
+	ws, _ := proc.Wait()
+	return ws
 }
 
 // statusPipe makes the status pipe, both ends above 2: a daemon started
@@ -966,12 +1013,62 @@ func newCBlock(spec *Spec) cBlock {
 	return cBlock{base: base, req: req}
 }
 
-// freeStack2 frees the stack of a pid namespace's server child, once
-// both children are done with the request.
+// freeStack2 gives back the stack of a pid namespace's server child,
+// once both children are done with the request.
 func freeStack2(req *C.struct_gx_req) {
 	if req.sbx != nil && req.sbx.stack2 != nil {
-		C.free(unsafe.Pointer(req.sbx.stack2))
+		putStack(unsafe.Pointer(req.sbx.stack2))
 		req.sbx.stack2 = nil
+	}
+}
+
+// The clone children's stacks (GX_STACK and GX_STACK2 bytes: the same
+// size) are kept for the next starts instead of going back to malloc: a
+// 64 KB block freed and taken again per start made glibc trim and grow
+// the arena each time (madvise, then page faults in the next child),
+// about 12 us of a start with a pid namespace, which takes two stacks.
+const cloneStackSize = C.GX_STACK
+
+var _ = [1]struct{}{}[C.GX_STACK-C.GX_STACK2] // one pool serves both
+
+// maxPooledStacks bounds the pool: 4 MB of address space, of which only
+// the pages the children touched are resident.
+const maxPooledStacks = 64
+
+var stackPool struct {
+	sync.Mutex
+	free []unsafe.Pointer
+}
+
+func getStack() unsafe.Pointer {
+	stackPool.Lock()
+	if n := len(stackPool.free); n > 0 {
+		p := stackPool.free[n-1]
+		stackPool.free = stackPool.free[:n-1]
+		stackPool.Unlock()
+		return p
+	}
+	stackPool.Unlock()
+	p := C.malloc(cloneStackSize)
+	if p == nil {
+		panic("spawn: out of memory")
+	}
+	return p
+}
+
+// putStack takes back a stack no child runs on any more.
+func putStack(p unsafe.Pointer) {
+	if p == nil {
+		return
+	}
+	stackPool.Lock()
+	if len(stackPool.free) < maxPooledStacks {
+		stackPool.free = append(stackPool.free, p)
+		p = nil
+	}
+	stackPool.Unlock()
+	if p != nil {
+		C.free(p)
 	}
 }
 

@@ -35,6 +35,11 @@ type Process struct {
 	// namespace (Pid is the reaper) writes the server's wait status
 	// before it exits; nil for other servers.
 	report int
+
+	// onReaped runs once Wait has reaped the process (not after
+	// Release, nor after a failed wait: then it never runs). A reaper
+	// that shares the daemon's memory frees its stack here.
+	onReaped func()
 }
 
 // noPidfd makes newProcess work by pid, as on a kernel without pidfds:
@@ -78,6 +83,10 @@ func newProcess(pid, pidfd int, nonblock bool) *Process {
 // a kernel without pidfds), and it closes the pidfd. Call it once.
 func (p *Process) Wait() (syscall.WaitStatus, error) {
 	ws, err := p.wait()
+	if err == nil && p.onReaped != nil {
+		p.onReaped()
+		p.onReaped = nil
+	}
 	if p.report > 0 {
 		// The reaper's exit status cannot say "killed by signal N"
 		// (nothing kills the init of a namespace from inside it): it

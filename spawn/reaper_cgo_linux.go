@@ -8,9 +8,13 @@ package spawn
 
 // The reaper: PID 1 of a sandboxed server's pid namespace. Its code is
 // compiled into gxinetd, in a section of its own, and copied at run
-// time into a sealed memfd as a tiny static executable (reaper.go), so
-// that it runs in an address space of its own, not the daemon's, for
-// as long as the server runs. Everything in section gxreap must be
+// time into a sealed memfd as a tiny static executable (reaper_linux.go),
+// so that it runs in an address space of its own, not the daemon's, for
+// as long as the server runs. Where the server can never reach the
+// daemon's memory (shareReaper), gx_init calls gx_reaper_main in place
+// instead, on its clone stack in the daemon's address space: the same
+// code, which then must not touch anything of the daemon's but that
+// stack (the rules below keep it so). Everything in section gxreap must be
 // self-contained: raw system calls only, no data outside the stack, no
 // calls out of the section. The image is mapped at the very address the
 // section has in the daemon, so even absolute references within the

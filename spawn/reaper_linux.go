@@ -109,3 +109,49 @@ func makeReaperFD(img []byte) (int, error) {
 	}
 	return fd, nil
 }
+
+// shareReaper says whether the init of spec's pid namespace may stay in
+// the daemon's address space as the reaper, instead of exec'ing the
+// reaper image (which costs a new address space per start). A process
+// sharing the root daemon's memory for as long as the server runs is
+// safe only if the server can never pass ptrace_may_access on it (which
+// guards ptrace, /proc/1/mem, process_vm_writev, pidfd_getfd): the
+// reaper keeps the daemon's credentials, so that holds when
+//
+//   - the daemon is root with every uid 0 (not a sandbox with a user
+//     namespace, where the server keeps the daemon's own uid), and its
+//     securebits let a uid change drop every capability
+//     (no SECBIT_NO_SETUID_FIXUP, no SECBIT_KEEP_CAPS);
+//   - the server runs as a uid other than 0 (setresuid of all three ids
+//     in the child), so it holds no capability and matches no uid of the
+//     reaper's;
+//   - no_new_privs is set, so no setuid or file-capability program it can
+//     reach (inside a chroot or not) ever gives it uid 0 or
+//     CAP_SYS_PTRACE back.
+//
+// Everything else keeps the exec'd reaper. docs/sandbox.md gives the
+// reasoning and what sharing changes (ps, the OOM killer).
+func shareReaper(spec *Spec) bool {
+	sb := spec.Sandbox
+	if forceExecReaper || sb == nil || !sb.NewPID || sb.UserNS || !sb.NoNewPrivs || spec.Cred == nil || spec.Cred.UID == 0 {
+		return false
+	}
+	return daemonMayShareReaper()
+}
+
+// daemonMayShareReaper: this process is root in every uid, and a uid
+// change in its children drops every capability. Neither changes while
+// the daemon runs (it never changes its own credentials).
+var daemonMayShareReaper = sync.OnceValue(func() bool {
+	r, e, s := unix.Getresuid()
+	if r != 0 || e != 0 || s != 0 {
+		return false
+	}
+	const secbitNoSetuidFixup, secbitKeepCaps = 1 << 2, 1 << 4
+	bits, err := unix.PrctlRetInt(unix.PR_GET_SECUREBITS, 0, 0, 0, 0)
+	return err == nil && bits&(secbitNoSetuidFixup|secbitKeepCaps) == 0
+})
+
+// forceExecReaper makes every pid namespace exec the reaper image:
+// tests only, to run the same checks on both kinds of reaper.
+var forceExecReaper bool

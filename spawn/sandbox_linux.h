@@ -96,6 +96,7 @@ struct gx_sbx {
 	int report_fd;          // its status pipe's write end
 	char *stack2;           // the server child's stack, GX_STACK2 bytes (gx_init)
 	int init_done;          // gx_init did the namespace-wide steps
+	int share_reaper;       // gx_init reaps in the daemon's memory, no exec (shareReaper)
 };
 
 #define GX_STACK2 (64 * 1024)

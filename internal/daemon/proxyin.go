@@ -26,7 +26,10 @@ import (
 // without waiting (the balancer sends the header with the connection, so
 // it is nearly always there), and only a header still on its way sends
 // the connection to the net.Conn path, which waits in the runtime's
-// poller, bounded by the deadline. After a header that names a client,
+// poller, bounded by the deadline. A builtin that reads everything the
+// client sends (readsWhole) takes the header with one read of what has
+// arrived; a server's connection is peeked at and exactly the header
+// read, so the server gets every byte after it. After a header that names a client,
 // that client and the address it connected to are the connection's
 // remote and local ends everywhere; the balancer's address is kept for
 // the records only.
@@ -39,6 +42,42 @@ type proxyConn struct {
 	net.Conn
 	remote, local netip.AddrPort
 	via           netip.AddrPort
+	// pending are the client's first bytes, read together with the
+	// header (proxyproto.TakeBuffered, builtins only): Read returns
+	// them before anything from the socket.
+	pending []byte
+}
+
+// proxyConnBuf is a proxyConn and the buffer its header is read into,
+// allocated together: one allocation per connection on the net.Conn
+// path, where the buffer, the wrapper and the reading state were five.
+type proxyConnBuf struct {
+	pc       proxyConn
+	buf      [proxyproto.MaxLen]byte
+	n        int
+	versions proxyproto.Versions
+	buffered bool
+	h        proxyproto.Header
+	err      error
+}
+
+// take is the first, non-waiting attempt at the header, run inside
+// rc.Control.
+func (b *proxyConnBuf) take(fd uintptr) {
+	if b.buffered {
+		b.h, b.err = proxyproto.TakeBuffered(int(fd), &b.buf, &b.n, b.versions)
+	} else {
+		b.h, b.err = proxyproto.Take(int(fd), &b.buf, b.versions)
+	}
+}
+
+func (c *proxyConn) Read(p []byte) (int, error) {
+	if len(c.pending) > 0 {
+		n := copy(p, c.pending)
+		c.pending = c.pending[n:]
+		return n, nil
+	}
+	return c.Conn.Read(p)
 }
 
 func (c *proxyConn) RemoteAddr() net.Addr { return net.TCPAddrFromAddrPort(c.remote) }
@@ -105,11 +144,13 @@ func takeHeader(h proxyproto.Header, remote, local netip.AddrPort) (r, l, via ne
 
 // proxyIn reads the header of a connection on the net.Conn path. It
 // returns the connection to serve (wrapped when the header named a
-// client) and its ends, or ok false when the connection was refused and
-// closed.
-func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.AddrPort) (net.Conn, netip.AddrPort, netip.AddrPort, bool) {
+// client, or when the client's first bytes were read with it) and its
+// ends, or ok false when the connection was refused and closed.
+// b, when not nil, holds the beginning of the header, already read on
+// the raw path; the proxy_from check was made there.
+func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.AddrPort, b *proxyConnBuf) (net.Conn, netip.AddrPort, netip.AddrPort, bool) {
 	d := r.d
-	if !d.eng.ProxyTrusted(d.ctx, svc, remote, time.Now()) {
+	if b == nil && !d.eng.ProxyTrusted(d.ctx, svc, remote, time.Now()) {
 		d.proxyRefused(svc, remote, local, access.ReasonProxyUntrusted, nil)
 		c.Close()
 		return nil, remote, local, false
@@ -125,18 +166,23 @@ func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.A
 		c.Close()
 		return nil, remote, local, false
 	}
-	var buf [proxyproto.MaxLen]byte
-	versions := proxyproto.Versions(svc.ProxyProtocol)
-	var h proxyproto.Header
+	if b == nil {
+		b = &proxyConnBuf{buffered: readsWhole(svc)}
+	}
+	b.versions = proxyproto.Versions(svc.ProxyProtocol)
 	// Nearly always the header is there already: take it without arming
 	// a deadline (two timer operations per connection otherwise).
-	rc.Control(func(fd uintptr) { h, err = proxyproto.Take(int(fd), &buf, versions) })
-	if err == proxyproto.ErrIncomplete {
+	rc.Control(b.take)
+	if b.err == proxyproto.ErrIncomplete {
 		c.SetReadDeadline(time.Now().Add(proxyTimeout(svc)))
-		h, err = proxyproto.Read(rc, &buf, versions)
+		if b.buffered {
+			b.h, b.err = proxyproto.ReadBuffered(rc, &b.buf, &b.n, b.versions)
+		} else {
+			b.h, b.err = proxyproto.Read(rc, &b.buf, b.versions)
+		}
 		c.SetReadDeadline(time.Time{})
 	}
-	if err != nil {
+	if err := b.err; err != nil {
 		reason := access.ReasonProxyMalformed
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			reason = access.ReasonProxyTimeout
@@ -145,8 +191,26 @@ func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.A
 		c.Close()
 		return nil, remote, local, false
 	}
-	remote, local, via := takeHeader(h, remote, local)
-	return proxied(c, remote, local, via), remote, local, true
+	remote, local, via := takeHeader(b.h, remote, local)
+	if b.buffered && b.n > b.h.Len {
+		b.pc.pending = b.buf[b.h.Len:b.n]
+	} else if !via.IsValid() {
+		return c, remote, local, true
+	}
+	b.pc.Conn, b.pc.remote, b.pc.local, b.pc.via = c, remote, local, via
+	return &b.pc, remote, local, true
+}
+
+// readsWhole reports whether the daemon itself reads everything the
+// client sends on s's connections, through the connection's Read: the
+// stream builtins but tcpmux, which hands the connection on to a
+// server after its request line. Only then may the header be read
+// together with what follows it (proxyproto.TakeBuffered): one system
+// call instead of two, and the bytes read past the header are handed
+// to the builtin first. For a server every byte after the header stays
+// in the socket (proxyproto.Take).
+func readsWhole(s *service.Service) bool {
+	return s.IsInternal() && s.Builtin != "tcpmux"
 }
 
 // proxyInRaw reads the header of a connection on the raw path, without
@@ -162,7 +226,28 @@ func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.Ad
 		return remote, local, via, true
 	}
 	var buf [proxyproto.MaxLen]byte
-	h, err := proxyproto.Take(fd, &buf, proxyproto.Versions(svc.ProxyProtocol))
+	var h proxyproto.Header
+	var err error
+	if svc.IsInternal() {
+		// daytime and time (the only builtins on this path) read
+		// nothing from the client: the header may be read with
+		// whatever follows it, in one system call, and the rest dropped.
+		n := 0
+		h, err = proxyproto.TakeBuffered(fd, &buf, &n, proxyproto.Versions(svc.ProxyProtocol))
+		if err == proxyproto.ErrIncomplete && n > 0 {
+			// Part of it consumed: the net.Conn path waits for the
+			// rest with what has been read handed over.
+			if c, err := fdConn(fd); err == nil {
+				b := &proxyConnBuf{buf: buf, n: n, buffered: true}
+				r.handleStreamWith(c, svc, g, at, b)
+			} else {
+				g.done()
+			}
+			return remote, local, via, true
+		}
+	} else {
+		h, err = proxyproto.Take(fd, &buf, proxyproto.Versions(svc.ProxyProtocol))
+	}
 	switch {
 	case err == proxyproto.ErrIncomplete:
 		// Still on its way: wait for it in the poller, on the net.Conn path.

@@ -370,12 +370,17 @@ func addrPortOf(a net.Addr) netip.AddrPort {
 // the accept gate the connection holds a slot of, or nil; at is when the
 // connection arrived.
 func (r *svcRun) handleStream(c net.Conn, g *acceptGate, at time.Time) {
-	svc := r.svc.Load()
+	r.handleStreamWith(c, r.svc.Load(), g, at, nil)
+}
+
+// handleStreamWith is handleStream for svc; pp, when not nil, holds the
+// part of the connection's PROXY header the raw path has read.
+func (r *svcRun) handleStreamWith(c net.Conn, svc *service.Service, g *acceptGate, at time.Time, pp *proxyConnBuf) {
 	remote, local := addrPortOf(c.RemoteAddr()), addrPortOf(c.LocalAddr())
 	streamOpts(c, svc)
 	if svc.ProxyProtocol != 0 {
 		var ok bool
-		if c, remote, local, ok = r.proxyIn(c, svc, remote, local); !ok {
+		if c, remote, local, ok = r.proxyIn(c, svc, remote, local, pp); !ok {
 			g.done()
 			return
 		}

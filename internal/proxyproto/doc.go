@@ -6,7 +6,8 @@
 // It owns the wire format and nothing else: Parse decides on a byte slice,
 // Take and Read take exactly one header off a stream socket (never a byte
 // more, so a server started on the socket afterwards sees exactly the
-// client's bytes), and Append writes a header for an outgoing connection.
+// client's bytes), TakeBuffered and ReadBuffered take it with what follows
+// it, and Append writes a header for an outgoing connection.
 // Who may send a header, what a refusal is called and what happens to the
 // connection afterwards are the daemon's business.
 //
@@ -46,5 +47,11 @@
 // pieces is simply peeked at again when more bytes come. Read does the
 // same inside the runtime's poller (syscall.RawConn), so a slow sender
 // costs a parked goroutine, not a thread, until the caller's deadline.
-// Neither allocates.
+// Neither allocates, and a caller's buffer on its stack stays there.
+//
+// TakeBuffered and ReadBuffered are the same for a reader that serves
+// the connection itself (the daemon's builtins): one read of whatever has
+// arrived instead of a peek and a read, the bytes past the header left
+// in the buffer for the caller to deliver first. Never for a descriptor
+// handed to a server afterwards.
 package proxyproto

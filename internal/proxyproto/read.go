@@ -11,6 +11,7 @@ var (
 	errClosed   = &Error{Msg: "connection closed before a complete header", Truncated: true}
 	errDgram    = bad("the header describes a datagram connection, on a stream socket")
 	errConsumed = bad("the header could not be consumed whole")
+	errTooLong  = bad("no complete header within 536 bytes")
 )
 
 // Take takes one header off the connected stream socket fd if all of it
@@ -64,6 +65,66 @@ func Read(rc syscall.RawConn, buf *[MaxLen]byte, accept Versions) (Header, error
 	)
 	err := rc.Read(func(fd uintptr) bool {
 		h, herr = Take(int(fd), buf, accept)
+		return herr != ErrIncomplete
+	})
+	if err != nil {
+		return Header{}, err
+	}
+	return h, herr
+}
+
+// TakeBuffered is Take for a reader that serves the connection itself
+// (a builtin service in the daemon, never one that hands the descriptor
+// on): instead of peeking and then reading exactly the header, it reads
+// whatever has arrived into buf[*n:], adds it to *n, and looks for a
+// header in buf[:*n]. One system call where Take makes two. On success,
+// buf[h.Len:*n] are the client's first bytes, read past the header: the
+// caller must deliver them before anything else from the socket. On
+// ErrIncomplete the bytes stay counted in *n for the next call.
+//
+// ErrIncomplete is returned only after the socket said it has nothing
+// more (EAGAIN), so that a caller waiting for readiness in the runtime's
+// edge-triggered poller is woken by the next bytes or the peer's close,
+// never left waiting for an event that has already passed.
+func TakeBuffered(fd int, buf *[MaxLen]byte, n *int, accept Versions) (Header, error) {
+	for {
+		if *n == len(buf) {
+			// Parse decides within MaxLen bytes; this is only a
+			// safeguard against waiting for nothing.
+			return Header{}, errTooLong
+		}
+		m, err := recvRaw(fd, buf[*n:], unix.MSG_DONTWAIT)
+		switch {
+		case err == unix.EAGAIN:
+			return Header{}, ErrIncomplete
+		case err != nil:
+			return Header{}, &Error{Msg: "receive: " + err.Error(), Truncated: true}
+		case m == 0:
+			return Header{}, errClosed
+		}
+		*n += m
+		h, err := Parse(buf[:*n], accept)
+		switch {
+		case err == ErrIncomplete:
+			continue // read again: more, EAGAIN or the end
+		case err != nil:
+			return Header{}, err
+		case h.Transport == TransportDgram:
+			return Header{}, errDgram
+		}
+		return h, nil
+	}
+}
+
+// ReadBuffered is TakeBuffered waiting in the runtime's poller, as Read
+// is Take.
+func ReadBuffered(rc syscall.RawConn, buf *[MaxLen]byte, n *int, accept Versions) (Header, error) {
+	var (
+		h    Header
+		herr error
+	)
+	err := rc.Read(func(fd uintptr) bool {
+		h, herr = TakeBuffered(int(fd), buf, n, accept)
 		return herr != ErrIncomplete
 	})
 	if err != nil {

@@ -290,3 +290,181 @@ func BenchmarkParseV2(b *testing.B) {
 		Parse(in, V1|V2)
 	}
 }
+
+// TestTakeBufferNotEscaping: a caller's header buffer on its stack stays
+// there. Parse handed the buffer to crc32.Update, through which it
+// escaped, so every connection's 536-byte buffer was a heap allocation.
+func TestTakeBufferNotEscaping(t *testing.T) {
+	c, s := connPair(t)
+	hdr := v2(0x21, 0x11, addr4("1.2.3.4", "5.6.7.8", 1, 2))
+	for i := 0; i < 202; i++ {
+		c.Write(hdr)
+	}
+	rc := rawConn(t, s)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var n int
+		rc.Control(func(fd uintptr) {
+			n, _ = recvRaw(int(fd), make([]byte, 202*len(hdr)), syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		})
+		if n == 202*len(hdr) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	var fd int
+	rc.Control(func(f uintptr) { fd = int(f) })
+	if allocs := testing.AllocsPerRun(100, func() { takeOnStack(t, fd) }); allocs != 0 {
+		t.Fatalf("Take with a buffer on the stack allocates %.1f times", allocs)
+	}
+}
+
+//go:noinline
+func takeOnStack(t *testing.T, fd int) {
+	var buf [MaxLen]byte
+	if _, err := Take(fd, &buf, V2); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestTakeBuffered: one read takes the header and what came with it; the
+// bytes after the header are the caller's, in buf[h.Len:n]. A header in
+// pieces is put together across calls; a peer that closes early, a
+// malformed header and a datagram one are refused.
+func TestTakeBuffered(t *testing.T) {
+	take := func(s *net.TCPConn, buf *[MaxLen]byte, n *int, accept Versions) (Header, error) {
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		defer s.SetReadDeadline(time.Time{})
+		return ReadBuffered(rawConn(t, s), buf, n, accept)
+	}
+	t.Run("with payload", func(t *testing.T) {
+		for _, hdr := range [][]byte{
+			[]byte("PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\n"),
+			v2(0x21, 0x11, addr4("192.0.2.1", "198.51.100.2", 56324, 443), tlv(0x05, []byte("id-1"))),
+		} {
+			c, s := connPair(t)
+			payload := "PROXY TCP4 the client's own data\r\n"
+			c.Write(append(append([]byte(nil), hdr...), payload...))
+			c.CloseWrite()
+			var buf [MaxLen]byte
+			n := 0
+			h, err := take(s, &buf, &n, V1|V2)
+			if err != nil || h.Src != ap("192.0.2.1:56324") || h.Len != len(hdr) {
+				t.Fatalf("header %+v, %v", h, err)
+			}
+			// Whatever the one read got past the header, then the socket.
+			s.SetReadDeadline(time.Now().Add(10 * time.Second))
+			rest, err := io.ReadAll(s)
+			if got := string(buf[h.Len:n]) + string(rest); err != nil || got != payload {
+				t.Fatalf("after the header: %q, %v", got, err)
+			}
+		}
+	})
+	t.Run("pieces", func(t *testing.T) {
+		c, s := connPair(t)
+		c.SetNoDelay(true)
+		in := append(v2(0x21, 0x21, addr6("2001:db8::1", "2001:db8::2", 4000, 22)), "SSH-2.0-x\r\n"...)
+		go func() {
+			for i := range in[:30] {
+				c.Write(in[i : i+1])
+				time.Sleep(5 * time.Millisecond)
+			}
+			c.Write(in[30:])
+		}()
+		var buf [MaxLen]byte
+		n := 0
+		h, err := take(s, &buf, &n, V2)
+		if err != nil || h.Src != ap("[2001:db8::1]:4000") {
+			t.Fatalf("header %+v, %v", h, err)
+		}
+		s.SetReadDeadline(time.Now().Add(10 * time.Second))
+		rest := make([]byte, 0, 64)
+		for len(buf[h.Len:n])+len(rest) < len("SSH-2.0-x\r\n") {
+			var b [64]byte
+			m, err := s.Read(b[:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			rest = append(rest, b[:m]...)
+		}
+		if got := string(buf[h.Len:n]) + string(rest); got != "SSH-2.0-x\r\n" {
+			t.Fatalf("after the header: %q", got)
+		}
+	})
+	for _, tc := range []struct {
+		name      string
+		in        []byte
+		truncated bool
+	}{
+		{"closed early", []byte("PROXY TCP4 1.2.3.4"), true},
+		{"malformed", []byte("PROXY TCP4 1.2.3.4 5.6.7.8 1 99999\r\n"), false},
+		{"not a header", []byte("GET / HTTP/1.0\r\n\r\n"), false},
+		{"datagram", v2(0x21, 0x12, addr4("1.2.3.4", "5.6.7.8", 1, 2)), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, s := connPair(t)
+			c.Write(tc.in)
+			c.CloseWrite()
+			var buf [MaxLen]byte
+			n := 0
+			_, err := take(s, &buf, &n, V1|V2)
+			var pe *Error
+			if !errors.As(err, &pe) || pe.Truncated != tc.truncated {
+				t.Fatalf("got %v, want an *Error with Truncated=%v", err, tc.truncated)
+			}
+		})
+	}
+}
+
+func BenchmarkTake(b *testing.B)         { benchTake(b, false) }
+func BenchmarkTakeBuffered(b *testing.B) { benchTake(b, true) }
+
+// benchTake takes a v2 header followed by a short payload off a socket:
+// the peek and the read of Take, or the one read of TakeBuffered.
+func benchTake(b *testing.B, buffered bool) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	sc, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close()
+	rc, _ := sc.(*net.TCPConn).SyscallConn()
+	var fd int
+	rc.Control(func(f uintptr) { fd = int(f) })
+	msg := append(v2(0x21, 0x11, addr4("1.2.3.4", "5.6.7.8", 1, 2)), "hello\n"...)
+	var buf [MaxLen]byte
+	var drain [16]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		b.StopTimer()
+		c.Write(msg)
+		for {
+			// wait until the whole message is queued
+			m, _ := recvRaw(fd, buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+			if m == len(msg) {
+				break
+			}
+		}
+		b.StartTimer()
+		if buffered {
+			n := 0
+			if _, err := TakeBuffered(fd, &buf, &n, V2); err != nil {
+				b.Fatal(err)
+			}
+		} else {
+			if _, err := Take(fd, &buf, V2); err != nil {
+				b.Fatal(err)
+			}
+			recvRaw(fd, drain[:6], syscall.MSG_DONTWAIT)
+		}
+	}
+}
