@@ -83,6 +83,7 @@ func chargenStream(ctx context.Context, conn net.Conn, svc *service.Service, env
 	// Like xinetd's forked child, start where the shared rotation stands
 	// without moving it: only datagram replies advance it.
 	off := int(chargenLine.Load()%chargenPeriod) * chargenLineLen
+	ring := chargenRing()
 	for {
 		n, err := s.budget(streamChunk)
 		if err != nil {
@@ -91,7 +92,7 @@ func chargenStream(ctx context.Context, conn net.Conn, svc *service.Service, env
 		if err := s.arm(); err != nil {
 			return s.end(err)
 		}
-		w, werr := conn.Write(chargenRing[off : off+n])
+		w, werr := conn.Write(ring[off : off+n])
 		s.moved += int64(w)
 		off = (off + w) % chargenPeriodBytes
 		if werr != nil {
@@ -167,14 +168,16 @@ const (
 )
 
 // chargenRing holds one full period followed by enough of the next that
-// any stream write or datagram reply is a single contiguous slice.
-var chargenRing = func() []byte {
+// any stream write or datagram reply is a single contiguous slice. It is
+// made on first use: most configurations have no chargen, and building
+// it (40 KB) at package initialisation was part of every start.
+var chargenRing = sync.OnceValue(func() []byte {
 	b := make([]byte, 0, chargenPeriodBytes+streamChunk+chargenLineLen)
 	for k := 0; len(b) < cap(b)-chargenLineLen; k++ {
 		b = AppendChargenLine(b, k)
 	}
 	return b
-}()
+})
 
 // chargenLine is the process-wide rotation position (a line number),
 // shared by every chargen service as xinetd shares its ring.
@@ -193,6 +196,6 @@ func AppendChargenLine(dst []byte, k int) []byte {
 // at line k.
 func AppendChargenDgram(dst []byte, k int) []byte {
 	off := (k % chargenPeriod) * chargenLineLen
-	dst = append(dst, chargenRing[off:off+chargenDgramSize-2]...)
+	dst = append(dst, chargenRing()[off:off+chargenDgramSize-2]...)
 	return append(dst, '\r', '\n')
 }

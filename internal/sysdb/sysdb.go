@@ -2,8 +2,8 @@
 // reading its configuration: /etc/services, /etc/protocols, /etc/rpc,
 // /etc/networks, and users and groups.
 //
-// It is a leaf package (it imports nothing from gxinetd). Files are read
-// once per DB and cached, so a 10,000-service configuration does not read
+// It is a leaf package (it imports nothing from gxinetd). Each file is
+// read once per DB, on the first lookup that needs it, and cached, so a 10,000-service configuration does not read
 // /etc/services 10,000 times; a reload makes a new DB. Root lets tests and
 // the check mode point every lookup at a directory of their own.
 //
@@ -42,8 +42,8 @@ type Group struct {
 }
 
 // DB answers lookups from the files under Root ("" or "/" for the real
-// system). The zero value reads the real system. Files are read on the
-// first lookup and kept until Refresh. It is safe for concurrent use.
+// system). The zero value reads the real system. Each file is read on
+// the first lookup that needs it and kept until Refresh. It is safe for concurrent use.
 type DB struct {
 	Root string
 
@@ -51,15 +51,26 @@ type DB struct {
 	t  atomic.Pointer[tables]
 }
 
-// tables is one reading of the databases.
+// tables is one reading of the databases. Each file is read on the
+// first lookup that needs it, not all of them at the first lookup: a
+// start-up that only asks for a protocol (every service with
+// `protocol = tcp`) and users from NSS read /etc/services, rpc,
+// networks, passwd and group for nothing, about half a millisecond of
+// every start.
 type tables struct {
+	svcOnce   sync.Once
 	services  map[string]int // "name/proto" -> port (names and aliases)
 	ports     map[string]string
+	protoOnce sync.Once
 	protocols map[string]int // name or alias -> number
+	rpcOnce   sync.Once
 	rpc       map[string]int
+	netOnce   sync.Once
 	networks  map[string]string
+	pwOnce    sync.Once
 	users     map[string]*User
 	uids      map[int]*User
+	grOnce    sync.Once
 	groups    map[string]*Group
 	gids      map[int]*Group
 
@@ -106,46 +117,50 @@ func (db *DB) load() *tables {
 	return t
 }
 
-func (db *DB) read() *tables {
-	t := &tables{}
-	t.services = map[string]int{}
-	t.ports = map[string]string{}
-	t.protocols = map[string]int{}
-	t.rpc = map[string]int{}
-	t.networks = map[string]string{}
-	t.users = map[string]*User{}
-	t.uids = map[int]*User{}
-	t.groups = map[string]*Group{}
-	t.gids = map[int]*Group{}
+func (db *DB) read() *tables { return &tables{} }
 
-	eachLine(db.path("services"), func(f []string) {
-		// name port/proto aliases...
-		if len(f) < 2 {
-			return
-		}
-		pp := strings.SplitN(f[1], "/", 2)
-		if len(pp) != 2 {
-			return
-		}
-		port, err := strconv.Atoi(pp[0])
-		if err != nil || port < 0 || port > 65535 {
-			return
-		}
-		proto := strings.ToLower(pp[1])
-		for i, n := range append([]string{f[0]}, f[2:]...) {
-			k := n + "/" + proto
-			if _, dup := t.services[k]; !dup {
-				t.services[k] = port
+// svc is the reading of /etc/services.
+func (db *DB) svc() *tables {
+	t := db.load()
+	t.svcOnce.Do(func() {
+		t.services = map[string]int{}
+		t.ports = map[string]string{}
+		eachLine(db.path("services"), func(f []string) {
+			// name port/proto aliases...
+			if len(f) < 2 {
+				return
 			}
-			if i == 0 {
-				pk := pp[0] + "/" + proto
-				if _, dup := t.ports[pk]; !dup {
-					t.ports[pk] = n
+			pp := strings.SplitN(f[1], "/", 2)
+			if len(pp) != 2 {
+				return
+			}
+			port, err := strconv.Atoi(pp[0])
+			if err != nil || port < 0 || port > 65535 {
+				return
+			}
+			proto := strings.ToLower(pp[1])
+			for i, n := range append([]string{f[0]}, f[2:]...) {
+				k := n + "/" + proto
+				if _, dup := t.services[k]; !dup {
+					t.services[k] = port
+				}
+				if i == 0 {
+					pk := pp[0] + "/" + proto
+					if _, dup := t.ports[pk]; !dup {
+						t.ports[pk] = n
+					}
 				}
 			}
-		}
+		})
 	})
-	if len(t.protocols) == 0 {
+	return t
+}
+
+// proto is the reading of /etc/protocols.
+func (db *DB) proto() *tables {
+	t := db.load()
+	t.protoOnce.Do(func() {
+		t.protocols = map[string]int{}
 		eachLine(db.path("protocols"), func(f []string) {
 			if len(f) < 2 {
 				return
@@ -160,69 +175,106 @@ func (db *DB) read() *tables {
 				}
 			}
 		})
-	}
-	// A machine without /etc/protocols (minimal containers) still
-	// knows tcp and udp: the kernel does, whatever the file says.
-	for name, n := range map[string]int{"ip": 0, "icmp": 1, "tcp": 6, "udp": 17, "ipv6": 41, "icmpv6": 58} {
-		if _, ok := t.protocols[name]; !ok {
-			t.protocols[name] = n
-		}
-	}
-	eachLine(db.path("rpc"), func(f []string) {
-		if len(f) < 2 {
-			return
-		}
-		n, err := strconv.Atoi(f[1])
-		if err != nil {
-			return
-		}
-		for _, name := range append([]string{f[0]}, f[2:]...) {
-			t.rpc[name] = n
+		// A machine without /etc/protocols (minimal containers) still
+		// knows tcp and udp: the kernel does, whatever the file says.
+		for name, n := range map[string]int{"ip": 0, "icmp": 1, "tcp": 6, "udp": 17, "ipv6": 41, "icmpv6": 58} {
+			if _, ok := t.protocols[name]; !ok {
+				t.protocols[name] = n
+			}
 		}
 	})
-	eachLine(db.path("networks"), func(f []string) {
-		if len(f) < 2 {
-			return
-		}
-		for _, name := range append([]string{f[0]}, f[2:]...) {
-			t.networks[name] = f[1]
-		}
+	return t
+}
+
+// rpcs is the reading of /etc/rpc.
+func (db *DB) rpcs() *tables {
+	t := db.load()
+	t.rpcOnce.Do(func() {
+		t.rpc = map[string]int{}
+		eachLine(db.path("rpc"), func(f []string) {
+			if len(f) < 2 {
+				return
+			}
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				return
+			}
+			for _, name := range append([]string{f[0]}, f[2:]...) {
+				t.rpc[name] = n
+			}
+		})
 	})
-	eachColon(db.path("passwd"), func(f []string) {
-		if len(f) < 6 {
-			return
-		}
-		uid, err1 := strconv.Atoi(f[2])
-		gid, err2 := strconv.Atoi(f[3])
-		if err1 != nil || err2 != nil {
-			return
-		}
-		u := &User{Name: f[0], UID: uid, GID: gid, Home: f[5]}
-		if _, dup := t.users[u.Name]; !dup {
-			t.users[u.Name] = u
-		}
-		if _, dup := t.uids[uid]; !dup {
-			t.uids[uid] = u
-		}
+	return t
+}
+
+// nets is the reading of /etc/networks.
+func (db *DB) nets() *tables {
+	t := db.load()
+	t.netOnce.Do(func() {
+		t.networks = map[string]string{}
+		eachLine(db.path("networks"), func(f []string) {
+			if len(f) < 2 {
+				return
+			}
+			for _, name := range append([]string{f[0]}, f[2:]...) {
+				t.networks[name] = f[1]
+			}
+		})
 	})
-	eachColon(db.path("group"), func(f []string) {
-		if len(f) < 3 {
-			return
-		}
-		gid, err := strconv.Atoi(f[2])
-		if err != nil {
-			return
-		}
-		g := &Group{Name: f[0], GID: gid}
-		if len(f) > 3 && f[3] != "" {
-			g.Members = strings.Split(f[3], ",")
-		}
-		if _, dup := t.groups[g.Name]; !dup {
-			t.groups[g.Name] = g
-		}
-		if _, dup := t.gids[gid]; !dup {
-			t.gids[gid] = g
-		}
+	return t
+}
+
+// passwd is the reading of /etc/passwd as a file (NSS answers are in
+// t.nss); the file is only read when they are not enough.
+func (t *tables) passwd(db *DB) *tables {
+	t.pwOnce.Do(func() {
+		t.users = map[string]*User{}
+		t.uids = map[int]*User{}
+		eachColon(db.path("passwd"), func(f []string) {
+			if len(f) < 6 {
+				return
+			}
+			uid, err1 := strconv.Atoi(f[2])
+			gid, err2 := strconv.Atoi(f[3])
+			if err1 != nil || err2 != nil {
+				return
+			}
+			u := &User{Name: f[0], UID: uid, GID: gid, Home: f[5]}
+			if _, dup := t.users[u.Name]; !dup {
+				t.users[u.Name] = u
+			}
+			if _, dup := t.uids[uid]; !dup {
+				t.uids[uid] = u
+			}
+		})
+	})
+	return t
+}
+
+// group is the reading of /etc/group as a file.
+func (t *tables) group(db *DB) *tables {
+	t.grOnce.Do(func() {
+		t.groups = map[string]*Group{}
+		t.gids = map[int]*Group{}
+		eachColon(db.path("group"), func(f []string) {
+			if len(f) < 3 {
+				return
+			}
+			gid, err := strconv.Atoi(f[2])
+			if err != nil {
+				return
+			}
+			g := &Group{Name: f[0], GID: gid}
+			if len(f) > 3 && f[3] != "" {
+				g.Members = strings.Split(f[3], ",")
+			}
+			if _, dup := t.groups[g.Name]; !dup {
+				t.groups[g.Name] = g
+			}
+			if _, dup := t.gids[gid]; !dup {
+				t.gids[gid] = g
+			}
+		})
 	})
 	return t
 }
@@ -266,35 +318,35 @@ func eachColon(path string, fn func([]string)) {
 
 // ServicePort returns the port of name/proto from /etc/services.
 func (db *DB) ServicePort(name, proto string) (int, bool) {
-	t := db.load()
+	t := db.svc()
 	p, ok := t.services[name+"/"+strings.ToLower(proto)]
 	return p, ok
 }
 
 // ServiceName returns the official name of port/proto from /etc/services.
 func (db *DB) ServiceName(port int, proto string) (string, bool) {
-	t := db.load()
+	t := db.svc()
 	n, ok := t.ports[strconv.Itoa(port)+"/"+strings.ToLower(proto)]
 	return n, ok
 }
 
 // Protocol returns the number of a protocol name (case-insensitive).
 func (db *DB) Protocol(name string) (int, bool) {
-	t := db.load()
+	t := db.proto()
 	n, ok := t.protocols[strings.ToLower(name)]
 	return n, ok
 }
 
 // RPC returns the program number of an RPC service name from /etc/rpc.
 func (db *DB) RPC(name string) (int, bool) {
-	t := db.load()
+	t := db.rpcs()
 	n, ok := t.rpc[name]
 	return n, ok
 }
 
 // Network returns the network number text of an /etc/networks name.
 func (db *DB) Network(name string) (string, bool) {
-	t := db.load()
+	t := db.nets()
 	n, ok := t.networks[name]
 	return n, ok
 }
@@ -333,7 +385,7 @@ func (db *DB) LookupUser(name string) (*User, bool) {
 			return u, u != nil
 		}
 	}
-	u, ok := t.users[name]
+	u, ok := t.passwd(db).users[name]
 	return u, ok
 }
 
@@ -345,7 +397,7 @@ func (db *DB) LookupUID(uid int) (*User, bool) {
 			return u, u != nil
 		}
 	}
-	u, ok := t.uids[uid]
+	u, ok := t.passwd(db).uids[uid]
 	return u, ok
 }
 
@@ -357,7 +409,7 @@ func (db *DB) LookupGroup(name string) (*Group, bool) {
 			return g, g != nil
 		}
 	}
-	g, ok := t.groups[name]
+	g, ok := t.group(db).groups[name]
 	return g, ok
 }
 
@@ -369,7 +421,7 @@ func (db *DB) LookupGID(gid int) (*Group, bool) {
 			return g, g != nil
 		}
 	}
-	g, ok := t.gids[gid]
+	g, ok := t.group(db).gids[gid]
 	return g, ok
 }
 
@@ -388,7 +440,7 @@ func (db *DB) GroupIDs(user string, primary int) []int {
 		}
 	}
 	if found == nil {
-		for _, g := range t.gids {
+		for _, g := range t.group(db).gids {
 			for _, m := range g.Members {
 				if m == user {
 					found = append(found, g.GID)

@@ -125,3 +125,66 @@ func fileHas(t *testing.T, path, prefix string) bool {
 	}
 	return false
 }
+
+// TestEachFileReadOnFirstNeed: a lookup reads only the database it asks
+// (a start-up that needs a protocol number does not read /etc/services,
+// rpc, networks, passwd and group), and each file is then kept until
+// Refresh like before.
+func TestEachFileReadOnFirstNeed(t *testing.T) {
+	root := t.TempDir()
+	etc := filepath.Join(root, "etc")
+	os.MkdirAll(etc, 0o755)
+	write := func(name, s string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(etc, name), []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("protocols", "tcp 6 TCP\n")
+	db := &DB{Root: root}
+	if n, ok := db.Protocol("tcp"); !ok || n != 6 {
+		t.Fatalf("tcp = %d, %v", n, ok)
+	}
+	// Written after the first lookup: read when first needed.
+	write("services", "echo 7/tcp\n")
+	write("rpc", "rup 100001\n")
+	write("networks", "loopback 127\n")
+	write("passwd", "alice:x:1000:1000::/home/alice:/bin/sh\n")
+	write("group", "staff:x:50:alice\n")
+	if p, ok := db.ServicePort("echo", "tcp"); !ok || p != 7 {
+		t.Errorf("echo/tcp = %d, %v: /etc/services was read before it was needed", p, ok)
+	}
+	if n, ok := db.RPC("rup"); !ok || n != 100001 {
+		t.Errorf("rup = %d, %v", n, ok)
+	}
+	if n, ok := db.Network("loopback"); !ok || n != "127" {
+		t.Errorf("loopback = %q, %v", n, ok)
+	}
+	if u, ok := db.LookupUser("alice"); !ok || u.UID != 1000 {
+		t.Errorf("alice = %+v, %v", u, ok)
+	}
+	if g, ok := db.LookupGID(50); !ok || g.Name != "staff" {
+		t.Errorf("gid 50 = %+v, %v", g, ok)
+	}
+	// Once read, kept until Refresh.
+	write("services", "echo 7/tcp\nqotd 17/tcp\n")
+	if _, ok := db.ServicePort("qotd", "tcp"); ok {
+		t.Error("a file read once is kept until Refresh")
+	}
+	db.Refresh()
+	if p, ok := db.ServicePort("qotd", "tcp"); !ok || p != 17 {
+		t.Errorf("after Refresh qotd/tcp = %d, %v", p, ok)
+	}
+}
+
+// BenchmarkFirstProtocolLookup is what a start-up pays for its first
+// `protocol = tcp`: a fresh reading of the system's databases.
+func BenchmarkFirstProtocolLookup(b *testing.B) {
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		db := &DB{}
+		if n, ok := db.Protocol("tcp"); !ok || n != 6 {
+			b.Fatal(n, ok)
+		}
+	}
+}
