@@ -779,3 +779,50 @@ func BenchmarkProxyThroughput(b *testing.B) {
 		c.Close()
 	}
 }
+
+// TestRelayListenerWithdrawnLosesNoConnection: a thread woken for a
+// connection that withdraws its listener without accepting (a halted
+// or replaced acceptor entry, the old daemon of an upgrade) must not
+// take the wake-up away from the other watchers of that socket. With
+// EPOLLEXCLUSIVE the kernel woke only the first, and the connection
+// waited in the backlog until another one arrived: an upgrade under load
+// left a redirect client without an answer.
+func TestRelayListenerWithdrawnLosesNoConnection(t *testing.T) {
+	lfd, lport := rawListener(t)
+	rls := RelayListeners(lfd)
+	if len(rls) < 2 {
+		t.Skipf("the relay has %d set(s) on this machine; two are needed", len(rls))
+	}
+	accepted := make(chan int, 1)
+	// The first watched is the first the kernel wakes: it withdraws
+	// without accepting, as a halted entry does.
+	rls[0].Ready = func() { rls[0].Unwatch() }
+	for _, rl := range rls[1:] {
+		rl.Ready = func() {
+			if nfd, _, err := unix.Accept4(lfd, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC); err == nil {
+				accepted <- nfd
+			}
+		}
+	}
+	for _, rl := range rls {
+		if err := rl.Watch(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, rl := range rls {
+			rl.Unwatch()
+		}
+	})
+	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(lport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	select {
+	case nfd := <-accepted:
+		unix.Close(nfd)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the connection was never accepted: the wake-up went to the watcher that withdrew")
+	}
+}

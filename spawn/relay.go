@@ -292,9 +292,14 @@ type RelayListener struct {
 }
 
 // RelayListeners returns, for the listening socket fd, a RelayListener
-// in each of the relay's sets, not watched yet. A connection wakes one
-// of the sets' threads that wait (EPOLLEXCLUSIVE), so the threads share
-// a busy listener as haproxy's do; each accepts into its own set.
+// in each of the relay's sets, not watched yet. A connection wakes every
+// set's thread that waits; the first to accept takes it, the others find
+// nothing (EAGAIN), so the threads share a busy listener as haproxy's do
+// and each accepts into its own set. Not EPOLLEXCLUSIVE: the kernel then
+// wakes only one watcher, and one that withdraws without accepting (an
+// entry halted or replaced meanwhile, the old daemon of an upgrade,
+// which shares the socket with its successor) would leave the
+// connection in the backlog until another one came.
 func RelayListeners(fd int) []*RelayListener {
 	if relayManual {
 		return nil
@@ -320,7 +325,7 @@ func (r *RelayListener) Watch() error {
 	if r.l.listeners[int32(r.fd)] == r {
 		return nil
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLEXCLUSIVE, Fd: int32(r.fd)}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(r.fd)}
 	if err := unix.EpollCtl(r.l.epfd, unix.EPOLL_CTL_ADD, r.fd, &ev); err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}

@@ -22,14 +22,9 @@ var (
 // reset the connection before a complete header; any other *Error for a
 // header that is not valid. buf is scratch space.
 func Take(fd int, buf *[MaxLen]byte, accept Versions) (Header, error) {
-	n, err := recvRaw(fd, buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
-	switch {
-	case err == unix.EAGAIN:
-		return Header{}, ErrIncomplete
-	case err != nil:
-		return Header{}, &Error{Msg: "receive: " + err.Error(), Truncated: true}
-	case n == 0:
-		return Header{}, errClosed
+	n, err := recvSome(fd, buf[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+	if err != nil {
+		return Header{}, err
 	}
 	h, perr := Parse(buf[:n], accept)
 	if perr == ErrIncomplete {
@@ -93,14 +88,9 @@ func TakeBuffered(fd int, buf *[MaxLen]byte, n *int, accept Versions) (Header, e
 			// safeguard against waiting for nothing.
 			return Header{}, errTooLong
 		}
-		m, err := recvRaw(fd, buf[*n:], unix.MSG_DONTWAIT)
-		switch {
-		case err == unix.EAGAIN:
-			return Header{}, ErrIncomplete
-		case err != nil:
-			return Header{}, &Error{Msg: "receive: " + err.Error(), Truncated: true}
-		case m == 0:
-			return Header{}, errClosed
+		m, err := recvSome(fd, buf[*n:], unix.MSG_DONTWAIT)
+		if err != nil {
+			return Header{}, err
 		}
 		*n += m
 		h, err := Parse(buf[:*n], accept)
@@ -131,6 +121,22 @@ func ReadBuffered(rc syscall.RawConn, buf *[MaxLen]byte, n *int, accept Versions
 		return Header{}, err
 	}
 	return h, herr
+}
+
+// recvSome is recvRaw with the answers a header reader gives: nothing
+// there yet is ErrIncomplete, the peer's end or an error a truncated
+// header.
+func recvSome(fd int, p []byte, flags int) (int, error) {
+	n, err := recvRaw(fd, p, flags)
+	switch {
+	case err == unix.EAGAIN:
+		return 0, ErrIncomplete
+	case err != nil:
+		return 0, &Error{Msg: "receive: " + err.Error(), Truncated: true}
+	case n == 0:
+		return 0, errClosed
+	}
+	return n, nil
 }
 
 // recvRaw is recvfrom without a source address. It is only ever called

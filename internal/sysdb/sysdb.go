@@ -161,18 +161,9 @@ func (db *DB) proto() *tables {
 	t := db.load()
 	t.protoOnce.Do(func() {
 		t.protocols = map[string]int{}
-		eachLine(db.path("protocols"), func(f []string) {
-			if len(f) < 2 {
-				return
-			}
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
-				return
-			}
-			for _, name := range append([]string{f[0]}, f[2:]...) {
-				if _, dup := t.protocols[strings.ToLower(name)]; !dup {
-					t.protocols[strings.ToLower(name)] = n
-				}
+		eachNumbered(db.path("protocols"), func(name string, n int) {
+			if _, dup := t.protocols[strings.ToLower(name)]; !dup {
+				t.protocols[strings.ToLower(name)] = n
 			}
 		})
 		// A machine without /etc/protocols (minimal containers) still
@@ -191,18 +182,7 @@ func (db *DB) rpcs() *tables {
 	t := db.load()
 	t.rpcOnce.Do(func() {
 		t.rpc = map[string]int{}
-		eachLine(db.path("rpc"), func(f []string) {
-			if len(f) < 2 {
-				return
-			}
-			n, err := strconv.Atoi(f[1])
-			if err != nil {
-				return
-			}
-			for _, name := range append([]string{f[0]}, f[2:]...) {
-				t.rpc[name] = n
-			}
-		})
+		eachNumbered(db.path("rpc"), func(name string, n int) { t.rpc[name] = n })
 	})
 	return t
 }
@@ -298,6 +278,25 @@ func eachLine(path string, fn func([]string)) {
 			fn(f)
 		}
 	}
+}
+
+// eachNumbered calls fn with the name and every alias of each line of
+// a file of "name number aliases..." lines (protocols(5), rpc(5)),
+// skipping lines whose number is not one.
+func eachNumbered(path string, fn func(name string, n int)) {
+	eachLine(path, func(f []string) {
+		if len(f) < 2 {
+			return
+		}
+		n, err := strconv.Atoi(f[1])
+		if err != nil {
+			return
+		}
+		fn(f[0], n)
+		for _, alias := range f[2:] {
+			fn(alias, n)
+		}
+	})
 }
 
 // eachColon calls fn with the colon-separated fields of every line of a

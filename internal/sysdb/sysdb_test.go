@@ -188,3 +188,33 @@ func BenchmarkFirstProtocolLookup(b *testing.B) {
 		}
 	}
 }
+
+// TestNumberedFiles: protocols(5) and rpc(5) give every alias the line's
+// number; a protocol's first spelling wins and names match in any case,
+// an rpc name's last line wins; lines without a number are skipped.
+func TestNumberedFiles(t *testing.T) {
+	root := t.TempDir()
+	etc := filepath.Join(root, "etc")
+	os.MkdirAll(etc, 0o755)
+	os.WriteFile(filepath.Join(etc, "protocols"), []byte("# c\nsctp 132 SCTP # trailing\nbogus x BOGUS\nSCTP 200\n"), 0o644)
+	os.WriteFile(filepath.Join(etc, "rpc"), []byte("portmapper 100000 portmap sunrpc\nrstatd x rstat\nsunrpc 7\n"), 0o644)
+	db := &DB{Root: root}
+	for _, tc := range []struct {
+		name string
+		want int
+		ok   bool
+	}{{"sctp", 132, true}, {"SCTP", 132, true}, {"bogus", 0, false}, {"tcp", 6, true}} {
+		if n, ok := db.Protocol(tc.name); ok != tc.ok || n != tc.want {
+			t.Errorf("Protocol(%q) = %d, %v; want %d, %v", tc.name, n, ok, tc.want, tc.ok)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		want int
+		ok   bool
+	}{{"portmapper", 100000, true}, {"portmap", 100000, true}, {"sunrpc", 7, true}, {"rstat", 0, false}} {
+		if n, ok := db.RPC(tc.name); ok != tc.ok || n != tc.want {
+			t.Errorf("RPC(%q) = %d, %v; want %d, %v", tc.name, n, ok, tc.want, tc.ok)
+		}
+	}
+}
