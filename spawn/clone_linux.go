@@ -533,6 +533,8 @@ fail:
 // back when the children are done with them.
 static long gx_spawn(struct gx_req *r) {
 	char *stack = r->stack;
+	if (stack == NULL || (r->sbx && r->sbx->newpid && r->sbx->stack2 == NULL))
+		return -ENOMEM; // getStack: malloc failed
 	unsigned long all = ~0UL, old;
 	int pidfd = -1;
 	// Blocked on this thread, and so in the child from its first
@@ -1049,12 +1051,13 @@ func getStack() unsafe.Pointer {
 		return p
 	}
 	stackPool.Unlock()
-	p := C.malloc(cloneStackSize)
-	if p == nil {
-		panic("spawn: out of memory")
-	}
-	return p
+	// nil when malloc fails: gx_spawn then refuses the start (ENOMEM)
+	// and the daemon goes on.
+	return mallocStack()
 }
+
+// mallocStack allocates one clone stack (tests: one that fails).
+var mallocStack = func() unsafe.Pointer { return C.malloc(cloneStackSize) }
 
 // putStack takes back a stack no child runs on any more.
 func putStack(p unsafe.Pointer) {

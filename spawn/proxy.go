@@ -162,8 +162,7 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 		_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
 	l, lerr := relaySet()
-	if a, err := netip.ParseAddr(host); err == nil && lerr == nil && port > 0 && port <= 65535 &&
-		(!o.Source.IsValid() || a.Unmap().Is4() == o.Source.Unmap().Is4()) {
+	if a, ok := directAddr(host, port, o.Source); ok && lerr == nil {
 		timeout := o.ConnectTimeout
 		if timeout <= 0 {
 			timeout = DefaultConnectTimeout
@@ -231,8 +230,17 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 // connected by the relay itself, with no call that may block: a numeric
 // host of source's family (startRelay).
 func RelaysDirect(host string, port int, source netip.Addr) bool {
+	_, ok := directAddr(host, port, source)
+	return ok
+}
+
+// directAddr is the one address a redirect to host:port from source
+// connects to without a look-up, if it has one: a numeric host of
+// source's family and a valid port.
+func directAddr(host string, port int, source netip.Addr) (netip.Addr, bool) {
 	a, err := netip.ParseAddr(host)
-	return err == nil && port > 0 && port <= 65535 && (!source.IsValid() || a.Unmap().Is4() == source.Unmap().Is4())
+	ok := err == nil && port > 0 && port <= 65535 && (!source.IsValid() || a.Unmap().Is4() == source.Unmap().Is4())
+	return a, ok
 }
 
 // connectStart opens a non-blocking socket to addr:port with the

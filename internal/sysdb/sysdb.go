@@ -47,8 +47,7 @@ type Group struct {
 type DB struct {
 	Root string
 
-	mu sync.Mutex
-	t  atomic.Pointer[tables]
+	t atomic.Pointer[tables]
 }
 
 // tables is one reading of the databases. Each file is read on the
@@ -103,21 +102,18 @@ func (db *DB) path(name string) string {
 	return filepath.Join(db.Root, "etc", name)
 }
 
+// load returns the current reading, starting an empty one (its files
+// are read on first need) after a Refresh or on first use.
 func (db *DB) load() *tables {
-	if t := db.t.Load(); t != nil {
-		return t
+	for {
+		if t := db.t.Load(); t != nil {
+			return t
+		}
+		if t := (&tables{}); db.t.CompareAndSwap(nil, t) {
+			return t
+		}
 	}
-	db.mu.Lock()
-	defer db.mu.Unlock()
-	if t := db.t.Load(); t != nil {
-		return t
-	}
-	t := db.read()
-	db.t.Store(t)
-	return t
 }
-
-func (db *DB) read() *tables { return &tables{} }
 
 // svc is the reading of /etc/services.
 func (db *DB) svc() *tables {
