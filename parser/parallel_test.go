@@ -104,7 +104,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 		"CRLF": strings.ReplaceAll(defs+many(6, func(i int) string { return svcBlock(fmt.Sprintf("s%d", i), 3000+i) }), "\n", "\r\n"),
 		"CRLF in the middle only": defs + svcBlock("a", 3001) + svcBlock("b", 3002) +
 			strings.ReplaceAll(svcBlock("c", 3003)+svcBlock("d", 3004), "\n", "\r\n") + svcBlock("e", 3005),
-		"no trailing newline": strings.TrimSuffix(defs+many(5, func(i int) string { return svcBlock(fmt.Sprintf("s%d", i), 3000+i) }), "\n"),
+		"no trailing newline":     strings.TrimSuffix(defs+many(5, func(i int) string { return svcBlock(fmt.Sprintf("s%d", i), 3000+i) }), "\n"),
 		"unterminated last block": defs + svcBlock("a", 3001) + svcBlock("b", 3002) + "service c\n{\n\tport = 1",
 		"indented and mixed-case headers": defs + many(6, func(i int) string {
 			return strings.Replace(svcBlock(fmt.Sprintf("s%d", i), 3000+i), "service", []string{"  SERVICE", "\tService", "service"}[i%3], 1)
@@ -120,7 +120,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 			"defaults\n{\n\tinstances = 3\n\tpassenv = PATH\n}\n" + svcBlock("c", 3003) + svcBlock("d", 3004),
 		"include among the services": defs + svcBlock("a", 3001) + "include /nonexistent/x.conf\n" +
 			svcBlock("b", 3002) + svcBlock("c", 3003) + "INCLUDEDIR /nonexistent/d\n" + svcBlock("e", 3005) + svcBlock("f", 3006),
-		"long-s header":             defs + svcBlock("a", 3001) + "ſervice b\n{\n\tport = 3002\n}\n" + svcBlock("c", 3003) + "defaultſ\n{\n}\n" + svcBlock("d", 3004),
+		"long-s header":                 defs + svcBlock("a", 3001) + "ſervice b\n{\n\tport = 3002\n}\n" + svcBlock("c", 3003) + "defaultſ\n{\n}\n" + svcBlock("d", 3004),
 		"duplicate ports across chunks": defs + many(8, func(i int) string { return svcBlock(fmt.Sprintf("s%d", i), 3000+i%3) }),
 		"disabled and rejected": defs + many(8, func(i int) string {
 			switch i % 4 {
