@@ -2,6 +2,7 @@ package parser
 
 import (
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -265,9 +266,15 @@ func (l *loader) walkParallel(path, src string, chunks []chunk, visit func(l *lo
 		stray := false
 		errs[k] = walkLexer(lxs[k], func(it item) { visit(w, &stray, it) })
 	})
+	n := len(l.entries)
+	for _, w := range ws {
+		n += len(w.entries)
+	}
+	l.entries = slices.Grow(l.entries, n-len(l.entries))
 	for k, w := range ws {
 		note(lxs[k], errs[k])
 		l.entries = append(l.entries, w.entries...)
+		w.entries = nil
 	}
 	l.endShared(ws, known)
 	return crlf, firstCRLF, err
@@ -276,27 +283,26 @@ func (l *loader) walkParallel(path, src string, chunks []chunk, visit func(l *lo
 // completeAll runs complete on every entry that needs it, in ranges of
 // entries on workers when there are many.
 func (l *loader) completeAll() {
-	var todo []*readEntry
-	for _, e := range l.entries {
-		if e.svc.Status != service.StatusDisabled && !e.unread {
-			todo = append(todo, e)
-		}
-	}
+	all := l.entries
 	n, from := l.parallelism()
-	if n < 2 || len(todo) < max(from, 1) {
-		for _, e := range todo {
-			l.complete(e)
+	if n < 2 || len(all) < max(from, 1) {
+		for _, e := range all {
+			if e.svc.Status != service.StatusDisabled && !e.unread {
+				l.complete(e)
+			}
 		}
 		return
 	}
 	known := l.knownProfiles()
 	ws := l.startShared(n)
 	l.share(ws, func(k int, w *loader) {
-		for _, e := range todo[k*len(todo)/n : (k+1)*len(todo)/n] {
-			w.complete(e)
-			// finish's normalize would do it serially; done here, it
-			// finds nothing left to do.
-			e.svc.Origins.Compact()
+		for _, e := range all[k*len(all)/n : (k+1)*len(all)/n] {
+			if e.svc.Status != service.StatusDisabled && !e.unread {
+				w.complete(e)
+				// finish's normalize would do it serially; done here,
+				// it finds nothing left to do.
+				e.svc.Origins.Compact()
+			}
 		}
 	})
 	l.endShared(ws, known)
