@@ -84,7 +84,7 @@ func TestParallelMatchesSerial(t *testing.T) {
 		// name: none of them starts a block, so none may start a chunk.
 		"service word elsewhere": defs + many(7, func(i int) string {
 			return "# service fake" + fmt.Sprint(i) + "\n" + svcBlock(fmt.Sprintf("s%d", i), 3000+i,
-				"server_args = service x {", "env = service=1", "# defaults", "#include /etc/passwd", "# service inside") +
+				"server_args = service x {", "env = service=1", "# defaults", "#include /etc/passwd") +
 				"   # service commented\n"
 		}),
 		"attribute named like a header": defs + svcBlock("a", 3001, "service = x", "include = y", "defaults = z") +

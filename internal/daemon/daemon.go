@@ -199,17 +199,6 @@ func (d *Daemon) run() int {
 		return 1
 	}
 
-	// Start-up allocates a lot that dies at once (the parse, the socket
-	// set-up): collecting it as it goes cost a third of the start-up time
-	// for 1,000 services. Collect rarely until serving, then return it all.
-	oldGC := debug.SetGCPercent(400)
-	// The configuration is read while the signals are caught and the
-	// pidfile is written below: those wait for the runtime's signal
-	// thread and the file system, the parse for neither. (After the
-	// environment lost the activation variables: passenv reads it.)
-	loaded := make(chan *service.Config, 1)
-	go func() { loaded <- loadWith(o, d.db) }()
-
 	// Signals become events in this one loop. SIGPIPE is deliberately not
 	// ignored: ignored signals survive exec into every server. It is
 	// caught instead (a caught signal is reset to default at exec): Go
@@ -234,7 +223,11 @@ func (d *Daemon) run() int {
 			return 1
 		}
 	}
-	cfg := <-loaded
+	// Start-up allocates a lot that dies at once (the parse, the socket
+	// set-up): collecting it as it goes cost a third of the start-up time
+	// for 1,000 services. Collect rarely until serving, then return it all.
+	oldGC := debug.SetGCPercent(400)
+	cfg := loadWith(o, d.db)
 	d.logDiags(cfg)
 	if !d.handoverAccepts(cfg) {
 		return 1
