@@ -361,8 +361,8 @@ var errSilent = fmt.Errorf("no header within proxy_timeout: %w", os.ErrDeadlineE
 // answer to a retransmitted SYN-ACK; a connection whose bytes arrive
 // is handed over at once). Only asked when no header byte is there, so
 // a connection whose header is there costs nothing more. A connection
-// established by a SYN cookie (a SYN flood) is never deferred, and
-// never retransmitted: it gets the whole of proxy_timeout.
+// established by a SYN cookie (a SYN flood) has no retransmission to
+// show and gets the whole of proxy_timeout.
 func heldSilent(fd int) bool {
 	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
 	return err == nil && ti.Total_retrans > 0 && ti.Bytes_received == 0
