@@ -265,7 +265,7 @@ func (a *acceptor) drain(e *acceptEntry) (more bool) {
 			// A few bytes written to a fresh connection, or a session
 			// started on the relay thread that will run it: handing that
 			// to a worker cost more than doing it.
-			e.r.handleRawCounted(nfd, nb, remote, local, g, at)
+			e.r.handleRawCounted(nfd, nb, remote, local, g, at, e.rl)
 			continue
 		}
 		a.work.run(rawJob{r: e.r, fd: nfd, nonblock: nb, remote: remote, local: local, gate: g, at: at})
