@@ -8,6 +8,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,14 +27,6 @@ func TestRemovedListenerAcceptsNothing(t *testing.T) {
 	port := freeBlock(t, 3)
 	keep := fmt.Sprintf("service daytime\n{\n\ttype = INTERNAL UNLISTED\n\tid = keep\n\tsocket_type = stream\n\tprotocol = tcp\n"+
 		"\twait = no\n\tbind = 127.0.0.1\n\tport = %d\n}\n", port+1)
-	d, o := testDaemon(t, "service daytime\n{\n\ttype = INTERNAL UNLISTED\n\tid = gone\n\tsocket_type = stream\n\tprotocol = tcp\n"+
-		"\twait = no\n\tbind = 127.0.0.1\n\tport = %d\n}\n%s", port, keep)
-	defer d.shutdown(false)
-	var goneFD int
-	for _, sr := range d.byID["gone"].socks.all() {
-		goneFD = sr.s.fd()
-	}
-
 	// The listener that takes the removed one's number, and its client.
 	other, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port+2))
 	if err != nil {
@@ -57,13 +50,20 @@ func TestRemovedListenerAcceptsNothing(t *testing.T) {
 	// its number, connect to that one; then accept. With the fix the
 	// reload waits for the accept, so this waits in vain (up to 3 s) and
 	// the accept takes the connection that woke it, as it should.
+	//
+	// The hook is in place before the acceptor's goroutine starts; what
+	// it needs of the daemon is published by the store to goneFD.
 	removed := make(chan struct{})
 	var once sync.Once
+	var goneFD atomic.Int64
+	goneFD.Store(-1)
+	var d *Daemon
+	var o *Options
 	old := acceptConn
 	t.Cleanup(func() { acceptConn = old })
 	acceptConn = func(fd int, nonblock bool) (int, netip.AddrPort, error) {
 		first := false
-		if fd == goneFD {
+		if int64(fd) == goneFD.Load() {
 			once.Do(func() { first = true })
 		}
 		if first {
@@ -73,7 +73,7 @@ func TestRemovedListenerAcceptsNothing(t *testing.T) {
 				text := string(b)
 				os.WriteFile(o.ConfigFile, []byte(text[:strings.Index(text, "service daytime")]+keep), 0o644)
 				d.reload()
-				if err := unix.Dup3(int(otherFile.Fd()), goneFD, unix.O_CLOEXEC); err != nil {
+				if err := unix.Dup3(int(otherFile.Fd()), fd, unix.O_CLOEXEC); err != nil {
 					t.Errorf("dup3: %v", err)
 					return
 				}
@@ -90,6 +90,12 @@ func TestRemovedListenerAcceptsNothing(t *testing.T) {
 			}
 		}
 		return old(fd, nonblock)
+	}
+	d, o = testDaemon(t, "service daytime\n{\n\ttype = INTERNAL UNLISTED\n\tid = gone\n\tsocket_type = stream\n\tprotocol = tcp\n"+
+		"\twait = no\n\tbind = 127.0.0.1\n\tport = %d\n}\n%s", port, keep)
+	defer d.shutdown(false)
+	for _, sr := range d.byID["gone"].socks.all() {
+		goneFD.Store(int64(sr.s.fd()))
 	}
 
 	// This client's handshake is done by the kernel; the old code then
@@ -110,9 +116,10 @@ func TestRemovedListenerAcceptsNothing(t *testing.T) {
 	if line, err := bufio.NewReader(otherClient).ReadString('\n'); err == nil {
 		t.Errorf("a client of another socket was answered %q as the removed service", line)
 	}
-	defer unix.Close(goneFD) // the other listener's copy now
-	unix.SetNonblock(goneFD, true)
-	if nfd, _, err := unix.Accept4(goneFD, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK); err != nil {
+	other2 := int(goneFD.Load()) // the other listener's copy now
+	defer unix.Close(other2)
+	unix.SetNonblock(other2, true)
+	if nfd, _, err := unix.Accept4(other2, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK); err != nil {
 		t.Errorf("the other listener's connection was taken from it (accept: %v)", err)
 	} else {
 		unix.Close(nfd)
