@@ -257,8 +257,8 @@ var relayManual bool
 // lock while it waits, and its wait is a real system call, so the
 // runtime hands its P to other work if it sleeps long.
 //
-// It yields (runtime.Gosched) every relayYield while it is busy, and is
-// not locked to its thread. A goroutine that never passes through the
+// It yields (runtime.Gosched) before a wait when relayYield has passed
+// since its last yield, and is not locked to its thread. A goroutine that never passes through the
 // scheduler looks to the runtime's monitor (sysmon) like one running
 // for ever: past 10 ms it is preempted whenever it is caught in Go code,
 // and its P is taken away whenever it is caught in a system call, each
@@ -275,10 +275,6 @@ func (l *relayLoop) run() {
 	events := make([]unix.EpollEvent, 128)
 	yielded := time.Now()
 	for {
-		if now := time.Now(); now.Sub(yielded) >= relayYield {
-			runtime.Gosched()
-			yielded = now
-		}
 		timeout := -1
 		switch {
 		case len(l.more) > 0:
@@ -286,6 +282,16 @@ func (l *relayLoop) run() {
 		case !l.limit.IsZero():
 			d := time.Until(l.limit)
 			timeout = int(max(0, (d+time.Millisecond-1)/time.Millisecond))
+		}
+		if timeout != 0 {
+			// About to wait: the quietest moment to yield. A loop that
+			// never waits (sessions queued at relayBurst) is preempted by
+			// sysmon as any goroutine is, which for one not locked to its
+			// thread costs no hand-off either.
+			if now := time.Now(); now.Sub(yielded) >= relayYield {
+				runtime.Gosched()
+				yielded = now
+			}
 		}
 		n, err := unix.EpollWait(l.epfd, events, timeout)
 		if err != nil {
