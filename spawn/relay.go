@@ -18,8 +18,8 @@ import (
 // The relay drives redirect sessions without a goroutine per session.
 //
 // A session's two sockets are registered, edge-triggered, in one of a few
-// epoll sets (one per core); each set is waited on by a thread of its own
-// (run), which moves the bytes of every ready session itself: read into the set's own buffer, write on,
+// epoll sets (one per core); each set is waited on by a goroutine of its
+// own blocked in epoll_wait (run), which moves the bytes of every ready session itself: read into the set's own buffer, write on,
 // and keep what the other side could not take yet in a buffer of the
 // session's own until it can. After spliceAfter bytes a direction moves
 // through a pipe with splice(2), as before. A session that waits for its
@@ -28,9 +28,9 @@ import (
 // the daemon with goroutines, and take about 1 KB here.
 //
 // A redirect's listening socket is in every set too (RelayListener): the
-// thread a connection wakes accepts it, decides, connects the upstream
-// and starts the session in its own set, as an haproxy thread does, with
-// no goroutine woken on the way.
+// set's goroutine a connection wakes accepts it, decides, connects the
+// upstream and starts the session in its own set (ProxyOptions.Relay), as
+// an haproxy thread does, with no other goroutine woken on the way.
 //
 // Everything a session holds belongs to its set's thread, except the
 // abort of a cancelled context, which only shuts the sockets down (under
@@ -258,19 +258,19 @@ var relayManual bool
 // runtime hands its P to other work if it sleeps long.
 //
 // It yields (runtime.Gosched) before a wait when relayYield has passed
-// since its last yield, and is not locked to its thread. A goroutine that never passes through the
-// scheduler looks to the runtime's monitor (sysmon) like one running
-// for ever: past 10 ms it is preempted whenever it is caught in Go code,
-// and its P is taken away whenever it is caught in a system call, each
-// time; every such take kept sysmon polling every 20 us instead of
-// backing off to 10 ms (2,100 wake-ups a second under load, a quarter
-// of a context switch per proxied connection), and sent the thread
-// through the slow exit of its next system call. A locked thread pays a
-// hand-off between two threads for every pass through the scheduler
-// (its goroutine may run on no other), so a locked loop could not yield
-// cheaply; unlocked, a yield usually resumes the goroutine on the same
-// thread at once. Nothing in the loop depends on its thread: a listener
-// names its set (ProxyOptions.Relay), no thread id is looked up.
+// since its last yield, and is not locked to its thread. A goroutine that
+// never passes through the scheduler looks to the runtime's monitor
+// (sysmon) like one running for ever: past 10 ms it is preempted whenever
+// it is caught in Go code, and its P is taken away whenever it is caught
+// in a system call, each time; every such take kept sysmon polling every
+// 20 us instead of backing off to 10 ms (2,100 wake-ups a second under
+// load, a quarter of a context switch per proxied connection), and sent
+// the thread through the slow exit of its next system call. A locked
+// thread pays a hand-off between two threads for every pass through the
+// scheduler (its goroutine may run on no other), so a locked loop could
+// not yield cheaply; unlocked, a yield usually resumes the goroutine on
+// the same thread at once. Nothing in the loop depends on its thread: a
+// listener names its set (ProxyOptions.Relay), no thread id is looked up.
 func (l *relayLoop) run() {
 	events := make([]unix.EpollEvent, 128)
 	yielded := time.Now()
