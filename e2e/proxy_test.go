@@ -806,3 +806,147 @@ service muxplus
 	}
 	d.waitSvcLog(`START: muxplus pid=\d+ from=192\.0\.2\.70\b`, 5*time.Second)
 }
+
+// TestProxyProtocolSilentPeer: a peer that connects and sends nothing.
+// The listeners defer the accept (TCP_DEFER_ACCEPT) until the first
+// bytes, so the kernel holds such a connection before the daemon sees
+// it; that hold is part of proxy_timeout, not added to it. A silent
+// balancer is refused proxy_timeout after its handshake with
+// proxy_timeout (2 s, 3 s: the daemon waited the kernel's 3 s and then
+// its own 2 or 3 s, 5 and 6 s in all); a silent peer outside proxy_from
+// is refused as proxy_untrusted when the kernel hands it over, within
+// proxy_timeout; a header sent after the kernel's hold but within
+// proxy_timeout is served. Nothing is started for the refused ones.
+func TestProxyProtocolSilentPeer(t *testing.T) {
+	ports := freePorts(t, 4)
+	dir := newDir(t)
+	lgScript(t, filepath.Join(dir, "started.sh"), "touch "+dir+"/started; echo served")
+	lgScript(t, filepath.Join(dir, "late.sh"), "echo served")
+	user := currentUser(t)
+	conf := baseDefaults + `
+service spawned
+{
+	type           = UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P0}}
+	wait           = no
+	user           = ` + user + `
+	server         = {{DIR}}/started.sh
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.1
+	proxy_timeout  = 2
+}
+service echo
+{
+	type           = INTERNAL UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P1}}
+	wait           = no
+	proxy_protocol = v1 v2
+	proxy_from     = 127.0.0.1
+}
+service untrusted
+{
+	type           = UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P2}}
+	wait           = no
+	user           = ` + user + `
+	server         = {{DIR}}/started.sh
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.2
+	proxy_timeout  = 2
+}
+service late
+{
+	type           = UNLISTED
+	socket_type    = stream
+	protocol       = tcp
+	port           = {{P3}}
+	wait           = no
+	user           = ` + user + `
+	server         = {{DIR}}/late.sh
+	proxy_protocol = v2
+	proxy_from     = 127.0.0.1
+	proxy_timeout  = 6
+}
+`
+	d := start(t, dir, render(t, dir, conf, ports))
+	addr := func(i int) string { return fmt.Sprintf("127.0.0.1:%d", ports[i]) }
+
+	type result struct {
+		got     string
+		elapsed time.Duration
+		err     error
+	}
+	// silent connects, sends nothing (or, after wait, header) and reads
+	// until the daemon closes the connection.
+	probe := func(port int, wait time.Duration, header []byte) <-chan result {
+		ch := make(chan result, 1)
+		go func() {
+			c, err := dialFrom("127.0.0.1", addr(port))
+			if err != nil {
+				ch <- result{err: err}
+				return
+			}
+			defer c.Close()
+			begin := time.Now()
+			c.SetDeadline(time.Now().Add(20 * time.Second))
+			if header != nil {
+				time.Sleep(wait)
+				if _, err := c.Write(header); err != nil {
+					ch <- result{err: err}
+					return
+				}
+			}
+			b, err := io.ReadAll(c)
+			ch <- result{string(b), time.Since(begin), err}
+		}()
+		return ch
+	}
+	spawned, echo, untrusted := probe(0, 0, nil), probe(1, 0, nil), probe(2, 0, nil)
+	// After the kernel's hold (3 s of proxy_timeout 6), before the deadline.
+	late := probe(3, 4*time.Second, ppV2("192.0.2.9:4000", "192.0.2.10:80"))
+
+	for _, c := range []struct {
+		name    string
+		ch      <-chan result
+		timeout time.Duration
+	}{
+		{"spawned (proxy_timeout 2)", spawned, 2 * time.Second},
+		{"echo (proxy_timeout 3)", echo, 3 * time.Second},
+		{"untrusted (proxy_timeout 2)", untrusted, 2 * time.Second},
+	} {
+		r := <-c.ch
+		if r.err != nil {
+			t.Errorf("%s: %v", c.name, r.err)
+			continue
+		}
+		if r.got != "" {
+			t.Errorf("%s: a silent peer was served %q", c.name, r.got)
+		}
+		// Never before the kernel's hold of at least 1 s, never much
+		// after proxy_timeout (the old code: 5 and 6 s).
+		if r.elapsed < 500*time.Millisecond || r.elapsed > c.timeout+1500*time.Millisecond {
+			t.Errorf("%s: refused after %v, want about %v or less", c.name, r.elapsed.Round(time.Millisecond), c.timeout)
+		}
+	}
+	if r := <-late; r.err != nil || r.got != "served\n" {
+		t.Errorf("a header sent 4 s after the connect (proxy_timeout 6): %q, %v", r.got, r.err)
+	}
+	d.waitSvcLog(`FAIL: spawned proxy_timeout from=(::ffff:)?127\.0\.0\.1\n`, 10*time.Second)
+	d.waitSvcLog(`FAIL: echo proxy_timeout from=(::ffff:)?127\.0\.0\.1\n`, 10*time.Second)
+	d.waitSvcLog(`FAIL: untrusted proxy_untrusted from=(::ffff:)?127\.0\.0\.1\n`, 10*time.Second)
+	d.waitSvcLog(`START: late pid=\d+ from=192\.0\.2\.9 `, 10*time.Second)
+	if _, err := os.Stat(filepath.Join(dir, "started")); err == nil {
+		t.Error("a server was started for a silent peer")
+	}
+	for _, name := range []string{"spawned", "echo", "untrusted"} {
+		if strings.Contains(readFile(d.svcLog), "START: "+name) {
+			t.Errorf("START record for a silent peer of %s:\n%s", name, readFile(d.svcLog))
+		}
+	}
+}

@@ -121,22 +121,23 @@
 //
 // Proxy (a net.Conn) and ProxyFD (a bare descriptor from the daemon's raw
 // accept path) are xinetd's redirect done in the daemon instead of a
-// forked child; ProxyAsync and ProxyFDAsync return as soon as the
-// upstream is connected and report the end through a callback, which is
-// what the daemon uses. The connect is non-blocking, waits in the
-// runtime's poller with a timeout, and may use a source address; a
-// Preamble (the PROXY protocol header of redirect_proxy_protocol) goes
-// out first. The session itself runs in the relay (relay.go): both
-// sockets in an edge-triggered epoll set, one per core, whose thread (a
-// goroutine locked to it, blocked in epoll_wait, outside the runtime's
-// poller) moves every ready session's bytes itself (read and write
-// through one buffer per set for the first 64 KiB of a direction, then
-// splice(2) through a pipe), with half-close, an optional idle timeout
-// (a heap of expiry times, the longest the thread waits) and the byte
-// counts for TRAFFIC records. A session has no goroutine and no buffer
-// of its own while it waits. RelayListeners puts a listening socket in
-// every set, so that the daemon accepts a redirect's connections on the
-// thread that will run their sessions (ProxyFDAsync called there keeps
-// the session in that thread's set). A client without a descriptor
+// forked child; ProxyAsync and ProxyFDAsync return as soon as the upstream
+// is connected and report the end through a callback, which is what the
+// daemon uses. The connect is non-blocking, waits in the runtime's poller
+// with a timeout, and may use a source address; a Preamble (the PROXY
+// protocol header of redirect_proxy_protocol) goes out first. The session
+// itself runs in the relay (relay.go): both sockets in an edge-triggered
+// epoll set, one per core, whose goroutine (blocked in epoll_wait with its
+// thread, outside the runtime's poller, not locked to the thread, and
+// yielding before a wait every 5 ms, see relayLoop.run) moves every ready
+// session's bytes itself (read and write through one buffer per set for
+// the first 64 KiB of a direction, then splice(2) through a pipe), with
+// half-close, an optional idle timeout (a heap of expiry times, the
+// longest the thread waits) and the byte counts for TRAFFIC records. A
+// session has no goroutine and no buffer of its own while it waits.
+// RelayListeners puts a listening socket in every set, so that the daemon
+// accepts a redirect's connections on the goroutine that will run their
+// sessions (ProxyFDAsync called there with ProxyOptions.Relay naming the
+// listener keeps the session in its set). A client without a descriptor
 // (net.Pipe) is copied by two goroutines instead.
 package spawn

@@ -50,6 +50,12 @@ type ProxyOptions struct {
 	// ProxyFDAsync is non-blocking already (accepted with
 	// SOCK_NONBLOCK), which spares two fcntl calls per connection.
 	Nonblocking bool
+	// Relay, when set, is the relay listener whose Ready the caller is
+	// serving: the session goes into that listener's set, whose goroutine
+	// is the caller, so that it wakes no other thread. Any other caller
+	// leaves it nil (a session may be started in any set from anywhere;
+	// naming another goroutine's set only costs a wake-up of it).
+	Relay *RelayListener
 }
 
 // DefaultConnectTimeout bounds the upstream connect when
@@ -161,7 +167,7 @@ func startRelay(ctx context.Context, cfd int, closeClient func(), host string, p
 	if o.NoDelay {
 		_ = unix.SetsockoptInt(cfd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)
 	}
-	l, lerr := relaySet()
+	l, lerr := relaySet(o.Relay)
 	if a, ok := directAddr(host, port, o.Source); ok && lerr == nil {
 		timeout := o.ConnectTimeout
 		if timeout <= 0 {

@@ -149,9 +149,12 @@ func rawListener(t testing.TB) (fd, port int) {
 
 // relayAccept watches the listening socket lfd on every relay thread;
 // each connection is accepted by the thread it wakes and handed to start
-// there. It reports in own whether every session went to the set of the
-// thread that accepted it. Watching ends when the test does.
-func relayAccept(t testing.TB, lfd int, start func(fd int), own *atomic.Bool) {
+// there, with the listener to name in ProxyOptions.Relay. It reports in
+// own whether every session went to the set of the thread that accepted
+// it (found in another set's table right after start: its own set's
+// goroutine, the caller, cannot have ended it meanwhile). Watching ends
+// when the test does.
+func relayAccept(t testing.TB, lfd int, start func(fd int, rl *RelayListener), own *atomic.Bool) {
 	t.Helper()
 	rls := RelayListeners(lfd)
 	if len(rls) == 0 {
@@ -165,10 +168,14 @@ func relayAccept(t testing.TB, lfd int, start func(fd int), own *atomic.Bool) {
 				if err != nil {
 					return // EAGAIN: drained, or another thread took it
 				}
-				if l, err := relaySet(); err != nil || l.tid.Load() != int32(unix.Gettid()) {
-					own.Store(false)
+				start(nfd, rl)
+				for _, l := range relayLoops.loops {
+					l.mu.Lock()
+					if l != rl.l && l.byFD[int32(nfd)] != nil {
+						own.Store(false)
+					}
+					l.mu.Unlock()
 				}
-				start(nfd)
 			}
 		}
 		if err := rl.Watch(); err != nil {
@@ -187,7 +194,9 @@ func proxiedOnThread(t testing.TB, ctx context.Context, host string, port int, o
 	lfd, lport := rawListener(t)
 	var own atomic.Bool
 	o.Nonblocking = true
-	relayAccept(t, lfd, func(fd int) {
+	relayAccept(t, lfd, func(fd int, rl *RelayListener) {
+		o := o
+		o.Relay = rl
 		ProxyFDAsync(ctx, fd, host, port, o, func(in, out int64, err error) { res <- proxyResult{in, out, err} })
 	}, &own)
 	c, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(lport))
@@ -667,11 +676,11 @@ func TestRelayThreadsManySessions(t *testing.T) {
 	var own atomic.Bool
 	var started, ended, twice atomic.Int32
 	var sessions sync.WaitGroup
-	relayAccept(t, lfd, func(fd int) {
+	relayAccept(t, lfd, func(fd int, rl *RelayListener) {
 		started.Add(1)
 		sessions.Add(1)
 		var calls atomic.Int32
-		ProxyFDAsync(context.Background(), fd, "127.0.0.1", be.port, ProxyOptions{Nonblocking: true, NoDelay: true},
+		ProxyFDAsync(context.Background(), fd, "127.0.0.1", be.port, ProxyOptions{Nonblocking: true, NoDelay: true, Relay: rl},
 			func(in, out int64, err error) {
 				if calls.Add(1) > 1 {
 					twice.Add(1)

@@ -18,8 +18,8 @@ import (
 // The relay drives redirect sessions without a goroutine per session.
 //
 // A session's two sockets are registered, edge-triggered, in one of a few
-// epoll sets (one per core); each set is waited on by a thread of its own
-// (run), which moves the bytes of every ready session itself: read into the set's own buffer, write on,
+// epoll sets (one per core); each set is waited on by a goroutine of its
+// own blocked in epoll_wait (run), which moves the bytes of every ready session itself: read into the set's own buffer, write on,
 // and keep what the other side could not take yet in a buffer of the
 // session's own until it can. After spliceAfter bytes a direction moves
 // through a pipe with splice(2), as before. A session that waits for its
@@ -28,9 +28,9 @@ import (
 // the daemon with goroutines, and take about 1 KB here.
 //
 // A redirect's listening socket is in every set too (RelayListener): the
-// thread a connection wakes accepts it, decides, connects the upstream
-// and starts the session in its own set, as an haproxy thread does, with
-// no goroutine woken on the way.
+// set's goroutine a connection wakes accepts it, decides, connects the
+// upstream and starts the session in its own set (ProxyOptions.Relay), as
+// an haproxy thread does, with no other goroutine woken on the way.
 //
 // Everything a session holds belongs to its set's thread, except the
 // abort of a cancelled context, which only shuts the sockets down (under
@@ -183,8 +183,6 @@ type relayLoop struct {
 	idle  idleHeap
 	limit time.Time // the earliest deadline in idle, zero if none
 
-	// tid is the thread the loop runs on, 0 in manual mode.
-	tid atomic.Int32
 	// listeners are the listening sockets in the set (RelayListener).
 	listeners map[int32]*RelayListener
 }
@@ -196,10 +194,10 @@ var relayLoops struct {
 	next  atomic.Uint32
 }
 
-// relaySet returns the set a new session goes to: the caller's own when
-// it runs on a set's thread (a connection that set's listener accepted:
-// its session then wakes no other thread), else the next in turn.
-func relaySet() (*relayLoop, error) {
+// relaySet returns the set a new session goes to: rl's, when the caller
+// serves rl's readiness (RelayListener.Ready, on that set's goroutine: the
+// session then wakes no other thread), else the next in turn.
+func relaySet(rl *RelayListener) (*relayLoop, error) {
 	relayLoops.once.Do(func() {
 		// A set per core: more threads than cores only take turns.
 		n := max(1, min(runtime.GOMAXPROCS(0), runtime.NumCPU()))
@@ -215,11 +213,8 @@ func relaySet() (*relayLoop, error) {
 	if relayLoops.err != nil {
 		return nil, relayLoops.err
 	}
-	tid := int32(unix.Gettid())
-	for _, l := range relayLoops.loops {
-		if l.tid.Load() == tid {
-			return l, nil
-		}
+	if rl != nil && rl.l != nil {
+		return rl.l, nil
 	}
 	i := relayLoops.next.Add(1)
 	return relayLoops.loops[int(i)%len(relayLoops.loops)], nil
@@ -240,25 +235,45 @@ func newRelayLoop() (*relayLoop, error) {
 	return l, nil
 }
 
+// relayYield is how long a set's goroutine runs, at most, between passes
+// through the scheduler (see run): half of sysmon's forcePreemptNS
+// (10 ms), so that sysmon never finds it on the same scheduling tick
+// twice 10 ms apart.
+const relayYield = 5 * time.Millisecond
+
 // relayManual makes newRelayLoop leave its set to the caller, who polls
 // it (tests that must decide when the relay looks at its sockets).
 var relayManual bool
 
-// run is the set's thread: as one of haproxy's, it sleeps in epoll_wait
-// and, woken, serves everything ready: accepts on the listeners in the
-// set, the starts of the sessions they bring, the bytes of the sessions
-// it has. A goroutine parked in the runtime's poller instead (as the
-// relay first was) costs, per wake-up, the poller's own epoll_wait, the
-// readying of the goroutine and a scheduler hand-off to a thread, often
-// a sleeping one: with the acceptor and a worker in front, 2.2 context
-// switches per proxied connection against 1.6 here, and 11 % more CPU
-// (docs/BENCHMARKS.md). The thread holds no lock while it waits, and its
-// wait is a real system call, so the runtime hands its P to other work
-// if it sleeps long.
+// run is the set's goroutine: as one of haproxy's threads, it sleeps in
+// epoll_wait (a blocking system call, its thread with it) and, woken,
+// serves everything ready: accepts on the listeners in the set, the
+// starts of the sessions they bring, the bytes of the sessions it has. A
+// goroutine parked in the runtime's poller instead (as the relay first
+// was) costs, per wake-up, the poller's own epoll_wait, the readying of
+// the goroutine and a scheduler hand-off to a thread, often a sleeping
+// one: with the acceptor and a worker in front, 2.2 context switches per
+// proxied connection against 1.2 here (docs/BENCHMARKS.md). It holds no
+// lock while it waits, and its wait is a real system call, so the
+// runtime hands its P to other work if it sleeps long.
+//
+// It yields (runtime.Gosched) before a wait when relayYield has passed
+// since its last yield, and is not locked to its thread. A goroutine that
+// never passes through the scheduler looks to the runtime's monitor
+// (sysmon) like one running for ever: past 10 ms it is preempted whenever
+// it is caught in Go code, and its P is taken away whenever it is caught
+// in a system call, each time; every such take kept sysmon polling every
+// 20 us instead of backing off to 10 ms (2,100 wake-ups a second under
+// load, a quarter of a context switch per proxied connection), and sent
+// the thread through the slow exit of its next system call. A locked
+// thread pays a hand-off between two threads for every pass through the
+// scheduler (its goroutine may run on no other), so a locked loop could
+// not yield cheaply; unlocked, a yield usually resumes the goroutine on
+// the same thread at once. Nothing in the loop depends on its thread: a
+// listener names its set (ProxyOptions.Relay), no thread id is looked up.
 func (l *relayLoop) run() {
-	runtime.LockOSThread() // for good: the goroutine never returns
-	l.tid.Store(int32(unix.Gettid()))
 	events := make([]unix.EpollEvent, 128)
+	yielded := time.Now()
 	for {
 		timeout := -1
 		switch {
@@ -267,6 +282,16 @@ func (l *relayLoop) run() {
 		case !l.limit.IsZero():
 			d := time.Until(l.limit)
 			timeout = int(max(0, (d+time.Millisecond-1)/time.Millisecond))
+		}
+		if timeout != 0 {
+			// About to wait: the quietest moment to yield. A loop that
+			// never waits (sessions queued at relayBurst) is preempted by
+			// sysmon as any goroutine is, which for one not locked to its
+			// thread costs no hand-off either.
+			if now := time.Now(); now.Sub(yielded) >= relayYield {
+				runtime.Gosched()
+				yielded = now
+			}
 		}
 		n, err := unix.EpollWait(l.epfd, events, timeout)
 		if err != nil {
@@ -281,10 +306,11 @@ func (l *relayLoop) run() {
 }
 
 // RelayListener is a listening socket in one of the relay's sets: Ready
-// runs on that set's thread when the socket is readable, so that the
-// sessions it accepts and starts there wake no other thread. Ready must
-// not block: it accepts without waiting and starts sessions whose
-// upstream the relay connects itself (RelaysDirect).
+// runs on that set's goroutine when the socket is readable, so that the
+// sessions it accepts and starts there (ProxyOptions.Relay naming the
+// listener) wake no other thread. Ready must not block: it accepts
+// without waiting and starts sessions whose upstream the relay connects
+// itself (RelaysDirect).
 type RelayListener struct {
 	l     *relayLoop
 	fd    int
@@ -304,7 +330,7 @@ func RelayListeners(fd int) []*RelayListener {
 	if relayManual {
 		return nil
 	}
-	if _, err := relaySet(); err != nil {
+	if _, err := relaySet(nil); err != nil {
 		return nil
 	}
 	rs := make([]*RelayListener, 0, len(relayLoops.loops))

@@ -19,7 +19,7 @@ import (
 // closed second socket and reported the session a second time (and
 // closed its sockets twice).
 func TestRelayEndsEachSessionOnce(t *testing.T) {
-	l, err := relaySet()
+	l, err := relaySet(nil)
 	if err != nil {
 		t.Fatal(err)
 	}

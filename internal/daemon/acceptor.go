@@ -52,6 +52,21 @@ type acceptEntry struct {
 	rl     *spawn.RelayListener
 	clones []*acceptEntry
 	owner  *acceptEntry
+	// use is held shared by a drain from its check that the listener is
+	// still in the acceptor's table through its accept, and taken
+	// exclusively by remove once the listener is out of the table: when
+	// remove returns, no accept on the descriptor is under way or can
+	// begin, so the socket may be closed and its number reused. A drain
+	// that accepted after that took a connection of whatever socket got
+	// the number next (served as this service), or logged a spurious
+	// "accept failed" (EBADF). Only the owner's is used.
+	use sync.RWMutex
+	// inlineFor is the service inline was worked out for (a reload swaps
+	// it): whether a connection is served where it is accepted
+	// (answersInline, redirectsInline). Only the goroutine that drains
+	// the entry uses them: the acceptor's, or a clone's relay set's.
+	inlineFor *service.Service
+	inline    bool
 }
 
 // self is the entry the acceptor knows e by.
@@ -156,6 +171,11 @@ func (a *acceptor) remove(sr *sockRun) {
 		for _, c := range e.clones {
 			c.rl.Unwatch()
 		}
+		// Wait out an accept under way (a non-blocking system call: the
+		// drain holding use takes no other lock but the acceptor's own,
+		// released above).
+		e.use.Lock()
+		e.use.Unlock()
 	}
 	unix.EpollCtl(a.epfd, unix.EPOLL_CTL_DEL, fd, nil)
 }
@@ -227,20 +247,26 @@ func (a *acceptor) loop(rc syscall.RawConn) {
 // reports that it stopped at the burst, with connections perhaps left.
 func (a *acceptor) drain(e *acceptEntry) (more bool) {
 	d := a.d
+	use := &e.self().use
 	for i := 0; i < maxAcceptBurst; i++ {
+		use.RLock()
 		if !a.enter(e) { // counts the connection (upgrade.go)
+			use.RUnlock()
 			return false // halted meanwhile
 		}
 		g := e.r.gate.Load()
 		if g != nil && !g.take() {
+			use.RUnlock()
 			d.up.sessionEnd()
 			a.queue(e, g)
 			return false
 		}
 		// A redirect's connection goes to the relay, which wants it
 		// non-blocking; everything else is handed to a server as is.
-		nb := e.r.svc.Load().IsRedirect()
-		nfd, remote, err := acceptRaw(e.fd, nb)
+		s := e.r.svc.Load()
+		nb := s.IsRedirect()
+		nfd, remote, err := acceptConn(e.fd, nb)
+		use.RUnlock()
 		if err != nil {
 			d.up.sessionEnd()
 			g.done()
@@ -261,11 +287,14 @@ func (a *acceptor) drain(e *acceptEntry) (more bool) {
 				local = sockaddrToAddrPort(lsa)
 			}
 		}
-		if s := e.r.svc.Load(); (answersInline(s) || e.rl != nil && redirectsInline(s)) && d.eng.Instant(s) {
+		if s != e.inlineFor {
+			e.inlineFor, e.inline = s, answersInline(s) || e.rl != nil && redirectsInline(s)
+		}
+		if e.inline && d.eng.Instant(s) {
 			// A few bytes written to a fresh connection, or a session
 			// started on the relay thread that will run it: handing that
 			// to a worker cost more than doing it.
-			e.r.handleRawCounted(nfd, nb, remote, local, g, at)
+			e.r.handleRawCounted(nfd, nb, remote, local, g, at, e.rl)
 			continue
 		}
 		a.work.run(rawJob{r: e.r, fd: nfd, nonblock: nb, remote: remote, local: local, gate: g, at: at})

@@ -213,8 +213,10 @@ service plain
 		t.Fatalf("%s has no socket", id)
 		return 0
 	}
-	if v := deferOf("pp"); v <= 0 {
-		t.Errorf("proxy_protocol service: TCP_DEFER_ACCEPT %d", v)
+	// proxy_timeout = 2: the kernel can hold a silent connection 1 or 3
+	// seconds (its SYN-ACK schedule); 3 would exceed the timeout.
+	if v := deferOf("pp"); v != 1 {
+		t.Errorf("proxy_protocol service with proxy_timeout 2: TCP_DEFER_ACCEPT %d, want 1", v)
 	}
 	if v := deferOf("plain"); v != 0 {
 		t.Errorf("plain service: TCP_DEFER_ACCEPT %d", v)
@@ -233,5 +235,20 @@ service plain
 	d.mu.Unlock()
 	if v := deferOf("pp"); v != 0 {
 		t.Errorf("after proxy_protocol went: TCP_DEFER_ACCEPT %d", v)
+	}
+}
+
+// TestDeferSecs: the deferral is the longest span of the kernel's SYN-ACK
+// schedule (1, 3, 7, 15, 31, 63, 127 s, then 120 s more each) within
+// proxy_timeout.
+func TestDeferSecs(t *testing.T) {
+	for _, c := range []struct{ timeout, want int }{
+		{0, 3}, // the default, 3 s
+		{1, 1}, {2, 1}, {3, 3}, {4, 3}, {6, 3}, {7, 7}, {14, 7}, {15, 15},
+		{126, 63}, {127, 127}, {246, 127}, {247, 247}, {3600, 3487},
+	} {
+		if got := deferSecs(&service.Service{ProxyTimeout: c.timeout}); got != c.want {
+			t.Errorf("proxy_timeout %d: deferral %d s, want %d", c.timeout, got, c.want)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -174,13 +175,25 @@ func (r *svcRun) proxyIn(c net.Conn, svc *service.Service, remote, local netip.A
 	// a deadline (two timer operations per connection otherwise).
 	rc.Control(b.take)
 	if b.err == proxyproto.ErrIncomplete {
-		c.SetReadDeadline(time.Now().Add(proxyTimeout(svc)))
-		if b.buffered {
-			b.h, b.err = proxyproto.ReadBuffered(rc, &b.buf, &b.n, b.versions)
-		} else {
-			b.h, b.err = proxyproto.Read(rc, &b.buf, b.versions)
+		wait := proxyTimeout(svc)
+		var held bool
+		rc.Control(func(fd uintptr) { held = heldSilent(int(fd)) })
+		if held {
+			// The kernel held it silent for the whole deferral of the
+			// listener: what is left of proxy_timeout counts from now.
+			wait -= secs(deferSecs(svc))
 		}
-		c.SetReadDeadline(time.Time{})
+		if wait <= 0 {
+			b.err = errSilent
+		} else {
+			c.SetReadDeadline(time.Now().Add(wait))
+			if b.buffered {
+				b.h, b.err = proxyproto.ReadBuffered(rc, &b.buf, &b.n, b.versions)
+			} else {
+				b.h, b.err = proxyproto.Read(rc, &b.buf, b.versions)
+			}
+			c.SetReadDeadline(time.Time{})
+		}
 	}
 	if err := b.err; err != nil {
 		reason := access.ReasonProxyMalformed
@@ -289,20 +302,21 @@ func (d *Daemon) proxyRefused(svc *service.Service, remote, local netip.AddrPort
 // PROXY header TCP_DEFER_ACCEPT, and takes it off one that no longer
 // does. The kernel then hands over a connection only once its first
 // bytes (the header: a balancer sends it at once) have arrived, or after
-// proxy_timeout seconds without any. Without it the header was often
-// still on its way when the connection was accepted (the client writes
-// it just after its connect returns): the raw path then moved the
-// connection to the net.Conn path to wait for it in the poller, a tenth
-// of the daemon's CPU on a spawned service under load. A peer that sends
-// nothing at all is seen only when the deferral ends (refused then, if
-// it is not a balancer), not at once.
+// the deferral (deferSecs, at most proxy_timeout) without any. Without it
+// the header was often still on its way when the connection was accepted
+// (the client writes it just after its connect returns): the raw path
+// then moved the connection to the net.Conn path to wait for it in the
+// poller, a tenth of the daemon's CPU on a spawned service under load. A
+// peer that sends nothing at all is seen only when the deferral ends
+// (refused then, if it is not a balancer), not at once; proxyIn counts
+// the deferral as part of proxy_timeout (heldSilent).
 func setDeferAccept(sk *sock, svc *service.Service) {
 	if !sk.stream() || sk.key.family == unix.AF_UNIX {
 		return
 	}
 	want := 0
 	if svc.ProxyProtocol != 0 && !svc.Wait {
-		want = int(proxyTimeout(svc) / time.Second)
+		want = deferSecs(svc)
 	}
 	if !sk.deferKnown {
 		if v, err := unix.GetsockoptInt(sk.fd(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT); err == nil {
@@ -315,4 +329,41 @@ func setDeferAccept(sk *sock, svc *service.Service) {
 	if unix.SetsockoptInt(sk.fd(), unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, want) == nil {
 		sk.deferAccept, sk.deferKnown = want, true
 	}
+}
+
+// deferSecs is the TCP_DEFER_ACCEPT of the listeners of s: the longest
+// the kernel can hold a silent connection within proxy_timeout. The
+// kernel counts a deferral in retransmissions of its SYN-ACK (the first
+// after 1 s, each wait then doubled up to 120 s) and holds a silent
+// connection until the last of them is answered, so the spans it can keep
+// are 1, 3, 7, 15... seconds; any other value is rounded up to the next
+// (a proxy_timeout of 2 held a silent peer for 3 s, and then the daemon
+// waited its own 2 s on top).
+func deferSecs(s *service.Service) int {
+	t := int(proxyTimeout(s) / time.Second)
+	p, rto := 1, 1
+	for {
+		rto = min(rto*2, 120)
+		if p+rto > t {
+			return p
+		}
+		p += rto
+	}
+}
+
+// errSilent is a connection that sent nothing while the kernel held it
+// for the whole of proxy_timeout.
+var errSilent = fmt.Errorf("no header within proxy_timeout: %w", os.ErrDeadlineExceeded)
+
+// heldSilent reports whether the kernel handed the connection over
+// because its deferral ended, not because bytes arrived: nothing
+// received, and the SYN-ACK retransmitted (the deferral's end is the
+// answer to a retransmitted SYN-ACK; a connection whose bytes arrive
+// is handed over at once). Only asked when no header byte is there, so
+// a connection whose header is there costs nothing more. A connection
+// established by a SYN cookie (a SYN flood) has no retransmission to
+// show and gets the whole of proxy_timeout.
+func heldSilent(fd int) bool {
+	ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+	return err == nil && ti.Total_retrans > 0 && ti.Bytes_received == 0
 }

@@ -56,8 +56,10 @@ func fdConn(fd int) (net.Conn, error) {
 
 // handleRaw serves one connection the acceptor took; g is the accept gate
 // it holds a slot of, or nil; at is when the connection arrived; nonblock
-// says it was accepted non-blocking, for a redirect.
-func (r *svcRun) handleRaw(fd int, nonblock bool, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
+// says it was accepted non-blocking, for a redirect; rl is the relay
+// listener whose set's goroutine accepted it and runs this, or nil (a
+// session started here then goes into that set: spawn.ProxyOptions.Relay).
+func (r *svcRun) handleRaw(fd int, nonblock bool, remote, local netip.AddrPort, g *acceptGate, at time.Time, rl *spawn.RelayListener) {
 	d := r.d
 	svc := r.svc.Load()
 	if nonblock && !svc.IsRedirect() {
@@ -117,7 +119,7 @@ func (r *svcRun) handleRaw(fd int, nonblock bool, remote, local netip.AddrPort, 
 			return
 		}
 		d.redirect(r, svc, remote, local, via, dec.Lease, func(o spawn.ProxyOptions, done func(int64, int64, error)) {
-			o.Nonblocking = nonblock
+			o.Nonblocking, o.Relay = nonblock, rl
 			spawn.ProxyFDAsync(r.sessions(), fd, svc.Redirect.Host, svc.Redirect.Port, o, done)
 		})
 		return

@@ -18,6 +18,10 @@ import (
 // time: profiled on daytime, those hand-offs cost a sixth of the daemon's
 // CPU, more than the calls themselves.
 
+// acceptConn is the acceptor's accept: acceptRaw, but for tests that act
+// between a drain's check and its accept.
+var acceptConn = acceptRaw
+
 // acceptRaw is accept4(fd, SOCK_CLOEXEC) for a non-blocking listener;
 // with nonblock the connection is non-blocking too (SOCK_NONBLOCK), as
 // the redirect relay wants it, which spares it two fcntl calls.

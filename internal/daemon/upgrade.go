@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/gxinetd/gxinetd/logging"
+	"github.com/gxinetd/gxinetd/spawn"
 )
 
 // Seamless upgrade (gxinetd -upgrade): the running daemon starts a fresh
@@ -70,9 +71,9 @@ func (r *svcRun) handleCounted(c net.Conn, g *acceptGate, at time.Time) {
 }
 
 // handleRawCounted serves a connection the acceptor counted (enter).
-func (r *svcRun) handleRawCounted(fd int, nonblock bool, remote, local netip.AddrPort, g *acceptGate, at time.Time) {
+func (r *svcRun) handleRawCounted(fd int, nonblock bool, remote, local netip.AddrPort, g *acceptGate, at time.Time, rl *spawn.RelayListener) {
 	defer r.d.up.sessionEnd()
-	r.handleRaw(fd, nonblock, remote, local, g, at)
+	r.handleRaw(fd, nonblock, remote, local, g, at, rl)
 }
 
 // enter is the acceptor's check that a listener is still watched, and

@@ -37,7 +37,7 @@ func (w *workers) loop(j rawJob) {
 	t := time.NewTimer(workerIdle)
 	defer t.Stop()
 	for {
-		j.r.handleRawCounted(j.fd, j.nonblock, j.remote, j.local, j.gate, j.at)
+		j.r.handleRawCounted(j.fd, j.nonblock, j.remote, j.local, j.gate, j.at, nil)
 		j = rawJob{}
 		t.Reset(workerIdle)
 		select {
