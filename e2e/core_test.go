@@ -640,3 +640,53 @@ func TestInetdMaxChildQueuesInBacklog(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeFileReadOnBothCores starts a file large enough to be read in
+// chunks on several goroutines (parser/parallel.go): every service serves,
+// the broken one in the middle is reported at its line, and `-t -json`
+// gives byte for byte what a serial read (GOMAXPROCS=1) gives.
+func TestLargeFileReadOnBothCores(t *testing.T) {
+	needRoot(t)
+	const n = 300 // parser.minParallelEntries is 256
+	ports := freePorts(t, n)
+	dir := newDir(t)
+	var conf strings.Builder
+	conf.WriteString(baseDefaults)
+	const bad = 150
+	for i := range n {
+		extra := ""
+		if i == bad {
+			extra = "\tinstances   = lots-of-them\n"
+		}
+		conf.WriteString(echoSvc(fmt.Sprintf("s%03d", i), fmt.Sprintf("{{P%d}}", i), fmt.Sprintf("s%03d", i), extra))
+	}
+	path := render(t, dir, conf.String(), ports)
+	text := readFile(path)
+	badLine := 0
+	for i, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, "lots-of-them") {
+			badLine = i + 1
+		}
+	}
+	check := func(env ...string) string {
+		cmd := exec.Command(gxinetd, "-t", "-json", "-f", path)
+		cmd.Env = append(os.Environ(), env...)
+		out, _ := cmd.Output()
+		if len(out) == 0 {
+			t.Fatalf("gxinetd -t -json %v printed nothing", env)
+		}
+		return string(out)
+	}
+	par, ser := check(), check("GOMAXPROCS=1")
+	if par != ser {
+		t.Errorf("-t -json differs between the parallel and the serial read (%d and %d bytes)", len(par), len(ser))
+	}
+	d := start(t, dir, path)
+	d.waitLog(fmt.Sprintf(`Started working: %d available services`, n-1), 10*time.Second)
+	d.waitLog(fmt.Sprintf(`xinetd\.conf:%d:\d+: error E-[A-Z-]+: service s%03d: instances`, badLine, bad), 5*time.Second)
+	for _, i := range []int{0, bad - 1, bad + 1, n - 1} {
+		if got, err := tcpExchange(t, fmt.Sprintf("127.0.0.1:%d", ports[i]), "", 5*time.Second); err != nil || got != fmt.Sprintf("s%03d\n", i) {
+			t.Errorf("service s%03d: %q, %v", i, got, err)
+		}
+	}
+}

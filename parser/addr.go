@@ -259,11 +259,7 @@ type serverCheck struct {
 // executable file) and, when running as root, refuses servers that a
 // non-root user could replace.
 func (e *entry) checkServer(a *attrLine, p string) bool {
-	c, ok := e.l.servers[p]
-	if !ok {
-		c = e.l.judgeServer(p)
-		e.l.servers[p] = c
-	}
+	c := e.l.serverVerdict(p)
 	if c.warn != "" {
 		e.warnAt(a, 0, WarnRelativePath, c.warn)
 	}
@@ -272,6 +268,20 @@ func (e *entry) checkServer(a *attrLine, p string) bool {
 		return false
 	}
 	return true
+}
+
+// serverVerdict is judgeServer once per Load for each path.
+func (l *loader) serverVerdict(p string) serverCheck {
+	if l.mu != nil {
+		l.mu.servers.Lock()
+		defer l.mu.servers.Unlock()
+	}
+	c, ok := l.servers[p]
+	if !ok {
+		c = l.judgeServer(p)
+		l.servers[p] = c
+	}
+	return c
 }
 
 func (l *loader) judgeServer(p string) serverCheck {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/gxinetd/gxinetd/internal/service"
+	"github.com/gxinetd/gxinetd/internal/sysdb"
 )
 
 // genConfig writes a configuration of n services in the shape distributions
@@ -113,5 +114,54 @@ func BenchmarkIncludeDir1k(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// harnessConfig is the side-by-side harness's startup-N file (run.sh
+// gen_many): a defaults block and n spawn services on 127.0.0.1.
+func harnessConfig(n int, logFile string) string {
+	var b strings.Builder
+	b.Grow(n * 200)
+	fmt.Fprintf(&b, "# scenario startup-%d\ndefaults\n{\n\tlog_type        = FILE %s\n\tlog_on_success  =\n\tlog_on_failure  = HOST\n\tcps             = 0 0\n\tinstances       = UNLIMITED\n\tper_source      = UNLIMITED\n}\n", n, logFile)
+	for i := 0; i < n; i++ {
+		p := 20000 + i
+		fmt.Fprintf(&b, "\nservice svc%05d\n{\n\ttype        = UNLISTED\n\tsocket_type = stream\n\tprotocol    = tcp\n\twait        = no\n\tuser        = root\n\tbind        = 127.0.0.1\n\tport        = %d\n\tserver      = /bin/true\n}\n", p, p)
+	}
+	return b.String()
+}
+
+// BenchmarkLoadHarness1k is the parse of the daemon's start in the
+// harness's startup-1000 scenario: Load of the file from disk, with the
+// real system databases read afresh each time (as at every start).
+func BenchmarkLoadHarness1k(b *testing.B) { benchLoadHarness(b, 0) }
+
+func benchLoadHarness(b *testing.B, workers int) {
+	dir := b.TempDir()
+	path := filepath.Join(dir, "xinetd.conf")
+	if err := os.WriteFile(path, []byte(harnessConfig(1000, filepath.Join(dir, "service.log"))), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		cfg := Load(path, Options{Sys: &sysdb.DB{}, workers: workers})
+		if len(cfg.Accepted()) != 1000 {
+			b.Fatalf("%d accepted: %v", len(cfg.Accepted()), cfg.Diags)
+		}
+	}
+}
+
+// BenchmarkLoadHarness1kSerial is BenchmarkLoadHarness1k read on one
+// goroutine, as files below minParallelEntries are.
+func BenchmarkLoadHarness1kSerial(b *testing.B) {
+	benchLoadHarness(b, 1)
+}
+
+// BenchmarkPlanChunks is the pre-scan that finds where a file may be cut.
+func BenchmarkPlanChunks(b *testing.B) {
+	src := harnessConfig(1000, "/var/log/x")
+	for b.Loop() {
+		if planChunks(src, 2, minParallelEntries) == nil {
+			b.Fatal("no plan")
+		}
 	}
 }

@@ -14,6 +14,9 @@
 //     same; a 10,000-service file then allocates about 44 MB in all
 //     instead of 82 MB);
 //   - parser.go, include.go: files, include/includedir, cycles, ownership;
+//   - parallel.go: a large file's service blocks after its last defaults
+//     and include lines, and the whole-entry step, shared out between
+//     GOMAXPROCS goroutines, with exactly the serial result;
 //   - entry.go, attrs.go, addr.go: attribute lines, operators, values;
 //   - merge.go: the defaults block and the two moments at which it
 //     reaches a service (FillFromDefaults);

@@ -96,6 +96,12 @@ func Grammar() string { return xinetdParser().String() + "\n" }
 // of the whole file is ever held.
 func walkAST(name, src string, visit func(item)) (*lineLexer, error) {
 	lx := newLineLexer(name, src)
+	return lx, walkLexer(lx, visit)
+}
+
+// walkLexer is walkAST over the tokens of lx, which may cover a part of a
+// file that starts at a top-level item (parallel.go).
+func walkLexer(lx *lineLexer, visit func(item)) error {
 	var (
 		odd      []lexer.Token // a run of irregular segments, for participle
 		cur      []lexer.Token // the segment being read while it may be regular
@@ -142,12 +148,12 @@ func walkAST(name, src string, visit func(item)) (*lineLexer, error) {
 	for {
 		t, err := lx.Next()
 		if err != nil {
-			return lx, err
+			return err
 		}
 		if t.EOF() {
 			endSegment()
 			flush(t.Pos)
-			return lx, firstErr
+			return firstErr
 		}
 		switch t.Type {
 		case tokService, tokDefaults, tokInclude, tokIncludeDir:

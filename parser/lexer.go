@@ -77,6 +77,7 @@ type lineLexer struct {
 	name string
 	src  string
 	off  int
+	end  int // the lexer stops here: len(src), or a chunk's end (parallel.go)
 	line int
 	// la holds tokens read ahead and put back, the next one last. At most
 	// three are ever held, so laBuf keeps them off the heap.
@@ -89,7 +90,14 @@ type lineLexer struct {
 }
 
 func newLineLexer(name, src string) *lineLexer {
-	l := &lineLexer{name: name, src: src}
+	return newRangeLexer(name, src, 0, len(src), 0)
+}
+
+// newRangeLexer lexes src[off:end] with the positions the whole text
+// gives it: off must start a line, line is the number of lines before it,
+// and end must start a line or be len(src).
+func newRangeLexer(name, src string, off, end, line int) *lineLexer {
+	l := &lineLexer{name: name, src: src, off: off, end: end, line: line}
 	l.la = l.laBuf[:0]
 	return l
 }
@@ -133,7 +141,7 @@ func (l *lineLexer) raw() lexer.Token {
 	}
 	t, brace, ok := l.scan()
 	if !ok {
-		return lexer.EOFToken(lexer.Position{Filename: l.name, Offset: len(l.src), Line: l.line + 1, Column: 1})
+		return lexer.EOFToken(lexer.Position{Filename: l.name, Offset: l.end, Line: l.line + 1, Column: 1})
 	}
 	if brace != nil {
 		l.la = append(l.la, *brace)
@@ -163,11 +171,11 @@ func (l *lineLexer) run() lexer.Token {
 // scan returns the next significant line as a token, and the '{' split off
 // a `service NAME {` header, if any.
 func (l *lineLexer) scan() (tok lexer.Token, brace *lexer.Token, ok bool) {
-	for l.off < len(l.src) {
+	for l.off < l.end {
 		start := l.off
-		end := strings.IndexByte(l.src[start:], '\n')
+		end := strings.IndexByte(l.src[start:l.end], '\n')
 		if end < 0 {
-			end = len(l.src)
+			end = l.end
 			l.off = end
 		} else {
 			end += start

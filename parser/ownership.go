@@ -27,6 +27,10 @@ type ownKey struct {
 // walked (missing, a loop: whoever opens it reports that).
 func (l *loader) unsafePath(path string, t pathsafe.Trust) *pathsafe.Error {
 	k := ownKey{path: absPath(path), trust: t}
+	if l.mu != nil {
+		l.mu.owned.Lock()
+		defer l.mu.owned.Unlock()
+	}
 	if e, ok := l.owned[k]; ok {
 		return e
 	}
@@ -111,13 +115,7 @@ func (c *checker) checkServerOwner() {
 		return // judged inside the chroot: checkSandbox
 	}
 	trust := pathsafe.ForUser(s.User, s.Group, s.Groups, c.l.sys)
-	k := ownKey{path: s.Server, trust: trust, exec: true}
-	ue, ok := c.l.owned[k]
-	if !ok {
-		_, err := pathsafe.CheckExec(s.Server, trust)
-		errors.As(err, &ue)
-		c.l.owned[k] = ue
-	}
+	ue := c.l.execVerdict(ownKey{path: s.Server, trust: trust, exec: true})
 	if ue != nil {
 		c.errAttr(CodeOwnership, "server", c.e.serverCol, "server "+ue.Error())
 	}
@@ -138,4 +136,19 @@ func (c *checker) errAttr(code, attr string, col int, msg string) {
 	c.l.cfg.Diags = append(c.l.cfg.Diags, d)
 	c.s.Reasons = append(c.s.Reasons, d)
 	c.s.Status = service.StatusRejected
+}
+
+// execVerdict is pathsafe.CheckExec once per Load for each key.
+func (l *loader) execVerdict(k ownKey) *pathsafe.Error {
+	if l.mu != nil {
+		l.mu.owned.Lock()
+		defer l.mu.owned.Unlock()
+	}
+	ue, ok := l.owned[k]
+	if !ok {
+		_, err := pathsafe.CheckExec(k.path, k.trust)
+		errors.As(err, &ue)
+		l.owned[k] = ue
+	}
+	return ue
 }

@@ -43,6 +43,11 @@ type Options struct {
 	IsInterface func(name string) bool
 	// MaxIncludeDepth bounds include nesting; 0 means 32.
 	MaxIncludeDepth int
+
+	// workers and minParallel replace GOMAXPROCS and minParallelEntries
+	// (parallel.go) when set: tests read small files in chunks with them,
+	// or serially (workers 1).
+	workers, minParallel int
 }
 
 // maxFileSize bounds one configuration file. 100,000 services take about
@@ -106,6 +111,12 @@ type loader struct {
 	ifaces   map[string]bool
 	words    []word   // scratch for attribute lines
 	attr     attrLine // scratch for attribute lines
+
+	// While entries are read on several goroutines (parallel.go), the
+	// caches above are shared between them and guarded by mu; nil
+	// otherwise. prof is a worker's record of the profile files it used.
+	mu   *cacheLocks
+	prof *profileUse
 }
 
 func newLoader(main string, opt Options) *loader {
@@ -245,21 +256,33 @@ func (l *loader) parseFile(path string, fi os.FileInfo, src string, at *service.
 	defer func() { l.stack = l.stack[:len(l.stack)-1] }()
 
 	fs := &fileState{path: path}
-	strayRun := false
 	mark := len(l.cfg.Diags)
-	lx, err := walkAST(path, src, func(it item) {
+	// visit is called with a worker loader for the items of a chunk read
+	// in parallel (parallel.go); fs is then only read.
+	visit := func(l *loader, strayRun *bool, it item) {
 		switch {
 		case it.block != nil:
-			strayRun = false
+			*strayRun = false
 			l.block(fs, it.block)
 		case it.include != nil:
-			strayRun = false
+			*strayRun = false
 			l.include(it.include)
 		case it.stray != nil:
-			l.stray(it.stray, strayRun)
-			strayRun = true
+			l.stray(it.stray, *strayRun)
+			*strayRun = true
 		}
-	})
+	}
+	var crlfLines, firstCRLF int
+	var err error
+	workers, from := l.parallelism()
+	if chunks := planChunks(src, workers, from); chunks != nil {
+		crlfLines, firstCRLF, err = l.walkParallel(path, src, chunks, visit)
+	} else {
+		strayRun := false
+		var lx *lineLexer
+		lx, err = walkAST(path, src, func(it item) { visit(l, &strayRun, it) })
+		crlfLines, firstCRLF = lx.crlfLines, lx.firstCRLF
+	}
 	// The file-wide messages are known only at the end of the walk; they
 	// go before the file's entries, where a reader looks first.
 	var head service.Diags
@@ -269,9 +292,9 @@ func (l *loader) parseFile(path string, fi os.FileInfo, src string, at *service.
 		head = append(head, service.Diag{Pos: service.Source{File: path}, Severity: service.SevError, Code: CodeSyntax,
 			Msg: "internal parser error: " + err.Error(), IncludedFrom: l.chain()})
 	}
-	if lx.crlfLines > 0 {
-		head = append(head, service.Diag{Pos: srcOf(path, lx.firstCRLF, 0), Severity: service.SevWarning, Code: WarnCRLF,
-			Msg:          fmt.Sprintf("%d line(s) end in CR LF; the CR is ignored (xinetd would make it part of the last word)", lx.crlfLines),
+	if crlfLines > 0 {
+		head = append(head, service.Diag{Pos: srcOf(path, firstCRLF, 0), Severity: service.SevWarning, Code: WarnCRLF,
+			Msg:          fmt.Sprintf("%d line(s) end in CR LF; the CR is ignored (xinetd would make it part of the last word)", crlfLines),
 			IncludedFrom: l.chain()})
 	}
 	if len(head) > 0 {
@@ -353,11 +376,7 @@ func (l *loader) finish() *service.Config {
 	l.applyEnabled()
 	// Every entry gets every whole-entry check, also one whose lines
 	// already rejected it, so that -t shows all its problems at once.
-	for _, e := range l.entries {
-		if e.svc.Status != service.StatusDisabled && !e.unread {
-			l.complete(e)
-		}
-	}
+	l.completeAll()
 	l.checkDuplicates()
 	l.cfg.Services = make([]*service.Service, 0, len(l.entries))
 	for _, e := range l.entries {
@@ -454,6 +473,11 @@ func normalizeDefaults(d *service.Defaults) {
 
 // lookupHost resolves a name once per Load.
 func (l *loader) lookupHost(name string) ([]netip.Addr, error) {
+	if l.mu != nil {
+		// Held across the lookup: one lookup per name, as when serial.
+		l.mu.hosts.Lock()
+		defer l.mu.hosts.Unlock()
+	}
 	key := strings.ToLower(name)
 	if a, ok := l.hosts[key]; ok {
 		return a.addrs, a.err
@@ -478,6 +502,10 @@ func (l *loader) lookupHost(name string) ([]netip.Addr, error) {
 }
 
 func (l *loader) isInterface(name string) bool {
+	if l.mu != nil {
+		l.mu.ifaces.Lock()
+		defer l.mu.ifaces.Unlock()
+	}
 	if v, ok := l.ifaces[name]; ok {
 		return v
 	}

@@ -244,7 +244,12 @@ type profileRead struct {
 // ownership rule of configuration files when running as root: whoever
 // can rewrite the profile can lift the sandbox.
 func (l *loader) readProfile(file string) (string, error) {
+	if l.mu != nil {
+		l.mu.profiles.Lock()
+		defer l.mu.profiles.Unlock()
+	}
 	if r, ok := l.profiles[file]; ok {
+		l.prof.note(file, r.err)
 		return r.text, r.err
 	}
 	text, err := func() (string, error) {
@@ -278,7 +283,10 @@ func (l *loader) readProfile(file string) (string, error) {
 		l.profiles = map[string]profileRead{}
 	}
 	l.profiles[file] = profileRead{text, err}
-	if err == nil {
+	switch {
+	case l.prof != nil:
+		l.prof.note(file, err) // the merge lists it, in file order
+	case err == nil:
 		l.cfg.Files = append(l.cfg.Files, file)
 	}
 	return text, err

@@ -463,7 +463,19 @@ func (d *Daemon) applyConfig(cfg *service.Config, accepted []*service.Service, f
 			d.log.Logf(logging.LevelError, "log", "%v", err)
 		}
 	}
-	d.eng.Configure(accepted)
+	// At start-up nothing is served before openRunLocked below: the
+	// engines are built beside the sockets (1.5 ms for 1,000 services).
+	// A reload keeps them in step with the services it halts.
+	engReady := make(chan struct{})
+	if first {
+		go func() {
+			defer close(engReady)
+			d.eng.Configure(accepted)
+		}()
+	} else {
+		d.eng.Configure(accepted)
+		close(engReady)
+	}
 
 	// Every serving goroutine stops before its socket changes hands, and
 	// is waited for with no lock held: it may be recording a server it
@@ -573,6 +585,7 @@ func (d *Daemon) applyConfig(cfg *service.Config, accepted []*service.Service, f
 
 	// Open (or take over) the sockets of the new configuration.
 	d.preopenLocked(runs, pool)
+	<-engReady
 	for _, r := range runs {
 		s := r.svc.Load()
 		if s.IsTCPMuxClient() || r.suspended {
