@@ -272,16 +272,8 @@ func (e *entry) checkServer(a *attrLine, p string) bool {
 
 // serverVerdict is judgeServer once per Load for each path.
 func (l *loader) serverVerdict(p string) serverCheck {
-	if l.mu != nil {
-		l.mu.servers.Lock()
-		defer l.mu.servers.Unlock()
-	}
-	c, ok := l.servers[p]
-	if !ok {
-		c = l.judgeServer(p)
-		l.servers[p] = c
-	}
-	return c
+	fl := flightOf(l.mu, func(c *cacheLocks) *flight { return &c.servers })
+	return cached(fl, l.servers, p, func() serverCheck { return l.judgeServer(p) })
 }
 
 func (l *loader) judgeServer(p string) serverCheck {

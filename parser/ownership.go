@@ -27,18 +27,13 @@ type ownKey struct {
 // walked (missing, a loop: whoever opens it reports that).
 func (l *loader) unsafePath(path string, t pathsafe.Trust) *pathsafe.Error {
 	k := ownKey{path: absPath(path), trust: t}
-	if l.mu != nil {
-		l.mu.owned.Lock()
-		defer l.mu.owned.Unlock()
-	}
-	if e, ok := l.owned[k]; ok {
+	fl := flightOf(l.mu, func(c *cacheLocks) *flight { return &c.owned })
+	return cached(fl, l.owned, k, func() *pathsafe.Error {
+		_, err := pathsafe.Check(k.path, t)
+		var e *pathsafe.Error
+		errors.As(err, &e)
 		return e
-	}
-	_, err := pathsafe.Check(k.path, t)
-	var e *pathsafe.Error
-	errors.As(err, &e)
-	l.owned[k] = e
-	return e
+	})
 }
 
 // absPath makes a relative path absolute against the working directory
@@ -140,15 +135,11 @@ func (c *checker) errAttr(code, attr string, col int, msg string) {
 
 // execVerdict is pathsafe.CheckExec once per Load for each key.
 func (l *loader) execVerdict(k ownKey) *pathsafe.Error {
-	if l.mu != nil {
-		l.mu.owned.Lock()
-		defer l.mu.owned.Unlock()
-	}
-	ue, ok := l.owned[k]
-	if !ok {
+	fl := flightOf(l.mu, func(c *cacheLocks) *flight { return &c.owned })
+	return cached(fl, l.owned, k, func() *pathsafe.Error {
 		_, err := pathsafe.CheckExec(k.path, k.trust)
+		var ue *pathsafe.Error
 		errors.As(err, &ue)
-		l.owned[k] = ue
-	}
-	return ue
+		return ue
+	})
 }

@@ -54,12 +54,75 @@ func (l *loader) parallelism() (workers, from int) {
 	return workers, from
 }
 
-// cacheLocks guards the loader's caches while workers share them. Each
-// is held across the work it caches, so that a name is looked up once
-// per Load, as when reading serially. readProfile takes profiles, then
-// owned (through unsafePath); nothing takes them the other way round.
+// cacheLocks guards the loader's caches while workers share them. A
+// value is worked out outside the lock (a DNS query, a stat, a file read:
+// no worker waits on another's I/O while holding a lock it needs), and a
+// worker that asks for a key already being worked out waits for that
+// answer instead of asking again, so that a name is still looked up once
+// per Load, as when reading serially.
 type cacheLocks struct {
-	hosts, servers, owned, profiles, ifaces sync.Mutex
+	hosts, servers, owned, profiles, ifaces flight
+}
+
+// flight is one cache's lock and the keys being worked out.
+type flight struct {
+	mu   sync.Mutex
+	busy map[any]chan struct{}
+}
+
+// cached returns m[k], working it out with f when it is not there. fl is
+// nil when the file is read serially; m must not be nil.
+func cached[K comparable, V any](fl *flight, m map[K]V, k K, f func() V) V {
+	if fl == nil {
+		v, ok := m[k]
+		if !ok {
+			v = f()
+			m[k] = v
+		}
+		return v
+	}
+	fl.mu.Lock()
+	for {
+		if v, ok := m[k]; ok {
+			fl.mu.Unlock()
+			return v
+		}
+		ch, ok := fl.busy[k]
+		if !ok {
+			break
+		}
+		fl.mu.Unlock()
+		<-ch
+		fl.mu.Lock()
+	}
+	ch := make(chan struct{})
+	if fl.busy == nil {
+		fl.busy = map[any]chan struct{}{}
+	}
+	fl.busy[k] = ch
+	fl.mu.Unlock()
+	var v V
+	defer func() {
+		// Also when f panics: whoever waits must not wait for ever (the
+		// panic then reaches them as a missing key, worked out again).
+		fl.mu.Lock()
+		delete(fl.busy, k)
+		fl.mu.Unlock()
+		close(ch)
+	}()
+	v = f()
+	fl.mu.Lock()
+	m[k] = v
+	fl.mu.Unlock()
+	return v
+}
+
+// flightOf is c's cache chosen by pick, or nil when reading serially.
+func flightOf(c *cacheLocks, pick func(*cacheLocks) *flight) *flight {
+	if c == nil {
+		return nil
+	}
+	return pick(c)
 }
 
 // profileUse is a worker's list of the seccomp profile files it read

@@ -1,12 +1,17 @@
 package parser
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/gxinetd/gxinetd/internal/service"
 )
@@ -286,4 +291,62 @@ func FuzzParallel(f *testing.F) {
 			sameConfig(t, text, serial, parseWith("fuzz.conf", text, opt, w), w)
 		}
 	})
+}
+
+// TestParallelLookupsOverlap: two workers resolve two different names at
+// the same time, and each name still once. Each test resolver waits until
+// the other name's query has begun, so a worker that held the cache's
+// lock across its query (the house rule: no waiting on I/O under a lock
+// another goroutine needs) stopped the other one from ever asking: the
+// read hung until the resolvers gave up, and both names came back
+// unresolved.
+func TestParallelLookupsOverlap(t *testing.T) {
+	var mu sync.Mutex
+	asked := map[string]int{}
+	begun := map[string]chan struct{}{"one.example": make(chan struct{}), "two.example": make(chan struct{})}
+	other := map[string]string{"one.example": "two.example", "two.example": "one.example"}
+	opt := testOptions()
+	opt.LookupHost = func(_ context.Context, host string) ([]netip.Addr, error) {
+		h := strings.ToLower(host)
+		ch, ok := begun[h]
+		if !ok {
+			return testLookup(context.Background(), host)
+		}
+		mu.Lock()
+		asked[h]++
+		if asked[h] == 1 {
+			close(ch)
+		}
+		mu.Unlock()
+		select {
+		case <-begun[other[h]]:
+			return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, nil
+		case <-time.After(10 * time.Second):
+			return nil, errors.New("the other query never began")
+		}
+	}
+	var b strings.Builder
+	b.WriteString("defaults\n{\n\tinstances = 10\n}\n")
+	for i := range 8 {
+		host := "one.example"
+		if i >= 4 {
+			host = "two.example"
+		}
+		b.WriteString(svcBlock(fmt.Sprintf("s%d", i), 3000+i, "only_from = "+host))
+	}
+	if planChunks(b.String(), 2, 1) == nil {
+		t.Fatal("no plan cut this file: the test compares nothing")
+	}
+	cfg := parseWith("lookups.conf", b.String(), opt, 2)
+	for _, d := range cfg.Diags {
+		t.Errorf("unexpected message: %v", d)
+	}
+	for h, n := range asked {
+		if n != 1 {
+			t.Errorf("%s looked up %d times, want once", h, n)
+		}
+	}
+	if len(asked) != 2 {
+		t.Errorf("looked up %v, want both names", asked)
+	}
 }

@@ -473,51 +473,37 @@ func normalizeDefaults(d *service.Defaults) {
 
 // lookupHost resolves a name once per Load.
 func (l *loader) lookupHost(name string) ([]netip.Addr, error) {
-	if l.mu != nil {
-		// Held across the lookup: one lookup per name, as when serial.
-		l.mu.hosts.Lock()
-		defer l.mu.hosts.Unlock()
-	}
-	key := strings.ToLower(name)
-	if a, ok := l.hosts[key]; ok {
-		return a.addrs, a.err
-	}
-	var addrs []netip.Addr
-	var err error
-	if l.opt.LookupHost != nil {
-		addrs, err = l.opt.LookupHost(context.Background(), name)
-	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", name)
-		cancel()
-	}
-	for i, a := range addrs {
-		addrs[i] = a.Unmap()
-	}
-	if err == nil && len(addrs) == 0 {
-		err = fmt.Errorf("no addresses returned for: %s", name)
-	}
-	l.hosts[key] = hostAnswer{addrs, err}
-	return addrs, err
+	fl := flightOf(l.mu, func(c *cacheLocks) *flight { return &c.hosts })
+	a := cached(fl, l.hosts, strings.ToLower(name), func() hostAnswer {
+		var addrs []netip.Addr
+		var err error
+		if l.opt.LookupHost != nil {
+			addrs, err = l.opt.LookupHost(context.Background(), name)
+		} else {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			addrs, err = net.DefaultResolver.LookupNetIP(ctx, "ip", name)
+			cancel()
+		}
+		for i, a := range addrs {
+			addrs[i] = a.Unmap()
+		}
+		if err == nil && len(addrs) == 0 {
+			err = fmt.Errorf("no addresses returned for: %s", name)
+		}
+		return hostAnswer{addrs, err}
+	})
+	return a.addrs, a.err
 }
 
 func (l *loader) isInterface(name string) bool {
-	if l.mu != nil {
-		l.mu.ifaces.Lock()
-		defer l.mu.ifaces.Unlock()
-	}
-	if v, ok := l.ifaces[name]; ok {
-		return v
-	}
-	var v bool
-	if l.opt.IsInterface != nil {
-		v = l.opt.IsInterface(name)
-	} else {
+	fl := flightOf(l.mu, func(c *cacheLocks) *flight { return &c.ifaces })
+	return cached(fl, l.ifaces, name, func() bool {
+		if l.opt.IsInterface != nil {
+			return l.opt.IsInterface(name)
+		}
 		_, err := net.InterfaceByName(name)
-		v = err == nil
-	}
-	l.ifaces[name] = v
-	return v
+		return err == nil
+	})
 }
 
 // dirOf is the directory relative include paths are resolved against.

@@ -244,52 +244,50 @@ type profileRead struct {
 // ownership rule of configuration files when running as root: whoever
 // can rewrite the profile can lift the sandbox.
 func (l *loader) readProfile(file string) (string, error) {
-	if l.mu != nil {
-		l.mu.profiles.Lock()
-		defer l.mu.profiles.Unlock()
-	}
-	if r, ok := l.profiles[file]; ok {
-		l.prof.note(file, r.err)
-		return r.text, r.err
-	}
-	text, err := func() (string, error) {
-		f, err := os.Open(file)
-		if err != nil {
-			return "", errors.New(errText(err))
-		}
-		defer f.Close()
-		fi, err := f.Stat()
-		if err != nil {
-			return "", errors.New(errText(err))
-		}
-		if !fi.Mode().IsRegular() {
-			return "", errors.New("not a regular file")
-		}
-		if l.opt.CheckOwnership {
-			if ue := l.unsafePath(file, pathsafe.Trust{}); ue != nil {
-				return "", errors.New(ue.Error() + "; refusing to read it")
-			}
-		}
-		b, err := io.ReadAll(io.LimitReader(f, maxProfileFile+1))
-		if err != nil {
-			return "", errors.New(errText(err))
-		}
-		if len(b) > maxProfileFile {
-			return "", fmt.Errorf("too large (the limit is %d KiB)", maxProfileFile>>10)
-		}
-		return string(b), nil
-	}()
-	if l.profiles == nil {
+	if l.profiles == nil { // serial reads only: startShared makes it
 		l.profiles = map[string]profileRead{}
 	}
-	l.profiles[file] = profileRead{text, err}
-	switch {
-	case l.prof != nil:
-		l.prof.note(file, err) // the merge lists it, in file order
-	case err == nil:
-		l.cfg.Files = append(l.cfg.Files, file)
+	fl := flightOf(l.mu, func(c *cacheLocks) *flight { return &c.profiles })
+	r := cached(fl, l.profiles, file, func() profileRead {
+		text, err := l.loadProfile(file)
+		if l.prof == nil && err == nil {
+			l.cfg.Files = append(l.cfg.Files, file)
+		}
+		return profileRead{text, err}
+	})
+	if l.prof != nil {
+		l.prof.note(file, r.err) // the merge lists it, in file order
 	}
-	return text, err
+	return r.text, r.err
+}
+
+// loadProfile reads a profile file for readProfile.
+func (l *loader) loadProfile(file string) (string, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return "", errors.New(errText(err))
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", errors.New(errText(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return "", errors.New("not a regular file")
+	}
+	if l.opt.CheckOwnership {
+		if ue := l.unsafePath(file, pathsafe.Trust{}); ue != nil {
+			return "", errors.New(ue.Error() + "; refusing to read it")
+		}
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxProfileFile+1))
+	if err != nil {
+		return "", errors.New(errText(err))
+	}
+	if len(b) > maxProfileFile {
+		return "", fmt.Errorf("too large (the limit is %d KiB)", maxProfileFile>>10)
+	}
+	return string(b), nil
 }
 
 // errAtAttr rejects the service with a message placed at the attribute
