@@ -1,8 +1,6 @@
 package parser
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -16,14 +14,8 @@ import (
 func FuzzParseXinetd(f *testing.F) {
 	// Seeds are the golden inputs cut into single entries: the fuzzer
 	// minimises every new input, which is slow on whole files.
-	golden, _ := filepath.Glob("testdata/golden/*.txt")
-	for _, g := range golden {
-		b, err := os.ReadFile(g)
-		if err != nil {
-			f.Fatal(err)
-		}
-		in, _, _ := strings.Cut(string(b), goldenSep)
-		for i, part := range strings.Split(in, "\nservice ") {
+	for _, g := range goldenInputs(f) {
+		for i, part := range strings.Split(g.in, "\nservice ") {
 			if i > 0 {
 				part = "service " + part
 			}

@@ -17,6 +17,29 @@ var update = flag.Bool("update", false, "rewrite golden files with the current o
 
 const goldenSep = "----------\n"
 
+// goldenFile is a golden file's path and its configuration text (the
+// part before goldenSep).
+type goldenFile struct{ path, in string }
+
+// goldenInputs reads every testdata/golden/*.txt.
+func goldenInputs(tb testing.TB) []goldenFile {
+	tb.Helper()
+	files, err := filepath.Glob("testdata/golden/*.txt")
+	if err != nil || len(files) == 0 {
+		tb.Fatalf("no golden files: %v", err)
+	}
+	out := make([]goldenFile, 0, len(files))
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		in, _, _ := strings.Cut(string(b), goldenSep)
+		out = append(out, goldenFile{f, in})
+	}
+	return out
+}
+
 // testHosts is the name service of the tests: no DNS, no /etc/hosts.
 var testHosts = map[string][]netip.Addr{
 	"localhost":     {netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")},

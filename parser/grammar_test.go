@@ -2,10 +2,8 @@ package parser
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"reflect"
-	"strings"
 	"testing"
 
 	"github.com/alecthomas/participle/v2/lexer"
@@ -121,14 +119,8 @@ func TestFastPathMatchesGrammar(t *testing.T) {
 		"keyword attr":       "service a\n{\n\tinclude = 1\n}\ninclude = 2\n",
 		"empty bodies":       "service a\n{\n}\nservice b\n{\n}\nservice c\n{\n}\n",
 	}
-	golden, _ := filepath.Glob("testdata/golden/*.txt")
-	for _, g := range golden {
-		b, err := os.ReadFile(g)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, _, _ := strings.Cut(string(b), goldenSep)
-		cases[filepath.Base(g)] = in
+	for _, g := range goldenInputs(t) {
+		cases[filepath.Base(g.path)] = g.in
 	}
 	for name, src := range cases {
 		t.Run(name, func(t *testing.T) { checkFastPath(t, src) })

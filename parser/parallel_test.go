@@ -152,18 +152,10 @@ func TestParallelMatchesSerial(t *testing.T) {
 // TestParallelGolden reads every golden file in chunks: the output must
 // be the golden one.
 func TestParallelGolden(t *testing.T) {
-	files, err := filepath.Glob("testdata/golden/*.txt")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden files: %v", err)
-	}
+	files := goldenInputs(t)
 	cut := 0
 	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		in, _, _ := strings.Cut(string(raw), goldenSep)
-		if checkParallel(t, f, in, testOptions()) {
+		if checkParallel(t, f.path, f.in, testOptions()) {
 			cut++
 		}
 	}
@@ -262,14 +254,8 @@ func TestPlanChunks(t *testing.T) {
 // exactly what the serial read gives: the same model, the same messages
 // in the same order.
 func FuzzParallel(f *testing.F) {
-	golden, _ := filepath.Glob("testdata/golden/*.txt")
-	for _, g := range golden {
-		b, err := os.ReadFile(g)
-		if err != nil {
-			f.Fatal(err)
-		}
-		in, _, _ := strings.Cut(string(b), goldenSep)
-		f.Add(in)
+	for _, g := range goldenInputs(f) {
+		f.Add(g.in)
 	}
 	for _, s := range []string{
 		svcBlock("a", 1) + "# service b\n" + svcBlock("b", 2, "server_args = { service }"),
