@@ -20,10 +20,14 @@ import (
 // each a few goroutines waiting on two sockets, gained 8 % connections
 // per second from two Ps per core (all six paired runs); the builtins
 // did not, and pay more CPU for idle Ps, so they keep one P per core.
-// Since the relay's sets run on threads of their own, each holding a P
+// When the relay's sets ran on threads locked to them, each holding a P
 // while it works, one P per core was measured again for redirects: 10 %
 // fewer connections per second at 9 % more CPU each in a single pair
-// (more of sysmon's retakes and futex wake-ups), so the doubling stays.
+// (more of sysmon's retakes and futex wake-ups), so the doubling stayed.
+// The sets' goroutines are no longer locked and yield before they wait
+// (spawn/relay.go run), which took sysmon's retakes away; that relies on
+// idle Ps being there to hand a yielded goroutine back at once, so the
+// doubling stays for redirects; one P per core was not measured again.
 // GOMAXPROCS in the environment overrides this.
 
 // wantsMoreProcs reports whether services redirect, or start processes
