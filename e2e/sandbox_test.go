@@ -45,19 +45,7 @@ func TestMaxDuration(t *testing.T) {
 		sandboxSvc("stubborn", 1, u, "\tserver = {{DIR}}/stubborn\n\tmax_duration = 1\n") +
 		sandboxSvc("quick", 2, u, "\tserver = /bin/sleep\n\tserver_args = 0\n\tmax_duration = 5\n")
 	d := start(t, dir, render(t, dir, conf, ports), "-grace", "2s")
-	var conns []net.Conn
-	for _, p := range ports {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	dialPorts(t, ports)
 	m := d.waitSvcLog(`EXIT: sleeper signal=15 pid=\d+ duration=(\d+)\(sec\) reason=max_duration`, 15*time.Second)
 	if n, _ := strconv.Atoi(m[1]); n < 1 || n > 5 {
 		t.Errorf("sleeper ended after %s s; max_duration is 1", m[1])
@@ -91,19 +79,7 @@ func TestMaxDurationInPidNamespace(t *testing.T) {
 		sandboxSvc("shared", 1, "nobody", ns+"\tno_new_privs = yes\n\tserver = /bin/sleep\n\tserver_args = 100\n\tmax_duration = 1\n") +
 		sandboxSvc("stubborn", 2, "nobody", ns+"\tno_new_privs = yes\n\tserver = {{DIR}}/stubborn\n\tmax_duration = 1\n")
 	d := start(t, dir, render(t, dir, conf, ports), "-grace", "2s")
-	var conns []net.Conn
-	for _, p := range ports {
-		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
-		if err != nil {
-			t.Fatal(err)
-		}
-		conns = append(conns, c)
-	}
-	defer func() {
-		for _, c := range conns {
-			c.Close()
-		}
-	}()
+	dialPorts(t, ports)
 	for _, name := range []string{"execd", "shared"} {
 		m := d.waitSvcLog(`EXIT: `+name+` signal=15 pid=\d+ duration=(\d+)\(sec\) reason=max_duration`, 15*time.Second)
 		if n, _ := strconv.Atoi(m[1]); n < 1 || n > 5 {
@@ -285,5 +261,18 @@ func TestSandboxStepFailureLogged(t *testing.T) {
 		d.waitLog(`service `+name+`: writable_paths\( /rw \) failed: Too many levels of symbolic links \(errno = 40\)`, 15*time.Second)
 		d.waitSvcLog(`START: `+name+` pid=0 `, 10*time.Second)
 		d.waitSvcLog(`EXIT: `+name+` status=1 pid=0 `, 10*time.Second)
+	}
+}
+
+// dialPorts connects once to each port on 127.0.0.1 and keeps the
+// connections open until the test ends.
+func dialPorts(t *testing.T, ports []int) {
+	t.Helper()
+	for _, p := range ports {
+		c, err := net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
 	}
 }

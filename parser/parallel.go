@@ -101,7 +101,6 @@ func cached[K comparable, V any](fl *flight, m map[K]V, k K, f func() V) V {
 	}
 	fl.busy[k] = ch
 	fl.mu.Unlock()
-	var v V
 	defer func() {
 		// Also when f panics: whoever waits must not wait for ever (the
 		// panic then reaches them as a missing key, worked out again).
@@ -110,7 +109,7 @@ func cached[K comparable, V any](fl *flight, m map[K]V, k K, f func() V) V {
 		fl.mu.Unlock()
 		close(ch)
 	}()
-	v = f()
+	v := f()
 	fl.mu.Lock()
 	m[k] = v
 	fl.mu.Unlock()
@@ -229,8 +228,8 @@ func maybeHeader(t string) bool {
 	return false
 }
 
-// worker is a loader for one chunk or range: it shares the caches (under
-// l.mu), the defaults read so far, the include stack and the options, and
+// worker is a loader for one chunk or range: it shares the caches
+// (through l.mu's flights), the defaults read so far, the include stack and the options, and
 // collects its own entries, messages and profile files.
 func (l *loader) worker() *loader {
 	return &loader{
@@ -244,8 +243,7 @@ func (l *loader) worker() *loader {
 	}
 }
 
-// share runs fn for workers 0..n-1, the first on this goroutine, with the
-// caches locked while they run.
+// share runs fn for workers 0..n-1, the first on this goroutine.
 func (l *loader) share(ws []*loader, fn func(k int, w *loader)) {
 	var wg sync.WaitGroup
 	for k := 1; k < len(ws); k++ {
@@ -259,7 +257,8 @@ func (l *loader) share(ws []*loader, fn func(k int, w *loader)) {
 	wg.Wait()
 }
 
-// startShared makes n workers over caches that are locked until endShared.
+// startShared makes n workers over caches shared through l.mu until
+// endShared.
 func (l *loader) startShared(n int) []*loader {
 	if l.profiles == nil {
 		l.profiles = map[string]profileRead{}

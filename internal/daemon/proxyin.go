@@ -239,33 +239,23 @@ func (r *svcRun) proxyInRaw(fd int, svc *service.Service, remote, local netip.Ad
 		return remote, local, via, true
 	}
 	var buf [proxyproto.MaxLen]byte
+	n := 0
 	var h proxyproto.Header
 	var err error
-	if svc.IsInternal() {
+	if readsWhole(svc) {
 		// daytime and time (the only builtins on this path) read
 		// nothing from the client: the header may be read with
 		// whatever follows it, in one system call, and the rest dropped.
-		n := 0
 		h, err = proxyproto.TakeBuffered(fd, &buf, &n, proxyproto.Versions(svc.ProxyProtocol))
-		if err == proxyproto.ErrIncomplete && n > 0 {
-			// Part of it consumed: the net.Conn path waits for the
-			// rest with what has been read handed over.
-			if c, err := fdConn(fd); err == nil {
-				b := &proxyConnBuf{buf: buf, n: n, buffered: true}
-				r.handleStreamWith(c, svc, g, at, b)
-			} else {
-				g.done()
-			}
-			return remote, local, via, true
-		}
 	} else {
 		h, err = proxyproto.Take(fd, &buf, proxyproto.Versions(svc.ProxyProtocol))
 	}
 	switch {
 	case err == proxyproto.ErrIncomplete:
-		// Still on its way: wait for it in the poller, on the net.Conn path.
+		// Still on its way: wait for it in the poller, on the net.Conn
+		// path, with what has been read of it (proxy_from was checked).
 		if c, err := fdConn(fd); err == nil {
-			r.handleStream(c, g, at)
+			r.handleStreamWith(c, svc, g, at, &proxyConnBuf{buf: buf, n: n, buffered: readsWhole(svc)})
 		} else {
 			g.done()
 		}
